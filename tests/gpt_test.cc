@@ -1,0 +1,116 @@
+#include "common/gpt.h"
+
+#include <cmath>
+
+#include "common/model_io.h"
+#include "gtest/gtest.h"
+#include "tests/test_models.h"
+
+namespace twist::common {
+namespace {
+
+using ::twist::testing::MakeModel;
+using ::twist::testing::RandomTokens;
+using ::twist::testing::SmallConfig;
+
+TEST(GptTest, ParameterNamesAndShapesAreNanoGpts) {
+  const ModelConfig config = SmallConfig();
+  Gpt model = MakeModel(config, 1);
+  const NamedTensors params = ParameterTensors(*model);
+  const auto expected = ParameterShapes(config);
+  ASSERT_EQ(params.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(params[i].name, expected[i].name);
+    EXPECT_EQ(params[i].tensor.sizes().vec(), expected[i].shape) << expected[i].name;
+  }
+  EXPECT_EQ(params[0].name, "transformer.wte.weight");
+  EXPECT_EQ(params[4].name, "transformer.h.0.attn.c_attn.weight");
+  EXPECT_FALSE(params.Contains("lm_head.weight"));  // tied: registered once
+  EXPECT_EQ(params.NumElements(), config.NumParameters());
+}
+
+TEST(GptTest, InitialLossIsNearUniform) {
+  const ModelConfig config = SmallConfig();
+  Gpt model = MakeModel(config, 3);
+  auto idx = RandomTokens(4, 32, config.vocab_size, 5);
+  auto targets = RandomTokens(4, 32, config.vocab_size, 6);
+  const double loss = model->Loss(idx, targets).item<double>();
+  EXPECT_NEAR(loss, std::log(256.0), 0.1);
+}
+
+TEST(GptTest, InitIsDeterministicAndSeeded) {
+  const ModelConfig config = SmallConfig();
+  Gpt a = MakeModel(config, 7), b = MakeModel(config, 7), c = MakeModel(config, 8);
+  const NamedTensors pa = ParameterTensors(*a), pb = ParameterTensors(*b),
+                     pc = ParameterTensors(*c);
+  for (size_t i = 0; i < pa.size(); ++i) {
+    EXPECT_TRUE(pa[i].tensor.equal(pb[i].tensor)) << pa[i].name;
+  }
+  EXPECT_FALSE(pa[0].tensor.equal(pc[0].tensor));
+  // GPT-2 init: residual projections are narrower than the rest.
+  const double std_fc = pa.Find("transformer.h.0.mlp.c_fc.weight")->std().item<double>();
+  const double std_proj = pa.Find("transformer.h.0.mlp.c_proj.weight")->std().item<double>();
+  EXPECT_NEAR(std_fc, 0.02, 0.002);
+  EXPECT_NEAR(std_proj, 0.02 / std::sqrt(8.0), 0.001);
+}
+
+TEST(GptTest, TrainsOnARepeatingSequence) {
+  const ModelConfig config = ModelConfig::Full(2, 2, 32, 16, 16);
+  Gpt model = MakeModel(config, 11);
+  auto seq = torch::arange(17, torch::kLong).remainder(5).view({1, 17});
+  auto idx = seq.slice(1, 0, 16), targets = seq.slice(1, 1, 17);
+  torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-2));
+  const double before = model->Loss(idx, targets).item<double>();
+  for (int step = 0; step < 30; ++step) {
+    opt.zero_grad();
+    auto loss = model->Loss(idx, targets);
+    loss.backward();
+    opt.step();
+  }
+  const double after = model->Loss(idx, targets).item<double>();
+  EXPECT_LT(after, 0.2 * before);
+}
+
+TEST(GptTest, SublayersWithoutUnitsOutputOnlyTheirBias) {
+  ModelConfig config = SmallConfig();
+  config.n_head[1] = 0;
+  config.ffn_width[1] = 0;
+  config.n_head[2] = 3;       // heads no longer tile the width
+  config.ffn_width[3] = 10;
+  ASSERT_TRUE(config.Validate().ok());
+  Gpt model = MakeModel(config, 2);
+  auto idx = RandomTokens(2, 8, config.vocab_size, 1);
+  auto loss = model->Loss(idx, idx);
+  loss.backward();
+  EXPECT_TRUE(std::isfinite(loss.item<double>()));
+  auto& block = model->transformer->blocks[1];
+  EXPECT_EQ(block->attn->c_attn->weight.numel(), 0);
+  // The empty attention's output bias still receives a gradient.
+  EXPECT_GT(block->attn->c_proj->bias.grad().abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(ParameterTensors(*model).NumElements(), config.NumParameters());
+}
+
+TEST(GptTest, RejectsSequencesLongerThanTheContext) {
+  const ModelConfig config = SmallConfig();
+  Gpt model = MakeModel(config, 1);
+  auto idx = RandomTokens(1, config.block_size + 1, config.vocab_size, 1);
+  EXPECT_THROW(model->forward(idx), c10::Error);
+}
+
+TEST(GptTest, ResolveDeviceChecksNames) {
+  EXPECT_EQ(ResolveDevice("cpu")->type(), torch::kCPU);
+  auto automatic = ResolveDevice("auto");
+  ASSERT_TRUE(automatic.ok());
+  EXPECT_EQ(automatic->is_cuda(), torch::cuda::is_available());
+  EXPECT_EQ(ResolveDevice("gpu0").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ResolveDevice("cuda:x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  if (!torch::cuda::is_available()) {
+    EXPECT_EQ(ResolveDevice("cuda:0").status().code(),
+              absl::StatusCode::kFailedPrecondition);
+  }
+}
+
+}  // namespace
+}  // namespace twist::common

@@ -1,0 +1,204 @@
+#include "common/merge.h"
+
+#include <limits>
+
+#include "common/model_io.h"
+#include "common/partition.h"
+#include "gtest/gtest.h"
+#include "tests/test_models.h"
+
+namespace twist::common {
+namespace {
+
+using ::twist::testing::MakeModel;
+using ::twist::testing::SmallConfig;
+
+// One round's units for n workers with the default quotas.
+std::vector<SubnetUnits> PartitionRound(const ModelConfig& config, int n,
+                                        int64_t round) {
+  std::vector<SubnetUnits> out(n);
+  for (auto& u : out) u.layers.resize(config.n_layer);
+  for (int l = 0; l < config.n_layer; ++l) {
+    for (UnitKind kind : {UnitKind::kHead, UnitKind::kFfnColumn}) {
+      const int k = kind == UnitKind::kHead ? config.n_head[l] : config.ffn_width[l];
+      auto hats = AssignUnits(k, std::vector<int>(n, DefaultQuota(k, n)),
+                              PartitionKey{42, round, l, kind}, true);
+      EXPECT_TRUE(hats.ok());
+      for (int w = 0; w < n; ++w) {
+        (kind == UnitKind::kHead ? out[w].layers[l].heads
+                                 : out[w].layers[l].ffn_columns) = (*hats)[w];
+      }
+    }
+  }
+  return out;
+}
+
+NamedTensors Clone(const NamedTensors& t) {
+  NamedTensors out;
+  for (const auto& [name, tensor] : t) out.Set(name, tensor.detach().clone());
+  return out;
+}
+
+TEST(MergeTest, ExtractThenMergeWithoutTrainingIsBitExact) {
+  const ModelConfig config = SmallConfig();
+  for (int n : {2, 3, 5}) {
+    Gpt model = MakeModel(config, 10 + n);
+    const NamedTensors params = ParameterTensors(*model);
+    const NamedTensors before = Clone(params);
+    SubnetMerger merger(config, params);
+    for (const SubnetUnits& units : PartitionRound(config, n, /*round=*/n)) {
+      auto sliced = ExtractSubnet(config, params, units);
+      ASSERT_TRUE(sliced.ok());
+      ASSERT_TRUE(merger.AddWeights(units, *sliced).ok());
+    }
+    EXPECT_EQ(merger.num_accepted(), n);
+    ApplyMergedDelta(merger.Finish(), params);
+    for (const auto& [name, tensor] : params) {
+      EXPECT_TRUE(tensor.equal(*before.Find(name))) << n << " workers: " << name;
+    }
+  }
+}
+
+// A model small enough to compute merges by hand: 2 layers, C=4, 2 heads of
+// width 2, F=16, V=8, T=4.
+ModelConfig TinyConfig() { return ModelConfig::Full(2, 2, 4, 4, 8); }
+
+// theta_w = theta + c on everything the worker holds.
+NamedTensors ShiftedSlices(const ModelConfig& config, const NamedTensors& params,
+                           const SubnetUnits& units, double c) {
+  auto sliced = ExtractSubnet(config, params, units);
+  EXPECT_TRUE(sliced.ok());
+  NamedTensors out;
+  for (const auto& [name, t] : *sliced) out.Set(name, t + c);
+  return out;
+}
+
+TEST(MergeTest, HandMadeUpdatesGiveHandComputedMeans) {
+  const ModelConfig config = TinyConfig();
+  Gpt model = MakeModel(config, 1);
+  const NamedTensors params = ParameterTensors(*model);
+  const NamedTensors theta = Clone(params);
+
+  // Worker A (+1): layer 0 heads {0,1}, columns {0,1}; nothing of layer 1.
+  // Worker B (+3): layer 0 head {1}, columns {1,2}; layer 1 heads {0,1}, column {0}.
+  // Worker C (+100): a NaN in its update, rejected whole.
+  SubnetUnits a, b;
+  a.layers = {LayerUnits{{0, 1}, {0, 1}}, LayerUnits{{}, {}}};
+  b.layers = {LayerUnits{{1}, {1, 2}}, LayerUnits{{0, 1}, {0}}};
+  SubnetMerger merger(config, params);
+  ASSERT_TRUE(merger.AddWeights(a, ShiftedSlices(config, params, a, 1.0)).ok());
+  ASSERT_TRUE(merger.AddWeights(b, ShiftedSlices(config, params, b, 3.0)).ok());
+  NamedTensors bad = ShiftedSlices(config, params, b, 100.0);
+  bad.Find("transformer.h.1.mlp.c_fc.bias")->index_put_({0}, std::nan(""));
+  EXPECT_EQ(merger.AddWeights(b, bad).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(merger.num_accepted(), 2);
+  ApplyMergedDelta(merger.Finish(), params);
+
+  auto expect_shift = [&](const std::string& name, int64_t dim, int64_t from,
+                          int64_t to, double shift) {
+    auto got = params.Find(name)->slice(dim, from, to);
+    auto want = theta.Find(name)->slice(dim, from, to) + shift;
+    EXPECT_TRUE(torch::allclose(got, want, 0, 1e-6))
+        << name << " [" << from << "," << to << ") expected +" << shift;
+  };
+  const int64_t D = 2, HD = 4;
+  // Layer 0 attention: head 0 from A only (+1), head 1 from A and B (+2),
+  // in each of the q, k, v row blocks, and the projection's columns.
+  for (int64_t block = 0; block < 3; ++block) {
+    expect_shift("transformer.h.0.attn.c_attn.weight", 0, block * HD, block * HD + D, 1.0);
+    expect_shift("transformer.h.0.attn.c_attn.weight", 0, block * HD + D, block * HD + 2 * D, 2.0);
+    expect_shift("transformer.h.0.attn.c_attn.bias", 0, block * HD + D, block * HD + 2 * D, 2.0);
+  }
+  expect_shift("transformer.h.0.attn.c_proj.weight", 1, 0, 2, 1.0);
+  expect_shift("transformer.h.0.attn.c_proj.weight", 1, 2, 4, 2.0);
+  // Layer 0 FFN: column 0 A (+1), 1 both (+2), 2 B (+3), 3 nobody (+0).
+  for (auto [col, shift] : {std::pair<int, double>{0, 1}, {1, 2}, {2, 3}, {3, 0}}) {
+    expect_shift("transformer.h.0.mlp.c_fc.weight", 0, col, col + 1, shift);
+    expect_shift("transformer.h.0.mlp.c_fc.bias", 0, col, col + 1, shift);
+    expect_shift("transformer.h.0.mlp.c_proj.weight", 1, col, col + 1, shift);
+  }
+  // Layer 1: A held nothing, so B's values stand alone where B held units.
+  expect_shift("transformer.h.1.attn.c_attn.weight", 0, 0, 12, 3.0);
+  expect_shift("transformer.h.1.mlp.c_fc.weight", 0, 0, 1, 3.0);
+  expect_shift("transformer.h.1.mlp.c_fc.weight", 0, 1, 4, 0.0);
+  // Replicated tensors: the mean over both accepted updates (+2).
+  for (const char* name : {"transformer.wte.weight", "transformer.wpe.weight",
+                           "transformer.h.1.ln_2.bias", "transformer.ln_f.weight",
+                           "transformer.h.1.mlp.c_proj.bias"}) {
+    expect_shift(name, 0, 0, params.Find(name)->size(0), 2.0);
+  }
+}
+
+TEST(MergeTest, DeltasMergeLikeWeights) {
+  const ModelConfig config = TinyConfig();
+  Gpt model = MakeModel(config, 4);
+  const NamedTensors params = ParameterTensors(*model);
+  SubnetUnits a = AllUnits(config);
+  a.layers[0].heads = {1};
+  NamedTensors weights = ShiftedSlices(config, params, a, 0.5);
+  NamedTensors deltas;
+  const NamedTensors received = *ExtractSubnet(config, params, a);
+  for (const auto& [name, t] : received) {
+    deltas.Set(name, *weights.Find(name) - t);
+  }
+  SubnetMerger by_weights(config, params), by_deltas(config, params);
+  ASSERT_TRUE(by_weights.AddWeights(a, weights).ok());
+  ASSERT_TRUE(by_deltas.AddDeltas(a, deltas).ok());
+  const MergedDelta x = by_weights.Finish(), y = by_deltas.Finish();
+  for (const auto& [name, t] : x.mean_delta) {
+    EXPECT_TRUE(torch::allclose(t, *y.mean_delta.Find(name))) << name;
+  }
+  // Contributor counts: head 1 of layer 0 counted, head 0 not.
+  const auto& count = *x.contributors.Find("transformer.h.0.attn.c_attn.weight");
+  EXPECT_EQ(count[0].item<double>(), 0.0);
+  EXPECT_EQ(count[2].item<double>(), 1.0);
+}
+
+TEST(MergeTest, RejectsMalformedUpdatesWhole) {
+  const ModelConfig config = TinyConfig();
+  Gpt model = MakeModel(config, 2);
+  const NamedTensors params = ParameterTensors(*model);
+  const SubnetUnits units = AllUnits(config);
+  const NamedTensors good = ShiftedSlices(config, params, units, 1.0);
+  auto with = [&](const std::string& name, at::Tensor t) {
+    NamedTensors out;
+    for (const auto& [n, v] : good) out.Set(n, n == name ? t : v);
+    return out;
+  };
+  struct Bad {
+    const char* what;
+    NamedTensors update;
+    const char* message;
+  };
+  const std::string fc = "transformer.h.0.mlp.c_fc.weight";
+  NamedTensors missing;
+  for (const auto& [n, v] : good) {
+    if (n != fc) missing.Set(n, v);
+  }
+  NamedTensors extra = good;
+  extra.Set("transformer.h.0.attn.bias", torch::zeros({4}));
+  std::vector<Bad> cases = {
+      {"nan", with(fc, good.Find(fc)->clone().fill_(std::nan(""))), "NaN or infinite"},
+      {"inf", with(fc, good.Find(fc)->clone().fill_(std::numeric_limits<float>::infinity())),
+       "NaN or infinite"},
+      {"shape", with(fc, torch::zeros({3, 4})), "has shape (3, 4), expected (16, 4)"},
+      {"dtype", with(fc, good.Find(fc)->to(torch::kFloat64)), "has dtype Double"},
+      {"missing", missing, "is missing"},
+      {"extra", extra, "'transformer.h.0.attn.bias' is not a parameter"},
+  };
+  SubnetMerger merger(config, params);
+  for (const Bad& bad : cases) {
+    absl::Status s = merger.AddWeights(units, bad.update);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad.what;
+    EXPECT_NE(s.message().find(bad.message), std::string::npos)
+        << bad.what << ": " << s;
+  }
+  EXPECT_EQ(merger.num_accepted(), 0);
+  const MergedDelta merged = merger.Finish();
+  for (const auto& [name, t] : merged.mean_delta) {
+    EXPECT_EQ(t.abs().sum().item<double>(), 0.0) << name;
+  }
+}
+
+}  // namespace
+}  // namespace twist::common

@@ -1,0 +1,121 @@
+// Checks the C++ model against tests/reference_gpt.py, a model written
+// separately against PyTorch, through an exported weights file.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/model_io.h"
+#include "common/safetensors.h"
+#include "common/subnet.h"
+#include "gtest/gtest.h"
+#include "tests/test_models.h"
+
+namespace twist::common {
+namespace {
+
+using ::twist::testing::MakeModel;
+using ::twist::testing::MakeTempDir;
+using ::twist::testing::RandomTokens;
+
+// Weights far from initialisation, so that a wrong GELU variant, LayerNorm
+// epsilon or q/k/v order changes the logits well beyond the tolerance: large
+// FFN pre-activations, and embeddings small enough (variance ~2e-5) for the
+// first LayerNorm's epsilon to matter.
+void Scramble(GptImpl& model, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (const auto& [name, p] : ParameterTensors(model)) {
+    auto noise = torch::randn(p.sizes(), gen, p.options());
+    if (name.find("wte") != std::string::npos || name.find("wpe") != std::string::npos) {
+      p.copy_(noise * 0.003);
+    } else if (name == "transformer.ln_f.weight") {
+      p.copy_(300.0 * (1.0 + 0.3 * noise));  // logits of order 10 despite the small wte
+    } else if (name.find("ln_") != std::string::npos && name.find("weight") != std::string::npos) {
+      p.copy_(1.0 + 0.3 * noise);
+    } else if (p.dim() == 2) {
+      p.copy_(noise * (1.0 / std::sqrt(static_cast<double>(p.size(1)))));
+    } else {
+      p.copy_(noise * 0.2);
+    }
+  }
+}
+
+// Runs the Python reference on `model`; returns its exit status and output.
+std::pair<int, std::string> RunReference(GptImpl& model, const std::string& dir,
+                                         uint64_t seed) {
+  const std::string model_path = dir + "/model.safetensors";
+  const std::string case_path = dir + "/case.safetensors";
+  const std::string log_path = dir + "/reference.log";
+  EXPECT_TRUE(SaveModel(model_path, model).ok());
+  NamedTensors c;
+  auto idx = RandomTokens(2, model.config().block_size, model.config().vocab_size, seed);
+  {
+    torch::NoGradGuard no_grad;
+    c.Set("idx", idx);
+    c.Set("logits", model.forward(idx));
+  }
+  EXPECT_TRUE(WriteSafetensors(case_path, c).ok());
+  const std::string cmd = std::string(TWIST_REFERENCE_PYTHON) + " " +
+                          TWIST_REFERENCE_SCRIPT + " " + model_path + " " +
+                          case_path + " > " + log_path + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  std::stringstream log;
+  log << std::ifstream(log_path).rdbuf();
+  return {rc, log.str()};
+}
+
+TEST(ReferenceModelTest, PythonModelGivesTheSameLogitsForAFullModel) {
+  const std::string dir = MakeTempDir();
+  const ModelConfig config = ModelConfig::Full(3, 4, 48, 24, 256);
+  Gpt model = MakeModel(config, 1);
+  Scramble(*model, 2);
+  auto [rc, log] = RunReference(*model, dir, 3);
+  EXPECT_EQ(rc, 0) << log;
+  std::printf("%s", log.c_str());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ReferenceModelTest, PythonModelGivesTheSameLogitsForAScaledSubnetwork) {
+  const std::string dir = MakeTempDir();
+  const ModelConfig config = ModelConfig::Full(3, 4, 48, 24, 256);
+  Gpt full = MakeModel(config, 4);
+  Scramble(*full, 5);
+  SubnetUnits units = AllUnits(config);
+  units.layers[0].heads = {1, 2};
+  units.layers[1].heads = {};  // a layer without attention
+  units.layers[2].ffn_columns = {0, 7, 8, 100, 191};
+  auto sub = BuildSubnetModel(config, units,
+                              *ExtractSubnet(config, ParameterTensors(*full), units),
+                              PartialSumScaling::kInverseKeepRatio);
+  ASSERT_TRUE(sub.ok());
+  auto [rc, log] = RunReference(**sub, dir, 6);
+  EXPECT_EQ(rc, 0) << log;
+  std::printf("%s", log.c_str());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ReferenceModelTest, ReferenceNoticesADifferentModel) {
+  // The comparison can fail: logits of another model are refused.
+  const std::string dir = MakeTempDir();
+  const ModelConfig config = ModelConfig::Full(2, 2, 16, 8, 64);
+  Gpt model = MakeModel(config, 1);
+  Scramble(*model, 7);
+  ASSERT_TRUE(SaveModel(dir + "/model.safetensors", *model).ok());
+  Gpt other = MakeModel(config, 1);
+  Scramble(*other, 8);
+  NamedTensors c;
+  auto idx = RandomTokens(1, 8, 64, 9);
+  torch::NoGradGuard no_grad;
+  c.Set("idx", idx);
+  c.Set("logits", other->forward(idx));
+  ASSERT_TRUE(WriteSafetensors(dir + "/case.safetensors", c).ok());
+  const std::string cmd = std::string(TWIST_REFERENCE_PYTHON) + " " +
+                          TWIST_REFERENCE_SCRIPT + " " + dir + "/model.safetensors " +
+                          dir + "/case.safetensors > /dev/null 2>&1";
+  EXPECT_NE(std::system(cmd.c_str()), 0);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace twist::common

@@ -1,0 +1,222 @@
+#include "common/subnet.h"
+
+#include "common/model_io.h"
+#include "gtest/gtest.h"
+#include "tests/test_models.h"
+
+namespace twist::common {
+namespace {
+
+using ::twist::testing::MakeModel;
+using ::twist::testing::RandomTokens;
+using ::twist::testing::RandomUnits;
+using ::twist::testing::SmallConfig;
+
+// A model whose heads do not tile its width and whose layers differ.
+ModelConfig RaggedConfig() {
+  ModelConfig c;
+  c.n_layer = 3;
+  c.n_embd = 24;
+  c.head_dim = 8;
+  c.n_head = {3, 5, 2};
+  c.ffn_width = {40, 96, 17};
+  c.block_size = 16;
+  c.vocab_size = 50;
+  return c;
+}
+
+// ||a - b||_inf / ||b||_inf
+double RelativeError(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
+}
+
+struct Case {
+  ModelConfig config;
+  SubnetUnits units;
+};
+
+// Several random subnetworks of two shapes; the first holds nothing at all
+// in layer 0 and everything in the last layer.
+std::vector<Case> Cases() {
+  std::vector<Case> cases;
+  SplitMix64 rng(31337);
+  for (const ModelConfig& config : {SmallConfig(), RaggedConfig()}) {
+    for (int i = 0; i < 4; ++i) {
+      SubnetUnits units = twist::testing::RandomUnits(config, rng);
+      if (i == 0) {
+        units.layers[0] = LayerUnits{};
+        units.layers.back() = AllUnits(config).layers.back();
+      }
+      cases.push_back({config, units});
+    }
+  }
+  return cases;
+}
+
+// Runs the subnetwork and the masked full model on the same tokens.
+void CompareForward(torch::Dtype dtype, double rtol, double atol) {
+  uint64_t seed = 100;
+  for (const Case& c : Cases()) {
+    for (PartialSumScaling scaling :
+         {PartialSumScaling::kInverseKeepRatio, PartialSumScaling::kNone}) {
+      Gpt full = MakeModel(c.config, ++seed, dtype);
+      full->SetPartialSumScales(ScalesFor(c.config, c.units, scaling));
+      const UnitMasks masks = MasksFor(c.config, c.units, torch::dtype(dtype));
+      auto idx = RandomTokens(3, c.config.block_size, c.config.vocab_size, seed);
+      torch::NoGradGuard no_grad;
+      auto expected = full->forward(idx, &masks);
+
+      auto sliced = ExtractSubnet(c.config, ParameterTensors(*full), c.units);
+      ASSERT_TRUE(sliced.ok()) << sliced.status();
+      auto sub = BuildSubnetModel(c.config, c.units, *sliced, scaling);
+      ASSERT_TRUE(sub.ok()) << sub.status();
+      EXPECT_EQ((*sub)->config(), SubnetConfig(c.config, c.units));
+      auto actual = (*sub)->forward(idx);
+      ASSERT_EQ(actual.scalar_type(), dtype);
+      if (dtype == torch::kFloat64) {
+        EXPECT_LE(RelativeError(actual, expected), rtol)
+            << c.config.DebugString();
+      } else {
+        EXPECT_TRUE(torch::allclose(actual, expected, rtol, atol))
+            << "max abs diff " << (actual - expected).abs().max().item<double>();
+      }
+    }
+  }
+}
+
+TEST(SubnetTest, ForwardEqualsMaskedFullModelFloat64) {
+  CompareForward(torch::kFloat64, /*rtol=*/1e-10, /*atol=*/0);
+}
+
+TEST(SubnetTest, ForwardEqualsMaskedFullModelFloat32) {
+  CompareForward(torch::kFloat32, /*rtol=*/1e-4, /*atol=*/1e-6);
+}
+
+TEST(SubnetTest, GradientsEqualSlicesOfMaskedFullModelGradients) {
+  uint64_t seed = 500;
+  for (const Case& c : Cases()) {
+    for (PartialSumScaling scaling :
+         {PartialSumScaling::kInverseKeepRatio, PartialSumScaling::kNone}) {
+      Gpt full = MakeModel(c.config, ++seed, torch::kFloat64);
+      full->SetPartialSumScales(ScalesFor(c.config, c.units, scaling));
+      const UnitMasks masks = MasksFor(c.config, c.units, torch::dtype(torch::kFloat64));
+      auto idx = RandomTokens(2, c.config.block_size, c.config.vocab_size, seed);
+      auto targets = RandomTokens(2, c.config.block_size, c.config.vocab_size, seed + 1);
+      full->Loss(idx, targets, &masks).backward();
+
+      auto sliced = ExtractSubnet(c.config, ParameterTensors(*full), c.units);
+      ASSERT_TRUE(sliced.ok());
+      auto sub = BuildSubnetModel(c.config, c.units, *sliced, scaling);
+      ASSERT_TRUE(sub.ok());
+      (*sub)->Loss(idx, targets).backward();
+
+      const NamedTensors full_params = ParameterTensors(*full);
+      for (const auto& [name, param] : ParameterTensors(**sub)) {
+        if (param.numel() == 0) continue;
+        const at::Tensor& full_param = *full_params.Find(name);
+        auto rule = SliceRuleFor(c.config, c.units, name);
+        ASSERT_TRUE(rule.ok());
+        at::Tensor expected = full_param.grad();
+        if (rule->has_value()) {
+          expected = expected.index_select(
+              (*rule)->dim, torch::tensor((*rule)->index, torch::kLong));
+        }
+        if (!param.grad().defined()) {
+          // Unused by the subnetwork (e.g. ln_1 of a layer without heads):
+          // the masked full model must not use it either.
+          EXPECT_EQ(expected.abs().max().item<double>(), 0.0) << name;
+          continue;
+        }
+        EXPECT_LE((param.grad() - expected).abs().max().item<double>(),
+                  1e-10 * std::max(1.0, expected.abs().max().item<double>()))
+            << name;
+      }
+    }
+  }
+}
+
+TEST(SubnetTest, ExtractKeepsUnitOrderAndCopies) {
+  const ModelConfig config = SmallConfig();
+  Gpt full = MakeModel(config, 9);
+  SubnetUnits units = AllUnits(config);
+  units.layers[0].heads = {1, 3};
+  units.layers[0].ffn_columns = {0, 5, 200};
+  auto sliced = ExtractSubnet(config, ParameterTensors(*full), units);
+  ASSERT_TRUE(sliced.ok());
+  const NamedTensors params = ParameterTensors(*full);
+  const int64_t H = 4, D = 16;
+  const auto& qkv = *params.Find("transformer.h.0.attn.c_attn.weight");
+  const auto& got = *sliced->Find("transformer.h.0.attn.c_attn.weight");
+  ASSERT_EQ(got.sizes().vec(), (std::vector<int64_t>{3 * 2 * D, 64}));
+  // v block, second held head (3): rows 2*H*D + 3*D ...
+  EXPECT_TRUE(got.slice(0, 5 * D, 6 * D).equal(
+      qkv.slice(0, 2 * H * D + 3 * D, 2 * H * D + 4 * D)));
+  const auto& proj = *sliced->Find("transformer.h.0.mlp.c_proj.weight");
+  EXPECT_TRUE(proj.select(1, 2).equal(
+      params.Find("transformer.h.0.mlp.c_proj.weight")->select(1, 200)));
+  // Slices are copies: writing them leaves the full model alone.
+  sliced->Find("transformer.wte.weight")->zero_();
+  EXPECT_GT(params.Find("transformer.wte.weight")->abs().sum().item<double>(), 0);
+}
+
+TEST(SubnetTest, RejectsInvalidUnits) {
+  const ModelConfig config = SmallConfig();
+  Gpt full = MakeModel(config, 9);
+  const NamedTensors params = ParameterTensors(*full);
+  SubnetUnits units = AllUnits(config);
+  units.layers[1].heads = {2, 1};
+  auto s = ExtractSubnet(config, params, units).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("layer 1 head ids must be strictly ascending"),
+            std::string::npos) << s;
+  units = AllUnits(config);
+  units.layers[2].ffn_columns.push_back(256);
+  s = ExtractSubnet(config, params, units).status();
+  EXPECT_NE(s.message().find("layer 2 FFN column id 256 is outside [0, 256)"),
+            std::string::npos) << s;
+  units = AllUnits(config);
+  units.layers.pop_back();
+  EXPECT_EQ(ExtractSubnet(config, params, units).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SubnetTest, HoldsOnlyItsOwnParameters) {
+  // The subnetwork of 2 of 4 heads and half the FFN columns in every layer.
+  const ModelConfig config = SmallConfig();
+  SubnetUnits units = AllUnits(config);
+  for (auto& layer : units.layers) {
+    layer.heads = {0, 2};
+    layer.ffn_columns.resize(config.ffn_width[0] / 2);
+  }
+  const ModelConfig sub = SubnetConfig(config, units);
+  Gpt model(sub);
+  const int64_t full_count = config.NumParameters();
+  const int64_t sub_count = ParameterTensors(*model).NumElements();
+  EXPECT_EQ(sub_count, sub.NumParameters());
+  // Per layer the partitioned part halves; embeddings, norms and output
+  // biases stay whole.
+  const int64_t C = 64, partitioned_per_layer = 3 * C * C + 3 * C + C * C + 4 * C * C + 4 * C + 4 * C * C;
+  EXPECT_EQ(full_count - sub_count, config.n_layer * partitioned_per_layer / 2);
+  std::printf("full model %lld parameters, 2-of-4-heads half-FFN subnet %lld (%.1f%%)\n",
+              static_cast<long long>(full_count), static_cast<long long>(sub_count),
+              100.0 * sub_count / full_count);
+}
+
+TEST(SubnetTest, ScalesAreInverseKeepRatios) {
+  const ModelConfig config = SmallConfig();
+  SubnetUnits units = AllUnits(config);
+  units.layers[0].heads = {1};
+  units.layers[1].ffn_columns = {0, 1, 2, 3};
+  units.layers[2].heads.clear();
+  auto scales = ScalesFor(config, units, PartialSumScaling::kInverseKeepRatio);
+  EXPECT_DOUBLE_EQ(scales.attn[0], 4.0);
+  EXPECT_DOUBLE_EQ(scales.mlp[1], 64.0);
+  EXPECT_DOUBLE_EQ(scales.attn[2], 1.0);  // holds nothing: scale unused
+  EXPECT_DOUBLE_EQ(scales.attn[3], 1.0);
+  auto none = ScalesFor(config, units, PartialSumScaling::kNone);
+  EXPECT_DOUBLE_EQ(none.attn[0], 1.0);
+  EXPECT_DOUBLE_EQ(none.mlp[1], 1.0);
+}
+
+}  // namespace
+}  // namespace twist::common

@@ -1,0 +1,184 @@
+#include "common/tensor_chunks.h"
+
+#include "gtest/gtest.h"
+#include "tests/test_models.h"
+
+namespace twist::common {
+namespace {
+
+constexpr size_t kChunk = 64;  // small chunks keep the tests fast
+
+at::Tensor RandomBytesTensor(int64_t bytes, torch::Dtype dtype, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const int64_t n = bytes / static_cast<int64_t>(c10::elementSize(dtype));
+  if (dtype == torch::kLong) return torch::randint(1 << 30, {n}, gen, torch::kLong);
+  return torch::randn({n}, gen, torch::kFloat64).to(dtype);
+}
+
+NamedTensors EmptyLike(const NamedTensors& t) {
+  NamedTensors out;
+  for (const auto& [name, tensor] : t) out.Set(name, torch::empty_like(tensor));
+  return out;
+}
+
+TEST(ChunkTest, RoundTripsBitForBitAroundTheChunkSize) {
+  NamedTensors tensors;
+  int i = 0;
+  for (int64_t bytes : {int64_t{0}, int64_t{8}, int64_t{kChunk - 8},
+                        int64_t{kChunk}, int64_t{kChunk + 8},
+                        int64_t{3 * kChunk + 16}}) {
+    for (torch::Dtype dtype : {torch::kFloat32, torch::kFloat64,
+                               torch::kBFloat16, torch::kLong}) {
+      tensors.Set("t" + std::to_string(i), RandomBytesTensor(bytes, dtype, i));
+      ++i;
+    }
+  }
+  tensors.Set("matrix", torch::randn({5, 7}));
+  auto chunks = SplitIntoChunks(tensors, kChunk);
+  ASSERT_TRUE(chunks.ok());
+  ChunkAssembler assembler(EmptyLike(tensors), kChunk);
+  for (const auto& chunk : *chunks) {
+    EXPECT_LE(chunk.data().size(), kChunk);
+    ASSERT_TRUE(assembler.Add(chunk).ok()) << assembler.Add(chunk);
+  }
+  ASSERT_TRUE(assembler.Finish().ok());
+  for (const auto& [name, tensor] : tensors) {
+    const at::Tensor& got = *assembler.tensors().Find(name);
+    ASSERT_EQ(got.sizes(), tensor.sizes());
+    EXPECT_EQ(0, std::memcmp(got.data_ptr(), tensor.data_ptr(),
+                             tensor.numel() * tensor.element_size()))
+        << name;
+  }
+}
+
+TEST(ChunkTest, ChunkCountsAtTheBoundaries) {
+  auto count = [](int64_t bytes) {
+    NamedTensors t;
+    t.Set("x", torch::zeros({bytes}, torch::kByte));
+    return SplitIntoChunks(t, kChunk)->size();
+  };
+  EXPECT_EQ(count(0), 1u);  // an empty tensor still announces itself
+  EXPECT_EQ(count(kChunk - 1), 1u);
+  EXPECT_EQ(count(kChunk), 1u);
+  EXPECT_EQ(count(kChunk + 1), 2u);
+  EXPECT_EQ(count(10 * kChunk), 10u);
+}
+
+TEST(ChunkTest, DefaultChunkSizeIsOneMebibyte) {
+  NamedTensors t;
+  t.Set("big", torch::randn({3 * (1 << 18) + 5}));  // 3 MiB + 20 bytes
+  auto chunks = SplitIntoChunks(t);
+  ASSERT_TRUE(chunks.ok());
+  ASSERT_EQ(chunks->size(), 4u);
+  EXPECT_EQ((*chunks)[0].data().size(), size_t{1} << 20);
+  EXPECT_EQ((*chunks)[3].data().size(), 20u);
+  ChunkAssembler assembler(EmptyLike(t));
+  for (const auto& c : *chunks) ASSERT_TRUE(assembler.Add(c).ok());
+  ASSERT_TRUE(assembler.Finish().ok());
+  EXPECT_TRUE(assembler.tensors().Find("big")->equal(*t.Find("big")));
+}
+
+class ChunkRejectTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tensors_.Set("w", torch::randn({4, 40}));  // 640 bytes: 10 chunks
+    tensors_.Set("b", torch::randn({4}));
+    chunks_ = *SplitIntoChunks(tensors_, kChunk);
+  }
+
+  // Feeds chunks_[0..upto) then `bad`; expects `bad` refused with `message`.
+  void ExpectRejected(size_t upto, const twist::v1::TensorChunk& bad,
+                      const std::string& message) {
+    ChunkAssembler assembler(EmptyLike(tensors_), kChunk);
+    for (size_t i = 0; i < upto; ++i) ASSERT_TRUE(assembler.Add(chunks_[i]).ok());
+    absl::Status s = assembler.Add(bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find(message), std::string::npos) << s;
+    EXPECT_NE(s.message().find("tensor '" + bad.name() + "'"), std::string::npos) << s;
+    // The assembler stays failed, and the stream is not complete.
+    EXPECT_FALSE(assembler.Add(chunks_[upto]).ok());
+    EXPECT_FALSE(assembler.Finish().ok());
+  }
+
+  NamedTensors tensors_;
+  std::vector<twist::v1::TensorChunk> chunks_;
+};
+
+TEST_F(ChunkRejectTest, UnknownName) {
+  auto c = chunks_[0];
+  c.set_name("nope");
+  ExpectRejected(0, c, "no such tensor is expected");
+}
+
+TEST_F(ChunkRejectTest, WrongShape) {
+  auto c = chunks_[0];
+  c.set_shape(1, 41);
+  ExpectRejected(0, c, "shape (4, 41) differs from the expected (4, 40)");
+  c = chunks_[0];
+  c.add_shape(1);
+  ExpectRejected(0, c, "shape (4, 40, 1)");
+}
+
+TEST_F(ChunkRejectTest, WrongDtype) {
+  auto c = chunks_[0];
+  c.set_dtype(twist::v1::DTYPE_FLOAT64);
+  ExpectRejected(0, c, "dtype DTYPE_FLOAT64 differs from the expected Float");
+  c.set_dtype(static_cast<twist::v1::DType>(99));
+  ExpectRejected(0, c, "differs from the expected Float");
+}
+
+TEST_F(ChunkRejectTest, OutOfOrderOrRepeatedOffsets) {
+  ExpectRejected(0, chunks_[1], "offset 64 but the next byte is 0");
+  ExpectRejected(2, chunks_[1], "offset 64 but the next byte is 128");
+  ExpectRejected(2, chunks_[3], "offset 192 but the next byte is 128");
+}
+
+TEST_F(ChunkRejectTest, DataPastTheEnd) {
+  auto c = chunks_[9];  // last chunk of "w", at offset 576
+  c.set_data(c.data() + "12345678");
+  ExpectRejected(9, c, "chunk carries 72 bytes, more than the limit of 64");
+  c = chunks_[9];
+  c.set_offset(600);
+  ExpectRejected(9, c, "offset 600 but the next byte is 576");
+  // A chunk within the limit that would run past the tensor's end.
+  ChunkAssembler assembler(EmptyLike(tensors_), 1024);
+  twist::v1::TensorChunk over = chunks_[10];  // "b", 16 bytes
+  over.set_data(std::string(32, 'x'));
+  absl::Status s = assembler.Add(over);
+  EXPECT_NE(s.message().find("past the tensor's 16 bytes"), std::string::npos) << s;
+}
+
+TEST_F(ChunkRejectTest, ChunkForACompleteTensor) {
+  ExpectRejected(10, chunks_[9], "already complete");
+}
+
+TEST_F(ChunkRejectTest, EmptyChunkForANonEmptyTensor) {
+  auto c = chunks_[0];
+  c.clear_data();
+  ExpectRejected(0, c, "empty chunk");
+}
+
+TEST_F(ChunkRejectTest, TruncatedStreamFailsFinish) {
+  ChunkAssembler assembler(EmptyLike(tensors_), kChunk);
+  for (size_t i = 0; i < 5; ++i) ASSERT_TRUE(assembler.Add(chunks_[i]).ok());
+  absl::Status s = assembler.Finish();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("tensor 'w' is incomplete: received 320 of 640"),
+            std::string::npos) << s;
+  for (size_t i = 5; i < 10; ++i) ASSERT_TRUE(assembler.Add(chunks_[i]).ok());
+  s = assembler.Finish();
+  EXPECT_NE(s.message().find("tensor 'b' is incomplete: received 0 of 16"),
+            std::string::npos) << s;
+}
+
+TEST(ChunkTest, WireDtypesRoundTrip) {
+  for (auto t : {at::kFloat, at::kDouble, at::kBFloat16, at::kHalf, at::kLong,
+                 at::kInt, at::kByte}) {
+    EXPECT_EQ(*FromWireDType(*ToWireDType(t)), t);
+  }
+  EXPECT_FALSE(ToWireDType(at::kComplexFloat).ok());
+  EXPECT_FALSE(FromWireDType(twist::v1::DTYPE_UNSPECIFIED).ok());
+}
+
+}  // namespace
+}  // namespace twist::common
