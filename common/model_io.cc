@@ -164,28 +164,35 @@ absl::StatusOr<ModelConfig> ConfigFromMetadata(const Metadata& metadata) {
   return c;
 }
 
+absl::StatusOr<NamedTensors> ExportTensors(GptImpl& model,
+                                           const Metadata& extra_metadata,
+                                           Metadata* metadata) {
+  torch::NoGradGuard no_grad;
+  NamedTensors tensors;
+  const PartialSumScales& scales = model.partial_sum_scales();
+  for (const auto& [name, param] : ParameterTensors(model)) {
+    tensors.Set(name, param.detach());
+  }
+  for (int l = 0; l < model.config().n_layer; ++l) {
+    for (auto [suffix, scale] :
+         {std::pair<const char*, double>{"attn.c_proj.weight", scales.attn[l]},
+          {"mlp.c_proj.weight", scales.mlp[l]}}) {
+      if (scale == 1.0) continue;
+      const std::string name = absl::StrCat("transformer.h.", l, ".", suffix);
+      tensors.Set(name, tensors.Find(name)->mul(scale));
+    }
+  }
+  if (model.config().IsNanoGptLayout()) tensors.Set(kLmHead, *tensors.Find(kWte));
+  *metadata = ConfigToMetadata(model.config());
+  for (const auto& [k, v] : extra_metadata) (*metadata)[k] = v;
+  return tensors;
+}
+
 absl::Status SaveModel(const std::string& path, GptImpl& model,
                        const Metadata& extra_metadata) {
-  NamedTensors tensors;
-  {
-    torch::NoGradGuard no_grad;
-    const PartialSumScales& scales = model.partial_sum_scales();
-    for (const auto& [name, param] : ParameterTensors(model)) {
-      tensors.Set(name, param.detach());
-    }
-    for (int l = 0; l < model.config().n_layer; ++l) {
-      for (auto [suffix, scale] :
-           {std::pair<const char*, double>{"attn.c_proj.weight", scales.attn[l]},
-            {"mlp.c_proj.weight", scales.mlp[l]}}) {
-        if (scale == 1.0) continue;
-        const std::string name = absl::StrCat("transformer.h.", l, ".", suffix);
-        tensors.Set(name, tensors.Find(name)->mul(scale));
-      }
-    }
-    if (model.config().IsNanoGptLayout()) tensors.Set(kLmHead, *tensors.Find(kWte));
-  }
-  Metadata metadata = ConfigToMetadata(model.config());
-  for (const auto& [k, v] : extra_metadata) metadata[k] = v;
+  Metadata metadata;
+  TWIST_ASSIGN_OR_RETURN(NamedTensors tensors,
+                         ExportTensors(model, extra_metadata, &metadata));
   return WriteSafetensors(path, tensors, metadata);
 }
 

@@ -43,6 +43,13 @@ void FoldPartialSumScales(GptImpl& model);
 Metadata ConfigToMetadata(const ModelConfig& config);
 absl::StatusOr<ModelConfig> ConfigFromMetadata(const Metadata& metadata);
 
+// The tensors and metadata SaveModel writes: the parameters (detached, on
+// their device) with partial-sum scales folded in, "lm_head.weight" in
+// nanoGPT's layout, and the configuration plus `extra_metadata`.
+absl::StatusOr<NamedTensors> ExportTensors(GptImpl& model,
+                                           const Metadata& extra_metadata,
+                                           Metadata* metadata);
+
 // Writes the model's parameters to `path` with its configuration in the
 // metadata. In nanoGPT's layout, "lm_head.weight" is written as a copy of the
 // tied embedding so nanoGPT's GPT.load_state_dict() takes the file as it is.

@@ -1,0 +1,290 @@
+#include "coordinator/job_manager.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/model_io.h"
+#include "common/partition.h"
+#include "common/status_macros.h"
+#include "common/subnet.h"
+#include "coordinator/job_spec.h"
+#include "glog/logging.h"
+
+namespace twist::coordinator {
+
+JobManager::JobManager(Options options, JobStore* store, WorkerRegistry* registry)
+    : options_(std::move(options)), store_(store), registry_(registry) {}
+
+JobManager::~JobManager() { Stop(); }
+
+std::string JobManager::JobDir(int64_t job_id) const {
+  return absl::StrCat(options_.state_dir, "/jobs/", job_id);
+}
+
+absl::Status JobManager::Start() {
+  TWIST_ASSIGN_OR_RETURN(std::vector<twist::v1::Job> unfinished, store_->UnfinishedJobs());
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& job : unfinished) queue_.push_back(job.id());
+  }
+  if (!unfinished.empty()) {
+    LOG(INFO) << unfinished.size() << " unfinished job(s) queued from the state directory";
+  }
+  scheduler_ = std::thread([this] { SchedulerLoop(); });
+  return absl::OkStatus();
+}
+
+void JobManager::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  stop_.store(true);
+  if (scheduler_.joinable()) scheduler_.join();
+}
+
+void JobManager::Changed() {
+  absl::MutexLock lock(&mu_);
+  ++version_;
+}
+
+uint64_t JobManager::version() {
+  absl::MutexLock lock(&mu_);
+  return version_;
+}
+
+uint64_t JobManager::WaitForChange(uint64_t seen, absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return version_ > seen || stopping_;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&changed), timeout);
+  return version_;
+}
+
+absl::StatusOr<twist::v1::Job> JobManager::Submit(twist::v1::JobSpec spec) {
+  TWIST_ASSIGN_OR_RETURN(twist::v1::JobSpec resolved, ResolveJobSpec(std::move(spec)));
+  TWIST_ASSIGN_OR_RETURN(int64_t id, store_->CreateJob(resolved, NowSeconds()));
+  TWIST_ASSIGN_OR_RETURN(twist::v1::Job job, store_->GetJob(id, /*include_rounds=*/false));
+  job.set_parameters(ModelConfigOf(resolved).NumParameters());
+  TWIST_RETURN_IF_ERROR(store_->UpdateJob(job));
+  {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(id);
+    ++version_;
+  }
+  LOG(INFO) << "job " << id << " (" << resolved.name() << ") queued";
+  return job;
+}
+
+absl::StatusOr<twist::v1::Job> JobManager::Get(int64_t job_id, bool include_rounds) {
+  return store_->GetJob(job_id, include_rounds);
+}
+
+absl::StatusOr<std::vector<twist::v1::Job>> JobManager::List() {
+  return store_->ListJobs();
+}
+
+absl::StatusOr<twist::v1::Job> JobManager::Cancel(int64_t job_id) {
+  TWIST_ASSIGN_OR_RETURN(twist::v1::Job job, store_->GetJob(job_id, false));
+  if (IsFinished(job.state())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", job_id, " already ended (", JobStateName(job.state()),
+        "): only queued, waiting or running jobs can be cancelled"));
+  }
+  bool running = false;
+  {
+    absl::MutexLock lock(&mu_);
+    running = running_id_ == job_id;
+    if (running) {
+      cancel_running_.store(true);
+    } else {
+      for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+        if (*it == job_id) {
+          queue_.erase(it);
+          break;
+        }
+      }
+    }
+  }
+  if (!running) {
+    job.set_state(twist::v1::JOB_STATE_CANCELLED);
+    job.set_reason("cancelled by a client before it started");
+    job.set_finished_at(NowSeconds());
+    TWIST_RETURN_IF_ERROR(store_->UpdateJob(job));
+    Changed();
+    return job;
+  }
+  // The runner notices within a poll interval and records the cancellation.
+  for (int i = 0; i < 200; ++i) {
+    TWIST_ASSIGN_OR_RETURN(job, store_->GetJob(job_id, false));
+    if (IsFinished(job.state())) break;
+    absl::SleepFor(options_.poll_interval);
+  }
+  return job;
+}
+
+void JobManager::SchedulerLoop() {
+  for (;;) {
+    int64_t id = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !queue_.empty();
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (stopping_) return;
+      id = queue_.front();
+      queue_.pop_front();
+      running_id_ = id;
+    }
+    cancel_running_.store(false);
+    absl::StatusOr<twist::v1::Job> job = store_->GetJob(id, false);
+    if (!job.ok()) {
+      LOG(ERROR) << "cannot load job " << id << ": " << job.status();
+      continue;
+    }
+    JobRunner::Hooks hooks;
+    hooks.job_changed = [this](const twist::v1::Job& j) {
+      if (absl::Status s = store_->UpdateJob(j); !s.ok()) {
+        LOG(ERROR) << "cannot record job " << j.id() << ": " << s;
+      }
+      Changed();
+    };
+    hooks.round_finished = [this](int64_t job_id, const twist::v1::RoundRecord& r) {
+      if (absl::Status s = store_->RecordRound(job_id, r); !s.ok()) {
+        LOG(ERROR) << "cannot record round " << r.round() << " of job " << job_id << ": " << s;
+      }
+      Changed();
+    };
+    hooks.set_current_round = [this](std::shared_ptr<RoundCollector> c) {
+      absl::MutexLock lock(&mu_);
+      current_round_ = std::move(c);
+    };
+    JobRunner::Options runner_options;
+    runner_options.incarnation = options_.incarnation;
+    runner_options.job_dir = JobDir(id);
+    runner_options.poll_interval = options_.poll_interval;
+    // A job that was running when the coordinator stopped starts over here.
+    job->set_round(0);
+    JobRunner runner(*job, registry_, runner_options, std::move(hooks));
+    {
+      absl::MutexLock lock(&mu_);
+      runner_ = &runner;
+    }
+    LOG(INFO) << "job " << id << " starting";
+    runner.Run(cancel_running_, stop_).IgnoreError();  // the runner records failures
+    {
+      absl::MutexLock lock(&mu_);
+      runner_ = nullptr;
+      running_id_ = 0;
+      current_round_.reset();
+      ++version_;
+    }
+  }
+}
+
+absl::StatusOr<std::shared_ptr<RoundCollector>> JobManager::CurrentRound(
+    const twist::v1::UpdateHeader& h) {
+  absl::MutexLock lock(&mu_);
+  if (h.incarnation() != options_.incarnation) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "update for coordinator incarnation ", h.incarnation(), " but this is incarnation ",
+        options_.incarnation, " (the coordinator restarted): dropped"));
+  }
+  if (!current_round_ || current_round_->job_id() != h.job_id() ||
+      current_round_->round() != h.round()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", h.job_id(), " round ", h.round(), " is not the current round: the update "
+        "is stale (the round ended or the job stopped) and was dropped"));
+  }
+  return current_round_;
+}
+
+absl::StatusOr<common::NamedTensors> JobManager::ExpectUpdate(
+    const twist::v1::UpdateHeader& h) {
+  TWIST_ASSIGN_OR_RETURN(std::shared_ptr<RoundCollector> round, CurrentRound(h));
+  return round->Expect(h, at::kFloat);
+}
+
+absl::Status JobManager::DeliverUpdate(const twist::v1::UpdateHeader& h,
+                                       common::NamedTensors tensors,
+                                       int64_t bytes_received) {
+  TWIST_ASSIGN_OR_RETURN(std::shared_ptr<RoundCollector> round, CurrentRound(h));
+  return round->Deliver(h, std::move(tensors), bytes_received);
+}
+
+absl::Status JobManager::RefuseUpdate(const twist::v1::UpdateHeader& h,
+                                      const std::string& reason) {
+  TWIST_ASSIGN_OR_RETURN(std::shared_ptr<RoundCollector> round, CurrentRound(h));
+  return round->Refuse(h, reason);
+}
+
+void JobManager::AbandonSlot(int64_t job_id, int32_t round, int32_t slot,
+                             const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  if (current_round_ && current_round_->job_id() == job_id &&
+      current_round_->round() == round && slot >= 0 &&
+      slot < current_round_->num_slots()) {
+    current_round_->Abandon(slot, reason);
+  }
+}
+
+absl::StatusOr<ExportedModel> JobManager::Export(int64_t job_id, double keep_ratio,
+                                                 uint64_t seed) {
+  if (!(keep_ratio >= 0 && keep_ratio <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "keep_ratio must be in [0, 1] (0 or 1: the whole model), got ", keep_ratio));
+  }
+  TWIST_ASSIGN_OR_RETURN(twist::v1::Job job, store_->GetJob(job_id, false));
+  const common::ModelConfig config = ModelConfigOf(job.spec());
+  common::NamedTensors params;
+  {
+    absl::MutexLock lock(&mu_);
+    if (running_id_ == job_id && runner_ != nullptr) params = runner_->SnapshotParameters();
+  }
+  if (params.empty()) {
+    const std::string path = JobRunner::ModelPath(JobDir(job_id));
+    if (!std::filesystem::exists(path)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job ", job_id, " (", JobStateName(job.state()),
+          ") has no model to export yet: export works once the job runs or has completed"));
+    }
+    TWIST_ASSIGN_OR_RETURN(common::SafetensorsContents contents,
+                           common::ReadSafetensors(path));
+    params = std::move(contents.tensors);
+  }
+  common::SubnetUnits units = common::AllUnits(config);
+  if (keep_ratio > 0 && keep_ratio < 1) {
+    for (int l = 0; l < config.n_layer; ++l) {
+      for (common::UnitKind kind : {common::UnitKind::kHead, common::UnitKind::kFfnColumn}) {
+        const int k = kind == common::UnitKind::kHead ? config.n_head[l] : config.ffn_width[l];
+        TWIST_ASSIGN_OR_RETURN(std::vector<int> quota,
+                               common::QuotasFromKeepRatio(k, 1, keep_ratio));
+        TWIST_ASSIGN_OR_RETURN(
+            common::UnitAssignment hats,
+            common::AssignUnits(k, quota, common::PartitionKey{seed, -1, l, kind}, false));
+        (kind == common::UnitKind::kHead ? units.layers[l].heads
+                                         : units.layers[l].ffn_columns) = hats[0];
+      }
+    }
+  }
+  common::NamedTensors model_params;
+  for (const auto& [name, t] : params) {
+    if (name != "lm_head.weight") model_params.Set(name, t);
+  }
+  TWIST_ASSIGN_OR_RETURN(common::NamedTensors sliced,
+                         common::ExtractSubnet(config, model_params, units));
+  TWIST_ASSIGN_OR_RETURN(common::Gpt model,
+                         common::BuildSubnetModel(config, units, sliced, ScalingOf(job.spec())));
+  ExportedModel out;
+  common::Metadata extra = {{"twist.job_id", absl::StrCat(job_id)},
+                            {"twist.round", absl::StrCat(job.round())},
+                            {"twist.keep_ratio", absl::StrCat(keep_ratio > 0 ? keep_ratio : 1.0)}};
+  TWIST_ASSIGN_OR_RETURN(out.tensors, common::ExportTensors(*model, extra, &out.metadata));
+  out.parameters = model->config().NumParameters();
+  return out;
+}
+
+}  // namespace twist::coordinator

@@ -1,0 +1,266 @@
+#include "coordinator/job_runner.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/local_training.h"
+#include "common/merge.h"
+#include "common/model_io.h"
+#include "common/status_macros.h"
+#include "common/subnet_proto.h"
+#include "coordinator/job_spec.h"
+#include "coordinator/round_plan.h"
+#include "glog/logging.h"
+
+namespace twist::coordinator {
+namespace {
+
+double Since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+JobRunner::JobRunner(twist::v1::Job job, WorkerRegistry* registry,
+                     Options options, Hooks hooks)
+    : job_(std::move(job)),
+      registry_(registry),
+      options_(std::move(options)),
+      hooks_(std::move(hooks)),
+      config_(ModelConfigOf(job_.spec())) {}
+
+std::string JobRunner::ModelPath(const std::string& job_dir) {
+  return job_dir + "/model.safetensors";
+}
+
+void JobRunner::SetState(twist::v1::JobState state, const std::string& reason) {
+  if (job_.state() == state && job_.reason() == reason) return;
+  job_.set_state(state);
+  job_.set_reason(reason);
+  if (IsFinished(state)) job_.set_finished_at(NowSeconds());
+  hooks_.job_changed(job_);
+}
+
+common::NamedTensors JobRunner::SnapshotParameters() const {
+  absl::MutexLock lock(&model_mu_);
+  common::NamedTensors out;
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, t] : params_) out.Set(name, t.detach().clone());
+  return out;
+}
+
+absl::Status JobRunner::Run(const std::atomic<bool>& cancel,
+                            const std::atomic<bool>& stop) {
+  absl::Status status = RunRounds(cancel, stop);
+  hooks_.set_current_round(nullptr);
+  if (!status.ok()) {
+    LOG(ERROR) << "job " << job_.id() << " failed: " << status;
+    SetState(twist::v1::JOB_STATE_FAILED, std::string(status.message()));
+    return status;
+  }
+  if (cancel.load()) {
+    SetState(twist::v1::JOB_STATE_CANCELLED, "cancelled by a client");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<double> JobRunner::Evaluate() {
+  absl::MutexLock lock(&model_mu_);
+  return common::EvaluateLoss(*model_, dataset_->val(), job_.spec().eval_batches(),
+                              job_.spec().batch_size(), config_.block_size);
+}
+
+absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
+                                  const std::atomic<bool>& stop) {
+  const auto& spec = job_.spec();
+  TWIST_ASSIGN_OR_RETURN(common::Dataset dataset, common::Dataset::Open(spec.data().path()));
+  dataset_ = std::make_unique<common::Dataset>(std::move(dataset));
+  {
+    absl::MutexLock lock(&model_mu_);
+    model_ = common::Gpt(config_);
+    model_->InitWeights(spec.seed());
+    params_ = common::ParameterTensors(*model_);
+  }
+  job_.set_parameters(config_.NumParameters());
+  job_.set_started_at(NowSeconds());
+  SetState(twist::v1::JOB_STATE_RUNNING, "");
+
+  // Round 0: the model before training.
+  {
+    const auto start = std::chrono::steady_clock::now();
+    TWIST_ASSIGN_OR_RETURN(double val_loss, Evaluate());
+    twist::v1::RoundRecord record;
+    record.set_round(0);
+    record.set_train_loss(std::numeric_limits<double>::quiet_NaN());
+    record.set_has_val_loss(true);
+    record.set_val_loss(val_loss);
+    record.set_eval_s(Since(start));
+    record.set_duration_s(record.eval_s());
+    record.set_finished_at(NowSeconds());
+    job_.set_round(0);
+    hooks_.round_finished(job_.id(), record);
+    LOG(INFO) << "job " << job_.id() << " round 0: val_loss " << val_loss;
+  }
+
+  for (int32_t round = job_.round() + 1; round <= spec.rounds(); ++round) {
+    if (cancel.load() || stop.load()) return absl::OkStatus();
+    if (!WaitForWorkers(cancel, stop)) return absl::OkStatus();
+    TWIST_RETURN_IF_ERROR(RunOneRound(round, cancel, stop));
+  }
+  if (cancel.load() || stop.load()) return absl::OkStatus();
+
+  std::filesystem::create_directories(options_.job_dir);
+  {
+    absl::MutexLock lock(&model_mu_);
+    TWIST_RETURN_IF_ERROR(common::SaveModel(ModelPath(options_.job_dir), *model_));
+  }
+  SetState(twist::v1::JOB_STATE_COMPLETED, "");
+  return absl::OkStatus();
+}
+
+bool JobRunner::WaitForWorkers(const std::atomic<bool>& cancel,
+                               const std::atomic<bool>& stop) {
+  const int needed = job_.spec().min_workers();
+  for (;;) {
+    if (cancel.load() || stop.load()) return false;
+    const int live = static_cast<int>(registry_->LiveWorkers().size());
+    if (live >= needed) {
+      SetState(twist::v1::JOB_STATE_RUNNING, "");
+      return true;
+    }
+    SetState(twist::v1::JOB_STATE_WAITING,
+             absl::StrCat("waiting for ", needed, " live worker", needed == 1 ? "" : "s",
+                          ", ", live, " live"));
+    absl::SleepFor(options_.poll_interval * 4);
+  }
+}
+
+absl::Status JobRunner::RunOneRound(int32_t round, const std::atomic<bool>& cancel,
+                                    const std::atomic<bool>& stop) {
+  const auto& spec = job_.spec();
+  const auto round_start = std::chrono::steady_clock::now();
+  std::vector<twist::v1::WorkerInfo> workers = registry_->LiveWorkers();
+  if (spec.max_workers() > 0 && static_cast<int>(workers.size()) > spec.max_workers()) {
+    workers.resize(spec.max_workers());
+  }
+  std::vector<double> capacities;
+  for (const auto& w : workers) capacities.push_back(w.capacity());
+  TWIST_ASSIGN_OR_RETURN(std::vector<common::SubnetUnits> plan,
+                         PlanRound(spec, config_, round, capacities));
+
+  // Extract every slot's tensors. In local_sgd mode every slot gets the same
+  // (whole) model: extract it once and share the read-only tensors.
+  std::vector<SlotSpec> slots;
+  std::vector<std::shared_ptr<Assignment>> assignments;
+  {
+    absl::MutexLock lock(&model_mu_);
+    std::shared_ptr<Assignment> shared;
+    for (size_t i = 0; i < workers.size(); ++i) {
+      auto a = std::make_shared<Assignment>();
+      if (shared && plan[i] == plan[0]) {
+        a->tensors = shared->tensors;
+      } else {
+        TWIST_ASSIGN_OR_RETURN(a->tensors, common::ExtractSubnet(config_, params_, plan[i]));
+        if (i == 0) shared = a;
+      }
+      auto& h = a->header;
+      h.set_incarnation(options_.incarnation);
+      h.set_job_id(job_.id());
+      h.set_round(round);
+      h.set_slot(static_cast<int32_t>(i));
+      *h.mutable_spec() = spec;
+      *h.mutable_units() = common::ToProto(plan[i]);
+      *h.mutable_tensors() = common::DescribeTensors(a->tensors);
+      slots.push_back(SlotSpec{workers[i].id(), workers[i].name(), plan[i],
+                               a->tensors.NumBytes()});
+      assignments.push_back(std::move(a));
+    }
+  }
+  auto collector = std::make_shared<RoundCollector>(options_.incarnation, job_.id(),
+                                                    round, config_, slots);
+  hooks_.set_current_round(collector);
+  for (size_t i = 0; i < workers.size(); ++i) {
+    registry_->Offer(workers[i].id(), assignments[i]);
+  }
+  assignments.clear();
+
+  // Wait for the updates; give up on a slot when its worker is lost, on the
+  // rest when the round deadline passes.
+  const absl::Time deadline = absl::Now() + absl::Seconds(spec.round_deadline_s());
+  for (;;) {
+    if (collector->WaitAllSettled(absl::Now() + options_.poll_interval)) break;
+    if (cancel.load() || stop.load()) break;
+    for (int slot : collector->Outstanding()) {
+      std::string why;
+      if (!registry_->IsLive(slots[slot].worker_id, &why)) {
+        collector->Abandon(slot, absl::StrCat("worker lost: ", why));
+      }
+    }
+    if (absl::Now() >= deadline) {
+      for (int slot : collector->Outstanding()) {
+        collector->Abandon(slot, absl::StrFormat("round deadline of %.1f s passed",
+                                                 spec.round_deadline_s()));
+      }
+    }
+  }
+  for (int slot : collector->Outstanding()) {
+    collector->Abandon(slot, cancel.load() ? "job cancelled" : "coordinator stopping");
+  }
+  for (const auto& s : slots) registry_->Revoke(s.worker_id, job_.id(), round);
+  hooks_.set_current_round(nullptr);
+  if (cancel.load() || stop.load()) return absl::OkStatus();
+
+  // Merge in slot order and apply.
+  const auto merge_start = std::chrono::steady_clock::now();
+  RoundOutcome outcome;
+  {
+    absl::MutexLock lock(&model_mu_);
+    outcome = collector->Merge(params_);
+    common::ApplyMergedDelta(outcome.merged, params_);
+  }
+  const double merge_s = Since(merge_start);
+
+  twist::v1::RoundRecord record;
+  record.set_round(round);
+  record.set_train_loss(outcome.mean_train_loss);
+  record.set_tokens(outcome.tokens);
+  record.set_merge_s(merge_s);
+  int64_t bytes_sent = 0;
+  for (auto& w : outcome.workers) {
+    bytes_sent += w.bytes_sent();
+    if (w.accepted() && w.compute_s() > 0) {
+      registry_->RecordRound(w.worker_id(), w.tokens() / w.compute_s());
+    }
+    if (!w.accepted()) {
+      LOG(WARNING) << "job " << job_.id() << " round " << round << ": worker "
+                   << w.worker_id() << " (" << w.worker_name() << "): " << w.reason();
+    }
+    *record.add_workers() = std::move(w);
+  }
+  record.set_bytes_sent(bytes_sent);
+  record.set_bytes_received(outcome.bytes_received);
+
+  if (round % spec.eval_every() == 0 || round == spec.rounds()) {
+    const auto eval_start = std::chrono::steady_clock::now();
+    TWIST_ASSIGN_OR_RETURN(double val_loss, Evaluate());
+    record.set_has_val_loss(true);
+    record.set_val_loss(val_loss);
+    record.set_eval_s(Since(eval_start));
+  }
+  record.set_duration_s(Since(round_start));
+  record.set_finished_at(NowSeconds());
+  job_.set_round(round);
+  hooks_.round_finished(job_.id(), record);
+  LOG(INFO) << absl::StrFormat(
+      "job %d round %d/%d: train_loss %.4f%s, %d/%d updates, %.2f s", job_.id(), round,
+      spec.rounds(), record.train_loss(),
+      record.has_val_loss() ? absl::StrFormat(", val_loss %.4f", record.val_loss()) : "",
+      outcome.accepted, collector->num_slots(), record.duration_s());
+  return absl::OkStatus();
+}
+
+}  // namespace twist::coordinator

@@ -1,0 +1,45 @@
+// Job specs: defaults, validation and conversion to the model's shape. A spec
+// that cannot run is refused at submit, with a message naming the field and
+// the fix, never discovered hours into a job.
+#ifndef TWIST_COORDINATOR_JOB_SPEC_H_
+#define TWIST_COORDINATOR_JOB_SPEC_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/dataset.h"
+#include "common/job_config.h"
+#include "twist/v1/job.pb.h"
+
+namespace twist::coordinator {
+
+using common::ModelConfigOf;
+using common::ScalingOf;
+using common::TrainingOptionsOf;
+
+// Fills every field left at 0 (or empty) with its documented default (see
+// proto/twist/v1/job.proto). The dataset's vocabulary and hash are not known
+// here: ResolveJobSpec fills those.
+void ApplyDefaults(twist::v1::JobSpec* spec);
+
+// Checks a spec with defaults applied against its dataset's metadata. Pure:
+// reads no files. InvalidArgument naming the first bad field.
+absl::Status ValidateJobSpec(const twist::v1::JobSpec& spec,
+                             const common::DatasetMeta& meta);
+
+// What SubmitJob runs: defaults, then the dataset at spec.data.path is read on
+// this machine (NotFound or DataLoss naming the path when it is missing or
+// unreadable), its vocabulary and content hash filled in (or checked, when
+// the spec names a hash: FailedPrecondition on a mismatch), then validation.
+absl::StatusOr<twist::v1::JobSpec> ResolveJobSpec(twist::v1::JobSpec spec);
+
+// "queued", "running", ...; "twist", "local_sgd".
+std::string JobStateName(twist::v1::JobState state);
+std::string ModeName(twist::v1::Mode mode);
+bool IsFinished(twist::v1::JobState state);
+
+}  // namespace twist::coordinator
+
+#endif  // TWIST_COORDINATOR_JOB_SPEC_H_

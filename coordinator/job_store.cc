@@ -1,0 +1,680 @@
+// SQLite behind JobStore: small RAII wrappers for statements and
+// transactions, the mapping from SQLite result codes to absl::Status, and the
+// schema.
+#include "coordinator/job_store.h"
+
+#include <sqlite3.h>
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "common/status_macros.h"
+
+namespace twist::coordinator {
+namespace {
+
+using ::twist::v1::Job;
+using ::twist::v1::JobSpec;
+using ::twist::v1::JobState;
+using ::twist::v1::RoundRecord;
+
+// Applied to a database whose user_version is 0 and that holds no tables.
+// AUTOINCREMENT keeps ids of deleted jobs from being reused, so an id in an
+// old log or checkpoint folder never names a different job.
+constexpr char kSchemaSql[] = R"sql(
+CREATE TABLE jobs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  spec BLOB NOT NULL,
+  state INTEGER NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  round INTEGER NOT NULL DEFAULT 0,
+  created_at REAL NOT NULL,
+  started_at REAL,
+  finished_at REAL,
+  parameters INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE rounds (
+  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  round INTEGER NOT NULL,
+  record BLOB NOT NULL,
+  train_loss REAL,
+  val_loss REAL,
+  bytes_sent INTEGER NOT NULL,
+  bytes_received INTEGER NOT NULL,
+  duration_s REAL NOT NULL,
+  PRIMARY KEY (job_id, round)
+);
+)sql";
+
+// Column order of every job query; ReadJob depends on it. The summaries of
+// the job's rounds come from the rounds table (indexed by its primary key).
+constexpr char kJobColumns[] =
+    "SELECT id, spec, state, reason, round, created_at, started_at, "
+    "finished_at, parameters, "
+    "(SELECT train_loss FROM rounds r WHERE r.job_id = jobs.id AND "
+    "r.train_loss IS NOT NULL ORDER BY r.round DESC LIMIT 1), "
+    "(SELECT val_loss FROM rounds r WHERE r.job_id = jobs.id AND "
+    "r.val_loss IS NOT NULL ORDER BY r.round DESC LIMIT 1), "
+    "(SELECT COALESCE(SUM(bytes_sent), 0) FROM rounds r WHERE r.job_id = jobs.id), "
+    "(SELECT COALESCE(SUM(bytes_received), 0) FROM rounds r WHERE r.job_id = jobs.id), "
+    "(SELECT duration_s FROM rounds r WHERE r.job_id = jobs.id "
+    "ORDER BY r.round DESC LIMIT 1) "
+    "FROM jobs ";
+
+// Turns an SQLite result code into the most specific Status, with what to do
+// about it. `db` may be null (then only the code's generic text is known).
+absl::Status SqliteError(int rc, sqlite3* db, absl::string_view path,
+                         absl::string_view operation) {
+  const char* detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  const std::string message = absl::StrCat(operation, " failed on ", path, ": ",
+                                           detail, " (SQLite code ", rc, ")");
+  switch (rc & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(absl::StrCat(
+          message,
+          "; the file is damaged or not an SQLite database: move it aside "
+          "(the coordinator then starts with no jobs) or restore a backup"));
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_AUTH:
+      return absl::FailedPreconditionError(absl::StrCat(
+          message,
+          "; check that the state directory exists and that the coordinator "
+          "may read and write it and the file"));
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(absl::StrCat(
+          message,
+          "; another process holds the database lock: stop any other "
+          "coordinator using this state directory and retry"));
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(
+          absl::StrCat(message, "; the disk is full: free space and retry"));
+    case SQLITE_NOMEM:
+      return absl::ResourceExhaustedError(
+          absl::StrCat(message, "; the process is out of memory"));
+    case SQLITE_IOERR:
+      return absl::UnavailableError(absl::StrCat(
+          message, "; the disk reported an I/O error: check it and retry"));
+    default:
+      return absl::InternalError(
+          absl::StrCat(message, "; this is a bug in the job store"));
+  }
+}
+
+// A prepared statement, finalized when it goes out of scope. Binding errors
+// are kept and reported by the next Step(), so call sites bind without
+// checking each call.
+class Statement {
+ public:
+  static absl::StatusOr<Statement> Prepare(sqlite3* db, absl::string_view path,
+                                           absl::string_view operation,
+                                           absl::string_view sql) {
+    sqlite3_stmt* stmt = nullptr;
+    const int rc =
+        sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt,
+                           /*pzTail=*/nullptr);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      return SqliteError(rc, db, path, operation);
+    }
+    return Statement(db, stmt, path, operation);
+  }
+
+  Statement(Statement&& other) noexcept
+      : db_(other.db_),
+        stmt_(std::exchange(other.stmt_, nullptr)),
+        path_(other.path_),
+        operation_(other.operation_),
+        bind_status_(std::move(other.bind_status_)) {}
+  Statement& operator=(Statement&&) = delete;
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  ~Statement() { sqlite3_finalize(stmt_); }
+
+  // Parameters are numbered from 1, as in SQLite.
+  void BindInt64(int index, int64_t value) {
+    Check(sqlite3_bind_int64(stmt_, index, value));
+  }
+  // NaN becomes NULL (SQLite would store it as NULL anyway; this says so).
+  void BindDouble(int index, double value) {
+    if (std::isnan(value)) {
+      BindNull(index);
+    } else {
+      Check(sqlite3_bind_double(stmt_, index, value));
+    }
+  }
+  // 0 becomes NULL: for timestamps that are not set yet.
+  void BindTimeOrNull(int index, double value) {
+    if (value == 0.0) {
+      BindNull(index);
+    } else {
+      BindDouble(index, value);
+    }
+  }
+  void BindNull(int index) { Check(sqlite3_bind_null(stmt_, index)); }
+  void BindText(int index, absl::string_view value) {
+    Check(sqlite3_bind_text64(stmt_, index, value.data(), value.size(),
+                              SQLITE_TRANSIENT, SQLITE_UTF8));
+  }
+  void BindBlob(int index, absl::string_view value) {
+    // A zero-length blob binds as an empty blob, not NULL, only with a
+    // non-null pointer.
+    Check(sqlite3_bind_blob64(stmt_, index, value.empty() ? "" : value.data(),
+                              value.size(), SQLITE_TRANSIENT));
+  }
+
+  // Runs the statement one step: true with a row to read, false when done.
+  absl::StatusOr<bool> Step() {
+    TWIST_RETURN_IF_ERROR(bind_status_);
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return SqliteError(rc, db_, path_, operation_);
+  }
+
+  // Runs the statement to completion, ignoring any rows.
+  absl::Status Run() {
+    while (true) {
+      TWIST_ASSIGN_OR_RETURN(const bool row, Step());
+      if (!row) return absl::OkStatus();
+    }
+  }
+
+  // Columns are numbered from 0, as in SQLite. NULL reads as 0 or empty.
+  bool IsNull(int column) const {
+    return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
+  }
+  int64_t Int64(int column) const {
+    return sqlite3_column_int64(stmt_, column);
+  }
+  double Double(int column) const {
+    return sqlite3_column_double(stmt_, column);
+  }
+  std::string Text(int column) const {
+    const unsigned char* text = sqlite3_column_text(stmt_, column);
+    if (text == nullptr) return std::string();
+    return std::string(
+        reinterpret_cast<const char*>(text),
+        static_cast<size_t>(sqlite3_column_bytes(stmt_, column)));
+  }
+  std::string Blob(int column) const {
+    const void* blob = sqlite3_column_blob(stmt_, column);
+    if (blob == nullptr) return std::string();
+    return std::string(
+        static_cast<const char*>(blob),
+        static_cast<size_t>(sqlite3_column_bytes(stmt_, column)));
+  }
+
+  absl::string_view operation() const { return operation_; }
+
+ private:
+  Statement(sqlite3* db, sqlite3_stmt* stmt, absl::string_view path,
+            absl::string_view operation)
+      : db_(db), stmt_(stmt), path_(path), operation_(operation) {}
+
+  void Check(int rc) {
+    if (rc != SQLITE_OK && bind_status_.ok()) {
+      bind_status_ = SqliteError(rc, db_, path_, operation_);
+    }
+  }
+
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+  std::string path_;
+  std::string operation_;
+  absl::Status bind_status_;
+};
+
+// Runs SQL without parameters or results (one or more statements).
+absl::Status Exec(sqlite3* db, absl::string_view path,
+                  absl::string_view operation, const std::string& sql) {
+  const int rc = sqlite3_exec(db, sql.c_str(), /*callback=*/nullptr,
+                              /*arg=*/nullptr, /*errmsg=*/nullptr);
+  if (rc != SQLITE_OK) return SqliteError(rc, db, path, operation);
+  return absl::OkStatus();
+}
+
+// A write transaction, rolled back when it goes out of scope uncommitted.
+// BEGIN IMMEDIATE takes the write lock at once, so a busy database fails (or
+// waits out the busy timeout) at the start instead of half-way through.
+class Transaction {
+ public:
+  static absl::StatusOr<Transaction> Begin(sqlite3* db, absl::string_view path,
+                                           absl::string_view operation) {
+    TWIST_RETURN_IF_ERROR(
+        Exec(db, path, absl::StrCat(operation, " (begin)"), "BEGIN IMMEDIATE"));
+    return Transaction(db, path, operation);
+  }
+
+  Transaction(Transaction&& other) noexcept
+      : db_(std::exchange(other.db_, nullptr)),
+        path_(std::move(other.path_)),
+        operation_(std::move(other.operation_)) {}
+  Transaction& operator=(Transaction&&) = delete;
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  ~Transaction() {
+    // A failed ROLLBACK can only mean SQLite already rolled back (after
+    // SQLITE_FULL, SQLITE_IOERR, ...); nothing is left to undo.
+    if (db_ != nullptr && !sqlite3_get_autocommit(db_)) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+  }
+
+  absl::Status Commit() {
+    TWIST_RETURN_IF_ERROR(
+        Exec(db_, path_, absl::StrCat(operation_, " (commit)"), "COMMIT"));
+    db_ = nullptr;
+    return absl::OkStatus();
+  }
+
+ private:
+  Transaction(sqlite3* db, absl::string_view path, absl::string_view operation)
+      : db_(db), path_(path), operation_(operation) {}
+
+  sqlite3* db_;  // null once committed
+  std::string path_;
+  std::string operation_;
+};
+
+// The first column of the first row of `sql`, as an integer.
+absl::StatusOr<int64_t> QueryInt64(sqlite3* db, absl::string_view path,
+                                   absl::string_view operation,
+                                   absl::string_view sql) {
+  TWIST_ASSIGN_OR_RETURN(Statement stmt,
+                         Statement::Prepare(db, path, operation, sql));
+  TWIST_ASSIGN_OR_RETURN(const bool row, stmt.Step());
+  if (!row) {
+    return absl::InternalError(
+        absl::StrCat(operation, " on ", path, ": no row came back"));
+  }
+  return stmt.Int64(0);
+}
+
+absl::Status JobNotFound(int64_t id) {
+  return absl::NotFoundError(absl::StrCat(
+      "job ", id, " does not exist: `twistctl list` shows the jobs"));
+}
+
+// Reads one row of kJobColumns.
+absl::StatusOr<Job> ReadJob(const Statement& stmt, absl::string_view path) {
+  Job job;
+  job.set_id(stmt.Int64(0));
+  if (!job.mutable_spec()->ParseFromString(stmt.Blob(1))) {
+    return absl::DataLossError(absl::StrCat(
+        "job ", job.id(), " in ", path,
+        ": the stored spec is not a valid twist.v1.JobSpec; the database is "
+        "damaged: restore a backup or move the file aside"));
+  }
+  const int64_t state = stmt.Int64(2);
+  if (state < 0 || state > INT32_MAX ||
+      !twist::v1::JobState_IsValid(static_cast<int>(state))) {
+    return absl::DataLossError(absl::StrCat(
+        "job ", job.id(), " in ", path, ": stored state ", state,
+        " is not a twist.v1.JobState; the file was written by a newer "
+        "coordinator or is damaged"));
+  }
+  job.set_state(static_cast<JobState>(state));
+  job.set_reason(stmt.Text(3));
+  job.set_round(static_cast<int32_t>(stmt.Int64(4)));
+  job.set_created_at(stmt.Double(5));
+  job.set_started_at(stmt.IsNull(6) ? 0.0 : stmt.Double(6));
+  job.set_finished_at(stmt.IsNull(7) ? 0.0 : stmt.Double(7));
+  job.set_parameters(stmt.Int64(8));
+  if (!stmt.IsNull(9)) job.set_last_train_loss(stmt.Double(9));
+  if (!stmt.IsNull(10)) job.set_last_val_loss(stmt.Double(10));
+  job.set_bytes_sent_total(stmt.Int64(11));
+  job.set_bytes_received_total(stmt.Int64(12));
+  job.set_last_round_duration_s(stmt.IsNull(13) ? 0.0 : stmt.Double(13));
+  return job;
+}
+
+}  // namespace
+
+JobStore::JobStore(std::string path, sqlite3* db)
+    : path_(std::move(path)), db_(db) {}
+
+JobStore::~JobStore() {
+  absl::MutexLock lock(&mu_);
+  // Every statement has been finalized by its owner before its method
+  // returned, so this closes the connection (and checkpoints the WAL) now.
+  // A null handle, from an open that could not allocate one, is a no-op.
+  sqlite3_close(db_);
+}
+
+absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(
+    const std::string& path) {
+  if (path.empty()) {
+    return absl::InvalidArgumentError(
+        "job database path is empty: pass a file such as <state_dir>/jobs.db");
+  }
+  sqlite3* db = nullptr;
+  // The store serializes its own calls (mu_), so SQLite's per-connection
+  // mutex would only add cost.
+  const int rc = sqlite3_open_v2(
+      path.c_str(), &db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+      /*zVfs=*/nullptr);
+  // Even a failed open returns a handle (or null) that must be closed; the
+  // store owns it from here.
+  std::unique_ptr<JobStore> store(new JobStore(path, db));
+  if (rc != SQLITE_OK) return SqliteError(rc, db, path, "open job database");
+  TWIST_RETURN_IF_ERROR(store->Initialize());
+  return store;
+}
+
+absl::Status JobStore::Initialize() {
+  absl::MutexLock lock(&mu_);
+  sqlite3_extended_result_codes(db_, 1);
+  // Set before the first read: opening a file another process is writing
+  // can meet a lock.
+  int rc = sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+  if (rc != SQLITE_OK) return SqliteError(rc, db_, path_, "set busy timeout");
+
+  // Nothing is written before the version and ownership checks pass, so a
+  // foreign or newer file is left exactly as it was. Reading user_version is
+  // also the first read of the file header, which catches a file that is not
+  // a database at all.
+  TWIST_ASSIGN_OR_RETURN(
+      const int64_t version,
+      QueryInt64(db_, path_, "read schema version", "PRAGMA user_version"));
+  if (version > kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job database ", path_, " has schema version ", version,
+        " but this coordinator understands up to version ", kSchemaVersion,
+        ": it was written by a newer coordinator; run that version, or use "
+        "another --state_dir"));
+  }
+  if (version < 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job database ", path_, " has schema version ", version,
+        ", which no coordinator writes: it belongs to another program; use "
+        "another --state_dir"));
+  }
+  if (version == 0) {
+    TWIST_ASSIGN_OR_RETURN(
+        const int64_t tables,
+        QueryInt64(db_, path_, "list tables",
+                   "SELECT count(*) FROM sqlite_master WHERE type = 'table'"));
+    if (tables > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          path_, " is an SQLite database of another program (", tables,
+          " tables, no TwIST schema version): use another --state_dir or "
+          "move the file aside"));
+    }
+  }
+
+  // WAL lets readers (the sqlite3 shell, a backup) run while the coordinator
+  // writes, and makes each commit one sequential append.
+  {
+    TWIST_ASSIGN_OR_RETURN(Statement stmt,
+                           Statement::Prepare(db_, path_, "enable WAL journal",
+                                              "PRAGMA journal_mode=WAL"));
+    TWIST_ASSIGN_OR_RETURN(const bool row, stmt.Step());
+    const std::string mode = row ? stmt.Text(0) : std::string();
+    if (mode != "wal") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job database ", path_,
+          " could not switch to WAL journal mode (got '", mode,
+          "'): the file system does not support it; put --state_dir on a "
+          "local disk"));
+    }
+  }
+  // With WAL, NORMAL never corrupts the database and survives a crash of the
+  // coordinator; only a power loss or OS crash can lose the last few commits.
+  // Those are at most the latest round records, which a resumed job runs and
+  // records again from its checkpoint, so the fsync per commit that FULL
+  // costs buys nothing here.
+  TWIST_RETURN_IF_ERROR(
+      Exec(db_, path_, "set synchronous mode", "PRAGMA synchronous=NORMAL"));
+  TWIST_RETURN_IF_ERROR(
+      Exec(db_, path_, "enable foreign keys", "PRAGMA foreign_keys=ON"));
+
+  if (version == 0) {
+    TWIST_ASSIGN_OR_RETURN(Transaction txn,
+                           Transaction::Begin(db_, path_, "create schema"));
+    // Another coordinator may have created the schema between the check
+    // above and the write lock just taken.
+    TWIST_ASSIGN_OR_RETURN(
+        const int64_t locked_version,
+        QueryInt64(db_, path_, "read schema version", "PRAGMA user_version"));
+    if (locked_version == 0) {
+      TWIST_RETURN_IF_ERROR(Exec(db_, path_, "create schema", kSchemaSql));
+      TWIST_RETURN_IF_ERROR(
+          Exec(db_, path_, "set schema version",
+               absl::StrCat("PRAGMA user_version=", kSchemaVersion)));
+    }
+    TWIST_RETURN_IF_ERROR(txn.Commit());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> JobStore::CreateJob(const JobSpec& spec,
+                                            double created_at) {
+  std::string spec_bytes;
+  if (!spec.SerializeToString(&spec_bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "job spec '", spec.name(), "' cannot be serialized (over 2 GiB?)"));
+  }
+  absl::MutexLock lock(&mu_);
+  TWIST_ASSIGN_OR_RETURN(
+      Statement stmt,
+      Statement::Prepare(
+          db_, path_, "create job",
+          "INSERT INTO jobs (name, spec, state, reason, round, "
+          "created_at, parameters) VALUES (?, ?, ?, '', 0, ?, 0)"));
+  stmt.BindText(1, spec.name());
+  stmt.BindBlob(2, spec_bytes);
+  stmt.BindInt64(3, twist::v1::JOB_STATE_QUEUED);
+  stmt.BindDouble(4, created_at);
+  TWIST_RETURN_IF_ERROR(stmt.Run());
+  return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+}
+
+absl::Status JobStore::UpdateJob(const Job& job) {
+  if (job.state() == twist::v1::JOB_STATE_UNSPECIFIED ||
+      !twist::v1::JobState_IsValid(job.state())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "job ", job.id(), ": state ", job.state(),
+        " cannot be stored: set one of QUEUED, WAITING, RUNNING, COMPLETED, "
+        "FAILED, CANCELLED"));
+  }
+  absl::MutexLock lock(&mu_);
+  const std::string operation = absl::StrCat("update job ", job.id());
+  TWIST_ASSIGN_OR_RETURN(
+      Statement stmt,
+      Statement::Prepare(db_, path_, operation,
+                         "UPDATE jobs SET state = ?, reason = ?, round = ?, "
+                         "started_at = ?, finished_at = ?, parameters = ? "
+                         "WHERE id = ?"));
+  stmt.BindInt64(1, job.state());
+  stmt.BindText(2, job.reason());
+  stmt.BindInt64(3, job.round());
+  stmt.BindTimeOrNull(4, job.started_at());
+  stmt.BindTimeOrNull(5, job.finished_at());
+  stmt.BindInt64(6, job.parameters());
+  stmt.BindInt64(7, job.id());
+  TWIST_RETURN_IF_ERROR(stmt.Run());
+  // Counts rows matched, even those whose values did not change.
+  if (sqlite3_changes(db_) == 0) return JobNotFound(job.id());
+  return absl::OkStatus();
+}
+
+absl::Status JobStore::RecordRound(int64_t job_id, const RoundRecord& record) {
+  if (record.round() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("job ", job_id, ": round record has round ",
+                     record.round(), "; rounds start at 0"));
+  }
+  std::string record_bytes;
+  if (!record.SerializeToString(&record_bytes)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("job ", job_id, ": record of round ", record.round(),
+                     " cannot be serialized (over 2 GiB?)"));
+  }
+  absl::MutexLock lock(&mu_);
+  const std::string operation =
+      absl::StrCat("record round ", record.round(), " of job ", job_id);
+  TWIST_ASSIGN_OR_RETURN(Transaction txn,
+                         Transaction::Begin(db_, path_, operation));
+  {
+    TWIST_ASSIGN_OR_RETURN(Statement stmt,
+                           Statement::Prepare(db_, path_, operation,
+                                              "UPDATE jobs SET round = ? "
+                                              "WHERE id = ?"));
+    stmt.BindInt64(1, record.round());
+    stmt.BindInt64(2, job_id);
+    TWIST_RETURN_IF_ERROR(stmt.Run());
+    if (sqlite3_changes(db_) == 0) return JobNotFound(job_id);
+  }
+  {
+    TWIST_ASSIGN_OR_RETURN(
+        Statement stmt,
+        Statement::Prepare(
+            db_, path_, operation,
+            "DELETE FROM rounds WHERE job_id = ? AND round >= ?"));
+    stmt.BindInt64(1, job_id);
+    stmt.BindInt64(2, record.round());
+    TWIST_RETURN_IF_ERROR(stmt.Run());
+  }
+  {
+    TWIST_ASSIGN_OR_RETURN(
+        Statement stmt,
+        Statement::Prepare(db_, path_, operation,
+                           "INSERT INTO rounds (job_id, round, record, "
+                           "train_loss, val_loss, bytes_sent, bytes_received, "
+                           "duration_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+    stmt.BindInt64(1, job_id);
+    stmt.BindInt64(2, record.round());
+    stmt.BindBlob(3, record_bytes);
+    stmt.BindDouble(4, record.train_loss());
+    if (record.has_val_loss()) {
+      stmt.BindDouble(5, record.val_loss());
+    } else {
+      stmt.BindNull(5);
+    }
+    stmt.BindInt64(6, record.bytes_sent());
+    stmt.BindInt64(7, record.bytes_received());
+    stmt.BindDouble(8, record.duration_s());
+    TWIST_RETURN_IF_ERROR(stmt.Run());
+  }
+  return txn.Commit();
+}
+
+absl::Status JobStore::TruncateRounds(int64_t job_id,
+                                      int32_t keep_up_to_round) {
+  if (keep_up_to_round < -1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "job ", job_id, ": cannot keep rounds up to ", keep_up_to_round,
+        "; pass a round >= 0, or -1 to delete every round"));
+  }
+  absl::MutexLock lock(&mu_);
+  const std::string operation = absl::StrCat("truncate rounds of job ", job_id,
+                                             " after round ", keep_up_to_round);
+  TWIST_ASSIGN_OR_RETURN(Transaction txn,
+                         Transaction::Begin(db_, path_, operation));
+  {
+    TWIST_ASSIGN_OR_RETURN(Statement stmt,
+                           Statement::Prepare(db_, path_, operation,
+                                              "UPDATE jobs SET round = ? "
+                                              "WHERE id = ?"));
+    stmt.BindInt64(1, keep_up_to_round < 0 ? 0 : keep_up_to_round);
+    stmt.BindInt64(2, job_id);
+    TWIST_RETURN_IF_ERROR(stmt.Run());
+    if (sqlite3_changes(db_) == 0) return JobNotFound(job_id);
+  }
+  {
+    TWIST_ASSIGN_OR_RETURN(
+        Statement stmt,
+        Statement::Prepare(
+            db_, path_, operation,
+            "DELETE FROM rounds WHERE job_id = ? AND round > ?"));
+    stmt.BindInt64(1, job_id);
+    stmt.BindInt64(2, keep_up_to_round);
+    TWIST_RETURN_IF_ERROR(stmt.Run());
+  }
+  return txn.Commit();
+}
+
+absl::StatusOr<Job> JobStore::GetJob(int64_t id, bool include_rounds) {
+  absl::MutexLock lock(&mu_);
+  const std::string operation = absl::StrCat("read job ", id);
+  Job job;
+  {
+    TWIST_ASSIGN_OR_RETURN(
+        Statement stmt,
+        Statement::Prepare(db_, path_, operation,
+                           absl::StrCat(kJobColumns, "WHERE id = ?")));
+    stmt.BindInt64(1, id);
+    TWIST_ASSIGN_OR_RETURN(const bool row, stmt.Step());
+    if (!row) return JobNotFound(id);
+    TWIST_ASSIGN_OR_RETURN(job, ReadJob(stmt, path_));
+  }
+  if (!include_rounds) return job;
+
+  TWIST_ASSIGN_OR_RETURN(
+      Statement stmt,
+      Statement::Prepare(db_, path_, absl::StrCat("read rounds of job ", id),
+                         "SELECT round, record FROM rounds WHERE job_id = ? "
+                         "ORDER BY round"));
+  stmt.BindInt64(1, id);
+  while (true) {
+    TWIST_ASSIGN_OR_RETURN(const bool row, stmt.Step());
+    if (!row) break;
+    const int64_t round = stmt.Int64(0);
+    RoundRecord* record = job.add_rounds();
+    if (!record->ParseFromString(stmt.Blob(1)) || record->round() != round) {
+      return absl::DataLossError(absl::StrCat(
+          "round ", round, " of job ", id, " in ", path_,
+          ": the stored record is not a valid twist.v1.RoundRecord for that "
+          "round; the database is damaged: restore a backup or move the file "
+          "aside"));
+    }
+  }
+  return job;
+}
+
+absl::StatusOr<std::vector<Job>> JobStore::SelectJobs(
+    const char* where_and_order, const char* operation) {
+  TWIST_ASSIGN_OR_RETURN(
+      Statement stmt,
+      Statement::Prepare(db_, path_, operation,
+                         absl::StrCat(kJobColumns, where_and_order)));
+  std::vector<Job> jobs;
+  while (true) {
+    TWIST_ASSIGN_OR_RETURN(const bool row, stmt.Step());
+    if (!row) break;
+    TWIST_ASSIGN_OR_RETURN(Job job, ReadJob(stmt, path_));
+    jobs.push_back(std::move(job));
+  }
+  return jobs;
+}
+
+absl::StatusOr<std::vector<Job>> JobStore::ListJobs() {
+  absl::MutexLock lock(&mu_);
+  return SelectJobs("ORDER BY id DESC", "list jobs");
+}
+
+absl::StatusOr<std::vector<Job>> JobStore::UnfinishedJobs() {
+  absl::MutexLock lock(&mu_);
+  // Ids grow with submission (AUTOINCREMENT), so id order is age order even
+  // when two jobs share a created_at.
+  static const std::string kWhere =
+      absl::StrCat("WHERE state IN (", twist::v1::JOB_STATE_QUEUED, ", ",
+                   twist::v1::JOB_STATE_WAITING, ", ",
+                   twist::v1::JOB_STATE_RUNNING, ") ORDER BY id ASC");
+  return SelectJobs(kWhere.c_str(), "list unfinished jobs");
+}
+
+}  // namespace twist::coordinator

@@ -1,0 +1,28 @@
+// Which units each worker holds in a round: the job's quotas turned into one
+// balls-in-hats draw per layer and kind (twist mode), or the whole model for
+// everyone (local_sgd mode). Pure: a function of the spec, the round and the
+// workers' declared capacities, so any process can recompute a round's plan.
+#ifndef TWIST_COORDINATOR_ROUND_PLAN_H_
+#define TWIST_COORDINATOR_ROUND_PLAN_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/model_config.h"
+#include "common/subnet.h"
+#include "twist/v1/job.pb.h"
+
+namespace twist::coordinator {
+
+// One SubnetUnits per slot (worker) of round `round`, for workers with the
+// given capacities (used only when spec.capacity_weighted()). Quotas per
+// layer: heads_per_worker / ffn_columns_per_worker when set, else keep_ratio
+// when set, else an even split (ceil(k / n)). Errors as AssignUnits.
+absl::StatusOr<std::vector<common::SubnetUnits>> PlanRound(
+    const twist::v1::JobSpec& spec, const common::ModelConfig& config,
+    int32_t round, const std::vector<double>& capacities);
+
+}  // namespace twist::coordinator
+
+#endif  // TWIST_COORDINATOR_ROUND_PLAN_H_

@@ -1,0 +1,187 @@
+#include "coordinator/worker_registry.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace twist::coordinator {
+
+double NowSeconds() { return absl::ToUnixMicros(absl::Now()) * 1e-6; }
+
+WorkerRegistry::WorkerRegistry(const Options& options) : options_(options) {}
+
+std::string WorkerRegistry::Join(const twist::v1::JoinRequest& request,
+                                 const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  const std::string id = absl::StrCat("w", next_id_++);
+  Worker& w = workers_[id];
+  const double now = NowSeconds();
+  w.info.set_id(id);
+  w.info.set_name(request.name().empty() ? id : request.name());
+  w.info.set_device(request.device());
+  w.info.set_capacity(request.capacity() > 0 ? request.capacity() : 1.0);
+  w.info.set_threads(request.threads());
+  w.info.set_address(address);
+  w.info.set_joined_at(now);
+  w.info.set_last_heartbeat_at(now);
+  w.info.set_live(true);
+  w.info.set_status("idle");
+  return id;
+}
+
+void WorkerRegistry::SweepLocked(double now) {
+  for (auto& [id, w] : workers_) {
+    if (!w.info.live()) continue;
+    const double silent = now - w.info.last_heartbeat_at();
+    if (silent > options_.heartbeat_timeout_s) {
+      w.info.set_live(false);
+      w.info.set_status("dropped");
+      w.not_live_reason = absl::StrFormat(
+          "no heartbeat for %.1f s (timeout %.1f s)", silent, options_.heartbeat_timeout_s);
+      w.mailbox.reset();
+    }
+  }
+}
+
+absl::Status WorkerRegistry::Heartbeat(const twist::v1::HeartbeatRequest& request) {
+  absl::MutexLock lock(&mu_);
+  const double now = NowSeconds();
+  SweepLocked(now);
+  auto it = workers_.find(request.worker_id());
+  if (it == workers_.end()) {
+    return absl::NotFoundError(absl::StrCat(
+        "worker ", request.worker_id(), " is unknown to this coordinator: join again"));
+  }
+  Worker& w = it->second;
+  if (!w.info.live()) {
+    return absl::NotFoundError(absl::StrCat("worker ", request.worker_id(),
+                                            " was dropped (", w.not_live_reason,
+                                            "): join again"));
+  }
+  w.info.set_last_heartbeat_at(now);
+  if (!request.status().empty()) w.info.set_status(request.status());
+  w.info.set_resident_parameters(request.resident_parameters());
+  return absl::OkStatus();
+}
+
+absl::Status WorkerRegistry::Leave(const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) {
+    return absl::NotFoundError(absl::StrCat("worker ", worker_id, " is unknown"));
+  }
+  it->second.info.set_live(false);
+  it->second.info.set_status("left");
+  it->second.not_live_reason = "left";
+  it->second.mailbox.reset();
+  return absl::OkStatus();
+}
+
+std::vector<twist::v1::WorkerInfo> WorkerRegistry::LiveWorkers() {
+  absl::MutexLock lock(&mu_);
+  SweepLocked(NowSeconds());
+  std::vector<std::pair<double, twist::v1::WorkerInfo>> live;
+  for (const auto& [id, w] : workers_) {
+    if (w.info.live()) live.emplace_back(w.info.joined_at(), w.info);
+  }
+  // Join order; ids break ties ("w10" after "w9": compare numerically).
+  std::stable_sort(live.begin(), live.end(), [](const auto& a, const auto& b) {
+    if (a.first != b.first) return a.first < b.first;
+    return std::stoll(a.second.id().substr(1)) < std::stoll(b.second.id().substr(1));
+  });
+  std::vector<twist::v1::WorkerInfo> out;
+  for (auto& [t, info] : live) out.push_back(std::move(info));
+  return out;
+}
+
+std::vector<twist::v1::WorkerInfo> WorkerRegistry::AllWorkers() {
+  absl::MutexLock lock(&mu_);
+  SweepLocked(NowSeconds());
+  std::vector<twist::v1::WorkerInfo> out;
+  for (const auto& [id, w] : workers_) out.push_back(w.info);
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    if (a.live() != b.live()) return a.live();
+    return std::stoll(a.id().substr(1)) < std::stoll(b.id().substr(1));
+  });
+  return out;
+}
+
+bool WorkerRegistry::IsLive(const std::string& worker_id, std::string* reason) {
+  absl::MutexLock lock(&mu_);
+  SweepLocked(NowSeconds());
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) {
+    if (reason) *reason = "unknown worker";
+    return false;
+  }
+  if (!it->second.info.live() && reason) *reason = it->second.not_live_reason;
+  return it->second.info.live();
+}
+
+void WorkerRegistry::Offer(const std::string& worker_id,
+                           std::shared_ptr<const Assignment> a) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end() || !it->second.info.live()) return;
+  it->second.mailbox = std::move(a);
+  it->second.abandon = false;
+}
+
+absl::StatusOr<std::shared_ptr<const Assignment>> WorkerRegistry::Take(
+    const std::string& worker_id, absl::Duration wait) {
+  const absl::Time deadline = absl::Now() + wait;
+  absl::MutexLock lock(&mu_);
+  for (;;) {
+    auto it = workers_.find(worker_id);
+    if (it == workers_.end() || !it->second.info.live()) {
+      return absl::NotFoundError(absl::StrCat(
+          "worker ", worker_id, " is not registered or was dropped: join again"));
+    }
+    Worker& w = it->second;
+    if (w.mailbox) {
+      std::shared_ptr<const Assignment> a = std::move(w.mailbox);
+      w.mailbox.reset();
+      w.taken_job = a->header.job_id();
+      w.taken_round = a->header.round();
+      return a;
+    }
+    // Wake when an assignment arrives, the worker leaves, or the wait ends.
+    auto has_mail = [&w]() { return w.mailbox != nullptr || !w.info.live(); };
+    if (!mu_.AwaitWithDeadline(absl::Condition(&has_mail), deadline)) {
+      return std::shared_ptr<const Assignment>();
+    }
+  }
+}
+
+void WorkerRegistry::Revoke(const std::string& worker_id, int64_t job_id,
+                            int32_t round) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) return;
+  Worker& w = it->second;
+  if (w.mailbox && w.mailbox->header.job_id() == job_id &&
+      w.mailbox->header.round() == round) {
+    w.mailbox.reset();
+  }
+  if (w.taken_job == job_id && w.taken_round == round) w.abandon = true;
+}
+
+bool WorkerRegistry::TakeAbandon(const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end() || !it->second.abandon) return false;
+  it->second.abandon = false;
+  return true;
+}
+
+void WorkerRegistry::RecordRound(const std::string& worker_id,
+                                 double tokens_per_s) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) return;
+  it->second.info.set_tokens_per_s(tokens_per_s);
+  it->second.info.set_rounds_done(it->second.info.rounds_done() + 1);
+}
+
+}  // namespace twist::coordinator

@@ -1,0 +1,104 @@
+// The workers the coordinator knows: who joined, who is live (heartbeating
+// within the timeout), and a mailbox per worker through which the round loop
+// hands out assignments. No gRPC: the worker service is a thin adapter.
+#ifndef TWIST_COORDINATOR_WORKER_REGISTRY_H_
+#define TWIST_COORDINATOR_WORKER_REGISTRY_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/named_tensors.h"
+#include "twist/v1/job.pb.h"
+#include "twist/v1/worker_service.pb.h"
+
+namespace twist::coordinator {
+
+// What a worker receives for one round: the header and the subnetwork's
+// tensors (CPU, contiguous; possibly shared with other assignments: never
+// written after creation).
+struct Assignment {
+  twist::v1::AssignmentHeader header;
+  common::NamedTensors tensors;
+};
+
+class WorkerRegistry {
+ public:
+  struct Options {
+    double heartbeat_interval_s = 1.0;  // told to workers at join
+    double heartbeat_timeout_s = 10.0;  // silence after which a worker is dropped
+  };
+
+  explicit WorkerRegistry(const Options& options);
+
+  // Registers a worker and returns its id ("w1", "w2", ... in join order).
+  std::string Join(const twist::v1::JoinRequest& request,
+                   const std::string& address);
+
+  // NotFound when the worker is unknown or was dropped: it must join again.
+  absl::Status Heartbeat(const twist::v1::HeartbeatRequest& request);
+
+  // A clean goodbye: the worker is no longer live, recorded as a leave.
+  absl::Status Leave(const std::string& worker_id);
+
+  // Live workers in join order (drops any whose heartbeat timed out first).
+  std::vector<twist::v1::WorkerInfo> LiveWorkers();
+  // Every worker ever seen (live first), for status pages.
+  std::vector<twist::v1::WorkerInfo> AllWorkers();
+
+  // True while the worker is live; otherwise `reason` says why it is not
+  // ("no heartbeat for 10.0 s", "left", "unknown worker").
+  bool IsLive(const std::string& worker_id, std::string* reason = nullptr);
+
+  // Puts an assignment in the worker's mailbox, replacing any not yet taken.
+  void Offer(const std::string& worker_id, std::shared_ptr<const Assignment> a);
+
+  // Waits up to `wait` for an assignment for the worker and takes it;
+  // nullptr when none came, or NotFound for an unknown or dropped worker.
+  absl::StatusOr<std::shared_ptr<const Assignment>> Take(
+      const std::string& worker_id, absl::Duration wait);
+
+  // Withdraws an untaken assignment of (job, round) and, if the worker took it
+  // already, tells the worker at its next heartbeat to abandon it.
+  void Revoke(const std::string& worker_id, int64_t job_id, int32_t round);
+
+  // The worker's throughput and rounds in its last round.
+  void RecordRound(const std::string& worker_id, double tokens_per_s);
+
+  const Options& options() const { return options_; }
+
+  // Response fields for a heartbeat: whether the current assignment is void.
+  bool TakeAbandon(const std::string& worker_id);
+
+ private:
+  struct Worker {
+    twist::v1::WorkerInfo info;
+    std::string not_live_reason;
+    std::shared_ptr<const Assignment> mailbox;
+    int64_t taken_job = 0;
+    int32_t taken_round = 0;
+    bool abandon = false;
+  };
+
+  // Marks workers silent for longer than the timeout as dropped.
+  void SweepLocked(double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const Options options_;
+  absl::Mutex mu_;
+  std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);
+  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+// Seconds since the Unix epoch, as every timestamp in the API.
+double NowSeconds();
+
+}  // namespace twist::coordinator
+
+#endif  // TWIST_COORDINATOR_WORKER_REGISTRY_H_

@@ -1,0 +1,139 @@
+#include "coordinator/worker_service.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/rpc_util.h"
+#include "common/tensor_chunks.h"
+#include "glog/logging.h"
+
+namespace twist::coordinator {
+
+using common::ToGrpcStatus;
+
+WorkerServiceImpl::WorkerServiceImpl(WorkerRegistry* registry, JobManager* jobs,
+                                     Options options)
+    : registry_(registry), jobs_(jobs), options_(options) {}
+
+grpc::Status WorkerServiceImpl::Join(grpc::ServerContext* context,
+                                     const twist::v1::JoinRequest* request,
+                                     twist::v1::JoinResponse* response) {
+  if (request->protocol_version() != common::kProtocolVersion) {
+    return grpc::Status(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        absl::StrCat("worker speaks protocol ", request->protocol_version(),
+                     " but this coordinator speaks ", common::kProtocolVersion,
+                     ": run the same TwIST version on both"));
+  }
+  const std::string id = registry_->Join(*request, context->peer());
+  response->set_worker_id(id);
+  response->set_incarnation(jobs_->incarnation());
+  response->set_heartbeat_interval_s(registry_->options().heartbeat_interval_s);
+  response->set_heartbeat_timeout_s(registry_->options().heartbeat_timeout_s);
+  LOG(INFO) << "worker " << id << " (" << request->name() << ", " << request->device()
+            << ") joined from " << context->peer();
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*,
+                                          const twist::v1::HeartbeatRequest* request,
+                                          twist::v1::HeartbeatResponse* response) {
+  absl::Status s = registry_->Heartbeat(*request);
+  if (!s.ok()) return ToGrpcStatus(s);
+  response->set_incarnation(jobs_->incarnation());
+  response->set_abandon_assignment(registry_->TakeAbandon(request->worker_id()));
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::ReceiveAssignment(
+    grpc::ServerContext* context, const twist::v1::AssignmentRequest* request,
+    grpc::ServerWriter<twist::v1::AssignmentMessage>* writer) {
+  const double wait_s = std::clamp(request->wait_s(), 0.0, options_.max_wait_s);
+  absl::StatusOr<std::shared_ptr<const Assignment>> taken =
+      registry_->Take(request->worker_id(), absl::Seconds(wait_s));
+  if (!taken.ok()) return ToGrpcStatus(taken.status());
+  const std::shared_ptr<const Assignment>& a = *taken;
+  if (a == nullptr) return grpc::Status::OK;  // no work yet: ask again
+
+  auto abandon = [&](const std::string& why) {
+    LOG(WARNING) << "assignment of job " << a->header.job_id() << " round "
+                 << a->header.round() << " to worker " << request->worker_id()
+                 << " failed: " << why;
+    jobs_->AbandonSlot(a->header.job_id(), a->header.round(), a->header.slot(),
+                       absl::StrCat("assignment not delivered: ", why));
+  };
+  twist::v1::AssignmentMessage message;
+  *message.mutable_header() = a->header;
+  if (!writer->Write(message)) {
+    abandon("stream broke before the header");
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream broke");
+  }
+  absl::Status s = common::ForEachChunk(
+      a->tensors, options_.chunk_bytes, [&](const twist::v1::TensorChunk& chunk) {
+        if (context->IsCancelled()) return absl::CancelledError("worker went away");
+        twist::v1::AssignmentMessage m;
+        *m.mutable_chunk() = chunk;
+        if (!writer->Write(m)) return absl::UnavailableError("stream broke mid-transfer");
+        return absl::OkStatus();
+      });
+  if (!s.ok()) {
+    abandon(std::string(s.message()));
+    return ToGrpcStatus(s);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::SendUpdate(grpc::ServerContext*,
+                                           grpc::ServerReader<twist::v1::UpdateMessage>* reader,
+                                           twist::v1::UpdateResponse* response) {
+  twist::v1::UpdateMessage message;
+  if (!reader->Read(&message) || !message.has_header()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "an update stream must start with its header");
+  }
+  const twist::v1::UpdateHeader header = message.header();
+  if (!header.error().empty()) {
+    absl::Status s = jobs_->RefuseUpdate(
+        header, absl::StrCat("worker could not train: ", header.error()));
+    LOG(WARNING) << "worker " << header.worker_id() << " could not train round "
+                 << header.round() << ": " << header.error();
+    response->set_accepted(false);
+    response->set_reason(s.ok() ? "recorded" : std::string(s.message()));
+    return grpc::Status::OK;
+  }
+  absl::StatusOr<common::NamedTensors> targets = jobs_->ExpectUpdate(header);
+  if (!targets.ok()) return ToGrpcStatus(targets.status());
+  common::ChunkAssembler assembler(std::move(*targets), options_.chunk_bytes);
+  int64_t bytes = 0;
+  while (reader->Read(&message)) {
+    if (!message.has_chunk()) {
+      absl::Status bad = absl::InvalidArgumentError("a second header in one update stream");
+      jobs_->RefuseUpdate(header, absl::StrCat("malformed update: ", bad.message())).IgnoreError();
+      return ToGrpcStatus(bad);
+    }
+    bytes += static_cast<int64_t>(message.chunk().data().size());
+    if (absl::Status s = assembler.Add(message.chunk()); !s.ok()) {
+      jobs_->RefuseUpdate(header, absl::StrCat("malformed update: ", s.message())).IgnoreError();
+      return ToGrpcStatus(s);
+    }
+  }
+  if (absl::Status s = assembler.Finish(); !s.ok()) {
+    jobs_->RefuseUpdate(header, absl::StrCat("malformed update: ", s.message())).IgnoreError();
+    return ToGrpcStatus(s);
+  }
+  common::NamedTensors tensors = assembler.tensors();
+  if (absl::Status s = jobs_->DeliverUpdate(header, std::move(tensors), bytes); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  response->set_accepted(true);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::Leave(grpc::ServerContext*,
+                                      const twist::v1::LeaveRequest* request,
+                                      twist::v1::LeaveResponse*) {
+  LOG(INFO) << "worker " << request->worker_id() << " left";
+  return ToGrpcStatus(registry_->Leave(request->worker_id()));
+}
+
+}  // namespace twist::coordinator

@@ -1,0 +1,108 @@
+#include "worker/subnet_trainer.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/job_config.h"
+#include "common/model_io.h"
+#include "common/status_macros.h"
+#include "common/subnet.h"
+#include "common/subnet_proto.h"
+
+namespace twist::worker {
+namespace {
+
+std::string HostName() {
+  char name[256] = {0};
+  ::gethostname(name, sizeof(name) - 1);
+  return name;
+}
+
+}  // namespace
+
+SubnetTrainer::SubnetTrainer(Options options) : options_(std::move(options)) {}
+
+std::string SubnetTrainer::DatasetPath(const twist::v1::JobSpec& spec) const {
+  if (options_.data_dir.empty()) return spec.data().path();
+  std::filesystem::path p(spec.data().path());
+  if (!p.has_filename()) p = p.parent_path();
+  return (std::filesystem::path(options_.data_dir) / p.filename()).string();
+}
+
+absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
+    const twist::v1::AssignmentHeader& header) const {
+  const common::ModelConfig full = common::ModelConfigOf(header.spec());
+  TWIST_RETURN_IF_ERROR(full.Validate());
+  const common::SubnetUnits units = common::FromProto(header.units());
+  TWIST_RETURN_IF_ERROR(common::ValidateUnits(full, units));
+  PreparedSubnet out;
+  out.header = header;
+  out.model = common::Gpt(common::SubnetConfig(full, units));
+  out.model->SetPartialSumScales(
+      common::ScalesFor(full, units, common::ScalingOf(header.spec())));
+  out.receive_into = common::ParameterTensors(*out.model);
+  // The announced tensors must be exactly this model's parameters, in order.
+  if (header.tensors_size() != static_cast<int>(out.receive_into.size())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "assignment announces ", header.tensors_size(), " tensors but the subnetwork has ",
+        out.receive_into.size(), " parameters"));
+  }
+  for (int i = 0; i < header.tensors_size(); ++i) {
+    const auto& info = header.tensors(i);
+    const auto& expected = out.receive_into[i];
+    if (info.name() != expected.name ||
+        std::vector<int64_t>(info.shape().begin(), info.shape().end()) !=
+            expected.tensor.sizes().vec()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "assignment tensor ", i, " is '", info.name(), "', expected '", expected.name,
+          "' of the subnetwork's shape"));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<const common::Dataset*> SubnetTrainer::OpenDataset(
+    const twist::v1::JobSpec& spec) {
+  const std::string path = DatasetPath(spec);
+  if (dataset_ == nullptr || dataset_path_ != path) {
+    absl::StatusOr<common::Dataset> opened = common::Dataset::Open(path);
+    if (!opened.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "worker ", options_.worker_name, " on ", HostName(), ": ",
+          opened.status().message()));
+    }
+    dataset_ = std::make_unique<common::Dataset>(std::move(*opened));
+    dataset_path_ = path;
+  }
+  const std::string& want = spec.data().content_hash();
+  if (!want.empty() && dataset_->meta().content_hash != want) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "worker ", options_.worker_name, " on ", HostName(), ": dataset ", path,
+        " has content hash ", dataset_->meta().content_hash, " but the job expects ", want,
+        ": copy the coordinator's dataset to this machine (or pass --data_dir)"));
+  }
+  return dataset_.get();
+}
+
+absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(PreparedSubnet& subnet,
+                                                   std::function<bool()> should_stop) {
+  const auto& h = subnet.header;
+  TWIST_ASSIGN_OR_RETURN(const common::Dataset* dataset, OpenDataset(h.spec()));
+  subnet.model->to(options_.device);
+  common::LocalTrainingOptions options =
+      common::TrainingOptionsOf(h.spec(), h.round(), h.slot());
+  options.should_stop = std::move(should_stop);
+  TrainedSubnet out;
+  TWIST_ASSIGN_OR_RETURN(out.result,
+                         common::TrainLocalSteps(*subnet.model, dataset->train(), options));
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, param] : common::ParameterTensors(*subnet.model)) {
+    out.tensors.Set(name, param.detach().to(torch::kCPU).contiguous());
+  }
+  out.parameters = out.tensors.NumElements();
+  return out;
+}
+
+}  // namespace twist::worker

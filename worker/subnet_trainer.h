@@ -1,0 +1,74 @@
+// What a worker does with one assignment, without networking: allocate the
+// subnetwork model the header describes (its parameters are where the
+// streamed tensors land), check the dataset, train it for the round's local
+// steps, and hand back the trained tensors. The worker daemon streams around
+// this class; tests and the determinism reference call it directly.
+#ifndef TWIST_WORKER_SUBNET_TRAINER_H_
+#define TWIST_WORKER_SUBNET_TRAINER_H_
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/dataset.h"
+#include "common/gpt.h"
+#include "common/local_training.h"
+#include "common/named_tensors.h"
+#include "twist/v1/worker_service.pb.h"
+
+namespace twist::worker {
+
+// A subnetwork model allocated for an assignment, not yet filled.
+struct PreparedSubnet {
+  twist::v1::AssignmentHeader header;
+  common::Gpt model{nullptr};  // on the CPU until Train() moves it
+  // The model's parameters, in the order the coordinator streams them: the
+  // chunks are written straight into this memory.
+  common::NamedTensors receive_into;
+};
+
+struct TrainedSubnet {
+  common::NamedTensors tensors;  // CPU, contiguous, model order
+  common::LocalTrainingResult result;
+  int64_t parameters = 0;
+};
+
+class SubnetTrainer {
+ public:
+  struct Options {
+    torch::Device device = torch::kCPU;
+    // When set, a job's dataset is looked up as <data_dir>/<last component
+    // of its data.path> instead of data.path itself.
+    std::string data_dir;
+    std::string worker_name;  // named in errors
+  };
+
+  explicit SubnetTrainer(Options options);
+
+  // Allocates the subnetwork the header describes. InvalidArgument when the
+  // header's units or tensor list do not match its spec.
+  absl::StatusOr<PreparedSubnet> Prepare(const twist::v1::AssignmentHeader& header) const;
+
+  // Trains the received subnetwork. FailedPrecondition (with the worker's
+  // name, host and path) when the dataset is missing or differs from the
+  // job's (content hash); Cancelled when `should_stop` fires.
+  absl::StatusOr<TrainedSubnet> Train(PreparedSubnet& subnet,
+                                      std::function<bool()> should_stop = {});
+
+  // Where this worker reads the job's dataset.
+  std::string DatasetPath(const twist::v1::JobSpec& spec) const;
+
+ private:
+  absl::StatusOr<const common::Dataset*> OpenDataset(const twist::v1::JobSpec& spec);
+
+  const Options options_;
+  std::string dataset_path_;
+  std::unique_ptr<common::Dataset> dataset_;  // the last one used, cached
+};
+
+}  // namespace twist::worker
+
+#endif  // TWIST_WORKER_SUBNET_TRAINER_H_

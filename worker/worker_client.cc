@@ -1,0 +1,302 @@
+#include "worker/worker_client.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/rpc_util.h"
+#include "common/status_macros.h"
+#include "common/tensor_chunks.h"
+#include "glog/logging.h"
+
+namespace twist::worker {
+namespace {
+
+using common::DeadlineIn;
+using common::FromGrpcStatus;
+
+double Since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Largest subnetwork the worker accepts to receive (guards memory against a
+// malformed header).
+constexpr int64_t kMaxAssignmentBytes = int64_t{64} << 30;
+
+}  // namespace
+
+WorkerClient::WorkerClient(Options options, SubnetTrainer* trainer)
+    : options_(std::move(options)),
+      trainer_(trainer),
+      stub_(twist::v1::WorkerService::NewStub(common::MakeChannel(options_.coordinator))) {}
+
+WorkerClient::~WorkerClient() {
+  Stop();
+  if (heartbeat_.joinable()) heartbeat_.join();
+}
+
+void WorkerClient::Stop() {
+  stop_.store(true);
+  abandon_.store(true);
+}
+
+absl::Status WorkerClient::Join() {
+  twist::v1::JoinRequest request;
+  request.set_protocol_version(common::kProtocolVersion);
+  request.set_name(options_.name);
+  request.set_device(options_.device_name);
+  request.set_capacity(options_.capacity);
+  request.set_threads(options_.threads);
+  twist::v1::JoinResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineIn(10));
+  TWIST_RETURN_IF_ERROR(FromGrpcStatus(stub_->Join(&context, request, &response)));
+  absl::MutexLock lock(&mu_);
+  worker_id_ = response.worker_id();
+  incarnation_ = response.incarnation();
+  heartbeat_interval_s_ = std::max(0.05, response.heartbeat_interval_s());
+  need_join_ = false;
+  LOG(INFO) << "joined " << options_.coordinator << " as " << worker_id_
+            << " (coordinator incarnation " << incarnation_ << ")";
+  return absl::OkStatus();
+}
+
+void WorkerClient::HeartbeatLoop() {
+  while (!stop_.load()) {
+    twist::v1::HeartbeatRequest request;
+    double interval = 1.0;
+    {
+      absl::MutexLock lock(&mu_);
+      interval = heartbeat_interval_s_;
+      if (need_join_ || worker_id_.empty()) {
+        request.clear_worker_id();
+      } else {
+        request.set_worker_id(worker_id_);
+        request.set_status(status_);
+        request.set_resident_parameters(resident_parameters_);
+      }
+    }
+    if (!request.worker_id().empty()) {
+      twist::v1::HeartbeatResponse response;
+      grpc::ClientContext context;
+      context.set_deadline(DeadlineIn(std::max(2.0, 2 * interval)));
+      grpc::Status s = stub_->Heartbeat(&context, request, &response);
+      if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+        LOG(WARNING) << "coordinator does not know this worker (" << s.error_message()
+                     << "): joining again";
+        absl::MutexLock lock(&mu_);
+        need_join_ = true;
+        abandon_.store(true);
+      } else if (s.ok()) {
+        bool restarted = false;
+        {
+          absl::MutexLock lock(&mu_);
+          restarted = response.incarnation() != incarnation_;
+          if (restarted) need_join_ = true;
+        }
+        if (restarted || response.abandon_assignment()) abandon_.store(true);
+      }
+    }
+    // Sleep in small steps so Stop() is prompt.
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::microseconds(static_cast<int64_t>(interval * 1e6));
+    while (!stop_.load() && std::chrono::steady_clock::now() < until) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
+}
+
+absl::Status WorkerClient::Run() {
+  heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  double backoff_s = 0.25;
+  while (!stop_.load()) {
+    bool need_join = false;
+    {
+      absl::MutexLock lock(&mu_);
+      need_join = need_join_;
+    }
+    absl::Status s = need_join ? Join() : ServeOnce();
+    if (s.ok()) {
+      backoff_s = 0.25;
+      continue;
+    }
+    if (stop_.load()) break;
+    if (s.code() == absl::StatusCode::kFailedPrecondition && need_join) {
+      return s;  // e.g. another protocol version: retrying cannot help
+    }
+    if (s.code() == absl::StatusCode::kNotFound) {
+      absl::MutexLock lock(&mu_);
+      need_join_ = true;
+    }
+    LOG(WARNING) << (need_join ? "cannot join: " : "") << s << "; retrying in " << backoff_s
+                 << " s";
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::microseconds(static_cast<int64_t>(backoff_s * 1e6));
+    while (!stop_.load() && std::chrono::steady_clock::now() < until) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    backoff_s = std::min(backoff_s * 2, 10.0);
+  }
+  // A clean goodbye, so the coordinator records a leave rather than a loss.
+  std::string id;
+  {
+    absl::MutexLock lock(&mu_);
+    id = need_join_ ? "" : worker_id_;
+  }
+  if (!id.empty()) {
+    twist::v1::LeaveRequest request;
+    request.set_worker_id(id);
+    twist::v1::LeaveResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(DeadlineIn(3));
+    stub_->Leave(&context, request, &response);
+    LOG(INFO) << "left the coordinator";
+  }
+  if (heartbeat_.joinable()) heartbeat_.join();
+  return absl::OkStatus();
+}
+
+absl::Status WorkerClient::ServeOnce() {
+  std::string id;
+  {
+    absl::MutexLock lock(&mu_);
+    id = worker_id_;
+    status_ = "idle";
+  }
+  twist::v1::AssignmentRequest request;
+  request.set_worker_id(id);
+  request.set_wait_s(options_.poll_s);
+  grpc::ClientContext context;
+  // The coordinator holds the call up to poll_s, then the transfer follows.
+  context.set_deadline(DeadlineIn(options_.poll_s + 600));
+  auto reader = stub_->ReceiveAssignment(&context, request);
+  twist::v1::AssignmentMessage message;
+  if (!reader->Read(&message)) {
+    return FromGrpcStatus(reader->Finish());  // OK: no work yet
+  }
+  const auto receive_start = std::chrono::steady_clock::now();
+  if (!message.has_header()) {
+    context.TryCancel();
+    reader->Finish();
+    return absl::InvalidArgumentError("assignment stream did not start with a header");
+  }
+  abandon_.store(false);
+  {
+    absl::MutexLock lock(&mu_);
+    status_ = "receiving";
+  }
+  twist::v1::UpdateHeader update;
+  update.set_worker_id(id);
+  update.set_incarnation(message.header().incarnation());
+  update.set_job_id(message.header().job_id());
+  update.set_round(message.header().round());
+  update.set_slot(message.header().slot());
+
+  absl::StatusOr<PreparedSubnet> prepared = trainer_->Prepare(message.header());
+  if (!prepared.ok()) {
+    context.TryCancel();
+    reader->Finish();
+    update.set_error(std::string(prepared.status().message()));
+    return SendUpdate(update, {});
+  }
+  {
+    common::ChunkAssembler assembler(prepared->receive_into, options_.chunk_bytes);
+    absl::Status bad;
+    {
+      torch::NoGradGuard no_grad;  // the chunks land in parameter memory
+      while (bad.ok() && reader->Read(&message)) {
+        if (!message.has_chunk()) {
+          bad = absl::InvalidArgumentError("a second header in one assignment");
+        } else {
+          bad = assembler.Add(message.chunk());
+        }
+      }
+    }
+    if (!bad.ok()) {
+      context.TryCancel();
+      reader->Finish();
+      return bad;
+    }
+    TWIST_RETURN_IF_ERROR(FromGrpcStatus(reader->Finish()));
+    TWIST_RETURN_IF_ERROR(assembler.Finish());
+  }
+  update.set_receive_s(Since(receive_start));
+  {
+    absl::MutexLock lock(&mu_);
+    status_ = "training";
+    resident_parameters_ = prepared->receive_into.NumElements();
+  }
+
+  absl::StatusOr<TrainedSubnet> trained =
+      trainer_->Train(*prepared, [this] { return abandon_.load() || stop_.load(); });
+  prepared->model = nullptr;  // drop the model; the trained copy remains
+  if (!trained.ok()) {
+    if (trained.status().code() == absl::StatusCode::kCancelled) {
+      LOG(INFO) << "round " << update.round() << " abandoned: " << trained.status().message();
+      return absl::OkStatus();
+    }
+    update.set_error(std::string(trained.status().message()));
+    LOG(WARNING) << "cannot train round " << update.round() << ": " << trained.status();
+    return SendUpdate(update, {});
+  }
+  if (options_.delay_after_train_s > 0) {
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::microseconds(
+                           static_cast<int64_t>(options_.delay_after_train_s * 1e6));
+    while (!stop_.load() && !abandon_.load() && std::chrono::steady_clock::now() < until) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
+  if (abandon_.load() || stop_.load()) return absl::OkStatus();
+  update.set_train_loss(trained->result.mean_loss);
+  update.set_tokens(trained->result.tokens);
+  update.set_compute_s(trained->result.compute_s);
+  update.set_parameters(trained->parameters);
+  return SendUpdate(update, trained->tensors);
+}
+
+absl::Status WorkerClient::SendUpdate(const twist::v1::UpdateHeader& header,
+                                      const common::NamedTensors& tensors) {
+  {
+    absl::MutexLock lock(&mu_);
+    status_ = "sending";
+  }
+  const auto start = std::chrono::steady_clock::now();
+  twist::v1::UpdateHeader h = header;
+  h.set_send_s(last_send_s_);
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineIn(600));
+  twist::v1::UpdateResponse response;
+  auto writer = stub_->SendUpdate(&context, &response);
+  twist::v1::UpdateMessage message;
+  *message.mutable_header() = h;
+  bool ok = writer->Write(message);
+  if (ok) {
+    absl::Status s = common::ForEachChunk(
+        tensors, options_.chunk_bytes, [&](const twist::v1::TensorChunk& chunk) {
+          twist::v1::UpdateMessage m;
+          *m.mutable_chunk() = chunk;
+          return writer->Write(m) ? absl::OkStatus()
+                                  : absl::UnavailableError("update stream broke");
+        });
+    ok = s.ok();
+  }
+  writer->WritesDone();
+  absl::Status status = FromGrpcStatus(writer->Finish());
+  last_send_s_ = Since(start);
+  {
+    absl::MutexLock lock(&mu_);
+    status_ = "idle";
+    resident_parameters_ = 0;
+  }
+  if (!status.ok()) {
+    // A refused update (stale round, malformed) is the coordinator's call;
+    // the worker carries on with the next assignment.
+    LOG(WARNING) << "update for job " << h.job_id() << " round " << h.round()
+                 << " not accepted: " << status;
+    if (status.code() == absl::StatusCode::kUnavailable) return status;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace twist::worker

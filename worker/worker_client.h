@@ -1,0 +1,73 @@
+// The worker daemon's connection to the coordinator: join (again whenever the
+// coordinator forgets it or restarts), heartbeat on a thread of its own, and
+// loop receive -> train -> send. Reconnects with exponential backoff while
+// the coordinator is away; on Stop() it abandons its round and says goodbye.
+#ifndef TWIST_WORKER_WORKER_CLIENT_H_
+#define TWIST_WORKER_WORKER_CLIENT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "twist/v1/worker_service.grpc.pb.h"
+#include "worker/subnet_trainer.h"
+
+namespace twist::worker {
+
+class WorkerClient {
+ public:
+  struct Options {
+    std::string coordinator = "127.0.0.1:7070";
+    std::string name;          // shown on the coordinator's status pages
+    std::string device_name = "cpu";
+    double capacity = 1.0;
+    int threads = 0;
+    double poll_s = 10;        // how long one ReceiveAssignment may wait
+    size_t chunk_bytes = size_t{1} << 20;
+    // Test-only: sleep this long after training each round, while still
+    // heartbeating (a slow worker, for straggler tests).
+    double delay_after_train_s = 0;
+  };
+
+  WorkerClient(Options options, SubnetTrainer* trainer);
+  ~WorkerClient();
+
+  // Runs until Stop(); returns the reason it stopped.
+  absl::Status Run();
+  // Asks Run() to return: abandons the current round and leaves.
+  void Stop();
+
+ private:
+  absl::Status Join();
+  void HeartbeatLoop();
+  // One receive -> train -> send cycle; OK when there was no work.
+  absl::Status ServeOnce();
+  absl::Status SendUpdate(const twist::v1::UpdateHeader& header,
+                          const common::NamedTensors& tensors);
+
+  const Options options_;
+  SubnetTrainer* const trainer_;
+  std::unique_ptr<twist::v1::WorkerService::Stub> stub_;
+
+  absl::Mutex mu_;
+  std::string worker_id_ ABSL_GUARDED_BY(mu_);
+  uint64_t incarnation_ ABSL_GUARDED_BY(mu_) = 0;
+  double heartbeat_interval_s_ ABSL_GUARDED_BY(mu_) = 1.0;
+  bool need_join_ ABSL_GUARDED_BY(mu_) = true;
+  std::string status_ ABSL_GUARDED_BY(mu_) = "idle";
+  int64_t resident_parameters_ ABSL_GUARDED_BY(mu_) = 0;
+
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> abandon_{false};
+  double last_send_s_ = 0;
+  std::thread heartbeat_;
+};
+
+}  // namespace twist::worker
+
+#endif  // TWIST_WORKER_WORKER_CLIENT_H_
