@@ -19,21 +19,30 @@ size_t Distance(const std::string& a, const std::string& b) {
     row[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
       const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      row[j] = std::min(
+          {row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
       diagonal = up;
     }
   }
   return row[b.size()];
 }
 
+// Options that take no value: "--watch 3" must leave 3 as an argument.
+bool IsSwitch(const std::string& key) {
+  return key == "json" || key == "strip_tags" || key == "watch" ||
+         key == "capacity_weighted" || key == "help";
+}
+
 }  // namespace
 
-std::string CommandLine::Get(const std::string& key, const std::string& fallback) const {
+std::string CommandLine::Get(const std::string& key,
+                             const std::string& fallback) const {
   auto it = options.find(key);
   return it == options.end() ? fallback : it->second;
 }
 
-absl::StatusOr<double> CommandLine::GetDouble(const std::string& key, double fallback) const {
+absl::StatusOr<double> CommandLine::GetDouble(const std::string& key,
+                                              double fallback) const {
   auto it = options.find(key);
   if (it == options.end()) return fallback;
   double v = 0;
@@ -44,7 +53,8 @@ absl::StatusOr<double> CommandLine::GetDouble(const std::string& key, double fal
   return v;
 }
 
-absl::StatusOr<int64_t> CommandLine::GetInt(const std::string& key, int64_t fallback) const {
+absl::StatusOr<int64_t> CommandLine::GetInt(const std::string& key,
+                                            int64_t fallback) const {
   auto it = options.find(key);
   if (it == options.end()) return fallback;
   int64_t v = 0;
@@ -55,7 +65,8 @@ absl::StatusOr<int64_t> CommandLine::GetInt(const std::string& key, int64_t fall
   return v;
 }
 
-absl::StatusOr<bool> CommandLine::GetBool(const std::string& key, bool fallback) const {
+absl::StatusOr<bool> CommandLine::GetBool(const std::string& key,
+                                          bool fallback) const {
   auto it = options.find(key);
   if (it == options.end()) return fallback;
   bool v = false;
@@ -66,7 +77,8 @@ absl::StatusOr<bool> CommandLine::GetBool(const std::string& key, bool fallback)
   return v;
 }
 
-absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& args) {
+absl::StatusOr<CommandLine> ParseCommandLine(
+    const std::vector<std::string>& args) {
   CommandLine line;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -77,8 +89,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
         value = key.substr(eq + 1);
         key = key.substr(0, eq);
       } else if (i + 1 < args.size() && !absl::StartsWith(args[i + 1], "--") &&
-                 !line.command.empty() && key != "json" && key != "strip_tags" &&
-                 key != "watch") {
+                 !IsSwitch(key)) {
         value = args[++i];  // "--key value"
       }
       if (key == "coordinator") {
@@ -98,7 +109,8 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
   return line;
 }
 
-absl::Status CheckOptions(const CommandLine& line, const std::set<std::string>& allowed) {
+absl::Status CheckOptions(const CommandLine& line,
+                          const std::set<std::string>& allowed) {
   for (const auto& [key, value] : line.options) {
     if (allowed.count(key)) continue;
     std::string best;

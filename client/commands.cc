@@ -38,20 +38,22 @@ absl::Status Rpc(const CommandLine& line, const grpc::Status& status) {
   absl::Status s = FromGrpcStatus(status);
   if (s.code() == absl::StatusCode::kUnavailable ||
       s.code() == absl::StatusCode::kDeadlineExceeded) {
-    return absl::Status(s.code(), absl::StrCat("cannot reach the coordinator at ",
-                                               line.coordinator, " (", s.message(),
-                                               "): is twist-coordinator running? "
-                                               "(--coordinator=HOST:PORT)"));
+    return absl::Status(s.code(),
+                        absl::StrCat("cannot reach the coordinator at ",
+                                     line.coordinator, " (", s.message(),
+                                     "): is twist-coordinator running? "
+                                     "(--coordinator=HOST:PORT)"));
   }
   return s;
 }
 
 absl::StatusOr<int64_t> JobIdArgument(const CommandLine& line) {
   int64_t id = 0;
-  if (line.positional.size() != 1 || !absl::SimpleAtoi(line.positional[0], &id) || id <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("`twistctl ", line.command, "` takes one job id, e.g. `twistctl ",
-                     line.command, " 3` (`twistctl list` shows the ids)"));
+  if (line.positional.size() != 1 ||
+      !absl::SimpleAtoi(line.positional[0], &id) || id <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "`twistctl ", line.command, "` takes one job id, e.g. `twistctl ",
+        line.command, " 3` (`twistctl list` shows the ids)"));
   }
   return id;
 }
@@ -60,28 +62,39 @@ std::string Time(double t) {
   if (t <= 0) return "-";
   const time_t seconds = static_cast<time_t>(t);
   char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", std::localtime(&seconds));
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S",
+                std::localtime(&seconds));
   return buf;
 }
 
 std::string StateName(twist::v1::JobState s) {
   switch (s) {
-    case twist::v1::JOB_STATE_QUEUED: return "queued";
-    case twist::v1::JOB_STATE_WAITING: return "waiting";
-    case twist::v1::JOB_STATE_RUNNING: return "running";
-    case twist::v1::JOB_STATE_COMPLETED: return "completed";
-    case twist::v1::JOB_STATE_FAILED: return "failed";
-    case twist::v1::JOB_STATE_CANCELLED: return "cancelled";
-    default: return "unknown";
+    case twist::v1::JOB_STATE_QUEUED:
+      return "queued";
+    case twist::v1::JOB_STATE_WAITING:
+      return "waiting";
+    case twist::v1::JOB_STATE_RUNNING:
+      return "running";
+    case twist::v1::JOB_STATE_COMPLETED:
+      return "completed";
+    case twist::v1::JOB_STATE_FAILED:
+      return "failed";
+    case twist::v1::JOB_STATE_CANCELLED:
+      return "cancelled";
+    default:
+      return "unknown";
   }
 }
 
-std::string Loss(bool has, double v) { return has ? absl::StrFormat("%.4f", v) : "-"; }
+std::string Loss(bool has, double v) {
+  return has ? absl::StrFormat("%.4f", v) : "-";
+}
 
 }  // namespace
 
 absl::Status Prepare(const CommandLine& line) {
-  TWIST_RETURN_IF_ERROR(CheckOptions(line, {"input", "output", "val_fraction", "strip_tags"}));
+  TWIST_RETURN_IF_ERROR(
+      CheckOptions(line, {"input", "output", "val_fraction", "strip_tags"}));
   common::PrepareOptions options;
   options.input = line.Get("input");
   options.output_dir = line.Get("output");
@@ -90,14 +103,17 @@ absl::Status Prepare(const CommandLine& line) {
         "usage: twistctl prepare --input=FILE_OR_FOLDER --output=DIR "
         "[--val_fraction=0.1] [--strip_tags]");
   }
-  TWIST_ASSIGN_OR_RETURN(options.val_fraction, line.GetDouble("val_fraction", 0.1));
+  TWIST_ASSIGN_OR_RETURN(options.val_fraction,
+                         line.GetDouble("val_fraction", 0.1));
   TWIST_ASSIGN_OR_RETURN(options.strip_tags, line.GetBool("strip_tags", false));
-  TWIST_ASSIGN_OR_RETURN(common::DatasetMeta meta, common::PrepareDataset(options));
-  std::printf("prepared %s: %lld training and %lld validation tokens (vocabulary %d), "
-              "content hash %s\n",
-              options.output_dir.c_str(), static_cast<long long>(meta.train_tokens),
-              static_cast<long long>(meta.val_tokens), meta.vocab_size,
-              meta.content_hash.substr(0, 16).c_str());
+  TWIST_ASSIGN_OR_RETURN(common::DatasetMeta meta,
+                         common::PrepareDataset(options));
+  std::printf(
+      "prepared %s: %lld training and %lld validation tokens (vocabulary %d), "
+      "content hash %s\n",
+      options.output_dir.c_str(), static_cast<long long>(meta.train_tokens),
+      static_cast<long long>(meta.val_tokens), meta.vocab_size,
+      meta.content_hash.substr(0, 16).c_str());
   return absl::OkStatus();
 }
 
@@ -107,20 +123,24 @@ absl::Status Submit(const CommandLine& line) {
   TWIST_RETURN_IF_ERROR(CheckOptions(line, allowed));
   twist::v1::SubmitJobRequest request;
   if (line.Has("spec")) {
-    TWIST_ASSIGN_OR_RETURN(*request.mutable_spec(), LoadSpecFile(line.Get("spec")));
+    TWIST_ASSIGN_OR_RETURN(*request.mutable_spec(),
+                           LoadSpecFile(line.Get("spec")));
   }
   TWIST_RETURN_IF_ERROR(ApplySpecOptions(line, request.mutable_spec()));
   auto stub = Connect(line);
   grpc::ClientContext context;
   context.set_deadline(DeadlineIn(60));
   twist::v1::SubmitJobResponse response;
-  TWIST_RETURN_IF_ERROR(Rpc(line, stub->SubmitJob(&context, request, &response)));
+  TWIST_RETURN_IF_ERROR(
+      Rpc(line, stub->SubmitJob(&context, request, &response)));
   const auto& job = response.job();
-  std::printf("submitted job %lld (%s): %s mode, %d rounds of %d local steps, %lld parameters\n",
-              static_cast<long long>(job.id()), job.spec().name().c_str(),
-              job.spec().mode() == twist::v1::MODE_LOCAL_SGD ? "local_sgd" : "twist",
-              job.spec().rounds(), job.spec().local_steps(),
-              static_cast<long long>(job.parameters()));
+  std::printf(
+      "submitted job %lld (%s): %s mode, %d rounds of %d local steps, %lld "
+      "parameters\n",
+      static_cast<long long>(job.id()), job.spec().name().c_str(),
+      job.spec().mode() == twist::v1::MODE_LOCAL_SGD ? "local_sgd" : "twist",
+      job.spec().rounds(), job.spec().local_steps(),
+      static_cast<long long>(job.parameters()));
   TWIST_ASSIGN_OR_RETURN(bool watch, line.GetBool("watch", false));
   if (watch) {
     CommandLine watch_line = line;
@@ -139,17 +159,18 @@ absl::Status List(const CommandLine& line) {
   context.set_deadline(DeadlineIn(10));
   twist::v1::ListJobsResponse response;
   TWIST_RETURN_IF_ERROR(Rpc(line, stub->ListJobs(&context, {}, &response)));
-  std::printf("%-5s %-20s %-10s %-9s %-11s %-10s %-10s %s\n", "ID", "NAME", "STATE", "MODE",
-              "ROUND", "TRAIN", "VAL", "CREATED");
+  std::printf("%-5s %-20s %-10s %-9s %-11s %-10s %-10s %s\n", "ID", "NAME",
+              "STATE", "MODE", "ROUND", "TRAIN", "VAL", "CREATED");
   for (const auto& job : response.jobs()) {
-    std::printf("%-5lld %-20s %-10s %-9s %-11s %-10s %-10s %s\n",
-                static_cast<long long>(job.id()), job.spec().name().substr(0, 20).c_str(),
-                StateName(job.state()).c_str(),
-                job.spec().mode() == twist::v1::MODE_LOCAL_SGD ? "local_sgd" : "twist",
-                absl::StrCat(job.round(), "/", job.spec().rounds()).c_str(),
-                Loss(job.has_last_train_loss(), job.last_train_loss()).c_str(),
-                Loss(job.has_last_val_loss(), job.last_val_loss()).c_str(),
-                Time(job.created_at()).c_str());
+    std::printf(
+        "%-5lld %-20s %-10s %-9s %-11s %-10s %-10s %s\n",
+        static_cast<long long>(job.id()),
+        job.spec().name().substr(0, 20).c_str(), StateName(job.state()).c_str(),
+        job.spec().mode() == twist::v1::MODE_LOCAL_SGD ? "local_sgd" : "twist",
+        absl::StrCat(job.round(), "/", job.spec().rounds()).c_str(),
+        Loss(job.has_last_train_loss(), job.last_train_loss()).c_str(),
+        Loss(job.has_last_val_loss(), job.last_val_loss()).c_str(),
+        Time(job.created_at()).c_str());
   }
   return absl::OkStatus();
 }
@@ -176,15 +197,20 @@ absl::Status Status(const CommandLine& line) {
   }
   std::printf("job %lld (%s): %s%s\n", static_cast<long long>(job.id()),
               job.spec().name().c_str(), StateName(job.state()).c_str(),
-              job.reason().empty() ? "" : absl::StrCat(" (", job.reason(), ")").c_str());
-  std::printf("  round %d of %d, %lld parameters, created %s, started %s, finished %s\n",
-              job.round(), job.spec().rounds(), static_cast<long long>(job.parameters()),
-              Time(job.created_at()).c_str(), Time(job.started_at()).c_str(),
-              Time(job.finished_at()).c_str());
-  std::printf("  sent %s, received %s\n", FormatBytes(job.bytes_sent_total()).c_str(),
+              job.reason().empty()
+                  ? ""
+                  : absl::StrCat(" (", job.reason(), ")").c_str());
+  std::printf(
+      "  round %d of %d, %lld parameters, created %s, started %s, finished "
+      "%s\n",
+      job.round(), job.spec().rounds(),
+      static_cast<long long>(job.parameters()), Time(job.created_at()).c_str(),
+      Time(job.started_at()).c_str(), Time(job.finished_at()).c_str());
+  std::printf("  sent %s, received %s\n",
+              FormatBytes(job.bytes_sent_total()).c_str(),
               FormatBytes(job.bytes_received_total()).c_str());
-  std::printf("  %5s %9s %9s %8s %10s %10s %s\n", "ROUND", "TRAIN", "VAL", "SECONDS", "SENT",
-              "RECEIVED", "WORKERS");
+  std::printf("  %5s %9s %9s %8s %10s %10s %s\n", "ROUND", "TRAIN", "VAL",
+              "SECONDS", "SENT", "RECEIVED", "WORKERS");
   for (const auto& r : job.rounds()) {
     int accepted = 0;
     std::string dropped;
@@ -195,11 +221,14 @@ absl::Status Status(const CommandLine& line) {
         absl::StrAppend(&dropped, "  ", w.worker_name(), ": ", w.reason());
       }
     }
-    std::printf("  %5d %9s %9s %8.2f %10s %10s %d/%d%s\n", r.round(),
-                Loss(r.round() > 0 && std::isfinite(r.train_loss()), r.train_loss()).c_str(),
-                Loss(r.has_val_loss(), r.val_loss()).c_str(), r.duration_s(),
-                FormatBytes(r.bytes_sent()).c_str(), FormatBytes(r.bytes_received()).c_str(),
-                accepted, r.workers_size(), dropped.c_str());
+    std::printf(
+        "  %5d %9s %9s %8.2f %10s %10s %d/%d%s\n", r.round(),
+        Loss(r.round() > 0 && std::isfinite(r.train_loss()), r.train_loss())
+            .c_str(),
+        Loss(r.has_val_loss(), r.val_loss()).c_str(), r.duration_s(),
+        FormatBytes(r.bytes_sent()).c_str(),
+        FormatBytes(r.bytes_received()).c_str(), accepted, r.workers_size(),
+        dropped.c_str());
   }
   return absl::OkStatus();
 }
@@ -242,11 +271,13 @@ absl::Status Watch(const CommandLine& line) {
     absl::SleepFor(absl::Seconds(2));
   }
   switch (job.state()) {
-    case twist::v1::JOB_STATE_COMPLETED: return absl::OkStatus();
+    case twist::v1::JOB_STATE_COMPLETED:
+      return absl::OkStatus();
     case twist::v1::JOB_STATE_CANCELLED:
       return absl::CancelledError(absl::StrCat("job ", id, " was cancelled"));
     default:
-      return absl::AbortedError(absl::StrCat("job ", id, " failed: ", job.reason()));
+      return absl::AbortedError(
+          absl::StrCat("job ", id, " failed: ", job.reason()));
   }
 }
 
@@ -260,7 +291,8 @@ absl::Status Cancel(const CommandLine& line) {
   request.set_job_id(id);
   twist::v1::Job job;
   TWIST_RETURN_IF_ERROR(Rpc(line, stub->CancelJob(&context, request, &job)));
-  std::printf("job %lld: %s\n", static_cast<long long>(id), StateName(job.state()).c_str());
+  std::printf("job %lld: %s\n", static_cast<long long>(id),
+              StateName(job.state()).c_str());
   return absl::OkStatus();
 }
 
@@ -272,15 +304,19 @@ absl::Status Workers(const CommandLine& line) {
   twist::v1::ListWorkersResponse response;
   TWIST_RETURN_IF_ERROR(Rpc(line, stub->ListWorkers(&context, {}, &response)));
   const double now = std::chrono::duration<double>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
-  std::printf("%-5s %-24s %-8s %-5s %-10s %-10s %-12s %s\n", "ID", "NAME", "DEVICE", "LIVE",
-              "STATUS", "HEARTBEAT", "TOKENS/S", "ROUNDS");
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  std::printf("%-5s %-24s %-8s %-5s %-10s %-10s %-12s %s\n", "ID", "NAME",
+              "DEVICE", "LIVE", "STATUS", "HEARTBEAT", "TOKENS/S", "ROUNDS");
   for (const auto& w : response.workers()) {
-    std::printf("%-5s %-24s %-8s %-5s %-10s %-10s %-12s %lld\n", w.id().c_str(),
-                w.name().substr(0, 24).c_str(), w.device().c_str(), w.live() ? "yes" : "no",
-                w.status().c_str(),
-                absl::StrFormat("%.1fs ago", std::max(0.0, now - w.last_heartbeat_at())).c_str(),
-                FormatCount(w.tokens_per_s()).c_str(), static_cast<long long>(w.rounds_done()));
+    std::printf(
+        "%-5s %-24s %-8s %-5s %-10s %-10s %-12s %lld\n", w.id().c_str(),
+        w.name().substr(0, 24).c_str(), w.device().c_str(),
+        w.live() ? "yes" : "no", w.status().c_str(),
+        absl::StrFormat("%.1fs ago", std::max(0.0, now - w.last_heartbeat_at()))
+            .c_str(),
+        FormatCount(w.tokens_per_s()).c_str(),
+        static_cast<long long>(w.rounds_done()));
   }
   return absl::OkStatus();
 }
@@ -291,7 +327,8 @@ absl::Status Export(const CommandLine& line) {
   const std::string output = line.Get("output");
   if (output.empty()) {
     return absl::InvalidArgumentError(
-        "usage: twistctl export JOB --output=FILE.safetensors [--keep_ratio=0.5 --seed=1]");
+        "usage: twistctl export JOB --output=FILE.safetensors "
+        "[--keep_ratio=0.5 --seed=1]");
   }
   twist::v1::ExportModelRequest request;
   request.set_job_id(id);
@@ -306,40 +343,49 @@ absl::Status Export(const CommandLine& line) {
   twist::v1::ExportMessage message;
   if (!reader->Read(&message) || !message.has_header()) {
     absl::Status s = Rpc(line, reader->Finish());
-    return s.ok() ? absl::DataLossError("export stream ended before its header") : s;
+    return s.ok() ? absl::DataLossError("export stream ended before its header")
+                  : s;
   }
   const twist::v1::ExportHeader header = message.header();
-  TWIST_ASSIGN_OR_RETURN(common::NamedTensors tensors,
-                         common::AllocateTensors(header.tensors(), int64_t{1} << 40));
+  TWIST_ASSIGN_OR_RETURN(
+      common::NamedTensors tensors,
+      common::AllocateTensors(header.tensors(), int64_t{1} << 40));
   common::ChunkAssembler assembler(tensors);
   while (reader->Read(&message)) {
-    if (!message.has_chunk()) return absl::DataLossError("a second header in the export");
+    if (!message.has_chunk())
+      return absl::DataLossError("a second header in the export");
     TWIST_RETURN_IF_ERROR(assembler.Add(message.chunk()));
   }
   TWIST_RETURN_IF_ERROR(Rpc(line, reader->Finish()));
   TWIST_RETURN_IF_ERROR(assembler.Finish());
   common::Metadata metadata(header.metadata().begin(), header.metadata().end());
-  TWIST_RETURN_IF_ERROR(common::WriteSafetensors(output, assembler.tensors(), metadata));
-  std::printf("exported job %lld (%s, %lld parameters) to %s\n", static_cast<long long>(id),
-              keep > 0 && keep < 1 ? absl::StrCat("subnetwork keeping ", keep).c_str()
-                                   : "full model",
+  TWIST_RETURN_IF_ERROR(
+      common::WriteSafetensors(output, assembler.tensors(), metadata));
+  std::printf("exported job %lld (%s, %lld parameters) to %s\n",
+              static_cast<long long>(id),
+              keep > 0 && keep < 1
+                  ? absl::StrCat("subnetwork keeping ", keep).c_str()
+                  : "full model",
               static_cast<long long>(header.parameters()), output.c_str());
   return absl::OkStatus();
 }
 
 absl::Status Generate(const CommandLine& line) {
-  TWIST_RETURN_IF_ERROR(
-      CheckOptions(line, {"model", "prompt", "tokens", "temperature", "top_k", "seed"}));
+  TWIST_RETURN_IF_ERROR(CheckOptions(
+      line, {"model", "prompt", "tokens", "temperature", "top_k", "seed"}));
   const std::string path = line.Get("model");
   if (path.empty()) {
     return absl::InvalidArgumentError(
-        "usage: twistctl generate --model=FILE.safetensors [--prompt=TEXT] [--tokens=200] "
+        "usage: twistctl generate --model=FILE.safetensors [--prompt=TEXT] "
+        "[--tokens=200] "
         "[--temperature=0.8] [--top_k=40] [--seed=1]");
   }
   TWIST_ASSIGN_OR_RETURN(common::Gpt model, common::LoadModel(path));
   SamplingOptions options;
-  TWIST_ASSIGN_OR_RETURN(int64_t tokens, line.GetInt("tokens", options.max_new_tokens));
-  TWIST_ASSIGN_OR_RETURN(options.temperature, line.GetDouble("temperature", options.temperature));
+  TWIST_ASSIGN_OR_RETURN(int64_t tokens,
+                         line.GetInt("tokens", options.max_new_tokens));
+  TWIST_ASSIGN_OR_RETURN(options.temperature,
+                         line.GetDouble("temperature", options.temperature));
   TWIST_ASSIGN_OR_RETURN(int64_t top_k, line.GetInt("top_k", options.top_k));
   TWIST_ASSIGN_OR_RETURN(int64_t seed, line.GetInt("seed", 1));
   options.max_new_tokens = static_cast<int>(tokens);

@@ -16,8 +16,8 @@ class ProgressView {
   // Takes a finished round (round 0 is the evaluation before training).
   void AddRound(const twist::v1::RoundRecord& round);
 
-  // "[#######.......] round 12/40  train 2.310  val 2.452  12.3k tok/s  ETA 1m20s  running"
-  // `width` is the bar's width in characters.
+  // "[#######.......] round 12/40  train 2.310  val 2.452  12.3k tok/s  ETA
+  // 1m20s  running" `width` is the bar's width in characters.
   std::string Render(const twist::v1::Job& job, int width = 24) const;
 
   // Seconds left: the mean duration of the training rounds so far times the

@@ -21,7 +21,8 @@ struct SamplingOptions {
 // Continues `prompt` (bytes as tokens; an empty prompt starts from a
 // newline). InvalidArgument for a bad temperature or a vocabulary that is not
 // byte-level (tokens above 255 have no text).
-absl::StatusOr<std::string> SampleText(common::GptImpl& model, const std::string& prompt,
+absl::StatusOr<std::string> SampleText(common::GptImpl& model,
+                                       const std::string& prompt,
                                        const SamplingOptions& options);
 
 }  // namespace twist::client

@@ -24,9 +24,11 @@ class Errors : public google::protobuf::io::ErrorCollector {
   explicit Errors(std::string where) : where_(std::move(where)) {}
   void AddError(int line, google::protobuf::io::ColumnNumber column,
                 const std::string& message) override {
-    errors_.push_back(absl::StrCat(where_, ":", line + 1, ":", column + 1, ": ", message));
+    errors_.push_back(
+        absl::StrCat(where_, ":", line + 1, ":", column + 1, ": ", message));
   }
-  void AddWarning(int, google::protobuf::io::ColumnNumber, const std::string&) override {}
+  void AddWarning(int, google::protobuf::io::ColumnNumber,
+                  const std::string&) override {}
   std::string Text() const { return absl::StrJoin(errors_, "; "); }
 
  private:
@@ -36,37 +38,38 @@ class Errors : public google::protobuf::io::ErrorCollector {
 
 // Option name -> field path in the spec.
 const std::vector<std::pair<std::string, std::string>>& OptionFields() {
-  static const auto* fields = new std::vector<std::pair<std::string, std::string>>{
-      {"name", "name"},
-      {"data", "data.path"},
-      {"content_hash", "data.content_hash"},
-      {"mode", "mode"},
-      {"rounds", "rounds"},
-      {"local_steps", "local_steps"},
-      {"batch_size", "batch_size"},
-      {"seed", "seed"},
-      {"n_layer", "model.n_layer"},
-      {"n_head", "model.n_head"},
-      {"n_embd", "model.n_embd"},
-      {"block_size", "model.block_size"},
-      {"vocab_size", "model.vocab_size"},
-      {"lr", "optimizer.learning_rate"},
-      {"min_lr_ratio", "optimizer.min_lr_ratio"},
-      {"warmup_steps", "optimizer.warmup_steps"},
-      {"weight_decay", "optimizer.weight_decay"},
-      {"grad_clip", "optimizer.grad_clip"},
-      {"heads_per_worker", "heads_per_worker"},
-      {"ffn_columns_per_worker", "ffn_columns_per_worker"},
-      {"keep_ratio", "keep_ratio"},
-      {"capacity_weighted", "capacity_weighted"},
-      {"scaling", "scaling"},
-      {"eval_every", "eval_every"},
-      {"eval_batches", "eval_batches"},
-      {"checkpoint_every", "checkpoint_every"},
-      {"min_workers", "min_workers"},
-      {"max_workers", "max_workers"},
-      {"round_deadline_s", "round_deadline_s"},
-  };
+  static const auto* fields =
+      new std::vector<std::pair<std::string, std::string>>{
+          {"name", "name"},
+          {"data", "data.path"},
+          {"content_hash", "data.content_hash"},
+          {"mode", "mode"},
+          {"rounds", "rounds"},
+          {"local_steps", "local_steps"},
+          {"batch_size", "batch_size"},
+          {"seed", "seed"},
+          {"n_layer", "model.n_layer"},
+          {"n_head", "model.n_head"},
+          {"n_embd", "model.n_embd"},
+          {"block_size", "model.block_size"},
+          {"vocab_size", "model.vocab_size"},
+          {"lr", "optimizer.learning_rate"},
+          {"min_lr_ratio", "optimizer.min_lr_ratio"},
+          {"warmup_steps", "optimizer.warmup_steps"},
+          {"weight_decay", "optimizer.weight_decay"},
+          {"grad_clip", "optimizer.grad_clip"},
+          {"heads_per_worker", "heads_per_worker"},
+          {"ffn_columns_per_worker", "ffn_columns_per_worker"},
+          {"keep_ratio", "keep_ratio"},
+          {"capacity_weighted", "capacity_weighted"},
+          {"scaling", "scaling"},
+          {"eval_every", "eval_every"},
+          {"eval_batches", "eval_batches"},
+          {"checkpoint_every", "checkpoint_every"},
+          {"min_workers", "min_workers"},
+          {"max_workers", "max_workers"},
+          {"round_deadline_s", "round_deadline_s"},
+      };
   return *fields;
 }
 
@@ -101,8 +104,9 @@ absl::StatusOr<twist::v1::JobSpec> ParseSpec(const std::string& text, bool json,
   if (json) {
     auto status = google::protobuf::util::JsonStringToMessage(text, &spec);
     if (!status.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": not a valid JSON job spec: ", status.message().as_string()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          where,
+          ": not a valid JSON job spec: ", status.message().as_string()));
     }
     return spec;
   }
@@ -110,8 +114,8 @@ absl::StatusOr<twist::v1::JobSpec> ParseSpec(const std::string& text, bool json,
   Errors errors(where);
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(text, &spec)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("not a valid job spec (protobuf text format): ", errors.Text()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "not a valid job spec (protobuf text format): ", errors.Text()));
   }
   return spec;
 }
@@ -136,18 +140,21 @@ const std::set<std::string>& SpecOptionNames() {
   return *names;
 }
 
-absl::Status ApplySpecOptions(const CommandLine& line, twist::v1::JobSpec* spec) {
+absl::Status ApplySpecOptions(const CommandLine& line,
+                              twist::v1::JobSpec* spec) {
   for (const auto& [option, field] : OptionFields()) {
     if (!line.Has(option)) continue;
     std::string value = line.Get(option);
     if (option == "data" && !value.empty() && std::filesystem::exists(value)) {
       value = std::filesystem::absolute(value).lexically_normal().string();
     }
-    const bool is_string = option == "name" || option == "data" || option == "content_hash";
+    const bool is_string =
+        option == "name" || option == "data" || option == "content_hash";
     // "model.n_layer" with 4 -> "model { n_layer: 4 }"
     std::vector<std::string> parts = absl::StrSplit(field, '.');
-    std::string text = absl::StrCat(parts.back(), ": ",
-                                    is_string ? Quote(value) : EnumValue(option, value));
+    std::string text =
+        absl::StrCat(parts.back(), ": ",
+                     is_string ? Quote(value) : EnumValue(option, value));
     for (int i = static_cast<int>(parts.size()) - 2; i >= 0; --i) {
       text = absl::StrCat(parts[i], " { ", text, " }");
     }
@@ -155,8 +162,8 @@ absl::Status ApplySpecOptions(const CommandLine& line, twist::v1::JobSpec* spec)
     Errors errors("--" + option);
     parser.RecordErrorsTo(&errors);
     if (!parser.MergeFromString(text, spec)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", option, "=", value, " is not a valid value for ", field));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", option, "=", value, " is not a valid value for ", field));
     }
   }
   return absl::OkStatus();

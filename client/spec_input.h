@@ -27,7 +27,8 @@ const std::set<std::string>& SpecOptionNames();
 // Applies the spec options present in `line` to `spec`. InvalidArgument for
 // a value of the wrong type ("--rounds=ten"). A relative --data path that
 // exists here is made absolute (the coordinator has another working folder).
-absl::Status ApplySpecOptions(const CommandLine& line, twist::v1::JobSpec* spec);
+absl::Status ApplySpecOptions(const CommandLine& line,
+                              twist::v1::JobSpec* spec);
 
 }  // namespace twist::client
 

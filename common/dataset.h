@@ -138,8 +138,9 @@ class Dataset {
 
 // Lower-case hex SHA-256 over "train.bin <bytes>\n", the bytes of
 // `dir`/train.bin, "val.bin <bytes>\n" and the bytes of `dir`/val.bin (the
-// lengths make the train/validation boundary part of the hash). Streams the files, so memory stays constant. NotFound
-// (saying to run `twistctl prepare`) when either file is missing.
+// lengths make the train/validation boundary part of the hash). Streams the
+// files, so memory stays constant. NotFound (saying to run `twistctl prepare`)
+// when either file is missing.
 absl::StatusOr<std::string> ComputeContentHash(const std::string& dir);
 
 // The seed of the batch a worker draws at local step `step` of `round` in

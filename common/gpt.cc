@@ -8,7 +8,8 @@
 namespace twist::common {
 
 ScaledLinearImpl::ScaledLinearImpl(int64_t in_features, int64_t out_features) {
-  weight = register_parameter("weight", torch::empty({out_features, in_features}));
+  weight =
+      register_parameter("weight", torch::empty({out_features, in_features}));
   bias = register_parameter("bias", torch::zeros({out_features}));
 }
 
@@ -37,12 +38,13 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x,
   auto k = qkv[1].view({B, T, H, D}).transpose(1, 2);
   auto v = qkv[2].view({B, T, H, D}).transpose(1, 2);
   auto att = q.matmul(k.transpose(-2, -1)) *
-             (1.0 / std::sqrt(static_cast<double>(D)));    // (B, H, T, T)
-  auto future = torch::ones({T, T}, torch::dtype(torch::kBool).device(x.device()))
-                    .triu(/*diagonal=*/1);
+             (1.0 / std::sqrt(static_cast<double>(D)));  // (B, H, T, T)
+  auto future =
+      torch::ones({T, T}, torch::dtype(torch::kBool).device(x.device()))
+          .triu(/*diagonal=*/1);
   att = att.masked_fill(future, -std::numeric_limits<double>::infinity());
   att = torch::softmax(att, /*dim=*/-1);
-  auto y = att.matmul(v);                                  // (B, H, T, D)
+  auto y = att.matmul(v);  // (B, H, T, D)
   if (head_mask.defined()) y = y * head_mask.view({1, H, 1, 1});
   y = y.transpose(1, 2).contiguous().view({B, T, H * D});  // (B, T, H*D)
   return c_proj->forward(y, scale);
@@ -73,8 +75,7 @@ torch::nn::LayerNorm MakeLayerNorm(int n_embd) {
 
 BlockImpl::BlockImpl(int n_embd, int n_head, int head_dim, int ffn_width) {
   ln_1 = register_module("ln_1", MakeLayerNorm(n_embd));
-  attn = register_module("attn",
-                         CausalSelfAttention(n_embd, n_head, head_dim));
+  attn = register_module("attn", CausalSelfAttention(n_embd, n_head, head_dim));
   ln_2 = register_module("ln_2", MakeLayerNorm(n_embd));
   mlp = register_module("mlp", Mlp(n_embd, ffn_width));
 }
@@ -88,10 +89,10 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x,
 }
 
 TransformerImpl::TransformerImpl(const ModelConfig& config) {
-  wte = register_module(
-      "wte", torch::nn::Embedding(config.vocab_size, config.n_embd));
-  wpe = register_module(
-      "wpe", torch::nn::Embedding(config.block_size, config.n_embd));
+  wte = register_module("wte",
+                        torch::nn::Embedding(config.vocab_size, config.n_embd));
+  wpe = register_module("wpe",
+                        torch::nn::Embedding(config.block_size, config.n_embd));
   h = register_module("h", torch::nn::ModuleList());
   for (int l = 0; l < config.n_layer; ++l) {
     Block block(config.n_embd, config.n_head[l], config.head_dim,
@@ -117,9 +118,9 @@ torch::Tensor GptImpl::forward(const torch::Tensor& idx,
   auto x = transformer->wte->forward(idx) + transformer->wpe->forward(pos);
   static const torch::Tensor kNoMask;
   for (int l = 0; l < config_.n_layer; ++l) {
-    x = transformer->blocks[l]->forward(
-        x, masks ? masks->heads[l] : kNoMask, masks ? masks->ffn[l] : kNoMask,
-        scales_.attn[l], scales_.mlp[l]);
+    x = transformer->blocks[l]->forward(x, masks ? masks->heads[l] : kNoMask,
+                                        masks ? masks->ffn[l] : kNoMask,
+                                        scales_.attn[l], scales_.mlp[l]);
   }
   x = transformer->ln_f->forward(x);
   return torch::linear(x, transformer->wte->weight);  // (B, T, V), tied
@@ -202,9 +203,9 @@ absl::StatusOr<torch::Device> ResolveDevice(const std::string& name) {
           "use --device=cpu or build against a CUDA LibTorch"));
     }
     if (index >= static_cast<int>(torch::cuda::device_count())) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "device '", name, "' does not exist: this machine has ",
-          torch::cuda::device_count(), " CUDA devices"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("device '", name, "' does not exist: this machine has ",
+                       torch::cuda::device_count(), " CUDA devices"));
     }
     return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
   }

@@ -106,7 +106,7 @@ class TransformerImpl : public torch::nn::Module {
   torch::nn::Embedding wte{nullptr};  // (V, C), also the output projection
   torch::nn::Embedding wpe{nullptr};  // (T, C)
   torch::nn::ModuleList h{nullptr};
-  std::vector<Block> blocks;          // the same modules as h, typed
+  std::vector<Block> blocks;  // the same modules as h, typed
   torch::nn::LayerNorm ln_f{nullptr};
 };
 TORCH_MODULE(Transformer);

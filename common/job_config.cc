@@ -6,8 +6,8 @@ using twist::v1::JobSpec;
 
 ModelConfig ModelConfigOf(const JobSpec& spec) {
   const auto& m = spec.model();
-  return ModelConfig::Full(m.n_layer(), m.n_head(), m.n_embd(),
-                                   m.block_size(), m.vocab_size());
+  return ModelConfig::Full(m.n_layer(), m.n_head(), m.n_embd(), m.block_size(),
+                           m.vocab_size());
 }
 
 PartialSumScaling ScalingOf(const JobSpec& spec) {
@@ -16,8 +16,8 @@ PartialSumScaling ScalingOf(const JobSpec& spec) {
              : PartialSumScaling::kInverseKeepRatio;
 }
 
-LocalTrainingOptions TrainingOptionsOf(const JobSpec& spec,
-                                               int32_t round, int32_t slot) {
+LocalTrainingOptions TrainingOptionsOf(const JobSpec& spec, int32_t round,
+                                       int32_t slot) {
   LocalTrainingOptions o;
   o.steps = spec.local_steps();
   o.batch_size = spec.batch_size();
@@ -25,7 +25,8 @@ LocalTrainingOptions TrainingOptionsOf(const JobSpec& spec,
   o.schedule.peak = spec.optimizer().learning_rate();
   o.schedule.min_ratio = spec.optimizer().min_lr_ratio();
   o.schedule.warmup_steps = spec.optimizer().warmup_steps();
-  o.schedule.total_steps = static_cast<int64_t>(spec.rounds()) * spec.local_steps();
+  o.schedule.total_steps =
+      static_cast<int64_t>(spec.rounds()) * spec.local_steps();
   o.first_global_step = static_cast<int64_t>(round - 1) * spec.local_steps();
   o.weight_decay = spec.optimizer().weight_decay();
   o.beta1 = spec.optimizer().beta1();

@@ -20,8 +20,8 @@ PartialSumScaling ScalingOf(const twist::v1::JobSpec& spec);
 // The training options of one slot in one round (1-based): the job's single
 // learning-rate schedule over rounds * local_steps steps, positioned at the
 // round's first step.
-LocalTrainingOptions TrainingOptionsOf(const twist::v1::JobSpec& spec, int32_t round,
-                                       int32_t slot);
+LocalTrainingOptions TrainingOptionsOf(const twist::v1::JobSpec& spec,
+                                       int32_t round, int32_t slot);
 
 }  // namespace twist::common
 

@@ -45,10 +45,12 @@ absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
 
   // Weight decay on matrices and embeddings, none on biases and norms.
   std::vector<torch::Tensor> decay, no_decay;
-  for (auto& p : model.parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+  for (auto& p : model.parameters())
+    (p.dim() >= 2 ? decay : no_decay).push_back(p);
   auto adamw = [&](double wd) {
     return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(options.schedule.At(options.first_global_step))
+        torch::optim::AdamWOptions(
+            options.schedule.At(options.first_global_step))
             .betas({options.beta1, options.beta2})
             .eps(1e-8)
             .weight_decay(wd));
@@ -63,20 +65,22 @@ absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
   double loss_sum = 0;
   for (int step = 0; step < options.steps; ++step) {
     if (options.should_stop && options.should_stop()) {
-      return absl::CancelledError(absl::StrCat("training of round ", options.round,
-                                               " stopped at local step ", step));
+      return absl::CancelledError(
+          absl::StrCat("training of round ", options.round,
+                       " stopped at local step ", step));
     }
     TWIST_RETURN_IF_ERROR(SampleBatch(
         train, options.batch_size, options.context,
-        BatchSeed(options.job_seed, options.round, options.slot, step),
-        &inputs, &targets));
+        BatchSeed(options.job_seed, options.round, options.slot, step), &inputs,
+        &targets));
     const double lr = options.schedule.At(options.first_global_step + step);
     for (auto& group : optimizer.param_groups()) {
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     }
     optimizer.zero_grad();
-    auto loss = model.Loss(ToTensor(inputs, options.batch_size, options.context, device),
-                           ToTensor(targets, options.batch_size, options.context, device));
+    auto loss = model.Loss(
+        ToTensor(inputs, options.batch_size, options.context, device),
+        ToTensor(targets, options.batch_size, options.context, device));
     loss.backward();
     if (options.grad_clip > 0) {
       torch::nn::utils::clip_grad_norm_(model.parameters(), options.grad_clip);
@@ -85,8 +89,8 @@ absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
     const double value = loss.item<double>();
     if (!std::isfinite(value)) {
       return absl::InternalError(absl::StrCat(
-          "training loss became ", value, " at local step ", step,
-          " of round ", options.round, ": lower the learning rate"));
+          "training loss became ", value, " at local step ", step, " of round ",
+          options.round, ": lower the learning rate"));
     }
     loss_sum += value;
   }
@@ -94,8 +98,9 @@ absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
   result.mean_loss = options.steps > 0 ? loss_sum / options.steps : 0.0;
   result.tokens = static_cast<int64_t>(options.steps) * options.batch_size *
                   options.context;
-  result.compute_s = std::chrono::duration<double>(
-                         std::chrono::steady_clock::now() - start).count();
+  result.compute_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   return result;
 }
 
@@ -107,9 +112,11 @@ absl::StatusOr<double> EvaluateLoss(GptImpl& model, const TokenFile& val,
   std::vector<int64_t> inputs, targets;
   double sum = 0;
   for (int b = 0; b < batches; ++b) {
-    TWIST_RETURN_IF_ERROR(EvalBatch(val, batch_size, context, b, &inputs, &targets));
-    sum += model.Loss(ToTensor(inputs, batch_size, context, device),
-                      ToTensor(targets, batch_size, context, device))
+    TWIST_RETURN_IF_ERROR(
+        EvalBatch(val, batch_size, context, b, &inputs, &targets));
+    sum += model
+               .Loss(ToTensor(inputs, batch_size, context, device),
+                     ToTensor(targets, batch_size, context, device))
                .item<double>();
   }
   return batches > 0 ? sum / batches : 0.0;

@@ -33,15 +33,15 @@ struct LrSchedule {
 };
 
 struct LocalTrainingOptions {
-  int steps = 20;            // L
-  int batch_size = 16;       // B
-  int context = 128;         // T, at most the model's block_size
+  int steps = 20;       // L
+  int batch_size = 16;  // B
+  int context = 128;    // T, at most the model's block_size
   LrSchedule schedule;
   int64_t first_global_step = 0;  // (round - 1) * L
   double weight_decay = 0.1;      // on matrices and embeddings only
   double beta1 = 0.9;
   double beta2 = 0.95;
-  double grad_clip = 1.0;         // <= 0 disables clipping
+  double grad_clip = 1.0;  // <= 0 disables clipping
   // Batches are drawn with BatchSeed(job_seed, round, slot, step).
   uint64_t job_seed = 1;
   int64_t round = 1;
@@ -63,7 +63,8 @@ struct LocalTrainingResult {
 // training data is shorter than one context; InvalidArgument for a context
 // beyond the model's block size; Internal when the loss becomes NaN.
 absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
-    GptImpl& model, const TokenFile& train, const LocalTrainingOptions& options);
+    GptImpl& model, const TokenFile& train,
+    const LocalTrainingOptions& options);
 
 // Mean cross-entropy (nats per token) over `batches` fixed evaluation batches
 // of the validation data (EvalBatch), without gradients.

@@ -51,7 +51,8 @@ absl::Status SubnetMerger::AddDeltas(const SubnetUnits& units,
 absl::Status SubnetMerger::Add(const SubnetUnits& units,
                                const NamedTensors& tensors, bool are_deltas) {
   TWIST_RETURN_IF_ERROR(ValidateUnits(full_, units));
-  TWIST_RETURN_IF_ERROR(CheckParameterShapes(SubnetConfig(full_, units), tensors));
+  TWIST_RETURN_IF_ERROR(
+      CheckParameterShapes(SubnetConfig(full_, units), tensors));
   torch::NoGradGuard no_grad;
   // Check every tensor before touching the sums: accept whole or reject whole.
   for (const auto& [name, tensor] : tensors) {

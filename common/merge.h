@@ -65,7 +65,8 @@ class SubnetMerger {
 };
 
 // theta <- theta + mean_delta (plain IST merging).
-void ApplyMergedDelta(const MergedDelta& merged, const NamedTensors& full_params);
+void ApplyMergedDelta(const MergedDelta& merged,
+                      const NamedTensors& full_params);
 
 }  // namespace twist::common
 

@@ -32,8 +32,8 @@ absl::Status ModelConfig::Validate() const {
                "must be at most 65536: token files hold uint16 ids");
   }
   if (static_cast<int>(n_head.size()) != n_layer) {
-    return bad("n_head", absl::StrCat("has ", n_head.size(),
-                                      " entries for ", n_layer, " layers"));
+    return bad("n_head", absl::StrCat("has ", n_head.size(), " entries for ",
+                                      n_layer, " layers"));
   }
   if (static_cast<int>(ffn_width.size()) != n_layer) {
     return bad("ffn_width", absl::StrCat("has ", ffn_width.size(),
@@ -58,11 +58,11 @@ int64_t ModelConfig::NumParameters() const {
   for (int l = 0; l < n_layer; ++l) {
     const int64_t hd = static_cast<int64_t>(n_head[l]) * head_dim;
     const int64_t f = ffn_width[l];
-    total += 4 * c;                    // ln_1, ln_2
-    total += 3 * hd * c + 3 * hd;      // c_attn
-    total += c * hd + c;               // attn.c_proj
-    total += f * c + f;                // c_fc
-    total += c * f + c;                // mlp.c_proj
+    total += 4 * c;                // ln_1, ln_2
+    total += 3 * hd * c + 3 * hd;  // c_attn
+    total += c * hd + c;           // attn.c_proj
+    total += f * c + f;            // c_fc
+    total += c * f + c;            // mlp.c_proj
   }
   return total;
 }
@@ -80,15 +80,14 @@ std::string ModelConfig::DebugString() const {
   return absl::StrCat("n_layer=", n_layer, " n_embd=", n_embd,
                       " head_dim=", head_dim, " n_head=[",
                       absl::StrJoin(n_head, ","), "] ffn_width=[",
-                      absl::StrJoin(ffn_width, ","), "] block_size=",
-                      block_size, " vocab_size=", vocab_size);
+                      absl::StrJoin(ffn_width, ","),
+                      "] block_size=", block_size, " vocab_size=", vocab_size);
 }
 
 bool ModelConfig::operator==(const ModelConfig& o) const {
-  return n_layer == o.n_layer && n_embd == o.n_embd &&
-         head_dim == o.head_dim && n_head == o.n_head &&
-         ffn_width == o.ffn_width && block_size == o.block_size &&
-         vocab_size == o.vocab_size;
+  return n_layer == o.n_layer && n_embd == o.n_embd && head_dim == o.head_dim &&
+         n_head == o.n_head && ffn_width == o.ffn_width &&
+         block_size == o.block_size && vocab_size == o.vocab_size;
 }
 
 }  // namespace twist::common

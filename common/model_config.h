@@ -19,13 +19,13 @@
 namespace twist::common {
 
 struct ModelConfig {
-  int n_layer = 4;                 // L
-  int n_embd = 128;                // C
-  int head_dim = 32;               // D
-  std::vector<int> n_head = {4, 4, 4, 4};            // H per layer
+  int n_layer = 4;                                    // L
+  int n_embd = 128;                                   // C
+  int head_dim = 32;                                  // D
+  std::vector<int> n_head = {4, 4, 4, 4};             // H per layer
   std::vector<int> ffn_width = {512, 512, 512, 512};  // F per layer
-  int block_size = 128;            // longest context T
-  int vocab_size = 256;            // V (byte-level by default)
+  int block_size = 128;                               // longest context T
+  int vocab_size = 256;  // V (byte-level by default)
 
   // A full model: H heads of width C / H and F = 4 * C in every layer.
   // n_embd must be divisible by n_head (checked by Validate()).

@@ -124,9 +124,9 @@ absl::StatusOr<ModelConfig> ConfigFromMetadata(const Metadata& metadata) {
   auto get = [&](const std::string& key) -> absl::StatusOr<std::string> {
     auto it = metadata.find(key);
     if (it == metadata.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model file metadata lacks '", key,
-          "': it was not written by TwIST (twistctl export)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model file metadata lacks '", key,
+                       "': it was not written by TwIST (twistctl export)"));
     }
     return it->second;
   };
@@ -138,7 +138,8 @@ absl::StatusOr<ModelConfig> ConfigFromMetadata(const Metadata& metadata) {
     }
     return absl::OkStatus();
   };
-  auto get_list = [&](const std::string& key, std::vector<int>* out) -> absl::Status {
+  auto get_list = [&](const std::string& key,
+                      std::vector<int>* out) -> absl::Status {
     TWIST_ASSIGN_OR_RETURN(std::string text, get(key));
     out->clear();
     if (text.empty()) return absl::OkStatus();
@@ -182,7 +183,8 @@ absl::StatusOr<NamedTensors> ExportTensors(GptImpl& model,
       tensors.Set(name, tensors.Find(name)->mul(scale));
     }
   }
-  if (model.config().IsNanoGptLayout()) tensors.Set(kLmHead, *tensors.Find(kWte));
+  if (model.config().IsNanoGptLayout())
+    tensors.Set(kLmHead, *tensors.Find(kWte));
   *metadata = ConfigToMetadata(model.config());
   for (const auto& [k, v] : extra_metadata) (*metadata)[k] = v;
   return tensors;
@@ -199,14 +201,15 @@ absl::Status SaveModel(const std::string& path, GptImpl& model,
 absl::StatusOr<Gpt> LoadModel(const std::string& path,
                               const torch::Device& device) {
   TWIST_ASSIGN_OR_RETURN(SafetensorsContents contents, ReadSafetensors(path));
-  TWIST_ASSIGN_OR_RETURN(ModelConfig config, ConfigFromMetadata(contents.metadata));
+  TWIST_ASSIGN_OR_RETURN(ModelConfig config,
+                         ConfigFromMetadata(contents.metadata));
   Gpt model(config);
   model->to(device);
   absl::Status status = LoadParameters(*model, contents.tensors);
   if (!status.ok()) {
-    return absl::DataLossError(absl::StrCat("model file ", path,
-                                            " does not match its metadata: ",
-                                            status.message()));
+    return absl::DataLossError(
+        absl::StrCat("model file ", path,
+                     " does not match its metadata: ", status.message()));
   }
   return model;
 }

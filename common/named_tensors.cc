@@ -24,7 +24,8 @@ at::Tensor* NamedTensors::Find(const std::string& name) {
 
 int64_t NamedTensors::NumBytes() const {
   int64_t total = 0;
-  for (const auto& e : entries_) total += e.tensor.numel() * e.tensor.element_size();
+  for (const auto& e : entries_)
+    total += e.tensor.numel() * e.tensor.element_size();
   return total;
 }
 

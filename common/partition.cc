@@ -93,12 +93,11 @@ absl::StatusOr<std::vector<int>> QuotasFromKeepRatio(int num_units,
                                                      int num_workers,
                                                      double keep_ratio) {
   if (num_workers <= 0) {
-    return absl::InvalidArgumentError(
-        "cannot compute quotas for zero workers");
+    return absl::InvalidArgumentError("cannot compute quotas for zero workers");
   }
   if (!(keep_ratio > 0.0 && keep_ratio <= 1.0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "keep ratio must be in (0, 1], got ", keep_ratio));
+    return absl::InvalidArgumentError(
+        absl::StrCat("keep ratio must be in (0, 1], got ", keep_ratio));
   }
   int quota = static_cast<int>(std::lround(keep_ratio * num_units));
   if (num_units > 0) quota = std::clamp(quota, 1, num_units);
@@ -109,21 +108,20 @@ absl::StatusOr<std::vector<int>> QuotasFromCapacities(
     int num_units, const std::vector<double>& capacities, int total) {
   const int n = static_cast<int>(capacities.size());
   if (n == 0) {
-    return absl::InvalidArgumentError(
-        "cannot compute quotas for zero workers");
+    return absl::InvalidArgumentError("cannot compute quotas for zero workers");
   }
   for (int w = 0; w < n; ++w) {
     if (!(capacities[w] > 0.0) || !std::isfinite(capacities[w])) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "capacity of worker ", w, " must be a positive number, got ",
-          capacities[w]));
+      return absl::InvalidArgumentError(
+          absl::StrCat("capacity of worker ", w,
+                       " must be a positive number, got ", capacities[w]));
     }
   }
-  if (total < 0 || static_cast<int64_t>(total) >
-                       static_cast<int64_t>(n) * num_units) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot hand out ", total, " units to ", n, " workers of at most ",
-        num_units, " units each"));
+  if (total < 0 ||
+      static_cast<int64_t>(total) > static_cast<int64_t>(n) * num_units) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot hand out ", total, " units to ", n,
+                     " workers of at most ", num_units, " units each"));
   }
   const int lower = total >= n ? 1 : 0;
   const int upper = num_units;
@@ -136,7 +134,8 @@ absl::StatusOr<std::vector<int>> QuotasFromCapacities(
                       static_cast<double>(upper));
   };
   double lo_scale = 0.0, hi_scale = 0.0;
-  for (int w = 0; w < n; ++w) hi_scale = std::max(hi_scale, upper / capacities[w]);
+  for (int w = 0; w < n; ++w)
+    hi_scale = std::max(hi_scale, upper / capacities[w]);
   for (int iter = 0; iter < 200; ++iter) {
     const double mid = 0.5 * (lo_scale + hi_scale);
     double sum = 0.0;

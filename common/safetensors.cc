@@ -27,9 +27,9 @@ struct DtypeInfo {
   at::ScalarType type;
 };
 constexpr DtypeInfo kDtypes[] = {
-    {"F64", at::kDouble},  {"F32", at::kFloat},    {"F16", at::kHalf},
-    {"BF16", at::kBFloat16}, {"I64", at::kLong},   {"I32", at::kInt},
-    {"I16", at::kShort},   {"I8", at::kChar},      {"U8", at::kByte},
+    {"F64", at::kDouble},    {"F32", at::kFloat}, {"F16", at::kHalf},
+    {"BF16", at::kBFloat16}, {"I64", at::kLong},  {"I32", at::kInt},
+    {"I16", at::kShort},     {"I8", at::kChar},   {"U8", at::kByte},
     {"BOOL", at::kBool},
 };
 
@@ -45,7 +45,8 @@ bool DtypeFromName(const std::string& name, at::ScalarType* type) {
 
 absl::Status ErrnoError(const std::string& what, const std::string& path) {
   const int err = errno;
-  std::string message = absl::StrCat(what, " '", path, "': ", std::strerror(err));
+  std::string message =
+      absl::StrCat(what, " '", path, "': ", std::strerror(err));
   if (err == ENOENT) return absl::NotFoundError(message);
   if (err == EACCES || err == EPERM) {
     return absl::PermissionDeniedError(message);
@@ -93,10 +94,12 @@ absl::Status ParseHeader(const std::string& header, uint64_t data_size,
   }
   for (auto it = root.begin(); it != root.end(); ++it) {
     if (it.key() == "__metadata__") {
-      if (!it.value().is_object()) return corrupt("__metadata__ is not an object");
+      if (!it.value().is_object())
+        return corrupt("__metadata__ is not an object");
       for (auto m = it.value().begin(); m != it.value().end(); ++m) {
         if (!m.value().is_string()) {
-          return corrupt(absl::StrCat("metadata '", m.key(), "' is not a string"));
+          return corrupt(
+              absl::StrCat("metadata '", m.key(), "' is not a string"));
         }
         (*metadata)[m.key()] = m.value().get<std::string>();
       }
@@ -118,27 +121,31 @@ absl::Status ParseHeader(const std::string& header, uint64_t data_size,
     }
     uint64_t numel = 1;
     for (const auto& dim : v["shape"]) {
-      if (!dim.is_number_unsigned() && !(dim.is_number_integer() && dim.get<int64_t>() >= 0)) {
-        return corrupt(absl::StrCat("tensor '", e.name, "' has a bad dimension"));
+      if (!dim.is_number_unsigned() &&
+          !(dim.is_number_integer() && dim.get<int64_t>() >= 0)) {
+        return corrupt(
+            absl::StrCat("tensor '", e.name, "' has a bad dimension"));
       }
       const uint64_t d = dim.get<uint64_t>();
       if (d != 0 && numel > (uint64_t{1} << 62) / d) {
-        return corrupt(absl::StrCat("tensor '", e.name, "' is impossibly large"));
+        return corrupt(
+            absl::StrCat("tensor '", e.name, "' is impossibly large"));
       }
       numel *= d;
       e.shape.push_back(static_cast<int64_t>(d));
     }
     const auto& off = v["data_offsets"];
     if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned()) {
-      return corrupt(absl::StrCat("tensor '", e.name, "' has bad data_offsets"));
+      return corrupt(
+          absl::StrCat("tensor '", e.name, "' has bad data_offsets"));
     }
     e.begin = off[0].get<uint64_t>();
     e.end = off[1].get<uint64_t>();
     const uint64_t bytes = numel * at::elementSize(e.type);
     if (e.end < e.begin || e.end - e.begin != bytes) {
       return corrupt(absl::StrCat("tensor '", e.name, "' spans ",
-                                  e.end - e.begin, " bytes but its shape needs ",
-                                  bytes));
+                                  e.end - e.begin,
+                                  " bytes but its shape needs ", bytes));
     }
     if (e.end > data_size) {
       return corrupt(absl::StrCat("tensor '", e.name, "' ends at byte ", e.end,
@@ -211,15 +218,19 @@ absl::Status WriteSafetensors(const std::string& path,
   // Pad with spaces so the data starts 8-byte aligned, as the reference does.
   header_text.append((8 - (8 + header_text.size()) % 8) % 8, ' ');
   unsigned char length[8];
-  for (int i = 0; i < 8; ++i) length[i] = (header_text.size() >> (8 * i)) & 0xff;
+  for (int i = 0; i < 8; ++i)
+    length[i] = (header_text.size() >> (8 * i)) & 0xff;
 
   const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd =
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoError("cannot create", tmp);
   absl::Status status = WriteAll(fd, length, sizeof(length), tmp);
-  if (status.ok()) status = WriteAll(fd, header_text.data(), header_text.size(), tmp);
+  if (status.ok())
+    status = WriteAll(fd, header_text.data(), header_text.size(), tmp);
   for (size_t i = 0; status.ok() && i < cpu.size(); ++i) {
-    status = WriteAll(fd, cpu[i].data_ptr(), cpu[i].numel() * cpu[i].element_size(), tmp);
+    status = WriteAll(fd, cpu[i].data_ptr(),
+                      cpu[i].numel() * cpu[i].element_size(), tmp);
   }
   if (status.ok() && ::fsync(fd) != 0) status = ErrnoError("cannot fsync", tmp);
   if (::close(fd) != 0 && status.ok()) status = ErrnoError("cannot close", tmp);
@@ -257,8 +268,8 @@ absl::StatusOr<SafetensorsContents> Decode(uint64_t total_size,
   };
   unsigned char length[8];
   if (total_size < 8 || !read_at(0, length, 8)) {
-    return corrupt(absl::StrCat("only ", total_size,
-                                " bytes, shorter than the 8-byte header length"));
+    return corrupt(absl::StrCat(
+        "only ", total_size, " bytes, shorter than the 8-byte header length"));
   }
   const uint64_t header_size = ReadLittleEndian64(length);
   if (header_size > kMaxHeaderBytes || header_size > total_size - 8) {
@@ -267,7 +278,8 @@ absl::StatusOr<SafetensorsContents> Decode(uint64_t total_size,
                                 " bytes (truncated file?)"));
   }
   std::string header(header_size, '\0');
-  if (!read_at(8, header.data(), header_size)) return corrupt("cannot read header");
+  if (!read_at(8, header.data(), header_size))
+    return corrupt("cannot read header");
   SafetensorsContents out;
   std::vector<Entry> entries;
   const uint64_t data_start = 8 + header_size;
@@ -290,14 +302,16 @@ absl::StatusOr<SafetensorsContents> ReadSafetensors(const std::string& path) {
   if (!in) return ErrnoError("cannot open safetensors file", path);
   in.seekg(0, std::ios::end);
   const uint64_t file_size = static_cast<uint64_t>(in.tellg());
-  return Decode(file_size, path, [&](uint64_t offset, void* dst, uint64_t size) {
-    in.seekg(static_cast<std::streamoff>(offset));
-    return static_cast<bool>(
-        in.read(static_cast<char*>(dst), static_cast<std::streamsize>(size)));
-  });
+  return Decode(
+      file_size, path, [&](uint64_t offset, void* dst, uint64_t size) {
+        in.seekg(static_cast<std::streamoff>(offset));
+        return static_cast<bool>(in.read(static_cast<char*>(dst),
+                                         static_cast<std::streamsize>(size)));
+      });
 }
 
-absl::StatusOr<SafetensorsContents> DecodeSafetensors(const std::string& bytes) {
+absl::StatusOr<SafetensorsContents> DecodeSafetensors(
+    const std::string& bytes) {
   return Decode(bytes.size(), "(in memory)",
                 [&](uint64_t offset, void* dst, uint64_t size) {
                   if (offset + size > bytes.size()) return false;

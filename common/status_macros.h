@@ -11,10 +11,10 @@
 
 // Evaluates `expr` (an absl::Status) and returns it from the enclosing
 // function when it is not OK.
-#define TWIST_RETURN_IF_ERROR(expr)                  \
-  do {                                               \
-    ::absl::Status twist_status_ = (expr);           \
-    if (!twist_status_.ok()) return twist_status_;   \
+#define TWIST_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::absl::Status twist_status_ = (expr);         \
+    if (!twist_status_.ok()) return twist_status_; \
   } while (false)
 
 #define TWIST_STATUS_CONCAT_INNER_(a, b) a##b
@@ -22,9 +22,9 @@
 
 // Evaluates `rexpr` (an absl::StatusOr<T>); on error returns its status, on
 // success moves the value into `lhs` (which may be a declaration).
-#define TWIST_ASSIGN_OR_RETURN(lhs, rexpr)                                    \
-  TWIST_ASSIGN_OR_RETURN_IMPL_(TWIST_STATUS_CONCAT_(twist_statusor_, __LINE__), \
-                               lhs, rexpr)
+#define TWIST_ASSIGN_OR_RETURN(lhs, rexpr) \
+  TWIST_ASSIGN_OR_RETURN_IMPL_(            \
+      TWIST_STATUS_CONCAT_(twist_statusor_, __LINE__), lhs, rexpr)
 
 #define TWIST_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \
   auto statusor = (rexpr);                                 \

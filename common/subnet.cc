@@ -15,13 +15,13 @@ absl::Status CheckIds(const std::vector<int>& ids, int limit,
                       const std::string& what) {
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= limit) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " id ", ids[i], " is outside [0, ", limit, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " id ", ids[i], " is outside [0, ", limit, ")"));
     }
     if (i > 0 && ids[i] <= ids[i - 1]) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " ids must be strictly ascending; got ", ids[i - 1],
-          " then ", ids[i]));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " ids must be strictly ascending; got ",
+                       ids[i - 1], " then ", ids[i]));
     }
   }
   return absl::OkStatus();
@@ -114,9 +114,9 @@ UnitMasks MasksFor(const ModelConfig& full, const SubnetUnits& units,
   return masks;
 }
 
-absl::StatusOr<std::optional<SliceRule>> SliceRuleFor(
-    const ModelConfig& full, const SubnetUnits& units,
-    const std::string& name) {
+absl::StatusOr<std::optional<SliceRule>> SliceRuleFor(const ModelConfig& full,
+                                                      const SubnetUnits& units,
+                                                      const std::string& name) {
   int layer = -1;
   std::string rest;
   if (!ParseLayerName(name, &layer, &rest)) {
@@ -128,9 +128,9 @@ absl::StatusOr<std::optional<SliceRule>> SliceRuleFor(
         absl::StrCat("'", name, "' is not a parameter of the model"));
   }
   if (layer < 0 || layer >= full.n_layer) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", name, "' names layer ", layer, " but the model has ",
-        full.n_layer, " layers"));
+    return absl::InvalidArgumentError(absl::StrCat("'", name, "' names layer ",
+                                                   layer, " but the model has ",
+                                                   full.n_layer, " layers"));
   }
   const LayerUnits& lu = units.layers[layer];
   const int64_t H = full.n_head[layer], D = full.head_dim;

@@ -77,8 +77,9 @@ struct SliceRule {
 
 // The slice rule of the named parameter, std::nullopt for a replicated one.
 // InvalidArgument for a name that is not a parameter of `full`.
-absl::StatusOr<std::optional<SliceRule>> SliceRuleFor(
-    const ModelConfig& full, const SubnetUnits& units, const std::string& name);
+absl::StatusOr<std::optional<SliceRule>> SliceRuleFor(const ModelConfig& full,
+                                                      const SubnetUnits& units,
+                                                      const std::string& name);
 
 // The worker's tensors, sliced (copied) out of the full model's parameters in
 // the full model's order. Replicated tensors are copied too, so the result

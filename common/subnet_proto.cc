@@ -13,7 +13,8 @@ twist::v1::SubnetAssignment ToProto(const SubnetUnits& units) {
   for (const auto& layer : units.layers) {
     auto* l = proto.add_layers();
     l->mutable_heads()->Add(layer.heads.begin(), layer.heads.end());
-    l->mutable_ffn_columns()->Add(layer.ffn_columns.begin(), layer.ffn_columns.end());
+    l->mutable_ffn_columns()->Add(layer.ffn_columns.begin(),
+                                  layer.ffn_columns.end());
   }
   return proto;
 }
@@ -35,7 +36,8 @@ google::protobuf::RepeatedPtrField<twist::v1::TensorInfo> DescribeTensors(
     auto* info = out.Add();
     info->set_name(name);
     for (int64_t d : tensor.sizes()) info->add_shape(d);
-    info->set_dtype(ToWireDType(tensor.scalar_type()).value_or(twist::v1::DTYPE_UNSPECIFIED));
+    info->set_dtype(ToWireDType(tensor.scalar_type())
+                        .value_or(twist::v1::DTYPE_UNSPECIFIED));
   }
   return out;
 }
@@ -65,8 +67,9 @@ absl::StatusOr<NamedTensors> AllocateTensors(
     }
     total += numel * static_cast<int64_t>(at::elementSize(*type));
     if (total > max_bytes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "announced tensors exceed ", max_bytes, " bytes at '", info.name(), "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("announced tensors exceed ", max_bytes, " bytes at '",
+                       info.name(), "'"));
     }
     out.Set(info.name(), at::empty(std::vector<int64_t>(info.shape().begin(),
                                                         info.shape().end()),

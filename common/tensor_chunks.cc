@@ -82,11 +82,11 @@ absl::Status ForEachChunk(
 absl::StatusOr<std::vector<twist::v1::TensorChunk>> SplitIntoChunks(
     const NamedTensors& tensors, size_t max_chunk_bytes) {
   std::vector<twist::v1::TensorChunk> chunks;
-  TWIST_RETURN_IF_ERROR(ForEachChunk(
-      tensors, max_chunk_bytes, [&](const twist::v1::TensorChunk& chunk) {
-        chunks.push_back(chunk);
-        return absl::OkStatus();
-      }));
+  TWIST_RETURN_IF_ERROR(ForEachChunk(tensors, max_chunk_bytes,
+                                     [&](const twist::v1::TensorChunk& chunk) {
+                                       chunks.push_back(chunk);
+                                       return absl::OkStatus();
+                                     }));
   return chunks;
 }
 
@@ -137,12 +137,13 @@ absl::Status ChunkAssembler::Add(const twist::v1::TensorChunk& chunk) {
                              " bytes, more than the limit of ",
                              max_chunk_bytes_));
   }
-  if (progress.seen && static_cast<uint64_t>(progress.received_bytes) == total) {
+  if (progress.seen &&
+      static_cast<uint64_t>(progress.received_bytes) == total) {
     return fail("the tensor is already complete (repeated chunk)");
   }
   if (chunk.offset() != static_cast<uint64_t>(progress.received_bytes)) {
-    return fail(absl::StrCat("offset ", chunk.offset(), " but the next byte is ",
-                             progress.received_bytes,
+    return fail(absl::StrCat("offset ", chunk.offset(),
+                             " but the next byte is ", progress.received_bytes,
                              " (chunks out of order, repeated or missing)"));
   }
   if (chunk.data().size() > total - chunk.offset()) {

@@ -11,8 +11,8 @@
 
 #include <cstddef>
 #include <functional>
-#include <unordered_map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/status.h"

@@ -39,13 +39,22 @@ std::string HostName() {
 // Files in a corpus folder that are not corpus text. The Brown Corpus npm
 // package (`brown-corpus`) ships its texts (ca01 ... cr09) beside README,
 // CONTENTS (the list of texts), cats.txt (each text's category), a LICENSE
-// and package.json; hidden files (.npmignore, .DS_Store, ...) are skipped
-// too. README* and LICENSE* match any case and suffix (README.md, license).
+// and package.json, and a categories.pickle; hidden files (.npmignore,
+// .DS_Store, ...) are skipped too. README* and LICENSE* match any case and
+// suffix (README.md, license). Binary files are skipped when read (see
+// LooksBinary).
 bool IsNonCorpusFile(const std::string& name) {
   return name.empty() || name[0] == '.' ||
          absl::StartsWithIgnoreCase(name, "README") ||
          absl::StartsWithIgnoreCase(name, "LICENSE") || name == "CONTENTS" ||
-         name == "cats.txt" || name == "package.json";
+         name == "cats.txt" || name == "package.json" ||
+         absl::EndsWith(name, ".pickle");
+}
+
+// Text files hold no NUL bytes; anything that does (a pickle, an image) in a
+// corpus folder is not text to train on.
+bool LooksBinary(const std::string& content) {
+  return content.find('\0') != std::string::npos;
 }
 
 absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
@@ -178,7 +187,7 @@ absl::StatusOr<DatasetMeta> PrepareDataset(const PrepareOptions& options) {
       return absl::InvalidArgumentError(absl::StrCat(
           "input folder ", options.input, " on host ", HostName(),
           " holds no corpus files (hidden files, README*, LICENSE*, CONTENTS, "
-          "cats.txt and package.json are skipped)"));
+          "cats.txt, package.json and *.pickle are skipped)"));
     }
   } else {
     // A file named explicitly is read whatever its name.
@@ -188,6 +197,7 @@ absl::StatusOr<DatasetMeta> PrepareDataset(const PrepareOptions& options) {
   std::string text;
   for (const std::string& file : files) {
     TWIST_ASSIGN_OR_RETURN(std::string content, ReadTextFile(file));
+    if (files.size() > 1 && LooksBinary(content)) continue;
     if (options.strip_tags) {
       text += StripBrownTags(content);
     } else {

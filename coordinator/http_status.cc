@@ -10,7 +10,8 @@
 namespace twist::coordinator {
 namespace {
 
-void SendJson(httplib::Response& res, const nlohmann::json& body, int status = 200) {
+void SendJson(httplib::Response& res, const nlohmann::json& body,
+              int status = 200) {
   res.status = status;
   res.set_header("Cache-Control", "no-store");
   res.set_content(body.dump(), "application/json");
@@ -19,9 +20,14 @@ void SendJson(httplib::Response& res, const nlohmann::json& body, int status = 2
 void SendError(httplib::Response& res, const absl::Status& status) {
   int http = 500;
   switch (status.code()) {
-    case absl::StatusCode::kNotFound: http = 404; break;
-    case absl::StatusCode::kInvalidArgument: http = 400; break;
-    default: break;
+    case absl::StatusCode::kNotFound:
+      http = 404;
+      break;
+    case absl::StatusCode::kInvalidArgument:
+      http = 400;
+      break;
+    default:
+      break;
   }
   SendJson(res, {{"error", std::string(status.message())}}, http);
 }
@@ -44,34 +50,40 @@ void HttpStatusServer::Routes() {
   server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });
-  server_->Get("/api/v1/jobs", [this](const httplib::Request&, httplib::Response& res) {
-    absl::StatusOr<std::vector<twist::v1::Job>> jobs = jobs_->List();
-    if (!jobs.ok()) return SendError(res, jobs.status());
-    nlohmann::json list = nlohmann::json::array();
-    for (const auto& job : *jobs) list.push_back(JobSummaryJson(job));
-    SendJson(res, {{"insecure", options_.insecure}, {"jobs", list}});
+  server_->Get(
+      "/api/v1/jobs", [this](const httplib::Request&, httplib::Response& res) {
+        absl::StatusOr<std::vector<twist::v1::Job>> jobs = jobs_->List();
+        if (!jobs.ok()) return SendError(res, jobs.status());
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto& job : *jobs) list.push_back(JobSummaryJson(job));
+        SendJson(res, {{"insecure", options_.insecure}, {"jobs", list}});
+      });
+  server_->Get(R"(/api/v1/jobs/(\d+))", [this](const httplib::Request& req,
+                                               httplib::Response& res) {
+    int64_t id = 0;
+    if (!absl::SimpleAtoi(req.matches[1].str(), &id)) {
+      return SendError(res, absl::InvalidArgumentError("bad job id"));
+    }
+    absl::StatusOr<twist::v1::Job> job =
+        jobs_->Get(id, /*include_rounds=*/true);
+    if (!job.ok()) return SendError(res, job.status());
+    SendJson(res, JobDetailJson(*job, registry_->AllWorkers()));
   });
-  server_->Get(R"(/api/v1/jobs/(\d+))",
-               [this](const httplib::Request& req, httplib::Response& res) {
-                 int64_t id = 0;
-                 if (!absl::SimpleAtoi(req.matches[1].str(), &id)) {
-                   return SendError(res, absl::InvalidArgumentError("bad job id"));
-                 }
-                 absl::StatusOr<twist::v1::Job> job = jobs_->Get(id, /*include_rounds=*/true);
-                 if (!job.ok()) return SendError(res, job.status());
-                 SendJson(res, JobDetailJson(*job, registry_->AllWorkers()));
+  server_->Get("/api/v1/workers",
+               [this](const httplib::Request&, httplib::Response& res) {
+                 nlohmann::json list = nlohmann::json::array();
+                 for (const auto& w : registry_->AllWorkers())
+                   list.push_back(WorkerJson(w));
+                 SendJson(res, {{"workers", list}, {"now", NowSeconds()}});
                });
-  server_->Get("/api/v1/workers", [this](const httplib::Request&, httplib::Response& res) {
-    nlohmann::json list = nlohmann::json::array();
-    for (const auto& w : registry_->AllWorkers()) list.push_back(WorkerJson(w));
-    SendJson(res, {{"workers", list}, {"now", NowSeconds()}});
-  });
-  server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    absl::StatusOr<std::vector<twist::v1::Job>> jobs = jobs_->List();
-    if (!jobs.ok()) return SendError(res, jobs.status());
-    res.set_content(PrometheusText(*jobs, registry_->AllWorkers(), jobs_->incarnation()),
-                    "text/plain; version=0.0.4; charset=utf-8");
-  });
+  server_->Get(
+      "/metrics", [this](const httplib::Request&, httplib::Response& res) {
+        absl::StatusOr<std::vector<twist::v1::Job>> jobs = jobs_->List();
+        if (!jobs.ok()) return SendError(res, jobs.status());
+        res.set_content(PrometheusText(*jobs, registry_->AllWorkers(),
+                                       jobs_->incarnation()),
+                        "text/plain; version=0.0.4; charset=utf-8");
+      });
 }
 
 absl::Status HttpStatusServer::Start() {
@@ -79,12 +91,14 @@ absl::Status HttpStatusServer::Start() {
   if (options_.port == 0) {
     port_ = server_->bind_to_any_port(options_.host);
   } else {
-    port_ = server_->bind_to_port(options_.host, options_.port) ? options_.port : -1;
+    port_ = server_->bind_to_port(options_.host, options_.port) ? options_.port
+                                                                : -1;
   }
   if (port_ <= 0) {
     return absl::UnavailableError(absl::StrCat(
         "cannot listen for HTTP on ", options_.host, ":", options_.port,
-        ": the port is taken or the address is not local; choose another --http"));
+        ": the port is taken or the address is not local; choose another "
+        "--http"));
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   return absl::OkStatus();

@@ -22,8 +22,8 @@ class HttpStatusServer {
  public:
   struct Options {
     std::string host = "127.0.0.1";
-    int port = 8080;           // 0 picks a free port
-    bool insecure = false;     // shown on the dashboard as a warning
+    int port = 8080;        // 0 picks a free port
+    bool insecure = false;  // shown on the dashboard as a warning
   };
 
   // `jobs` and `registry` must outlive the server.

@@ -12,7 +12,8 @@
 
 namespace twist::coordinator {
 
-JobManager::JobManager(Options options, JobStore* store, WorkerRegistry* registry)
+JobManager::JobManager(Options options, JobStore* store,
+                       WorkerRegistry* registry)
     : options_(std::move(options)), store_(store), registry_(registry) {}
 
 JobManager::~JobManager() { Stop(); }
@@ -22,13 +23,15 @@ std::string JobManager::JobDir(int64_t job_id) const {
 }
 
 absl::Status JobManager::Start() {
-  TWIST_ASSIGN_OR_RETURN(std::vector<twist::v1::Job> unfinished, store_->UnfinishedJobs());
+  TWIST_ASSIGN_OR_RETURN(std::vector<twist::v1::Job> unfinished,
+                         store_->UnfinishedJobs());
   {
     absl::MutexLock lock(&mu_);
     for (const auto& job : unfinished) queue_.push_back(job.id());
   }
   if (!unfinished.empty()) {
-    LOG(INFO) << unfinished.size() << " unfinished job(s) queued from the state directory";
+    LOG(INFO) << unfinished.size()
+              << " unfinished job(s) queued from the state directory";
   }
   scheduler_ = std::thread([this] { SchedulerLoop(); });
   return absl::OkStatus();
@@ -64,9 +67,11 @@ uint64_t JobManager::WaitForChange(uint64_t seen, absl::Duration timeout) {
 }
 
 absl::StatusOr<twist::v1::Job> JobManager::Submit(twist::v1::JobSpec spec) {
-  TWIST_ASSIGN_OR_RETURN(twist::v1::JobSpec resolved, ResolveJobSpec(std::move(spec)));
+  TWIST_ASSIGN_OR_RETURN(twist::v1::JobSpec resolved,
+                         ResolveJobSpec(std::move(spec)));
   TWIST_ASSIGN_OR_RETURN(int64_t id, store_->CreateJob(resolved, NowSeconds()));
-  TWIST_ASSIGN_OR_RETURN(twist::v1::Job job, store_->GetJob(id, /*include_rounds=*/false));
+  TWIST_ASSIGN_OR_RETURN(twist::v1::Job job,
+                         store_->GetJob(id, /*include_rounds=*/false));
   job.set_parameters(ModelConfigOf(resolved).NumParameters());
   TWIST_RETURN_IF_ERROR(store_->UpdateJob(job));
   {
@@ -78,7 +83,8 @@ absl::StatusOr<twist::v1::Job> JobManager::Submit(twist::v1::JobSpec spec) {
   return job;
 }
 
-absl::StatusOr<twist::v1::Job> JobManager::Get(int64_t job_id, bool include_rounds) {
+absl::StatusOr<twist::v1::Job> JobManager::Get(int64_t job_id,
+                                               bool include_rounds) {
   return store_->GetJob(job_id, include_rounds);
 }
 
@@ -152,9 +158,11 @@ void JobManager::SchedulerLoop() {
       }
       Changed();
     };
-    hooks.round_finished = [this](int64_t job_id, const twist::v1::RoundRecord& r) {
+    hooks.round_finished = [this](int64_t job_id,
+                                  const twist::v1::RoundRecord& r) {
       if (absl::Status s = store_->RecordRound(job_id, r); !s.ok()) {
-        LOG(ERROR) << "cannot record round " << r.round() << " of job " << job_id << ": " << s;
+        LOG(ERROR) << "cannot record round " << r.round() << " of job "
+                   << job_id << ": " << s;
       }
       Changed();
     };
@@ -174,7 +182,8 @@ void JobManager::SchedulerLoop() {
       runner_ = &runner;
     }
     LOG(INFO) << "job " << id << " starting";
-    runner.Run(cancel_running_, stop_).IgnoreError();  // the runner records failures
+    runner.Run(cancel_running_, stop_)
+        .IgnoreError();  // the runner records failures
     {
       absl::MutexLock lock(&mu_);
       runner_ = nullptr;
@@ -189,14 +198,16 @@ absl::StatusOr<std::shared_ptr<RoundCollector>> JobManager::CurrentRound(
     const twist::v1::UpdateHeader& h) {
   absl::MutexLock lock(&mu_);
   if (h.incarnation() != options_.incarnation) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "update for coordinator incarnation ", h.incarnation(), " but this is incarnation ",
-        options_.incarnation, " (the coordinator restarted): dropped"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("update for coordinator incarnation ", h.incarnation(),
+                     " but this is incarnation ", options_.incarnation,
+                     " (the coordinator restarted): dropped"));
   }
   if (!current_round_ || current_round_->job_id() != h.job_id() ||
       current_round_->round() != h.round()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "job ", h.job_id(), " round ", h.round(), " is not the current round: the update "
+        "job ", h.job_id(), " round ", h.round(),
+        " is not the current round: the update "
         "is stale (the round ended or the job stopped) and was dropped"));
   }
   return current_round_;
@@ -204,20 +215,23 @@ absl::StatusOr<std::shared_ptr<RoundCollector>> JobManager::CurrentRound(
 
 absl::StatusOr<common::NamedTensors> JobManager::ExpectUpdate(
     const twist::v1::UpdateHeader& h) {
-  TWIST_ASSIGN_OR_RETURN(std::shared_ptr<RoundCollector> round, CurrentRound(h));
+  TWIST_ASSIGN_OR_RETURN(std::shared_ptr<RoundCollector> round,
+                         CurrentRound(h));
   return round->Expect(h, at::kFloat);
 }
 
 absl::Status JobManager::DeliverUpdate(const twist::v1::UpdateHeader& h,
                                        common::NamedTensors tensors,
                                        int64_t bytes_received) {
-  TWIST_ASSIGN_OR_RETURN(std::shared_ptr<RoundCollector> round, CurrentRound(h));
+  TWIST_ASSIGN_OR_RETURN(std::shared_ptr<RoundCollector> round,
+                         CurrentRound(h));
   return round->Deliver(h, std::move(tensors), bytes_received);
 }
 
 absl::Status JobManager::RefuseUpdate(const twist::v1::UpdateHeader& h,
                                       const std::string& reason) {
-  TWIST_ASSIGN_OR_RETURN(std::shared_ptr<RoundCollector> round, CurrentRound(h));
+  TWIST_ASSIGN_OR_RETURN(std::shared_ptr<RoundCollector> round,
+                         CurrentRound(h));
   return round->Refuse(h, reason);
 }
 
@@ -231,25 +245,29 @@ void JobManager::AbandonSlot(int64_t job_id, int32_t round, int32_t slot,
   }
 }
 
-absl::StatusOr<ExportedModel> JobManager::Export(int64_t job_id, double keep_ratio,
+absl::StatusOr<ExportedModel> JobManager::Export(int64_t job_id,
+                                                 double keep_ratio,
                                                  uint64_t seed) {
   if (!(keep_ratio >= 0 && keep_ratio <= 1)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "keep_ratio must be in [0, 1] (0 or 1: the whole model), got ", keep_ratio));
+        "keep_ratio must be in [0, 1] (0 or 1: the whole model), got ",
+        keep_ratio));
   }
   TWIST_ASSIGN_OR_RETURN(twist::v1::Job job, store_->GetJob(job_id, false));
   const common::ModelConfig config = ModelConfigOf(job.spec());
   common::NamedTensors params;
   {
     absl::MutexLock lock(&mu_);
-    if (running_id_ == job_id && runner_ != nullptr) params = runner_->SnapshotParameters();
+    if (running_id_ == job_id && runner_ != nullptr)
+      params = runner_->SnapshotParameters();
   }
   if (params.empty()) {
     const std::string path = JobRunner::ModelPath(JobDir(job_id));
     if (!std::filesystem::exists(path)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "job ", job_id, " (", JobStateName(job.state()),
-          ") has no model to export yet: export works once the job runs or has completed"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", job_id, " (", JobStateName(job.state()),
+                       ") has no model to export yet: export works once the "
+                       "job runs or has completed"));
     }
     TWIST_ASSIGN_OR_RETURN(common::SafetensorsContents contents,
                            common::ReadSafetensors(path));
@@ -258,15 +276,19 @@ absl::StatusOr<ExportedModel> JobManager::Export(int64_t job_id, double keep_rat
   common::SubnetUnits units = common::AllUnits(config);
   if (keep_ratio > 0 && keep_ratio < 1) {
     for (int l = 0; l < config.n_layer; ++l) {
-      for (common::UnitKind kind : {common::UnitKind::kHead, common::UnitKind::kFfnColumn}) {
-        const int k = kind == common::UnitKind::kHead ? config.n_head[l] : config.ffn_width[l];
+      for (common::UnitKind kind :
+           {common::UnitKind::kHead, common::UnitKind::kFfnColumn}) {
+        const int k = kind == common::UnitKind::kHead ? config.n_head[l]
+                                                      : config.ffn_width[l];
         TWIST_ASSIGN_OR_RETURN(std::vector<int> quota,
                                common::QuotasFromKeepRatio(k, 1, keep_ratio));
         TWIST_ASSIGN_OR_RETURN(
             common::UnitAssignment hats,
-            common::AssignUnits(k, quota, common::PartitionKey{seed, -1, l, kind}, false));
+            common::AssignUnits(
+                k, quota, common::PartitionKey{seed, -1, l, kind}, false));
         (kind == common::UnitKind::kHead ? units.layers[l].heads
-                                         : units.layers[l].ffn_columns) = hats[0];
+                                         : units.layers[l].ffn_columns) =
+            hats[0];
       }
     }
   }
@@ -276,13 +298,16 @@ absl::StatusOr<ExportedModel> JobManager::Export(int64_t job_id, double keep_rat
   }
   TWIST_ASSIGN_OR_RETURN(common::NamedTensors sliced,
                          common::ExtractSubnet(config, model_params, units));
-  TWIST_ASSIGN_OR_RETURN(common::Gpt model,
-                         common::BuildSubnetModel(config, units, sliced, ScalingOf(job.spec())));
+  TWIST_ASSIGN_OR_RETURN(
+      common::Gpt model,
+      common::BuildSubnetModel(config, units, sliced, ScalingOf(job.spec())));
   ExportedModel out;
-  common::Metadata extra = {{"twist.job_id", absl::StrCat(job_id)},
-                            {"twist.round", absl::StrCat(job.round())},
-                            {"twist.keep_ratio", absl::StrCat(keep_ratio > 0 ? keep_ratio : 1.0)}};
-  TWIST_ASSIGN_OR_RETURN(out.tensors, common::ExportTensors(*model, extra, &out.metadata));
+  common::Metadata extra = {
+      {"twist.job_id", absl::StrCat(job_id)},
+      {"twist.round", absl::StrCat(job.round())},
+      {"twist.keep_ratio", absl::StrCat(keep_ratio > 0 ? keep_ratio : 1.0)}};
+  TWIST_ASSIGN_OR_RETURN(out.tensors,
+                         common::ExportTensors(*model, extra, &out.metadata));
   out.parameters = model->config().NumParameters();
   return out;
 }

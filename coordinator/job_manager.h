@@ -40,7 +40,7 @@ struct ExportedModel {
 class JobManager {
  public:
   struct Options {
-    std::string state_dir;       // jobs/<id>/ live under it
+    std::string state_dir;  // jobs/<id>/ live under it
     uint64_t incarnation = 0;
     absl::Duration poll_interval = absl::Milliseconds(50);
   };
@@ -69,15 +69,20 @@ class JobManager {
 
   // The job's model (final when finished, current while running), or a
   // random subnetwork at `keep_ratio` (0 or 1: the whole model).
-  absl::StatusOr<ExportedModel> Export(int64_t job_id, double keep_ratio, uint64_t seed);
+  absl::StatusOr<ExportedModel> Export(int64_t job_id, double keep_ratio,
+                                       uint64_t seed);
 
   // The update path of the worker service.
-  absl::StatusOr<common::NamedTensors> ExpectUpdate(const twist::v1::UpdateHeader& h);
+  absl::StatusOr<common::NamedTensors> ExpectUpdate(
+      const twist::v1::UpdateHeader& h);
   absl::Status DeliverUpdate(const twist::v1::UpdateHeader& h,
-                             common::NamedTensors tensors, int64_t bytes_received);
-  absl::Status RefuseUpdate(const twist::v1::UpdateHeader& h, const std::string& reason);
+                             common::NamedTensors tensors,
+                             int64_t bytes_received);
+  absl::Status RefuseUpdate(const twist::v1::UpdateHeader& h,
+                            const std::string& reason);
   // The assignment of (job, round, slot) could not be delivered.
-  void AbandonSlot(int64_t job_id, int32_t round, int32_t slot, const std::string& reason);
+  void AbandonSlot(int64_t job_id, int32_t round, int32_t slot,
+                   const std::string& reason);
 
   uint64_t incarnation() const { return options_.incarnation; }
   std::string JobDir(int64_t job_id) const;

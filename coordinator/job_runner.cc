@@ -20,7 +20,8 @@ namespace twist::coordinator {
 namespace {
 
 double Since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
 }
 
 }  // namespace
@@ -70,14 +71,16 @@ absl::Status JobRunner::Run(const std::atomic<bool>& cancel,
 
 absl::StatusOr<double> JobRunner::Evaluate() {
   absl::MutexLock lock(&model_mu_);
-  return common::EvaluateLoss(*model_, dataset_->val(), job_.spec().eval_batches(),
+  return common::EvaluateLoss(*model_, dataset_->val(),
+                              job_.spec().eval_batches(),
                               job_.spec().batch_size(), config_.block_size);
 }
 
 absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
                                   const std::atomic<bool>& stop) {
   const auto& spec = job_.spec();
-  TWIST_ASSIGN_OR_RETURN(common::Dataset dataset, common::Dataset::Open(spec.data().path()));
+  TWIST_ASSIGN_OR_RETURN(common::Dataset dataset,
+                         common::Dataset::Open(spec.data().path()));
   dataset_ = std::make_unique<common::Dataset>(std::move(dataset));
   {
     absl::MutexLock lock(&model_mu_);
@@ -116,7 +119,8 @@ absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
   std::filesystem::create_directories(options_.job_dir);
   {
     absl::MutexLock lock(&model_mu_);
-    TWIST_RETURN_IF_ERROR(common::SaveModel(ModelPath(options_.job_dir), *model_));
+    TWIST_RETURN_IF_ERROR(
+        common::SaveModel(ModelPath(options_.job_dir), *model_));
   }
   SetState(twist::v1::JOB_STATE_COMPLETED, "");
   return absl::OkStatus();
@@ -133,18 +137,20 @@ bool JobRunner::WaitForWorkers(const std::atomic<bool>& cancel,
       return true;
     }
     SetState(twist::v1::JOB_STATE_WAITING,
-             absl::StrCat("waiting for ", needed, " live worker", needed == 1 ? "" : "s",
-                          ", ", live, " live"));
+             absl::StrCat("waiting for ", needed, " live worker",
+                          needed == 1 ? "" : "s", ", ", live, " live"));
     absl::SleepFor(options_.poll_interval * 4);
   }
 }
 
-absl::Status JobRunner::RunOneRound(int32_t round, const std::atomic<bool>& cancel,
+absl::Status JobRunner::RunOneRound(int32_t round,
+                                    const std::atomic<bool>& cancel,
                                     const std::atomic<bool>& stop) {
   const auto& spec = job_.spec();
   const auto round_start = std::chrono::steady_clock::now();
   std::vector<twist::v1::WorkerInfo> workers = registry_->LiveWorkers();
-  if (spec.max_workers() > 0 && static_cast<int>(workers.size()) > spec.max_workers()) {
+  if (spec.max_workers() > 0 &&
+      static_cast<int>(workers.size()) > spec.max_workers()) {
     workers.resize(spec.max_workers());
   }
   std::vector<double> capacities;
@@ -164,7 +170,8 @@ absl::Status JobRunner::RunOneRound(int32_t round, const std::atomic<bool>& canc
       if (shared && plan[i] == plan[0]) {
         a->tensors = shared->tensors;
       } else {
-        TWIST_ASSIGN_OR_RETURN(a->tensors, common::ExtractSubnet(config_, params_, plan[i]));
+        TWIST_ASSIGN_OR_RETURN(
+            a->tensors, common::ExtractSubnet(config_, params_, plan[i]));
         if (i == 0) shared = a;
       }
       auto& h = a->header;
@@ -180,8 +187,8 @@ absl::Status JobRunner::RunOneRound(int32_t round, const std::atomic<bool>& canc
       assignments.push_back(std::move(a));
     }
   }
-  auto collector = std::make_shared<RoundCollector>(options_.incarnation, job_.id(),
-                                                    round, config_, slots);
+  auto collector = std::make_shared<RoundCollector>(
+      options_.incarnation, job_.id(), round, config_, slots);
   hooks_.set_current_round(collector);
   for (size_t i = 0; i < workers.size(); ++i) {
     registry_->Offer(workers[i].id(), assignments[i]);
@@ -190,7 +197,8 @@ absl::Status JobRunner::RunOneRound(int32_t round, const std::atomic<bool>& canc
 
   // Wait for the updates; give up on a slot when its worker is lost, on the
   // rest when the round deadline passes.
-  const absl::Time deadline = absl::Now() + absl::Seconds(spec.round_deadline_s());
+  const absl::Time deadline =
+      absl::Now() + absl::Seconds(spec.round_deadline_s());
   for (;;) {
     if (collector->WaitAllSettled(absl::Now() + options_.poll_interval)) break;
     if (cancel.load() || stop.load()) break;
@@ -202,13 +210,15 @@ absl::Status JobRunner::RunOneRound(int32_t round, const std::atomic<bool>& canc
     }
     if (absl::Now() >= deadline) {
       for (int slot : collector->Outstanding()) {
-        collector->Abandon(slot, absl::StrFormat("round deadline of %.1f s passed",
-                                                 spec.round_deadline_s()));
+        collector->Abandon(slot,
+                           absl::StrFormat("round deadline of %.1f s passed",
+                                           spec.round_deadline_s()));
       }
     }
   }
   for (int slot : collector->Outstanding()) {
-    collector->Abandon(slot, cancel.load() ? "job cancelled" : "coordinator stopping");
+    collector->Abandon(
+        slot, cancel.load() ? "job cancelled" : "coordinator stopping");
   }
   for (const auto& s : slots) registry_->Revoke(s.worker_id, job_.id(), round);
   hooks_.set_current_round(nullptr);
@@ -237,7 +247,8 @@ absl::Status JobRunner::RunOneRound(int32_t round, const std::atomic<bool>& canc
     }
     if (!w.accepted()) {
       LOG(WARNING) << "job " << job_.id() << " round " << round << ": worker "
-                   << w.worker_id() << " (" << w.worker_name() << "): " << w.reason();
+                   << w.worker_id() << " (" << w.worker_name()
+                   << "): " << w.reason();
     }
     *record.add_workers() = std::move(w);
   }
@@ -256,9 +267,11 @@ absl::Status JobRunner::RunOneRound(int32_t round, const std::atomic<bool>& canc
   job_.set_round(round);
   hooks_.round_finished(job_.id(), record);
   LOG(INFO) << absl::StrFormat(
-      "job %d round %d/%d: train_loss %.4f%s, %d/%d updates, %.2f s", job_.id(), round,
-      spec.rounds(), record.train_loss(),
-      record.has_val_loss() ? absl::StrFormat(", val_loss %.4f", record.val_loss()) : "",
+      "job %d round %d/%d: train_loss %.4f%s, %d/%d updates, %.2f s", job_.id(),
+      round, spec.rounds(), record.train_loss(),
+      record.has_val_loss()
+          ? absl::StrFormat(", val_loss %.4f", record.val_loss())
+          : "",
       outcome.accepted, collector->num_slots(), record.duration_s());
   return absl::OkStatus();
 }

@@ -33,14 +33,16 @@ class JobRunner {
     // The job's state, reason or round changed (persist it, tell watchers).
     std::function<void(const twist::v1::Job&)> job_changed;
     // A round (or the round-0 evaluation) finished.
-    std::function<void(int64_t job_id, const twist::v1::RoundRecord&)> round_finished;
-    // The collector updates for the current round go to (nullptr between rounds).
+    std::function<void(int64_t job_id, const twist::v1::RoundRecord&)>
+        round_finished;
+    // The collector updates for the current round go to (nullptr between
+    // rounds).
     std::function<void(std::shared_ptr<RoundCollector>)> set_current_round;
   };
 
   struct Options {
     uint64_t incarnation = 0;
-    std::string job_dir;                 // where the final model is written
+    std::string job_dir;  // where the final model is written
     absl::Duration poll_interval = absl::Milliseconds(50);
   };
 
@@ -50,7 +52,8 @@ class JobRunner {
   // Runs the job to its end. Returns OK when the job completed, was cancelled
   // (`cancel` set) or interrupted (`stop` set: the job stays unfinished); an
   // error when it failed (the job's state is then FAILED with the reason).
-  absl::Status Run(const std::atomic<bool>& cancel, const std::atomic<bool>& stop);
+  absl::Status Run(const std::atomic<bool>& cancel,
+                   const std::atomic<bool>& stop);
 
   // A copy of the current full model's parameters (for export while running).
   common::NamedTensors SnapshotParameters() const;
@@ -63,7 +66,8 @@ class JobRunner {
   absl::Status RunRounds(const std::atomic<bool>& cancel,
                          const std::atomic<bool>& stop);
   // Waits until min_workers are live; false when cancelled or stopped.
-  bool WaitForWorkers(const std::atomic<bool>& cancel, const std::atomic<bool>& stop);
+  bool WaitForWorkers(const std::atomic<bool>& cancel,
+                      const std::atomic<bool>& stop);
   absl::Status RunOneRound(int32_t round, const std::atomic<bool>& cancel,
                            const std::atomic<bool>& stop);
   absl::StatusOr<double> Evaluate();

@@ -13,9 +13,9 @@ JobServiceImpl::JobServiceImpl(JobManager* jobs, WorkerRegistry* registry,
                                size_t chunk_bytes)
     : jobs_(jobs), registry_(registry), chunk_bytes_(chunk_bytes) {}
 
-grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*,
-                                       const twist::v1::SubmitJobRequest* request,
-                                       twist::v1::SubmitJobResponse* response) {
+grpc::Status JobServiceImpl::SubmitJob(
+    grpc::ServerContext*, const twist::v1::SubmitJobRequest* request,
+    twist::v1::SubmitJobResponse* response) {
   absl::StatusOr<twist::v1::Job> job = jobs_->Submit(request->spec());
   if (!job.ok()) return ToGrpcStatus(job.status());
   *response->mutable_job() = *std::move(job);
@@ -25,13 +25,15 @@ grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*,
 grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*,
                                     const twist::v1::GetJobRequest* request,
                                     twist::v1::Job* response) {
-  absl::StatusOr<twist::v1::Job> job = jobs_->Get(request->job_id(), request->include_rounds());
+  absl::StatusOr<twist::v1::Job> job =
+      jobs_->Get(request->job_id(), request->include_rounds());
   if (!job.ok()) return ToGrpcStatus(job.status());
   *response = *std::move(job);
   return grpc::Status::OK;
 }
 
-grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const twist::v1::ListJobsRequest*,
+grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*,
+                                      const twist::v1::ListJobsRequest*,
                                       twist::v1::ListJobsResponse* response) {
   absl::StatusOr<std::vector<twist::v1::Job>> jobs = jobs_->List();
   if (!jobs.ok()) return ToGrpcStatus(jobs.status());
@@ -39,20 +41,21 @@ grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const twist::v1::Lis
   return grpc::Status::OK;
 }
 
-grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext*,
-                                       const twist::v1::CancelJobRequest* request,
-                                       twist::v1::Job* response) {
+grpc::Status JobServiceImpl::CancelJob(
+    grpc::ServerContext*, const twist::v1::CancelJobRequest* request,
+    twist::v1::Job* response) {
   absl::StatusOr<twist::v1::Job> job = jobs_->Cancel(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
   *response = *std::move(job);
   return grpc::Status::OK;
 }
 
-grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
-                                      const twist::v1::WatchJobRequest* request,
-                                      grpc::ServerWriter<twist::v1::JobEvent>* writer) {
+grpc::Status JobServiceImpl::WatchJob(
+    grpc::ServerContext* context, const twist::v1::WatchJobRequest* request,
+    grpc::ServerWriter<twist::v1::JobEvent>* writer) {
   uint64_t version = jobs_->version();
-  absl::StatusOr<twist::v1::Job> job = jobs_->Get(request->job_id(), /*include_rounds=*/true);
+  absl::StatusOr<twist::v1::Job> job =
+      jobs_->Get(request->job_id(), /*include_rounds=*/true);
   if (!job.ok()) return ToGrpcStatus(job.status());
   // First the job as it stands with every round so far, then what changes.
   int32_t sent_round = -1;
@@ -64,7 +67,8 @@ grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
       twist::v1::JobEvent event;
       *event.mutable_job() = *job;
       event.mutable_job()->clear_rounds();
-      event.mutable_job()->set_round(round.round());  // the job as of that round
+      event.mutable_job()->set_round(
+          round.round());  // the job as of that round
       *event.mutable_round() = round;
       if (!writer->Write(event)) return grpc::Status::CANCELLED;
       sent_round = round.round();
@@ -87,28 +91,31 @@ grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
   }
 }
 
-grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext*,
-                                         const twist::v1::ListWorkersRequest*,
-                                         twist::v1::ListWorkersResponse* response) {
-  for (auto& w : registry_->AllWorkers()) *response->add_workers() = std::move(w);
+grpc::Status JobServiceImpl::ListWorkers(
+    grpc::ServerContext*, const twist::v1::ListWorkersRequest*,
+    twist::v1::ListWorkersResponse* response) {
+  for (auto& w : registry_->AllWorkers())
+    *response->add_workers() = std::move(w);
   return grpc::Status::OK;
 }
 
-grpc::Status JobServiceImpl::ExportModel(grpc::ServerContext* context,
-                                         const twist::v1::ExportModelRequest* request,
-                                         grpc::ServerWriter<twist::v1::ExportMessage>* writer) {
+grpc::Status JobServiceImpl::ExportModel(
+    grpc::ServerContext* context, const twist::v1::ExportModelRequest* request,
+    grpc::ServerWriter<twist::v1::ExportMessage>* writer) {
   absl::StatusOr<ExportedModel> model =
       jobs_->Export(request->job_id(), request->keep_ratio(), request->seed());
   if (!model.ok()) return ToGrpcStatus(model.status());
   twist::v1::ExportMessage message;
   auto* header = message.mutable_header();
-  for (const auto& [k, v] : model->metadata) (*header->mutable_metadata())[k] = v;
+  for (const auto& [k, v] : model->metadata)
+    (*header->mutable_metadata())[k] = v;
   *header->mutable_tensors() = common::DescribeTensors(model->tensors);
   header->set_parameters(model->parameters);
   if (!writer->Write(message)) return grpc::Status::CANCELLED;
   absl::Status s = common::ForEachChunk(
       model->tensors, chunk_bytes_, [&](const twist::v1::TensorChunk& chunk) {
-        if (context->IsCancelled()) return absl::CancelledError("client went away");
+        if (context->IsCancelled())
+          return absl::CancelledError("client went away");
         twist::v1::ExportMessage m;
         *m.mutable_chunk() = chunk;
         if (!writer->Write(m)) return absl::UnavailableError("stream broke");

@@ -20,7 +20,8 @@ class JobServiceImpl final : public twist::v1::JobService::Service {
   grpc::Status SubmitJob(grpc::ServerContext* context,
                          const twist::v1::SubmitJobRequest* request,
                          twist::v1::SubmitJobResponse* response) override;
-  grpc::Status GetJob(grpc::ServerContext* context, const twist::v1::GetJobRequest* request,
+  grpc::Status GetJob(grpc::ServerContext* context,
+                      const twist::v1::GetJobRequest* request,
                       twist::v1::Job* response) override;
   grpc::Status ListJobs(grpc::ServerContext* context,
                         const twist::v1::ListJobsRequest* request,
@@ -28,15 +29,16 @@ class JobServiceImpl final : public twist::v1::JobService::Service {
   grpc::Status CancelJob(grpc::ServerContext* context,
                          const twist::v1::CancelJobRequest* request,
                          twist::v1::Job* response) override;
-  grpc::Status WatchJob(grpc::ServerContext* context,
-                        const twist::v1::WatchJobRequest* request,
-                        grpc::ServerWriter<twist::v1::JobEvent>* writer) override;
+  grpc::Status WatchJob(
+      grpc::ServerContext* context, const twist::v1::WatchJobRequest* request,
+      grpc::ServerWriter<twist::v1::JobEvent>* writer) override;
   grpc::Status ListWorkers(grpc::ServerContext* context,
                            const twist::v1::ListWorkersRequest* request,
                            twist::v1::ListWorkersResponse* response) override;
-  grpc::Status ExportModel(grpc::ServerContext* context,
-                           const twist::v1::ExportModelRequest* request,
-                           grpc::ServerWriter<twist::v1::ExportMessage>* writer) override;
+  grpc::Status ExportModel(
+      grpc::ServerContext* context,
+      const twist::v1::ExportModelRequest* request,
+      grpc::ServerWriter<twist::v1::ExportMessage>* writer) override;
 
  private:
   JobManager* const jobs_;

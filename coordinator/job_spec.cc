@@ -25,7 +25,8 @@ void ApplyDefaults(JobSpec* spec) {
   if (m->n_head() == 0) m->set_n_head(4);
   if (m->n_embd() == 0) m->set_n_embd(128);
   if (m->block_size() == 0) m->set_block_size(128);
-  if (spec->mode() == twist::v1::MODE_UNSPECIFIED) spec->set_mode(twist::v1::MODE_TWIST);
+  if (spec->mode() == twist::v1::MODE_UNSPECIFIED)
+    spec->set_mode(twist::v1::MODE_TWIST);
   if (spec->rounds() == 0) spec->set_rounds(20);
   if (spec->local_steps() == 0) spec->set_local_steps(20);
   if (spec->batch_size() == 0) spec->set_batch_size(16);
@@ -33,7 +34,8 @@ void ApplyDefaults(JobSpec* spec) {
   if (o->learning_rate() == 0) o->set_learning_rate(1e-3);
   if (o->min_lr_ratio() == 0) o->set_min_lr_ratio(0.1);
   if (o->warmup_steps() == 0) {
-    const int64_t total = static_cast<int64_t>(spec->rounds()) * spec->local_steps();
+    const int64_t total =
+        static_cast<int64_t>(spec->rounds()) * spec->local_steps();
     o->set_warmup_steps(static_cast<int32_t>(std::max<int64_t>(0, total / 20)));
   }
   if (o->weight_decay() == 0) o->set_weight_decay(0.1);
@@ -55,22 +57,27 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
                              const common::DatasetMeta& meta) {
   const auto& m = spec.model();
   if (m.n_layer() < 1 || m.n_layer() > 256) {
-    return Bad("model.n_layer", absl::StrCat("must be in [1, 256], got ", m.n_layer()));
+    return Bad("model.n_layer",
+               absl::StrCat("must be in [1, 256], got ", m.n_layer()));
   }
   if (m.n_head() < 1) {
-    return Bad("model.n_head", absl::StrCat("must be at least 1, got ", m.n_head()));
+    return Bad("model.n_head",
+               absl::StrCat("must be at least 1, got ", m.n_head()));
   }
   if (m.n_embd() < 1) {
-    return Bad("model.n_embd", absl::StrCat("must be at least 1, got ", m.n_embd()));
+    return Bad("model.n_embd",
+               absl::StrCat("must be at least 1, got ", m.n_embd()));
   }
   if (m.n_embd() % m.n_head() != 0) {
     return Bad("model.n_embd",
                absl::StrCat(m.n_embd(), " is not divisible by model.n_head ",
-                            m.n_head(), ": heads share the width equally; pick n_embd = ",
+                            m.n_head(),
+                            ": heads share the width equally; pick n_embd = ",
                             m.n_head() * std::max(1, m.n_embd() / m.n_head())));
   }
   if (m.block_size() < 2) {
-    return Bad("model.block_size", absl::StrCat("must be at least 2, got ", m.block_size()));
+    return Bad("model.block_size",
+               absl::StrCat("must be at least 2, got ", m.block_size()));
   }
   if (m.vocab_size() < meta.vocab_size || m.vocab_size() > 65536) {
     return Bad("model.vocab_size",
@@ -79,51 +86,66 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
                             " token ids; leave it 0 to take the dataset's"));
   }
   if (m.block_size() + 1 > meta.val_tokens) {
-    return Bad("model.block_size",
-               absl::StrCat("context ", m.block_size(), " is longer than the validation set (",
-                            meta.val_tokens, " tokens): lower block_size or prepare the ",
-                            "dataset with a larger --val_fraction"));
+    return Bad(
+        "model.block_size",
+        absl::StrCat("context ", m.block_size(),
+                     " is longer than the validation set (", meta.val_tokens,
+                     " tokens): lower block_size or prepare the ",
+                     "dataset with a larger --val_fraction"));
   }
   if (m.block_size() + 1 > meta.train_tokens) {
     return Bad("model.block_size",
-               absl::StrCat("context ", m.block_size(), " is longer than the training set (",
+               absl::StrCat("context ", m.block_size(),
+                            " is longer than the training set (",
                             meta.train_tokens, " tokens)"));
   }
-  if (spec.mode() != twist::v1::MODE_TWIST && spec.mode() != twist::v1::MODE_LOCAL_SGD) {
+  if (spec.mode() != twist::v1::MODE_TWIST &&
+      spec.mode() != twist::v1::MODE_LOCAL_SGD) {
     return Bad("mode", "must be twist or local_sgd");
   }
-  if (spec.rounds() < 1) return Bad("rounds", absl::StrCat("must be at least 1, got ", spec.rounds()));
+  if (spec.rounds() < 1)
+    return Bad("rounds",
+               absl::StrCat("must be at least 1, got ", spec.rounds()));
   if (spec.local_steps() < 1) {
-    return Bad("local_steps", absl::StrCat("must be at least 1, got ", spec.local_steps()));
+    return Bad("local_steps",
+               absl::StrCat("must be at least 1, got ", spec.local_steps()));
   }
   if (spec.batch_size() < 1) {
-    return Bad("batch_size", absl::StrCat("must be at least 1, got ", spec.batch_size()));
+    return Bad("batch_size",
+               absl::StrCat("must be at least 1, got ", spec.batch_size()));
   }
   const auto& o = spec.optimizer();
   if (!(o.learning_rate() > 0) || !Finite(o.learning_rate())) {
     return Bad("optimizer.learning_rate",
-               absl::StrCat("must be a positive number, got ", o.learning_rate(),
-                            ": try 1e-3"));
+               absl::StrCat("must be a positive number, got ",
+                            o.learning_rate(), ": try 1e-3"));
   }
   if (!(o.min_lr_ratio() >= 0 && o.min_lr_ratio() <= 1)) {
-    return Bad("optimizer.min_lr_ratio", absl::StrCat("must be in [0, 1], got ", o.min_lr_ratio()));
+    return Bad("optimizer.min_lr_ratio",
+               absl::StrCat("must be in [0, 1], got ", o.min_lr_ratio()));
   }
-  const int64_t total_steps = static_cast<int64_t>(spec.rounds()) * spec.local_steps();
+  const int64_t total_steps =
+      static_cast<int64_t>(spec.rounds()) * spec.local_steps();
   if (o.warmup_steps() < 0 || o.warmup_steps() > total_steps) {
     return Bad("optimizer.warmup_steps",
-               absl::StrCat(o.warmup_steps(), " must be in [0, rounds * local_steps = ",
+               absl::StrCat(o.warmup_steps(),
+                            " must be in [0, rounds * local_steps = ",
                             total_steps, "]"));
   }
   if (!(o.weight_decay() >= 0) || !Finite(o.weight_decay())) {
-    return Bad("optimizer.weight_decay", absl::StrCat("must be non-negative, got ", o.weight_decay()));
+    return Bad("optimizer.weight_decay",
+               absl::StrCat("must be non-negative, got ", o.weight_decay()));
   }
   if (!(o.beta1() >= 0 && o.beta1() < 1)) {
-    return Bad("optimizer.beta1", absl::StrCat("must be in [0, 1), got ", o.beta1()));
+    return Bad("optimizer.beta1",
+               absl::StrCat("must be in [0, 1), got ", o.beta1()));
   }
   if (!(o.beta2() >= 0 && o.beta2() < 1)) {
-    return Bad("optimizer.beta2", absl::StrCat("must be in [0, 1), got ", o.beta2()));
+    return Bad("optimizer.beta2",
+               absl::StrCat("must be in [0, 1), got ", o.beta2()));
   }
-  if (!Finite(o.grad_clip())) return Bad("optimizer.grad_clip", "must be a number");
+  if (!Finite(o.grad_clip()))
+    return Bad("optimizer.grad_clip", "must be a number");
 
   const int heads = m.n_head(), columns = 4 * m.n_embd();
   const bool local_sgd = spec.mode() == twist::v1::MODE_LOCAL_SGD;
@@ -132,29 +154,36 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
                absl::StrCat(spec.heads_per_worker(), " is outside [0, ", heads,
                             "]: each layer has ", heads, " heads"));
   }
-  if (spec.ffn_columns_per_worker() < 0 || spec.ffn_columns_per_worker() > columns) {
+  if (spec.ffn_columns_per_worker() < 0 ||
+      spec.ffn_columns_per_worker() > columns) {
     return Bad("ffn_columns_per_worker",
-               absl::StrCat(spec.ffn_columns_per_worker(), " is outside [0, ", columns,
-                            "]: each layer has 4 * n_embd = ", columns, " FFN columns"));
+               absl::StrCat(spec.ffn_columns_per_worker(), " is outside [0, ",
+                            columns, "]: each layer has 4 * n_embd = ", columns,
+                            " FFN columns"));
   }
   if (!(spec.keep_ratio() >= 0 && spec.keep_ratio() <= 1)) {
-    return Bad("keep_ratio", absl::StrCat("must be in (0, 1], got ", spec.keep_ratio()));
+    return Bad("keep_ratio",
+               absl::StrCat("must be in (0, 1] (or 0: not set), got ",
+                            spec.keep_ratio()));
   }
   if (local_sgd && (spec.heads_per_worker() || spec.ffn_columns_per_worker() ||
                     spec.keep_ratio() || spec.capacity_weighted())) {
-    return Bad("mode", "local_sgd trains the whole model on every worker: remove "
-                       "heads_per_worker, ffn_columns_per_worker, keep_ratio and "
-                       "capacity_weighted, or use mode twist");
+    return Bad("mode",
+               "local_sgd trains the whole model on every worker: remove "
+               "heads_per_worker, ffn_columns_per_worker, keep_ratio and "
+               "capacity_weighted, or use mode twist");
   }
   if (spec.scaling() != twist::v1::SCALING_INVERSE_KEEP_RATIO &&
       spec.scaling() != twist::v1::SCALING_NONE) {
     return Bad("scaling", "must be inverse_keep_ratio or none");
   }
   if (spec.eval_every() < 1) {
-    return Bad("eval_every", absl::StrCat("must be at least 1, got ", spec.eval_every()));
+    return Bad("eval_every",
+               absl::StrCat("must be at least 1, got ", spec.eval_every()));
   }
   if (spec.eval_batches() < 1) {
-    return Bad("eval_batches", absl::StrCat("must be at least 1, got ", spec.eval_batches()));
+    return Bad("eval_batches",
+               absl::StrCat("must be at least 1, got ", spec.eval_batches()));
   }
   if (spec.checkpoint_every() < -1) {
     return Bad("checkpoint_every",
@@ -162,17 +191,20 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
                             spec.checkpoint_every()));
   }
   if (spec.min_workers() < 1) {
-    return Bad("min_workers", absl::StrCat("must be at least 1, got ", spec.min_workers()));
+    return Bad("min_workers",
+               absl::StrCat("must be at least 1, got ", spec.min_workers()));
   }
   if (spec.max_workers() < 0 ||
       (spec.max_workers() > 0 && spec.max_workers() < spec.min_workers())) {
     return Bad("max_workers",
-               absl::StrCat(spec.max_workers(), " must be 0 (all live workers) or at least ",
+               absl::StrCat(spec.max_workers(),
+                            " must be 0 (all live workers) or at least ",
                             "min_workers (", spec.min_workers(), ")"));
   }
   if (!(spec.round_deadline_s() > 0) || !Finite(spec.round_deadline_s())) {
     return Bad("round_deadline_s",
-               absl::StrCat("must be a positive number of seconds, got ", spec.round_deadline_s()));
+               absl::StrCat("must be a positive number of seconds, got ",
+                            spec.round_deadline_s()));
   }
   if (!meta.content_hash.empty() && !spec.data().content_hash().empty() &&
       meta.content_hash != spec.data().content_hash()) {
@@ -188,21 +220,26 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
 absl::StatusOr<JobSpec> ResolveJobSpec(JobSpec spec) {
   ApplyDefaults(&spec);
   if (spec.data().path().empty()) {
-    return Bad("data.path", "is empty: give the folder written by `twistctl prepare`");
+    return Bad("data.path",
+               "is empty: give the folder written by `twistctl prepare`");
   }
-  absl::StatusOr<common::DatasetMeta> meta = common::ReadDatasetMeta(spec.data().path());
+  absl::StatusOr<common::DatasetMeta> meta =
+      common::ReadDatasetMeta(spec.data().path());
   if (!meta.ok()) {
     return absl::Status(meta.status().code(),
                         absl::StrCat("data.path: ", meta.status().message()));
   }
-  if (spec.model().vocab_size() == 0) spec.mutable_model()->set_vocab_size(meta->vocab_size);
+  if (spec.model().vocab_size() == 0)
+    spec.mutable_model()->set_vocab_size(meta->vocab_size);
   TWIST_RETURN_IF_ERROR(ValidateJobSpec(spec, *meta));
   // The data files themselves must be readable here too: the coordinator
   // evaluates on val.bin.
-  absl::StatusOr<common::Dataset> dataset = common::Dataset::Open(spec.data().path());
+  absl::StatusOr<common::Dataset> dataset =
+      common::Dataset::Open(spec.data().path());
   if (!dataset.ok()) {
-    return absl::Status(dataset.status().code(),
-                        absl::StrCat("data.path: ", dataset.status().message()));
+    return absl::Status(
+        dataset.status().code(),
+        absl::StrCat("data.path: ", dataset.status().message()));
   }
   if (spec.data().content_hash().empty()) {
     spec.mutable_data()->set_content_hash(meta->content_hash);
@@ -212,13 +249,20 @@ absl::StatusOr<JobSpec> ResolveJobSpec(JobSpec spec) {
 
 std::string JobStateName(twist::v1::JobState state) {
   switch (state) {
-    case twist::v1::JOB_STATE_QUEUED: return "queued";
-    case twist::v1::JOB_STATE_WAITING: return "waiting";
-    case twist::v1::JOB_STATE_RUNNING: return "running";
-    case twist::v1::JOB_STATE_COMPLETED: return "completed";
-    case twist::v1::JOB_STATE_FAILED: return "failed";
-    case twist::v1::JOB_STATE_CANCELLED: return "cancelled";
-    default: return "unknown";
+    case twist::v1::JOB_STATE_QUEUED:
+      return "queued";
+    case twist::v1::JOB_STATE_WAITING:
+      return "waiting";
+    case twist::v1::JOB_STATE_RUNNING:
+      return "running";
+    case twist::v1::JOB_STATE_COMPLETED:
+      return "completed";
+    case twist::v1::JOB_STATE_FAILED:
+      return "failed";
+    case twist::v1::JOB_STATE_CANCELLED:
+      return "cancelled";
+    default:
+      return "unknown";
   }
 }
 

@@ -62,8 +62,10 @@ constexpr char kJobColumns[] =
     "r.train_loss IS NOT NULL ORDER BY r.round DESC LIMIT 1), "
     "(SELECT val_loss FROM rounds r WHERE r.job_id = jobs.id AND "
     "r.val_loss IS NOT NULL ORDER BY r.round DESC LIMIT 1), "
-    "(SELECT COALESCE(SUM(bytes_sent), 0) FROM rounds r WHERE r.job_id = jobs.id), "
-    "(SELECT COALESCE(SUM(bytes_received), 0) FROM rounds r WHERE r.job_id = jobs.id), "
+    "(SELECT COALESCE(SUM(bytes_sent), 0) FROM rounds r WHERE r.job_id = "
+    "jobs.id), "
+    "(SELECT COALESCE(SUM(bytes_received), 0) FROM rounds r WHERE r.job_id = "
+    "jobs.id), "
     "(SELECT duration_s FROM rounds r WHERE r.job_id = jobs.id "
     "ORDER BY r.round DESC LIMIT 1) "
     "FROM jobs ";

@@ -26,15 +26,20 @@
 #include "coordinator/worker_service.h"
 #include "glog/logging.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:7070", "gRPC address (host:port) for jobs and workers");
+ABSL_FLAG(std::string, listen, "127.0.0.1:7070",
+          "gRPC address (host:port) for jobs and workers");
 ABSL_FLAG(std::string, http, "127.0.0.1:8080",
-          "HTTP status address (host:port): dashboard, /api/v1, /metrics; empty disables");
-ABSL_FLAG(std::string, state_dir, "twist-state",
-          "folder for jobs.db, checkpoints and trained models (created if missing)");
-ABSL_FLAG(int, threads, 0, "LibTorch threads for merging and evaluation (0: all cores)");
+          "HTTP status address (host:port): dashboard, /api/v1, /metrics; "
+          "empty disables");
+ABSL_FLAG(
+    std::string, state_dir, "twist-state",
+    "folder for jobs.db, checkpoints and trained models (created if missing)");
+ABSL_FLAG(int, threads, 0,
+          "LibTorch threads for merging and evaluation (0: all cores)");
 ABSL_FLAG(double, heartbeat_interval_s, 1.0, "how often workers heartbeat");
 ABSL_FLAG(double, heartbeat_timeout_s, 10.0,
-          "a worker silent this long is dropped from its round and from the live set");
+          "a worker silent this long is dropped from its round and from the "
+          "live set");
 
 namespace {
 
@@ -47,12 +52,14 @@ bool SplitHostPort(const std::string& address, std::string* host, int* port) {
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos) return false;
   *host = address.substr(0, colon);
-  return absl::SimpleAtoi(address.substr(colon + 1), port) && *port >= 0 && *port < 65536;
+  return absl::SimpleAtoi(address.substr(colon + 1), port) && *port >= 0 &&
+         *port < 65536;
 }
 
 int Fail(const absl::Status& status) {
   LOG(ERROR) << status.message();
-  std::fprintf(stderr, "twist-coordinator: %s\n", std::string(status.message()).c_str());
+  std::fprintf(stderr, "twist-coordinator: %s\n",
+               std::string(status.message()).c_str());
   return 1;
 }
 
@@ -72,17 +79,20 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(state_dir, ec);
   if (ec) {
-    return Fail(absl::FailedPreconditionError(
-        absl::StrCat("cannot create --state_dir ", state_dir, ": ", ec.message())));
+    return Fail(absl::FailedPreconditionError(absl::StrCat(
+        "cannot create --state_dir ", state_dir, ": ", ec.message())));
   }
   absl::StatusOr<uint64_t> incarnation = tc::NextIncarnation(state_dir);
   if (!incarnation.ok()) return Fail(incarnation.status());
-  absl::StatusOr<std::unique_ptr<tc::JobStore>> store = tc::JobStore::Open(state_dir + "/jobs.db");
+  absl::StatusOr<std::unique_ptr<tc::JobStore>> store =
+      tc::JobStore::Open(state_dir + "/jobs.db");
   if (!store.ok()) return Fail(store.status());
 
   tc::WorkerRegistry::Options registry_options;
-  registry_options.heartbeat_interval_s = absl::GetFlag(FLAGS_heartbeat_interval_s);
-  registry_options.heartbeat_timeout_s = absl::GetFlag(FLAGS_heartbeat_timeout_s);
+  registry_options.heartbeat_interval_s =
+      absl::GetFlag(FLAGS_heartbeat_interval_s);
+  registry_options.heartbeat_timeout_s =
+      absl::GetFlag(FLAGS_heartbeat_timeout_s);
   tc::WorkerRegistry registry(registry_options);
 
   tc::JobManager::Options manager_options;
@@ -91,31 +101,34 @@ int main(int argc, char** argv) {
   tc::JobManager jobs(manager_options, store->get(), &registry);
 
   tc::JobServiceImpl job_service(&jobs, &registry);
-  tc::WorkerServiceImpl worker_service(&registry, &jobs, tc::WorkerServiceImpl::Options());
+  tc::WorkerServiceImpl worker_service(&registry, &jobs,
+                                       tc::WorkerServiceImpl::Options());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   twist::common::ConfigureServerBuilder(&builder);
   int grpc_port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(),
-                           &grpc_port);
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen),
+                           grpc::InsecureServerCredentials(), &grpc_port);
   builder.RegisterService(&job_service);
   builder.RegisterService(&worker_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || grpc_port == 0) {
-    return Fail(absl::UnavailableError(absl::StrCat(
-        "cannot listen on --listen=", absl::GetFlag(FLAGS_listen),
-        ": the port is taken or the address is not local")));
+    return Fail(absl::UnavailableError(
+        absl::StrCat("cannot listen on --listen=", absl::GetFlag(FLAGS_listen),
+                     ": the port is taken or the address is not local")));
   }
 
   std::unique_ptr<tc::HttpStatusServer> http;
   if (!absl::GetFlag(FLAGS_http).empty()) {
     tc::HttpStatusServer::Options http_options;
-    if (!SplitHostPort(absl::GetFlag(FLAGS_http), &http_options.host, &http_options.port)) {
+    if (!SplitHostPort(absl::GetFlag(FLAGS_http), &http_options.host,
+                       &http_options.port)) {
       return Fail(absl::InvalidArgumentError(absl::StrCat(
           "--http=", absl::GetFlag(FLAGS_http), " is not HOST:PORT")));
     }
-    http = std::make_unique<tc::HttpStatusServer>(http_options, &jobs, &registry);
+    http =
+        std::make_unique<tc::HttpStatusServer>(http_options, &jobs, &registry);
     if (absl::Status s = http->Start(); !s.ok()) return Fail(s);
   }
   if (absl::Status s = jobs.Start(); !s.ok()) return Fail(s);
@@ -123,11 +136,13 @@ int main(int argc, char** argv) {
   std::string listen_host;
   int unused = 0;
   SplitHostPort(absl::GetFlag(FLAGS_listen), &listen_host, &unused);
-  LOG(INFO) << "twist-coordinator incarnation " << *incarnation << " serving gRPC on "
-            << listen_host << ":" << grpc_port
-            << (http ? absl::StrCat(", HTTP on http://", absl::GetFlag(FLAGS_http).substr(
-                                        0, absl::GetFlag(FLAGS_http).rfind(':')),
-                                    ":", http->port(), "/")
+  LOG(INFO) << "twist-coordinator incarnation " << *incarnation
+            << " serving gRPC on " << listen_host << ":" << grpc_port
+            << (http ? absl::StrCat(
+                           ", HTTP on http://",
+                           absl::GetFlag(FLAGS_http)
+                               .substr(0, absl::GetFlag(FLAGS_http).rfind(':')),
+                           ":", http->port(), "/")
                      : std::string())
             << ", state in " << state_dir;
   // Scripts read the bound ports from this line (useful with port 0).

@@ -15,12 +15,24 @@ class Family {
   Family(std::string* out, const std::string& name, const std::string& type,
          const std::string& help)
       : out_(out), name_(name) {
-    absl::StrAppend(out_, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+    absl::StrAppend(out_, "# HELP ", name, " ", help, "\n# TYPE ", name, " ",
+                    type, "\n");
   }
   void Sample(const std::string& labels, double value) {
-    std::string v = std::isnan(value) ? "NaN" : absl::StrFormat("%.10g", value);
-    absl::StrAppend(out_, name_, labels.empty() ? "" : absl::StrCat("{", labels, "}"), " ", v,
-                    "\n");
+    // Integral values (counters, timestamps in whole seconds) print exactly;
+    // the rest with round-trip precision.
+    std::string v;
+    if (std::isnan(value)) {
+      v = "NaN";
+    } else if (value == std::floor(value) &&
+               std::fabs(value) < 9.007199254740992e15) {
+      v = absl::StrFormat("%.0f", value);
+    } else {
+      v = absl::StrFormat("%.17g", value);
+    }
+    absl::StrAppend(out_, name_,
+                    labels.empty() ? "" : absl::StrCat("{", labels, "}"), " ",
+                    v, "\n");
   }
 
  private:
@@ -38,10 +50,14 @@ std::string JobLabels(const twist::v1::Job& job) {
 std::string EscapeLabelValue(const std::string& value) {
   std::string out;
   for (char c : value) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -57,40 +73,51 @@ std::string PrometheusText(const std::vector<twist::v1::Job>& jobs,
   Family state(&out, "twist_job_state", "gauge",
                "1 for the job's current state, 0 for the others.");
   for (const auto& job : jobs) {
-    for (auto s : {twist::v1::JOB_STATE_QUEUED, twist::v1::JOB_STATE_WAITING,
-                   twist::v1::JOB_STATE_RUNNING, twist::v1::JOB_STATE_COMPLETED,
-                   twist::v1::JOB_STATE_FAILED, twist::v1::JOB_STATE_CANCELLED}) {
-      state.Sample(absl::StrCat(JobLabels(job), ",state=\"", JobStateName(s), "\""),
-                   job.state() == s ? 1 : 0);
+    for (auto s :
+         {twist::v1::JOB_STATE_QUEUED, twist::v1::JOB_STATE_WAITING,
+          twist::v1::JOB_STATE_RUNNING, twist::v1::JOB_STATE_COMPLETED,
+          twist::v1::JOB_STATE_FAILED, twist::v1::JOB_STATE_CANCELLED}) {
+      state.Sample(
+          absl::StrCat(JobLabels(job), ",state=\"", JobStateName(s), "\""),
+          job.state() == s ? 1 : 0);
     }
   }
-  Family round(&out, "twist_job_round", "gauge", "Last finished round of the job.");
+  Family round(&out, "twist_job_round", "gauge",
+               "Last finished round of the job.");
   for (const auto& job : jobs) round.Sample(JobLabels(job), job.round());
-  Family planned(&out, "twist_job_rounds_planned", "gauge", "Rounds the job will run.");
-  for (const auto& job : jobs) planned.Sample(JobLabels(job), job.spec().rounds());
+  Family planned(&out, "twist_job_rounds_planned", "gauge",
+                 "Rounds the job will run.");
+  for (const auto& job : jobs)
+    planned.Sample(JobLabels(job), job.spec().rounds());
   Family train(&out, "twist_job_train_loss", "gauge",
                "Mean training loss of the last round (nats per token).");
   for (const auto& job : jobs) {
-    if (job.has_last_train_loss()) train.Sample(JobLabels(job), job.last_train_loss());
+    if (job.has_last_train_loss())
+      train.Sample(JobLabels(job), job.last_train_loss());
   }
   Family val(&out, "twist_job_validation_loss", "gauge",
              "Validation loss at the last evaluation (nats per token).");
   for (const auto& job : jobs) {
-    if (job.has_last_val_loss()) val.Sample(JobLabels(job), job.last_val_loss());
+    if (job.has_last_val_loss())
+      val.Sample(JobLabels(job), job.last_val_loss());
   }
   Family sent(&out, "twist_job_sent_bytes_total", "counter",
               "Tensor bytes sent from the coordinator to workers.");
-  for (const auto& job : jobs) sent.Sample(JobLabels(job), job.bytes_sent_total());
+  for (const auto& job : jobs)
+    sent.Sample(JobLabels(job), job.bytes_sent_total());
   Family received(&out, "twist_job_received_bytes_total", "counter",
                   "Tensor bytes received by the coordinator from workers.");
-  for (const auto& job : jobs) received.Sample(JobLabels(job), job.bytes_received_total());
+  for (const auto& job : jobs)
+    received.Sample(JobLabels(job), job.bytes_received_total());
   Family duration(&out, "twist_job_round_duration_seconds", "gauge",
                   "Wall time of the job's last round.");
-  for (const auto& job : jobs) duration.Sample(JobLabels(job), job.last_round_duration_s());
+  for (const auto& job : jobs)
+    duration.Sample(JobLabels(job), job.last_round_duration_s());
 
   int live = 0;
   for (const auto& w : workers) live += w.live() ? 1 : 0;
-  Family(&out, "twist_workers_live", "gauge", "Workers heartbeating within the timeout.")
+  Family(&out, "twist_workers_live", "gauge",
+         "Workers heartbeating within the timeout.")
       .Sample("", live);
   auto labels = [](const twist::v1::WorkerInfo& w) {
     return absl::StrCat("worker_id=\"", w.id(), "\",worker_name=\"",
@@ -101,9 +128,10 @@ std::string PrometheusText(const std::vector<twist::v1::Job>& jobs,
   Family tps(&out, "twist_worker_tokens_per_second", "gauge",
              "Training throughput of the worker in its last round.");
   for (const auto& w : workers) tps.Sample(labels(w), w.tokens_per_s());
-  Family heartbeat(&out, "twist_worker_last_heartbeat_timestamp_seconds", "gauge",
-                   "Unix time of the worker's last heartbeat.");
-  for (const auto& w : workers) heartbeat.Sample(labels(w), w.last_heartbeat_at());
+  Family heartbeat(&out, "twist_worker_last_heartbeat_timestamp_seconds",
+                   "gauge", "Unix time of the worker's last heartbeat.");
+  for (const auto& w : workers)
+    heartbeat.Sample(labels(w), w.last_heartbeat_at());
   return out;
 }
 

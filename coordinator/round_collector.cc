@@ -20,24 +20,25 @@ RoundCollector::RoundCollector(uint64_t incarnation, int64_t job_id,
       slots_(std::move(slots)),
       results_(slots_.size()) {}
 
-absl::Status RoundCollector::CheckHeader(const twist::v1::UpdateHeader& h) const {
+absl::Status RoundCollector::CheckHeader(
+    const twist::v1::UpdateHeader& h) const {
   if (h.incarnation() != incarnation_) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "update for coordinator incarnation ", h.incarnation(),
-        " but this coordinator is incarnation ", incarnation_,
-        " (it restarted): the update is stale and was dropped"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("update for coordinator incarnation ", h.incarnation(),
+                     " but this coordinator is incarnation ", incarnation_,
+                     " (it restarted): the update is stale and was dropped"));
   }
   if (h.job_id() != job_id_ || h.round() != round_) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "update for job ", h.job_id(), " round ", h.round(),
-        " but the current round is job ", job_id_, " round ", round_,
-        ": the update is stale and was dropped"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("update for job ", h.job_id(), " round ", h.round(),
+                     " but the current round is job ", job_id_, " round ",
+                     round_, ": the update is stale and was dropped"));
   }
   if (h.slot() < 0 || h.slot() >= static_cast<int>(slots_.size()) ||
       slots_[h.slot()].worker_id != h.worker_id()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "worker ", h.worker_id(), " does not hold slot ", h.slot(),
-        " of round ", round_));
+    return absl::FailedPreconditionError(
+        absl::StrCat("worker ", h.worker_id(), " does not hold slot ", h.slot(),
+                     " of round ", round_));
   }
   if (closed_) {
     return absl::FailedPreconditionError(
@@ -60,7 +61,8 @@ absl::StatusOr<common::NamedTensors> RoundCollector::Expect(
   absl::ReaderMutexLock lock(&mu_);
   if (absl::Status s = CheckHeader(h); !s.ok()) return s;
   common::NamedTensors out;
-  const common::ModelConfig sub = common::SubnetConfig(full_, slots_[h.slot()].units);
+  const common::ModelConfig sub =
+      common::SubnetConfig(full_, slots_[h.slot()].units);
   for (const auto& p : common::ParameterShapes(sub)) {
     out.Set(p.name, at::empty(p.shape, at::TensorOptions().dtype(dtype)));
   }
@@ -114,7 +116,8 @@ std::vector<int> RoundCollector::Outstanding() {
   absl::MutexLock lock(&mu_);
   std::vector<int> out;
   for (size_t i = 0; i < results_.size(); ++i) {
-    if (results_[i].state == SlotState::kWaiting) out.push_back(static_cast<int>(i));
+    if (results_[i].state == SlotState::kWaiting)
+      out.push_back(static_cast<int>(i));
   }
   return out;
 }
@@ -132,7 +135,8 @@ RoundOutcome RoundCollector::Merge(const common::NamedTensors& full_params) {
     w.set_worker_name(slots_[i].worker_name);
     w.set_slot(static_cast<int32_t>(i));
     w.set_bytes_sent(slots_[i].bytes_sent);
-    w.set_parameters(common::SubnetConfig(full_, slots_[i].units).NumParameters());
+    w.set_parameters(
+        common::SubnetConfig(full_, slots_[i].units).NumParameters());
     if (r.state == SlotState::kDelivered || r.state == SlotState::kRefused) {
       w.set_train_loss(r.header.train_loss());
       w.set_tokens(r.header.tokens());
@@ -140,6 +144,8 @@ RoundOutcome RoundCollector::Merge(const common::NamedTensors& full_params) {
       w.set_receive_s(r.header.receive_s());
       w.set_send_s(r.header.send_s());
       w.set_bytes_received(r.bytes_received);
+      // What the worker says it held, not what it was sent.
+      if (r.header.parameters() > 0) w.set_parameters(r.header.parameters());
       out.bytes_received += r.bytes_received;
     }
     if (r.state == SlotState::kDelivered) {
@@ -154,14 +160,16 @@ RoundOutcome RoundCollector::Merge(const common::NamedTensors& full_params) {
       }
       r.tensors = common::NamedTensors();  // free the memory early
     } else {
-      w.set_reason(r.state == SlotState::kWaiting ? "no update before the round ended"
-                                                  : r.reason);
+      w.set_reason(r.state == SlotState::kWaiting
+                       ? "no update before the round ended"
+                       : r.reason);
     }
     out.workers.push_back(std::move(w));
   }
   out.merged = merger.Finish();
-  out.mean_train_loss = out.accepted > 0 ? loss_sum / out.accepted
-                                         : std::numeric_limits<double>::quiet_NaN();
+  out.mean_train_loss = out.accepted > 0
+                            ? loss_sum / out.accepted
+                            : std::numeric_limits<double>::quiet_NaN();
   return out;
 }
 

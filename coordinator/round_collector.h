@@ -67,7 +67,8 @@ class RoundCollector {
 
   // Refuses the slot's update: the worker reported that it could not train
   // (header.error()) or its stream was malformed. Recorded with `reason`.
-  absl::Status Refuse(const twist::v1::UpdateHeader& h, const std::string& reason);
+  absl::Status Refuse(const twist::v1::UpdateHeader& h,
+                      const std::string& reason);
 
   // Gives up on a slot (worker lost, deadline): nothing more is accepted for
   // it. A slot already delivered is left alone.

@@ -19,8 +19,8 @@ absl::StatusOr<std::vector<int>> Quotas(const twist::v1::JobSpec& spec,
   if (count > 0) {
     equal.assign(n, std::min(count, num_units));
   } else if (spec.keep_ratio() > 0) {
-    TWIST_ASSIGN_OR_RETURN(equal,
-                           common::QuotasFromKeepRatio(num_units, n, spec.keep_ratio()));
+    TWIST_ASSIGN_OR_RETURN(
+        equal, common::QuotasFromKeepRatio(num_units, n, spec.keep_ratio()));
   } else {
     equal.assign(n, common::DefaultQuota(num_units, n));
   }
@@ -46,15 +46,19 @@ absl::StatusOr<std::vector<common::SubnetUnits>> PlanRound(
   for (auto& units : plan) units.layers.resize(config.n_layer);
   for (int l = 0; l < config.n_layer; ++l) {
     for (UnitKind kind : {UnitKind::kHead, UnitKind::kFfnColumn}) {
-      const int k = kind == UnitKind::kHead ? config.n_head[l] : config.ffn_width[l];
-      TWIST_ASSIGN_OR_RETURN(std::vector<int> quotas, Quotas(spec, k, kind, capacities));
+      const int k =
+          kind == UnitKind::kHead ? config.n_head[l] : config.ffn_width[l];
+      TWIST_ASSIGN_OR_RETURN(std::vector<int> quotas,
+                             Quotas(spec, k, kind, capacities));
       TWIST_ASSIGN_OR_RETURN(
           common::UnitAssignment hats,
-          common::AssignUnits(k, quotas, common::PartitionKey{spec.seed(), round, l, kind},
+          common::AssignUnits(k, quotas,
+                              common::PartitionKey{spec.seed(), round, l, kind},
                               /*require_cover=*/false));
       for (int w = 0; w < n; ++w) {
         auto& layer = plan[w].layers[l];
-        (kind == UnitKind::kHead ? layer.heads : layer.ffn_columns) = std::move(hats[w]);
+        (kind == UnitKind::kHead ? layer.heads : layer.ffn_columns) =
+            std::move(hats[w]);
       }
     }
   }

@@ -14,7 +14,9 @@ nlohmann::json Number(double x) {
   return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr);
 }
 
-nlohmann::json Time(double t) { return t > 0 ? nlohmann::json(t) : nlohmann::json(nullptr); }
+nlohmann::json Time(double t) {
+  return t > 0 ? nlohmann::json(t) : nlohmann::json(nullptr);
+}
 
 }  // namespace
 
@@ -31,10 +33,11 @@ nlohmann::json JobSummaryJson(const twist::v1::Job& job) {
       {"started_at", Time(job.started_at())},
       {"finished_at", Time(job.finished_at())},
       {"parameters", job.parameters()},
-      {"last_train_loss",
-       job.has_last_train_loss() ? Number(job.last_train_loss()) : nlohmann::json(nullptr)},
-      {"last_val_loss",
-       job.has_last_val_loss() ? Number(job.last_val_loss()) : nlohmann::json(nullptr)},
+      {"last_train_loss", job.has_last_train_loss()
+                              ? Number(job.last_train_loss())
+                              : nlohmann::json(nullptr)},
+      {"last_val_loss", job.has_last_val_loss() ? Number(job.last_val_loss())
+                                                : nlohmann::json(nullptr)},
       {"bytes_sent_total", job.bytes_sent_total()},
       {"bytes_received_total", job.bytes_received_total()},
   };
@@ -61,8 +64,10 @@ nlohmann::json RoundJson(const twist::v1::RoundRecord& r) {
   }
   return {
       {"round", r.round()},
-      {"train_loss", r.round() == 0 ? nlohmann::json(nullptr) : Number(r.train_loss())},
-      {"val_loss", r.has_val_loss() ? Number(r.val_loss()) : nlohmann::json(nullptr)},
+      {"train_loss",
+       r.round() == 0 ? nlohmann::json(nullptr) : Number(r.train_loss())},
+      {"val_loss",
+       r.has_val_loss() ? Number(r.val_loss()) : nlohmann::json(nullptr)},
       {"bytes_sent", r.bytes_sent()},
       {"bytes_received", r.bytes_received()},
       {"duration_s", r.duration_s()},
@@ -93,15 +98,19 @@ nlohmann::json WorkerJson(const twist::v1::WorkerInfo& w) {
   };
 }
 
-nlohmann::json JobDetailJson(const twist::v1::Job& job,
-                             const std::vector<twist::v1::WorkerInfo>& workers) {
+nlohmann::json JobDetailJson(
+    const twist::v1::Job& job,
+    const std::vector<twist::v1::WorkerInfo>& workers) {
   nlohmann::json out = JobSummaryJson(job);
   std::string spec_json;
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
   options.always_print_primitive_fields = true;
-  if (google::protobuf::util::MessageToJsonString(job.spec(), &spec_json, options).ok()) {
-    out["spec"] = nlohmann::json::parse(spec_json, nullptr, /*allow_exceptions=*/false);
+  if (google::protobuf::util::MessageToJsonString(job.spec(), &spec_json,
+                                                  options)
+          .ok()) {
+    out["spec"] =
+        nlohmann::json::parse(spec_json, nullptr, /*allow_exceptions=*/false);
   }
   nlohmann::json rounds = nlohmann::json::array();
   for (const auto& r : job.rounds()) rounds.push_back(RoundJson(r));

@@ -5,7 +5,6 @@
 #define TWIST_COORDINATOR_STATUS_JSON_H_
 
 #include <nlohmann/json.hpp>
-
 #include <vector>
 
 #include "twist/v1/job.pb.h"

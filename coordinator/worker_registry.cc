@@ -37,21 +37,24 @@ void WorkerRegistry::SweepLocked(double now) {
     if (silent > options_.heartbeat_timeout_s) {
       w.info.set_live(false);
       w.info.set_status("dropped");
-      w.not_live_reason = absl::StrFormat(
-          "no heartbeat for %.1f s (timeout %.1f s)", silent, options_.heartbeat_timeout_s);
+      w.not_live_reason =
+          absl::StrFormat("no heartbeat for %.1f s (timeout %.1f s)", silent,
+                          options_.heartbeat_timeout_s);
       w.mailbox.reset();
     }
   }
 }
 
-absl::Status WorkerRegistry::Heartbeat(const twist::v1::HeartbeatRequest& request) {
+absl::Status WorkerRegistry::Heartbeat(
+    const twist::v1::HeartbeatRequest& request) {
   absl::MutexLock lock(&mu_);
   const double now = NowSeconds();
   SweepLocked(now);
   auto it = workers_.find(request.worker_id());
   if (it == workers_.end()) {
-    return absl::NotFoundError(absl::StrCat(
-        "worker ", request.worker_id(), " is unknown to this coordinator: join again"));
+    return absl::NotFoundError(
+        absl::StrCat("worker ", request.worker_id(),
+                     " is unknown to this coordinator: join again"));
   }
   Worker& w = it->second;
   if (!w.info.live()) {
@@ -69,7 +72,8 @@ absl::Status WorkerRegistry::Leave(const std::string& worker_id) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) {
-    return absl::NotFoundError(absl::StrCat("worker ", worker_id, " is unknown"));
+    return absl::NotFoundError(
+        absl::StrCat("worker ", worker_id, " is unknown"));
   }
   it->second.info.set_live(false);
   it->second.info.set_status("left");
@@ -88,7 +92,8 @@ std::vector<twist::v1::WorkerInfo> WorkerRegistry::LiveWorkers() {
   // Join order; ids break ties ("w10" after "w9": compare numerically).
   std::stable_sort(live.begin(), live.end(), [](const auto& a, const auto& b) {
     if (a.first != b.first) return a.first < b.first;
-    return std::stoll(a.second.id().substr(1)) < std::stoll(b.second.id().substr(1));
+    return std::stoll(a.second.id().substr(1)) <
+           std::stoll(b.second.id().substr(1));
   });
   std::vector<twist::v1::WorkerInfo> out;
   for (auto& [t, info] : live) out.push_back(std::move(info));
@@ -122,6 +127,7 @@ bool WorkerRegistry::IsLive(const std::string& worker_id, std::string* reason) {
 void WorkerRegistry::Offer(const std::string& worker_id,
                            std::shared_ptr<const Assignment> a) {
   absl::MutexLock lock(&mu_);
+  SweepLocked(NowSeconds());
   auto it = workers_.find(worker_id);
   if (it == workers_.end() || !it->second.info.live()) return;
   it->second.mailbox = std::move(a);
@@ -133,10 +139,12 @@ absl::StatusOr<std::shared_ptr<const Assignment>> WorkerRegistry::Take(
   const absl::Time deadline = absl::Now() + wait;
   absl::MutexLock lock(&mu_);
   for (;;) {
+    SweepLocked(NowSeconds());
     auto it = workers_.find(worker_id);
     if (it == workers_.end() || !it->second.info.live()) {
-      return absl::NotFoundError(absl::StrCat(
-          "worker ", worker_id, " is not registered or was dropped: join again"));
+      return absl::NotFoundError(
+          absl::StrCat("worker ", worker_id,
+                       " is not registered or was dropped: join again"));
     }
     Worker& w = it->second;
     if (w.mailbox) {

@@ -33,7 +33,8 @@ class WorkerRegistry {
  public:
   struct Options {
     double heartbeat_interval_s = 1.0;  // told to workers at join
-    double heartbeat_timeout_s = 10.0;  // silence after which a worker is dropped
+    double heartbeat_timeout_s =
+        10.0;  // silence after which a worker is dropped
   };
 
   explicit WorkerRegistry(const Options& options);

@@ -30,18 +30,19 @@ grpc::Status WorkerServiceImpl::Join(grpc::ServerContext* context,
   response->set_incarnation(jobs_->incarnation());
   response->set_heartbeat_interval_s(registry_->options().heartbeat_interval_s);
   response->set_heartbeat_timeout_s(registry_->options().heartbeat_timeout_s);
-  LOG(INFO) << "worker " << id << " (" << request->name() << ", " << request->device()
-            << ") joined from " << context->peer();
+  LOG(INFO) << "worker " << id << " (" << request->name() << ", "
+            << request->device() << ") joined from " << context->peer();
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*,
-                                          const twist::v1::HeartbeatRequest* request,
-                                          twist::v1::HeartbeatResponse* response) {
+grpc::Status WorkerServiceImpl::Heartbeat(
+    grpc::ServerContext*, const twist::v1::HeartbeatRequest* request,
+    twist::v1::HeartbeatResponse* response) {
   absl::Status s = registry_->Heartbeat(*request);
   if (!s.ok()) return ToGrpcStatus(s);
   response->set_incarnation(jobs_->incarnation());
-  response->set_abandon_assignment(registry_->TakeAbandon(request->worker_id()));
+  response->set_abandon_assignment(
+      registry_->TakeAbandon(request->worker_id()));
   return grpc::Status::OK;
 }
 
@@ -69,11 +70,14 @@ grpc::Status WorkerServiceImpl::ReceiveAssignment(
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream broke");
   }
   absl::Status s = common::ForEachChunk(
-      a->tensors, options_.chunk_bytes, [&](const twist::v1::TensorChunk& chunk) {
-        if (context->IsCancelled()) return absl::CancelledError("worker went away");
+      a->tensors, options_.chunk_bytes,
+      [&](const twist::v1::TensorChunk& chunk) {
+        if (context->IsCancelled())
+          return absl::CancelledError("worker went away");
         twist::v1::AssignmentMessage m;
         *m.mutable_chunk() = chunk;
-        if (!writer->Write(m)) return absl::UnavailableError("stream broke mid-transfer");
+        if (!writer->Write(m))
+          return absl::UnavailableError("stream broke mid-transfer");
         return absl::OkStatus();
       });
   if (!s.ok()) {
@@ -83,9 +87,9 @@ grpc::Status WorkerServiceImpl::ReceiveAssignment(
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::SendUpdate(grpc::ServerContext*,
-                                           grpc::ServerReader<twist::v1::UpdateMessage>* reader,
-                                           twist::v1::UpdateResponse* response) {
+grpc::Status WorkerServiceImpl::SendUpdate(
+    grpc::ServerContext*, grpc::ServerReader<twist::v1::UpdateMessage>* reader,
+    twist::v1::UpdateResponse* response) {
   twist::v1::UpdateMessage message;
   if (!reader->Read(&message) || !message.has_header()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -107,22 +111,31 @@ grpc::Status WorkerServiceImpl::SendUpdate(grpc::ServerContext*,
   int64_t bytes = 0;
   while (reader->Read(&message)) {
     if (!message.has_chunk()) {
-      absl::Status bad = absl::InvalidArgumentError("a second header in one update stream");
-      jobs_->RefuseUpdate(header, absl::StrCat("malformed update: ", bad.message())).IgnoreError();
+      absl::Status bad =
+          absl::InvalidArgumentError("a second header in one update stream");
+      jobs_
+          ->RefuseUpdate(header,
+                         absl::StrCat("malformed update: ", bad.message()))
+          .IgnoreError();
       return ToGrpcStatus(bad);
     }
     bytes += static_cast<int64_t>(message.chunk().data().size());
     if (absl::Status s = assembler.Add(message.chunk()); !s.ok()) {
-      jobs_->RefuseUpdate(header, absl::StrCat("malformed update: ", s.message())).IgnoreError();
+      jobs_
+          ->RefuseUpdate(header,
+                         absl::StrCat("malformed update: ", s.message()))
+          .IgnoreError();
       return ToGrpcStatus(s);
     }
   }
   if (absl::Status s = assembler.Finish(); !s.ok()) {
-    jobs_->RefuseUpdate(header, absl::StrCat("malformed update: ", s.message())).IgnoreError();
+    jobs_->RefuseUpdate(header, absl::StrCat("malformed update: ", s.message()))
+        .IgnoreError();
     return ToGrpcStatus(s);
   }
   common::NamedTensors tensors = assembler.tensors();
-  if (absl::Status s = jobs_->DeliverUpdate(header, std::move(tensors), bytes); !s.ok()) {
+  if (absl::Status s = jobs_->DeliverUpdate(header, std::move(tensors), bytes);
+      !s.ok()) {
     return ToGrpcStatus(s);
   }
   response->set_accepted(true);

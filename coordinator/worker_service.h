@@ -19,9 +19,11 @@ class WorkerServiceImpl final : public twist::v1::WorkerService::Service {
   };
 
   // `registry` and `jobs` must outlive the service.
-  WorkerServiceImpl(WorkerRegistry* registry, JobManager* jobs, Options options);
+  WorkerServiceImpl(WorkerRegistry* registry, JobManager* jobs,
+                    Options options);
 
-  grpc::Status Join(grpc::ServerContext* context, const twist::v1::JoinRequest* request,
+  grpc::Status Join(grpc::ServerContext* context,
+                    const twist::v1::JoinRequest* request,
                     twist::v1::JoinResponse* response) override;
   grpc::Status Heartbeat(grpc::ServerContext* context,
                          const twist::v1::HeartbeatRequest* request,
@@ -32,7 +34,8 @@ class WorkerServiceImpl final : public twist::v1::WorkerService::Service {
   grpc::Status SendUpdate(grpc::ServerContext* context,
                           grpc::ServerReader<twist::v1::UpdateMessage>* reader,
                           twist::v1::UpdateResponse* response) override;
-  grpc::Status Leave(grpc::ServerContext* context, const twist::v1::LeaveRequest* request,
+  grpc::Status Leave(grpc::ServerContext* context,
+                     const twist::v1::LeaveRequest* request,
                      twist::v1::LeaveResponse* response) override;
 
  private:

@@ -21,7 +21,8 @@ TEST(GptTest, ParameterNamesAndShapesAreNanoGpts) {
   ASSERT_EQ(params.size(), expected.size());
   for (size_t i = 0; i < expected.size(); ++i) {
     EXPECT_EQ(params[i].name, expected[i].name);
-    EXPECT_EQ(params[i].tensor.sizes().vec(), expected[i].shape) << expected[i].name;
+    EXPECT_EQ(params[i].tensor.sizes().vec(), expected[i].shape)
+        << expected[i].name;
   }
   EXPECT_EQ(params[0].name, "transformer.wte.weight");
   EXPECT_EQ(params[4].name, "transformer.h.0.attn.c_attn.weight");
@@ -40,7 +41,8 @@ TEST(GptTest, InitialLossIsNearUniform) {
 
 TEST(GptTest, InitIsDeterministicAndSeeded) {
   const ModelConfig config = SmallConfig();
-  Gpt a = MakeModel(config, 7), b = MakeModel(config, 7), c = MakeModel(config, 8);
+  Gpt a = MakeModel(config, 7), b = MakeModel(config, 7),
+      c = MakeModel(config, 8);
   const NamedTensors pa = ParameterTensors(*a), pb = ParameterTensors(*b),
                      pc = ParameterTensors(*c);
   for (size_t i = 0; i < pa.size(); ++i) {
@@ -48,8 +50,10 @@ TEST(GptTest, InitIsDeterministicAndSeeded) {
   }
   EXPECT_FALSE(pa[0].tensor.equal(pc[0].tensor));
   // GPT-2 init: residual projections are narrower than the rest.
-  const double std_fc = pa.Find("transformer.h.0.mlp.c_fc.weight")->std().item<double>();
-  const double std_proj = pa.Find("transformer.h.0.mlp.c_proj.weight")->std().item<double>();
+  const double std_fc =
+      pa.Find("transformer.h.0.mlp.c_fc.weight")->std().item<double>();
+  const double std_proj =
+      pa.Find("transformer.h.0.mlp.c_proj.weight")->std().item<double>();
   EXPECT_NEAR(std_fc, 0.02, 0.002);
   EXPECT_NEAR(std_proj, 0.02 / std::sqrt(8.0), 0.001);
 }
@@ -59,7 +63,8 @@ TEST(GptTest, TrainsOnARepeatingSequence) {
   Gpt model = MakeModel(config, 11);
   auto seq = torch::arange(17, torch::kLong).remainder(5).view({1, 17});
   auto idx = seq.slice(1, 0, 16), targets = seq.slice(1, 1, 17);
-  torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-2));
+  torch::optim::AdamW opt(model->parameters(),
+                          torch::optim::AdamWOptions(1e-2));
   const double before = model->Loss(idx, targets).item<double>();
   for (int step = 0; step < 30; ++step) {
     opt.zero_grad();
@@ -75,7 +80,7 @@ TEST(GptTest, SublayersWithoutUnitsOutputOnlyTheirBias) {
   ModelConfig config = SmallConfig();
   config.n_head[1] = 0;
   config.ffn_width[1] = 0;
-  config.n_head[2] = 3;       // heads no longer tile the width
+  config.n_head[2] = 3;  // heads no longer tile the width
   config.ffn_width[3] = 10;
   ASSERT_TRUE(config.Validate().ok());
   Gpt model = MakeModel(config, 2);

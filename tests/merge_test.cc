@@ -20,7 +20,8 @@ std::vector<SubnetUnits> PartitionRound(const ModelConfig& config, int n,
   for (auto& u : out) u.layers.resize(config.n_layer);
   for (int l = 0; l < config.n_layer; ++l) {
     for (UnitKind kind : {UnitKind::kHead, UnitKind::kFfnColumn}) {
-      const int k = kind == UnitKind::kHead ? config.n_head[l] : config.ffn_width[l];
+      const int k =
+          kind == UnitKind::kHead ? config.n_head[l] : config.ffn_width[l];
       auto hats = AssignUnits(k, std::vector<int>(n, DefaultQuota(k, n)),
                               PartitionKey{42, round, l, kind}, true);
       EXPECT_TRUE(hats.ok());
@@ -54,7 +55,8 @@ TEST(MergeTest, ExtractThenMergeWithoutTrainingIsBitExact) {
     EXPECT_EQ(merger.num_accepted(), n);
     ApplyMergedDelta(merger.Finish(), params);
     for (const auto& [name, tensor] : params) {
-      EXPECT_TRUE(tensor.equal(*before.Find(name))) << n << " workers: " << name;
+      EXPECT_TRUE(tensor.equal(*before.Find(name)))
+          << n << " workers: " << name;
     }
   }
 }
@@ -64,8 +66,9 @@ TEST(MergeTest, ExtractThenMergeWithoutTrainingIsBitExact) {
 ModelConfig TinyConfig() { return ModelConfig::Full(2, 2, 4, 4, 8); }
 
 // theta_w = theta + c on everything the worker holds.
-NamedTensors ShiftedSlices(const ModelConfig& config, const NamedTensors& params,
-                           const SubnetUnits& units, double c) {
+NamedTensors ShiftedSlices(const ModelConfig& config,
+                           const NamedTensors& params, const SubnetUnits& units,
+                           double c) {
   auto sliced = ExtractSubnet(config, params, units);
   EXPECT_TRUE(sliced.ok());
   NamedTensors out;
@@ -80,8 +83,8 @@ TEST(MergeTest, HandMadeUpdatesGiveHandComputedMeans) {
   const NamedTensors theta = Clone(params);
 
   // Worker A (+1): layer 0 heads {0,1}, columns {0,1}; nothing of layer 1.
-  // Worker B (+3): layer 0 head {1}, columns {1,2}; layer 1 heads {0,1}, column {0}.
-  // Worker C (+100): a NaN in its update, rejected whole.
+  // Worker B (+3): layer 0 head {1}, columns {1,2}; layer 1 heads {0,1}, column
+  // {0}. Worker C (+100): a NaN in its update, rejected whole.
   SubnetUnits a, b;
   a.layers = {LayerUnits{{0, 1}, {0, 1}}, LayerUnits{{}, {}}};
   b.layers = {LayerUnits{{1}, {1, 2}}, LayerUnits{{0, 1}, {0}}};
@@ -90,7 +93,8 @@ TEST(MergeTest, HandMadeUpdatesGiveHandComputedMeans) {
   ASSERT_TRUE(merger.AddWeights(b, ShiftedSlices(config, params, b, 3.0)).ok());
   NamedTensors bad = ShiftedSlices(config, params, b, 100.0);
   bad.Find("transformer.h.1.mlp.c_fc.bias")->index_put_({0}, std::nan(""));
-  EXPECT_EQ(merger.AddWeights(b, bad).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(merger.AddWeights(b, bad).code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(merger.num_accepted(), 2);
   ApplyMergedDelta(merger.Finish(), params);
 
@@ -105,14 +109,18 @@ TEST(MergeTest, HandMadeUpdatesGiveHandComputedMeans) {
   // Layer 0 attention: head 0 from A only (+1), head 1 from A and B (+2),
   // in each of the q, k, v row blocks, and the projection's columns.
   for (int64_t block = 0; block < 3; ++block) {
-    expect_shift("transformer.h.0.attn.c_attn.weight", 0, block * HD, block * HD + D, 1.0);
-    expect_shift("transformer.h.0.attn.c_attn.weight", 0, block * HD + D, block * HD + 2 * D, 2.0);
-    expect_shift("transformer.h.0.attn.c_attn.bias", 0, block * HD + D, block * HD + 2 * D, 2.0);
+    expect_shift("transformer.h.0.attn.c_attn.weight", 0, block * HD,
+                 block * HD + D, 1.0);
+    expect_shift("transformer.h.0.attn.c_attn.weight", 0, block * HD + D,
+                 block * HD + 2 * D, 2.0);
+    expect_shift("transformer.h.0.attn.c_attn.bias", 0, block * HD + D,
+                 block * HD + 2 * D, 2.0);
   }
   expect_shift("transformer.h.0.attn.c_proj.weight", 1, 0, 2, 1.0);
   expect_shift("transformer.h.0.attn.c_proj.weight", 1, 2, 4, 2.0);
   // Layer 0 FFN: column 0 A (+1), 1 both (+2), 2 B (+3), 3 nobody (+0).
-  for (auto [col, shift] : {std::pair<int, double>{0, 1}, {1, 2}, {2, 3}, {3, 0}}) {
+  for (auto [col, shift] :
+       {std::pair<int, double>{0, 1}, {1, 2}, {2, 3}, {3, 0}}) {
     expect_shift("transformer.h.0.mlp.c_fc.weight", 0, col, col + 1, shift);
     expect_shift("transformer.h.0.mlp.c_fc.bias", 0, col, col + 1, shift);
     expect_shift("transformer.h.0.mlp.c_proj.weight", 1, col, col + 1, shift);
@@ -122,9 +130,10 @@ TEST(MergeTest, HandMadeUpdatesGiveHandComputedMeans) {
   expect_shift("transformer.h.1.mlp.c_fc.weight", 0, 0, 1, 3.0);
   expect_shift("transformer.h.1.mlp.c_fc.weight", 0, 1, 4, 0.0);
   // Replicated tensors: the mean over both accepted updates (+2).
-  for (const char* name : {"transformer.wte.weight", "transformer.wpe.weight",
-                           "transformer.h.1.ln_2.bias", "transformer.ln_f.weight",
-                           "transformer.h.1.mlp.c_proj.bias"}) {
+  for (const char* name :
+       {"transformer.wte.weight", "transformer.wpe.weight",
+        "transformer.h.1.ln_2.bias", "transformer.ln_f.weight",
+        "transformer.h.1.mlp.c_proj.bias"}) {
     expect_shift(name, 0, 0, params.Find(name)->size(0), 2.0);
   }
 }
@@ -149,7 +158,8 @@ TEST(MergeTest, DeltasMergeLikeWeights) {
     EXPECT_TRUE(torch::allclose(t, *y.mean_delta.Find(name))) << name;
   }
   // Contributor counts: head 1 of layer 0 counted, head 0 not.
-  const auto& count = *x.contributors.Find("transformer.h.0.attn.c_attn.weight");
+  const auto& count =
+      *x.contributors.Find("transformer.h.0.attn.c_attn.weight");
   EXPECT_EQ(count[0].item<double>(), 0.0);
   EXPECT_EQ(count[2].item<double>(), 1.0);
 }
@@ -178,11 +188,16 @@ TEST(MergeTest, RejectsMalformedUpdatesWhole) {
   NamedTensors extra = good;
   extra.Set("transformer.h.0.attn.bias", torch::zeros({4}));
   std::vector<Bad> cases = {
-      {"nan", with(fc, good.Find(fc)->clone().fill_(std::nan(""))), "NaN or infinite"},
-      {"inf", with(fc, good.Find(fc)->clone().fill_(std::numeric_limits<float>::infinity())),
+      {"nan", with(fc, good.Find(fc)->clone().fill_(std::nan(""))),
        "NaN or infinite"},
-      {"shape", with(fc, torch::zeros({3, 4})), "has shape (3, 4), expected (16, 4)"},
-      {"dtype", with(fc, good.Find(fc)->to(torch::kFloat64)), "has dtype Double"},
+      {"inf",
+       with(fc, good.Find(fc)->clone().fill_(
+                    std::numeric_limits<float>::infinity())),
+       "NaN or infinite"},
+      {"shape", with(fc, torch::zeros({3, 4})),
+       "has shape (3, 4), expected (16, 4)"},
+      {"dtype", with(fc, good.Find(fc)->to(torch::kFloat64)),
+       "has dtype Double"},
       {"missing", missing, "is missing"},
       {"extra", extra, "'transformer.h.0.attn.bias' is not a parameter"},
   };

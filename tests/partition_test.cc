@@ -53,8 +53,8 @@ TEST(PartitionTest, PropertiesHoldOverRandomRequests) {
         ++holders[hat[i]];
       }
     }
-    const int covered = static_cast<int>(
-        std::count_if(holders.begin(), holders.end(), [](int h) { return h > 0; }));
+    const int covered = static_cast<int>(std::count_if(
+        holders.begin(), holders.end(), [](int h) { return h > 0; }));
     // Every unit covered whenever the quotas allow it, else no unit twice.
     EXPECT_EQ(covered, std::min(total, r.num_units)) << "trial " << trial;
     if (total == r.num_units) {
@@ -83,8 +83,9 @@ TEST(PartitionTest, SameKeySameResult) {
   SplitMix64 rng(11);
   for (int trial = 0; trial < 200; ++trial) {
     const Request r = RandomRequest(rng);
-    const PartitionKey key = Key(rng.Next(), trial, trial % 3,
-                                 trial % 2 ? UnitKind::kHead : UnitKind::kFfnColumn);
+    const PartitionKey key =
+        Key(rng.Next(), trial, trial % 3,
+            trial % 2 ? UnitKind::kHead : UnitKind::kFfnColumn);
     auto a = AssignUnits(r.num_units, r.quotas, key, false);
     auto b = AssignUnits(r.num_units, r.quotas, key, false);
     ASSERT_TRUE(a.ok() && b.ok());
@@ -114,8 +115,8 @@ TEST(PartitionTest, DifferentRoundsLayersAndKindsGiveDifferentResults) {
 TEST(PartitionTest, IsPinnedAcrossPlatforms) {
   // A partition is part of a job's reproducible record: these values must
   // not change with the compiler, standard library or CPU.
-  auto hats = AssignUnits(8, {3, 3, 3}, Key(1234, 5, 2, UnitKind::kFfnColumn),
-                          true);
+  auto hats =
+      AssignUnits(8, {3, 3, 3}, Key(1234, 5, 2, UnitKind::kFfnColumn), true);
   ASSERT_TRUE(hats.ok());
   const UnitAssignment expected = {{2, 3, 4}, {1, 6, 7}, {0, 4, 5}};
   EXPECT_EQ(*hats, expected);
@@ -185,16 +186,21 @@ TEST(QuotaTest, DefaultQuotaSplitsEvenlyOrCovers) {
 }
 
 TEST(QuotaTest, CapacityProportionalQuotas) {
-  EXPECT_EQ(*QuotasFromCapacities(8, {1, 1, 2}, 8), (std::vector<int>{2, 2, 4}));
-  EXPECT_EQ(*QuotasFromCapacities(12, {1, 2, 3}, 12), (std::vector<int>{2, 4, 6}));
+  EXPECT_EQ(*QuotasFromCapacities(8, {1, 1, 2}, 8),
+            (std::vector<int>{2, 2, 4}));
+  EXPECT_EQ(*QuotasFromCapacities(12, {1, 2, 3}, 12),
+            (std::vector<int>{2, 4, 6}));
   // Largest remainder: ideal 10/3 each -> 4, 3, 3 (ties to the lower index).
-  EXPECT_EQ(*QuotasFromCapacities(16, {1, 1, 1}, 10), (std::vector<int>{4, 3, 3}));
+  EXPECT_EQ(*QuotasFromCapacities(16, {1, 1, 1}, 10),
+            (std::vector<int>{4, 3, 3}));
   // A share above the unit count is capped and the rest shared out.
-  EXPECT_EQ(*QuotasFromCapacities(4, {10, 1, 1}, 8), (std::vector<int>{4, 2, 2}));
+  EXPECT_EQ(*QuotasFromCapacities(4, {10, 1, 1}, 8),
+            (std::vector<int>{4, 2, 2}));
   // Every worker keeps at least one unit when there are enough to go round.
   EXPECT_EQ(*QuotasFromCapacities(8, {100, 1}, 8), (std::vector<int>{7, 1}));
   // The case that needs upper bounds settled before lower ones.
-  EXPECT_EQ(*QuotasFromCapacities(3, {1, 5, 100}, 6), (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(*QuotasFromCapacities(3, {1, 5, 100}, 6),
+            (std::vector<int>{1, 2, 3}));
 }
 
 TEST(QuotaTest, CapacityQuotasSumToTotalWithinBoundsOverRandomRequests) {

@@ -27,11 +27,14 @@ void Scramble(GptImpl& model, uint64_t seed) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   for (const auto& [name, p] : ParameterTensors(model)) {
     auto noise = torch::randn(p.sizes(), gen, p.options());
-    if (name.find("wte") != std::string::npos || name.find("wpe") != std::string::npos) {
+    if (name.find("wte") != std::string::npos ||
+        name.find("wpe") != std::string::npos) {
       p.copy_(noise * 0.003);
     } else if (name == "transformer.ln_f.weight") {
-      p.copy_(300.0 * (1.0 + 0.3 * noise));  // logits of order 10 despite the small wte
-    } else if (name.find("ln_") != std::string::npos && name.find("weight") != std::string::npos) {
+      p.copy_(300.0 *
+              (1.0 + 0.3 * noise));  // logits of order 10 despite the small wte
+    } else if (name.find("ln_") != std::string::npos &&
+               name.find("weight") != std::string::npos) {
       p.copy_(1.0 + 0.3 * noise);
     } else if (p.dim() == 2) {
       p.copy_(noise * (1.0 / std::sqrt(static_cast<double>(p.size(1)))));
@@ -49,7 +52,8 @@ std::pair<int, std::string> RunReference(GptImpl& model, const std::string& dir,
   const std::string log_path = dir + "/reference.log";
   EXPECT_TRUE(SaveModel(model_path, model).ok());
   NamedTensors c;
-  auto idx = RandomTokens(2, model.config().block_size, model.config().vocab_size, seed);
+  auto idx = RandomTokens(2, model.config().block_size,
+                          model.config().vocab_size, seed);
   {
     torch::NoGradGuard no_grad;
     c.Set("idx", idx);
@@ -85,9 +89,9 @@ TEST(ReferenceModelTest, PythonModelGivesTheSameLogitsForAScaledSubnetwork) {
   units.layers[0].heads = {1, 2};
   units.layers[1].heads = {};  // a layer without attention
   units.layers[2].ffn_columns = {0, 7, 8, 100, 191};
-  auto sub = BuildSubnetModel(config, units,
-                              *ExtractSubnet(config, ParameterTensors(*full), units),
-                              PartialSumScaling::kInverseKeepRatio);
+  auto sub = BuildSubnetModel(
+      config, units, *ExtractSubnet(config, ParameterTensors(*full), units),
+      PartialSumScaling::kInverseKeepRatio);
   ASSERT_TRUE(sub.ok());
   auto [rc, log] = RunReference(**sub, dir, 6);
   EXPECT_EQ(rc, 0) << log;
@@ -110,9 +114,9 @@ TEST(ReferenceModelTest, ReferenceNoticesADifferentModel) {
   c.Set("idx", idx);
   c.Set("logits", other->forward(idx));
   ASSERT_TRUE(WriteSafetensors(dir + "/case.safetensors", c).ok());
-  const std::string cmd = std::string(TWIST_REFERENCE_PYTHON) + " " +
-                          TWIST_REFERENCE_SCRIPT + " " + dir + "/model.safetensors " +
-                          dir + "/case.safetensors > /dev/null 2>&1";
+  const std::string cmd =
+      std::string(TWIST_REFERENCE_PYTHON) + " " + TWIST_REFERENCE_SCRIPT + " " +
+      dir + "/model.safetensors " + dir + "/case.safetensors > /dev/null 2>&1";
   EXPECT_NE(std::system(cmd.c_str()), 0);
   std::filesystem::remove_all(dir);
 }

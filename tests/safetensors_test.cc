@@ -71,16 +71,21 @@ TEST_F(SafetensorsTest, LayoutFollowsTheFormat) {
   ASSERT_TRUE(WriteSafetensors(Path("x.safetensors"), Sample()).ok());
   const std::string bytes = ReadFile(Path("x.safetensors"));
   uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[i]);
+  for (int i = 7; i >= 0; --i)
+    n = (n << 8) | static_cast<unsigned char>(bytes[i]);
   EXPECT_EQ((8 + n) % 8, 0u);  // data 8-byte aligned
   EXPECT_EQ(bytes[8], '{');
   const std::string header = bytes.substr(8, n);
-  EXPECT_NE(header.find("\"a.weight\":{\"data_offsets\":[0,60],\"dtype\":\"F32\",\"shape\":[3,5]}"),
-            std::string::npos) << header;
+  EXPECT_NE(header.find("\"a.weight\":{\"data_offsets\":[0,60],\"dtype\":"
+                        "\"F32\",\"shape\":[3,5]}"),
+            std::string::npos)
+      << header;
   EXPECT_NE(header.find("\"dtype\":\"BF16\""), std::string::npos);
   // No temporary file is left behind.
   auto entries = std::filesystem::directory_iterator(dir_);
-  EXPECT_EQ(std::distance(std::filesystem::begin(entries), std::filesystem::end(entries)), 1);
+  EXPECT_EQ(std::distance(std::filesystem::begin(entries),
+                          std::filesystem::end(entries)),
+            1);
 }
 
 TEST_F(SafetensorsTest, RejectsTruncatedFiles) {
@@ -91,15 +96,18 @@ TEST_F(SafetensorsTest, RejectsTruncatedFiles) {
     auto read = ReadSafetensors(Path("t.safetensors"));
     EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss) << keep;
     EXPECT_NE(read.status().message().find("t.safetensors is corrupt"),
-              std::string::npos) << read.status();
+              std::string::npos)
+        << read.status();
   }
 }
 
 TEST_F(SafetensorsTest, RejectsInconsistentHeaders) {
   auto write_with_header = [&](const std::string& header, size_t data_bytes) {
     std::string bytes(8, '\0');
-    for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
-    WriteFile(Path("h.safetensors"), bytes + header + std::string(data_bytes, '\0'));
+    for (int i = 0; i < 8; ++i)
+      bytes[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+    WriteFile(Path("h.safetensors"),
+              bytes + header + std::string(data_bytes, '\0'));
     return ReadSafetensors(Path("h.safetensors")).status();
   };
   struct Case {
@@ -108,14 +116,20 @@ TEST_F(SafetensorsTest, RejectsInconsistentHeaders) {
     const char* message;
   } cases[] = {
       {"not json", 0, "not a JSON object"},
-      {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", 4, "spans 4 bytes but its shape needs 8"},
-      {R"({"a":{"dtype":"X9","shape":[1],"data_offsets":[0,4]}})", 4, "unknown dtype X9"},
+      {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", 4,
+       "spans 4 bytes but its shape needs 8"},
+      {R"({"a":{"dtype":"X9","shape":[1],"data_offsets":[0,4]}})", 4,
+       "unknown dtype X9"},
       {R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})",
        8, "starts at byte 2, expected 4"},
-      {R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 12, "data section has 12 bytes but the tensors cover 4"},
-      {R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8, "ends at byte 16"},
-      {R"({"a":{"dtype":"F32","shape":[1]}})", 4, "lacks dtype, shape or data_offsets"},
-      {R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4, "bad dimension"},
+      {R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 12,
+       "data section has 12 bytes but the tensors cover 4"},
+      {R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8,
+       "ends at byte 16"},
+      {R"({"a":{"dtype":"F32","shape":[1]}})", 4,
+       "lacks dtype, shape or data_offsets"},
+      {R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4,
+       "bad dimension"},
   };
   for (const Case& c : cases) {
     absl::Status s = write_with_header(c.header, c.data);
@@ -127,7 +141,8 @@ TEST_F(SafetensorsTest, RejectsInconsistentHeaders) {
 TEST_F(SafetensorsTest, MissingFileIsNotFound) {
   auto read = ReadSafetensors(Path("absent.safetensors"));
   EXPECT_EQ(read.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(read.status().message().find("absent.safetensors"), std::string::npos);
+  EXPECT_NE(read.status().message().find("absent.safetensors"),
+            std::string::npos);
 }
 
 TEST_F(SafetensorsTest, ModelRoundTripsWithNanoGptNames) {
@@ -138,7 +153,8 @@ TEST_F(SafetensorsTest, ModelRoundTripsWithNanoGptNames) {
   ASSERT_TRUE(raw.ok());
   // nanoGPT's state dict has lm_head.weight; here it is the tied embedding.
   ASSERT_TRUE(raw->tensors.Contains("lm_head.weight"));
-  EXPECT_TRUE(raw->tensors.Find("lm_head.weight")->equal(*raw->tensors.Find("transformer.wte.weight")));
+  EXPECT_TRUE(raw->tensors.Find("lm_head.weight")
+                  ->equal(*raw->tensors.Find("transformer.wte.weight")));
   EXPECT_EQ(raw->metadata.at("twist.n_head"), "4,4,4,4");
   auto loaded = LoadModel(Path("m.safetensors"));
   ASSERT_TRUE(loaded.ok()) << loaded.status();
@@ -154,19 +170,21 @@ TEST_F(SafetensorsTest, SubnetworkExportFoldsItsScales) {
   SubnetUnits units = AllUnits(config);
   units.layers[1].heads = {0, 3};
   units.layers[2].ffn_columns = {1, 2, 3, 100};
-  auto sub = BuildSubnetModel(config, units,
-                              *ExtractSubnet(config, ParameterTensors(*full), units),
-                              PartialSumScaling::kInverseKeepRatio);
+  auto sub = BuildSubnetModel(
+      config, units, *ExtractSubnet(config, ParameterTensors(*full), units),
+      PartialSumScaling::kInverseKeepRatio);
   ASSERT_TRUE(sub.ok());
   ASSERT_TRUE(SaveModel(Path("s.safetensors"), **sub).ok());
   auto raw = ReadSafetensors(Path("s.safetensors"));
-  EXPECT_FALSE(raw->tensors.Contains("lm_head.weight"));  // not nanoGPT's layout
+  EXPECT_FALSE(
+      raw->tensors.Contains("lm_head.weight"));  // not nanoGPT's layout
   EXPECT_EQ(raw->metadata.at("twist.n_head"), "4,2,4,4");
   auto loaded = LoadModel(Path("s.safetensors"));
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   auto idx = RandomTokens(2, 16, config.vocab_size, 4);
   torch::NoGradGuard no_grad;
-  EXPECT_TRUE(torch::allclose((*loaded)->forward(idx), (*sub)->forward(idx), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose((*loaded)->forward(idx), (*sub)->forward(idx),
+                              1e-5, 1e-6));
 }
 
 TEST_F(SafetensorsTest, LoadModelRejectsFilesWithoutItsMetadata) {
@@ -181,7 +199,8 @@ TEST_F(SafetensorsTest, LoadModelRejectsFilesWithoutItsMetadata) {
   Metadata meta = ConfigToMetadata(config);
   meta["twist.n_embd"] = "32";
   ASSERT_TRUE(WriteSafetensors(Path("y.safetensors"), params, meta).ok());
-  EXPECT_EQ(LoadModel(Path("y.safetensors")).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(LoadModel(Path("y.safetensors")).status().code(),
+            absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

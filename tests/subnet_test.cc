@@ -62,7 +62,8 @@ void CompareForward(torch::Dtype dtype, double rtol, double atol) {
       Gpt full = MakeModel(c.config, ++seed, dtype);
       full->SetPartialSumScales(ScalesFor(c.config, c.units, scaling));
       const UnitMasks masks = MasksFor(c.config, c.units, torch::dtype(dtype));
-      auto idx = RandomTokens(3, c.config.block_size, c.config.vocab_size, seed);
+      auto idx =
+          RandomTokens(3, c.config.block_size, c.config.vocab_size, seed);
       torch::NoGradGuard no_grad;
       auto expected = full->forward(idx, &masks);
 
@@ -78,7 +79,8 @@ void CompareForward(torch::Dtype dtype, double rtol, double atol) {
             << c.config.DebugString();
       } else {
         EXPECT_TRUE(torch::allclose(actual, expected, rtol, atol))
-            << "max abs diff " << (actual - expected).abs().max().item<double>();
+            << "max abs diff "
+            << (actual - expected).abs().max().item<double>();
       }
     }
   }
@@ -99,9 +101,12 @@ TEST(SubnetTest, GradientsEqualSlicesOfMaskedFullModelGradients) {
          {PartialSumScaling::kInverseKeepRatio, PartialSumScaling::kNone}) {
       Gpt full = MakeModel(c.config, ++seed, torch::kFloat64);
       full->SetPartialSumScales(ScalesFor(c.config, c.units, scaling));
-      const UnitMasks masks = MasksFor(c.config, c.units, torch::dtype(torch::kFloat64));
-      auto idx = RandomTokens(2, c.config.block_size, c.config.vocab_size, seed);
-      auto targets = RandomTokens(2, c.config.block_size, c.config.vocab_size, seed + 1);
+      const UnitMasks masks =
+          MasksFor(c.config, c.units, torch::dtype(torch::kFloat64));
+      auto idx =
+          RandomTokens(2, c.config.block_size, c.config.vocab_size, seed);
+      auto targets =
+          RandomTokens(2, c.config.block_size, c.config.vocab_size, seed + 1);
       full->Loss(idx, targets, &masks).backward();
 
       auto sliced = ExtractSubnet(c.config, ParameterTensors(*full), c.units);
@@ -149,14 +154,15 @@ TEST(SubnetTest, ExtractKeepsUnitOrderAndCopies) {
   const auto& got = *sliced->Find("transformer.h.0.attn.c_attn.weight");
   ASSERT_EQ(got.sizes().vec(), (std::vector<int64_t>{3 * 2 * D, 64}));
   // v block, second held head (3): rows 2*H*D + 3*D ...
-  EXPECT_TRUE(got.slice(0, 5 * D, 6 * D).equal(
-      qkv.slice(0, 2 * H * D + 3 * D, 2 * H * D + 4 * D)));
+  EXPECT_TRUE(got.slice(0, 5 * D, 6 * D)
+                  .equal(qkv.slice(0, 2 * H * D + 3 * D, 2 * H * D + 4 * D)));
   const auto& proj = *sliced->Find("transformer.h.0.mlp.c_proj.weight");
   EXPECT_TRUE(proj.select(1, 2).equal(
       params.Find("transformer.h.0.mlp.c_proj.weight")->select(1, 200)));
   // Slices are copies: writing them leaves the full model alone.
   sliced->Find("transformer.wte.weight")->zero_();
-  EXPECT_GT(params.Find("transformer.wte.weight")->abs().sum().item<double>(), 0);
+  EXPECT_GT(params.Find("transformer.wte.weight")->abs().sum().item<double>(),
+            0);
 }
 
 TEST(SubnetTest, RejectsInvalidUnits) {
@@ -168,12 +174,14 @@ TEST(SubnetTest, RejectsInvalidUnits) {
   auto s = ExtractSubnet(config, params, units).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("layer 1 head ids must be strictly ascending"),
-            std::string::npos) << s;
+            std::string::npos)
+      << s;
   units = AllUnits(config);
   units.layers[2].ffn_columns.push_back(256);
   s = ExtractSubnet(config, params, units).status();
   EXPECT_NE(s.message().find("layer 2 FFN column id 256 is outside [0, 256)"),
-            std::string::npos) << s;
+            std::string::npos)
+      << s;
   units = AllUnits(config);
   units.layers.pop_back();
   EXPECT_EQ(ExtractSubnet(config, params, units).status().code(),
@@ -195,11 +203,14 @@ TEST(SubnetTest, HoldsOnlyItsOwnParameters) {
   EXPECT_EQ(sub_count, sub.NumParameters());
   // Per layer the partitioned part halves; embeddings, norms and output
   // biases stay whole.
-  const int64_t C = 64, partitioned_per_layer = 3 * C * C + 3 * C + C * C + 4 * C * C + 4 * C + 4 * C * C;
+  const int64_t C = 64, partitioned_per_layer = 3 * C * C + 3 * C + C * C +
+                                                4 * C * C + 4 * C + 4 * C * C;
   EXPECT_EQ(full_count - sub_count, config.n_layer * partitioned_per_layer / 2);
-  std::printf("full model %lld parameters, 2-of-4-heads half-FFN subnet %lld (%.1f%%)\n",
-              static_cast<long long>(full_count), static_cast<long long>(sub_count),
-              100.0 * sub_count / full_count);
+  std::printf(
+      "full model %lld parameters, 2-of-4-heads half-FFN subnet %lld "
+      "(%.1f%%)\n",
+      static_cast<long long>(full_count), static_cast<long long>(sub_count),
+      100.0 * sub_count / full_count);
 }
 
 TEST(SubnetTest, ScalesAreInverseKeepRatios) {

@@ -11,7 +11,8 @@ constexpr size_t kChunk = 64;  // small chunks keep the tests fast
 at::Tensor RandomBytesTensor(int64_t bytes, torch::Dtype dtype, uint64_t seed) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   const int64_t n = bytes / static_cast<int64_t>(c10::elementSize(dtype));
-  if (dtype == torch::kLong) return torch::randint(1 << 30, {n}, gen, torch::kLong);
+  if (dtype == torch::kLong)
+    return torch::randint(1 << 30, {n}, gen, torch::kLong);
   return torch::randn({n}, gen, torch::kFloat64).to(dtype);
 }
 
@@ -24,11 +25,11 @@ NamedTensors EmptyLike(const NamedTensors& t) {
 TEST(ChunkTest, RoundTripsBitForBitAroundTheChunkSize) {
   NamedTensors tensors;
   int i = 0;
-  for (int64_t bytes : {int64_t{0}, int64_t{8}, int64_t{kChunk - 8},
-                        int64_t{kChunk}, int64_t{kChunk + 8},
-                        int64_t{3 * kChunk + 16}}) {
-    for (torch::Dtype dtype : {torch::kFloat32, torch::kFloat64,
-                               torch::kBFloat16, torch::kLong}) {
+  for (int64_t bytes :
+       {int64_t{0}, int64_t{8}, int64_t{kChunk - 8}, int64_t{kChunk},
+        int64_t{kChunk + 8}, int64_t{3 * kChunk + 16}}) {
+    for (torch::Dtype dtype :
+         {torch::kFloat32, torch::kFloat64, torch::kBFloat16, torch::kLong}) {
       tensors.Set("t" + std::to_string(i), RandomBytesTensor(bytes, dtype, i));
       ++i;
     }
@@ -90,11 +91,14 @@ class ChunkRejectTest : public ::testing::Test {
   void ExpectRejected(size_t upto, const twist::v1::TensorChunk& bad,
                       const std::string& message) {
     ChunkAssembler assembler(EmptyLike(tensors_), kChunk);
-    for (size_t i = 0; i < upto; ++i) ASSERT_TRUE(assembler.Add(chunks_[i]).ok());
+    for (size_t i = 0; i < upto; ++i)
+      ASSERT_TRUE(assembler.Add(chunks_[i]).ok());
     absl::Status s = assembler.Add(bad);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(s.message().find(message), std::string::npos) << s;
-    EXPECT_NE(s.message().find("tensor '" + bad.name() + "'"), std::string::npos) << s;
+    EXPECT_NE(s.message().find("tensor '" + bad.name() + "'"),
+              std::string::npos)
+        << s;
     // The assembler stays failed, and the stream is not complete.
     EXPECT_FALSE(assembler.Add(chunks_[upto]).ok());
     EXPECT_FALSE(assembler.Finish().ok());
@@ -145,7 +149,8 @@ TEST_F(ChunkRejectTest, DataPastTheEnd) {
   twist::v1::TensorChunk over = chunks_[10];  // "b", 16 bytes
   over.set_data(std::string(32, 'x'));
   absl::Status s = assembler.Add(over);
-  EXPECT_NE(s.message().find("past the tensor's 16 bytes"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("past the tensor's 16 bytes"), std::string::npos)
+      << s;
 }
 
 TEST_F(ChunkRejectTest, ChunkForACompleteTensor) {
@@ -164,11 +169,13 @@ TEST_F(ChunkRejectTest, TruncatedStreamFailsFinish) {
   absl::Status s = assembler.Finish();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("tensor 'w' is incomplete: received 320 of 640"),
-            std::string::npos) << s;
+            std::string::npos)
+      << s;
   for (size_t i = 5; i < 10; ++i) ASSERT_TRUE(assembler.Add(chunks_[i]).ok());
   s = assembler.Finish();
   EXPECT_NE(s.message().find("tensor 'b' is incomplete: received 0 of 16"),
-            std::string::npos) << s;
+            std::string::npos)
+      << s;
 }
 
 TEST(ChunkTest, WireDtypesRoundTrip) {

@@ -16,17 +16,22 @@
 #include "worker/subnet_trainer.h"
 #include "worker/worker_client.h"
 
-ABSL_FLAG(std::string, coordinator, "127.0.0.1:7070", "coordinator gRPC address (host:port)");
-ABSL_FLAG(std::string, device, "auto", "auto (CUDA when available), cpu, cuda or cuda:N");
-ABSL_FLAG(std::string, name, "", "name shown on the coordinator (default: host-pid)");
-ABSL_FLAG(double, capacity, 1.0,
-          "relative speed; jobs with capacity_weighted deal units in proportion");
+ABSL_FLAG(std::string, coordinator, "127.0.0.1:7070",
+          "coordinator gRPC address (host:port)");
+ABSL_FLAG(std::string, device, "auto",
+          "auto (CUDA when available), cpu, cuda or cuda:N");
+ABSL_FLAG(std::string, name, "",
+          "name shown on the coordinator (default: host-pid)");
+ABSL_FLAG(
+    double, capacity, 1.0,
+    "relative speed; jobs with capacity_weighted deal units in proportion");
 ABSL_FLAG(int, threads, 0, "LibTorch threads (0: all cores)");
 ABSL_FLAG(std::string, data_dir, "",
           "look datasets up as DIR/<last component of the job's data.path> "
           "(default: the job's data.path itself)");
-ABSL_FLAG(double, test_delay_after_train_s, 0,
-          "testing only: wait this long after training each round (a straggler)");
+ABSL_FLAG(
+    double, test_delay_after_train_s, 0,
+    "testing only: wait this long after training each round (a straggler)");
 
 namespace {
 twist::worker::WorkerClient* g_client = nullptr;
@@ -37,16 +42,19 @@ void OnSignal(int) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "twist-worker --coordinator=HOST:PORT [--device=auto|cpu|cuda:N] [--name=NAME]\n"
+      "twist-worker --coordinator=HOST:PORT [--device=auto|cpu|cuda:N] "
+      "[--name=NAME]\n"
       "Trains the subnetworks a TwIST coordinator deals it.");
   absl::ParseCommandLine(argc, argv);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
   twist::common::ConfigureThreads(absl::GetFlag(FLAGS_threads));
 
-  absl::StatusOr<torch::Device> device = twist::common::ResolveDevice(absl::GetFlag(FLAGS_device));
+  absl::StatusOr<torch::Device> device =
+      twist::common::ResolveDevice(absl::GetFlag(FLAGS_device));
   if (!device.ok()) {
-    std::fprintf(stderr, "twist-worker: %s\n", std::string(device.status().message()).c_str());
+    std::fprintf(stderr, "twist-worker: %s\n",
+                 std::string(device.status().message()).c_str());
     return 1;
   }
   std::string name = absl::GetFlag(FLAGS_name);
@@ -72,12 +80,13 @@ int main(int argc, char** argv) {
   g_client = &client;
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
-  LOG(INFO) << "twist-worker " << name << " on " << device->str() << ", coordinator "
-            << options.coordinator;
+  LOG(INFO) << "twist-worker " << name << " on " << device->str()
+            << ", coordinator " << options.coordinator;
   absl::Status status = client.Run();
   g_client = nullptr;
   if (!status.ok()) {
-    std::fprintf(stderr, "twist-worker: %s\n", std::string(status.message()).c_str());
+    std::fprintf(stderr, "twist-worker: %s\n",
+                 std::string(status.message()).c_str());
     return 1;
   }
   return 0;

@@ -45,9 +45,10 @@ absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
   out.receive_into = common::ParameterTensors(*out.model);
   // The announced tensors must be exactly this model's parameters, in order.
   if (header.tensors_size() != static_cast<int>(out.receive_into.size())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "assignment announces ", header.tensors_size(), " tensors but the subnetwork has ",
-        out.receive_into.size(), " parameters"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("assignment announces ", header.tensors_size(),
+                     " tensors but the subnetwork has ",
+                     out.receive_into.size(), " parameters"));
   }
   for (int i = 0; i < header.tensors_size(); ++i) {
     const auto& info = header.tensors(i);
@@ -56,8 +57,8 @@ absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
         std::vector<int64_t>(info.shape().begin(), info.shape().end()) !=
             expected.tensor.sizes().vec()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "assignment tensor ", i, " is '", info.name(), "', expected '", expected.name,
-          "' of the subnetwork's shape"));
+          "assignment tensor ", i, " is '", info.name(), "', expected '",
+          expected.name, "' of the subnetwork's shape"));
     }
   }
   return out;
@@ -69,9 +70,9 @@ absl::StatusOr<const common::Dataset*> SubnetTrainer::OpenDataset(
   if (dataset_ == nullptr || dataset_path_ != path) {
     absl::StatusOr<common::Dataset> opened = common::Dataset::Open(path);
     if (!opened.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "worker ", options_.worker_name, " on ", HostName(), ": ",
-          opened.status().message()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("worker ", options_.worker_name, " on ", HostName(),
+                       ": ", opened.status().message()));
     }
     dataset_ = std::make_unique<common::Dataset>(std::move(*opened));
     dataset_path_ = path;
@@ -80,14 +81,16 @@ absl::StatusOr<const common::Dataset*> SubnetTrainer::OpenDataset(
   if (!want.empty() && dataset_->meta().content_hash != want) {
     return absl::FailedPreconditionError(absl::StrCat(
         "worker ", options_.worker_name, " on ", HostName(), ": dataset ", path,
-        " has content hash ", dataset_->meta().content_hash, " but the job expects ", want,
-        ": copy the coordinator's dataset to this machine (or pass --data_dir)"));
+        " has content hash ", dataset_->meta().content_hash,
+        " but the job expects ", want,
+        ": copy the coordinator's dataset to this machine (or pass "
+        "--data_dir)"));
   }
   return dataset_.get();
 }
 
-absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(PreparedSubnet& subnet,
-                                                   std::function<bool()> should_stop) {
+absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
+    PreparedSubnet& subnet, std::function<bool()> should_stop) {
   const auto& h = subnet.header;
   TWIST_ASSIGN_OR_RETURN(const common::Dataset* dataset, OpenDataset(h.spec()));
   subnet.model->to(options_.device);
@@ -95,8 +98,9 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(PreparedSubnet& subnet,
       common::TrainingOptionsOf(h.spec(), h.round(), h.slot());
   options.should_stop = std::move(should_stop);
   TrainedSubnet out;
-  TWIST_ASSIGN_OR_RETURN(out.result,
-                         common::TrainLocalSteps(*subnet.model, dataset->train(), options));
+  TWIST_ASSIGN_OR_RETURN(
+      out.result,
+      common::TrainLocalSteps(*subnet.model, dataset->train(), options));
   torch::NoGradGuard no_grad;
   for (const auto& [name, param] : common::ParameterTensors(*subnet.model)) {
     out.tensors.Set(name, param.detach().to(torch::kCPU).contiguous());

@@ -50,7 +50,8 @@ class SubnetTrainer {
 
   // Allocates the subnetwork the header describes. InvalidArgument when the
   // header's units or tensor list do not match its spec.
-  absl::StatusOr<PreparedSubnet> Prepare(const twist::v1::AssignmentHeader& header) const;
+  absl::StatusOr<PreparedSubnet> Prepare(
+      const twist::v1::AssignmentHeader& header) const;
 
   // Trains the received subnetwork. FailedPrecondition (with the worker's
   // name, host and path) when the dataset is missing or differs from the
@@ -62,7 +63,8 @@ class SubnetTrainer {
   std::string DatasetPath(const twist::v1::JobSpec& spec) const;
 
  private:
-  absl::StatusOr<const common::Dataset*> OpenDataset(const twist::v1::JobSpec& spec);
+  absl::StatusOr<const common::Dataset*> OpenDataset(
+      const twist::v1::JobSpec& spec);
 
   const Options options_;
   std::string dataset_path_;

@@ -16,7 +16,8 @@ using common::DeadlineIn;
 using common::FromGrpcStatus;
 
 double Since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
 }
 
 // Largest subnetwork the worker accepts to receive (guards memory against a
@@ -28,7 +29,8 @@ constexpr int64_t kMaxAssignmentBytes = int64_t{64} << 30;
 WorkerClient::WorkerClient(Options options, SubnetTrainer* trainer)
     : options_(std::move(options)),
       trainer_(trainer),
-      stub_(twist::v1::WorkerService::NewStub(common::MakeChannel(options_.coordinator))) {}
+      stub_(twist::v1::WorkerService::NewStub(
+          common::MakeChannel(options_.coordinator))) {}
 
 WorkerClient::~WorkerClient() {
   Stop();
@@ -50,7 +52,8 @@ absl::Status WorkerClient::Join() {
   twist::v1::JoinResponse response;
   grpc::ClientContext context;
   context.set_deadline(DeadlineIn(10));
-  TWIST_RETURN_IF_ERROR(FromGrpcStatus(stub_->Join(&context, request, &response)));
+  TWIST_RETURN_IF_ERROR(
+      FromGrpcStatus(stub_->Join(&context, request, &response)));
   absl::MutexLock lock(&mu_);
   worker_id_ = response.worker_id();
   incarnation_ = response.incarnation();
@@ -82,8 +85,8 @@ void WorkerClient::HeartbeatLoop() {
       context.set_deadline(DeadlineIn(std::max(2.0, 2 * interval)));
       grpc::Status s = stub_->Heartbeat(&context, request, &response);
       if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
-        LOG(WARNING) << "coordinator does not know this worker (" << s.error_message()
-                     << "): joining again";
+        LOG(WARNING) << "coordinator does not know this worker ("
+                     << s.error_message() << "): joining again";
         absl::MutexLock lock(&mu_);
         need_join_ = true;
         abandon_.store(true);
@@ -98,8 +101,9 @@ void WorkerClient::HeartbeatLoop() {
       }
     }
     // Sleep in small steps so Stop() is prompt.
-    const auto until = std::chrono::steady_clock::now() +
-                       std::chrono::microseconds(static_cast<int64_t>(interval * 1e6));
+    const auto until =
+        std::chrono::steady_clock::now() +
+        std::chrono::microseconds(static_cast<int64_t>(interval * 1e6));
     while (!stop_.load() && std::chrono::steady_clock::now() < until) {
       absl::SleepFor(absl::Milliseconds(20));
     }
@@ -128,10 +132,11 @@ absl::Status WorkerClient::Run() {
       absl::MutexLock lock(&mu_);
       need_join_ = true;
     }
-    LOG(WARNING) << (need_join ? "cannot join: " : "") << s << "; retrying in " << backoff_s
-                 << " s";
-    const auto until = std::chrono::steady_clock::now() +
-                       std::chrono::microseconds(static_cast<int64_t>(backoff_s * 1e6));
+    LOG(WARNING) << (need_join ? "cannot join: " : "") << s << "; retrying in "
+                 << backoff_s << " s";
+    const auto until =
+        std::chrono::steady_clock::now() +
+        std::chrono::microseconds(static_cast<int64_t>(backoff_s * 1e6));
     while (!stop_.load() && std::chrono::steady_clock::now() < until) {
       absl::SleepFor(absl::Milliseconds(20));
     }
@@ -178,7 +183,8 @@ absl::Status WorkerClient::ServeOnce() {
   if (!message.has_header()) {
     context.TryCancel();
     reader->Finish();
-    return absl::InvalidArgumentError("assignment stream did not start with a header");
+    return absl::InvalidArgumentError(
+        "assignment stream did not start with a header");
   }
   abandon_.store(false);
   {
@@ -200,7 +206,8 @@ absl::Status WorkerClient::ServeOnce() {
     return SendUpdate(update, {});
   }
   {
-    common::ChunkAssembler assembler(prepared->receive_into, options_.chunk_bytes);
+    common::ChunkAssembler assembler(prepared->receive_into,
+                                     options_.chunk_bytes);
     absl::Status bad;
     {
       torch::NoGradGuard no_grad;  // the chunks land in parameter memory
@@ -227,23 +234,26 @@ absl::Status WorkerClient::ServeOnce() {
     resident_parameters_ = prepared->receive_into.NumElements();
   }
 
-  absl::StatusOr<TrainedSubnet> trained =
-      trainer_->Train(*prepared, [this] { return abandon_.load() || stop_.load(); });
+  absl::StatusOr<TrainedSubnet> trained = trainer_->Train(
+      *prepared, [this] { return abandon_.load() || stop_.load(); });
   prepared->model = nullptr;  // drop the model; the trained copy remains
   if (!trained.ok()) {
     if (trained.status().code() == absl::StatusCode::kCancelled) {
-      LOG(INFO) << "round " << update.round() << " abandoned: " << trained.status().message();
+      LOG(INFO) << "round " << update.round()
+                << " abandoned: " << trained.status().message();
       return absl::OkStatus();
     }
     update.set_error(std::string(trained.status().message()));
-    LOG(WARNING) << "cannot train round " << update.round() << ": " << trained.status();
+    LOG(WARNING) << "cannot train round " << update.round() << ": "
+                 << trained.status();
     return SendUpdate(update, {});
   }
   if (options_.delay_after_train_s > 0) {
     const auto until = std::chrono::steady_clock::now() +
-                       std::chrono::microseconds(
-                           static_cast<int64_t>(options_.delay_after_train_s * 1e6));
-    while (!stop_.load() && !abandon_.load() && std::chrono::steady_clock::now() < until) {
+                       std::chrono::microseconds(static_cast<int64_t>(
+                           options_.delay_after_train_s * 1e6));
+    while (!stop_.load() && !abandon_.load() &&
+           std::chrono::steady_clock::now() < until) {
       absl::SleepFor(absl::Milliseconds(20));
     }
   }
@@ -273,11 +283,13 @@ absl::Status WorkerClient::SendUpdate(const twist::v1::UpdateHeader& header,
   bool ok = writer->Write(message);
   if (ok) {
     absl::Status s = common::ForEachChunk(
-        tensors, options_.chunk_bytes, [&](const twist::v1::TensorChunk& chunk) {
+        tensors, options_.chunk_bytes,
+        [&](const twist::v1::TensorChunk& chunk) {
           twist::v1::UpdateMessage m;
           *m.mutable_chunk() = chunk;
-          return writer->Write(m) ? absl::OkStatus()
-                                  : absl::UnavailableError("update stream broke");
+          return writer->Write(m)
+                     ? absl::OkStatus()
+                     : absl::UnavailableError("update stream broke");
         });
     ok = s.ok();
   }

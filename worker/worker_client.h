@@ -23,11 +23,11 @@ class WorkerClient {
  public:
   struct Options {
     std::string coordinator = "127.0.0.1:7070";
-    std::string name;          // shown on the coordinator's status pages
+    std::string name;  // shown on the coordinator's status pages
     std::string device_name = "cpu";
     double capacity = 1.0;
     int threads = 0;
-    double poll_s = 10;        // how long one ReceiveAssignment may wait
+    double poll_s = 10;  // how long one ReceiveAssignment may wait
     size_t chunk_bytes = size_t{1} << 20;
     // Test-only: sleep this long after training each round, while still
     // heartbeating (a slow worker, for straggler tests).

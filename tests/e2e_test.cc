@@ -1,0 +1,291 @@
+// End-to-end tests with the real binaries as separate processes on loopback:
+// a coordinator, two workers and twistctl. One cluster serves every test of
+// this binary (ctest runs the binary as one test) to keep the suite short.
+#include <grpcpp/grpcpp.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/job_config.h"
+#include "common/merge.h"
+#include "common/model_io.h"
+#include "common/rpc_util.h"
+#include "common/safetensors.h"
+#include "common/subnet.h"
+#include "common/subnet_proto.h"
+#include "common/threads.h"
+#include "coordinator/round_plan.h"
+#include "gtest/gtest.h"
+#include "tests/cluster.h"
+#include "tests/test_models.h"
+#include "twist/v1/job_service.grpc.pb.h"
+#include "worker/subnet_trainer.h"
+
+namespace twist {
+namespace {
+
+using ::twist::testing::Cluster;
+using ::twist::testing::HttpGet;
+
+class EndToEndTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    common::ConfigureThreads(1);  // as the workers, for bit-exact comparisons
+    dir_ = new std::string(twist::testing::MakeTempDir());
+    auto data = twist::testing::PrepareSyntheticDataset(*dir_, 300000);
+    ASSERT_TRUE(data.ok()) << data.status();
+    data_ = new std::string(*data);
+    cluster_ = new Cluster(*dir_);
+    absl::Status s = cluster_->StartCoordinator();
+    ASSERT_TRUE(s.ok()) << s;
+    ASSERT_TRUE(cluster_->StartWorker("alpha").ok());
+    ASSERT_TRUE(cluster_->StartWorker("beta").ok());
+    s = cluster_->WaitForLiveWorkers(2);
+    ASSERT_TRUE(s.ok()) << s;
+  }
+
+  static void TearDownTestSuite() {
+    delete cluster_;
+    if (!::testing::UnitTest::GetInstance()->Failed())
+      std::filesystem::remove_all(*dir_);
+  }
+
+  // Submits with twistctl and waits for the end; returns the job id.
+  int64_t SubmitAndWatch(const std::vector<std::string>& options) {
+    std::vector<std::string> args = {"submit", "--data=" + *data_, "--watch"};
+    args.insert(args.end(), options.begin(), options.end());
+    std::string output;
+    const int rc = cluster_->Twistctl(args, &output);
+    EXPECT_EQ(rc, 0) << output << "\ncoordinator log:\n"
+                     << cluster_->coordinator()->Log();
+    std::smatch m;
+    if (!std::regex_search(output, m, std::regex("submitted job (\\d+)"))) {
+      ADD_FAILURE() << "no job id in: " << output;
+      return 0;
+    }
+    return std::stoll(m[1]);
+  }
+
+  nlohmann::json JobJson(int64_t id) {
+    auto body =
+        HttpGet(cluster_->http_port(), absl::StrCat("/api/v1/jobs/", id));
+    EXPECT_TRUE(body.ok()) << body.status();
+    return body.ok() ? nlohmann::json::parse(*body) : nlohmann::json();
+  }
+
+  common::NamedTensors Export(int64_t id, const std::string& file,
+                              const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"export", absl::StrCat(id),
+                                     "--output=" + *dir_ + "/" + file};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::string output;
+    EXPECT_EQ(cluster_->Twistctl(args, &output), 0) << output;
+    auto read = common::ReadSafetensors(*dir_ + "/" + file);
+    EXPECT_TRUE(read.ok()) << read.status();
+    return read.ok() ? read->tensors : common::NamedTensors();
+  }
+
+  twist::v1::JobSpec ResolvedSpec(int64_t id) {
+    auto stub = twist::v1::JobService::NewStub(
+        common::MakeChannel(cluster_->coordinator_address()));
+    grpc::ClientContext context;
+    context.set_deadline(common::DeadlineIn(10));
+    twist::v1::GetJobRequest request;
+    request.set_job_id(id);
+    twist::v1::Job job;
+    EXPECT_TRUE(stub->GetJob(&context, request, &job).ok());
+    return job.spec();
+  }
+
+  static std::string* dir_;
+  static std::string* data_;
+  static Cluster* cluster_;
+};
+
+std::string* EndToEndTest::dir_ = nullptr;
+std::string* EndToEndTest::data_ = nullptr;
+Cluster* EndToEndTest::cluster_ = nullptr;
+
+const std::vector<std::string> kSmallModel = {"--n_layer=2", "--n_embd=64",
+                                              "--n_head=4", "--block_size=64",
+                                              "--batch_size=8"};
+
+std::vector<std::string> With(std::vector<std::string> a,
+                              const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+TEST_F(EndToEndTest, TwistJobTrainsReportsExportsAndGenerates) {
+  const int64_t id = SubmitAndWatch(
+      With(kSmallModel,
+           {"--name=e2e-twist", "--rounds=8", "--local_steps=15", "--lr=3e-3",
+            "--eval_every=4", "--min_workers=2", "--seed=3"}));
+  ASSERT_GT(id, 0);
+  const nlohmann::json job = JobJson(id);
+  EXPECT_EQ(job["state"], "completed");
+  EXPECT_EQ(job["round"], 8);
+  const auto& rounds = job["rounds"];
+  ASSERT_EQ(rounds.size(), 9u);  // round 0 (evaluation) and 8 rounds
+
+  // Learning: the final validation loss is well below the initial one.
+  const double first = rounds[0]["val_loss"], last = rounds[8]["val_loss"];
+  EXPECT_LT(last, 0.8 * first) << "val loss " << first << " -> " << last;
+  EXPECT_TRUE(rounds[4]["val_loss"].is_number());
+  EXPECT_TRUE(rounds[3]["val_loss"].is_null());
+
+  // Every round used both workers, each on a subnetwork of half the heads and
+  // half the FFN columns, and said so itself.
+  const common::ModelConfig full = common::ModelConfig::Full(2, 4, 64, 64, 256);
+  common::SubnetUnits half = common::AllUnits(full);
+  for (auto& layer : half.layers) {
+    layer.heads.resize(2);
+    layer.ffn_columns.resize(128);
+  }
+  const int64_t subnet_parameters =
+      common::SubnetConfig(full, half).NumParameters();
+  for (size_t r = 1; r < rounds.size(); ++r) {
+    ASSERT_EQ(rounds[r]["workers"].size(), 2u);
+    for (const auto& w : rounds[r]["workers"]) {
+      EXPECT_TRUE(w["accepted"].get<bool>()) << w.dump();
+      EXPECT_EQ(w["parameters"], subnet_parameters);
+      EXPECT_LT(w["parameters"].get<int64_t>(), full.NumParameters());
+      EXPECT_EQ(w["bytes_sent"], 4 * subnet_parameters);  // float32
+      EXPECT_EQ(w["bytes_received"], 4 * subnet_parameters);
+      EXPECT_GT(w["compute_s"].get<double>(), 0);
+    }
+  }
+
+  // Prometheus text reports the job.
+  auto metrics = HttpGet(cluster_->http_port(), "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->find(absl::StrCat("twist_job_round{job_id=\"", id,
+                                       "\",job_name=\"e2e-twist\"} 8")),
+            std::string::npos)
+      << *metrics;
+  EXPECT_NE(metrics->find(absl::StrCat(
+                "twist_job_state{job_id=\"", id,
+                "\",job_name=\"e2e-twist\",state=\"completed\"} 1")),
+            std::string::npos);
+  EXPECT_NE(metrics->find("twist_workers_live 2"), std::string::npos);
+  auto dashboard = HttpGet(cluster_->http_port(), "/");
+  ASSERT_TRUE(dashboard.ok());
+  EXPECT_NE(dashboard->find("TwIST coordinator"), std::string::npos);
+
+  // The trained model: every head and every FFN column of every layer moved
+  // away from the initial weights.
+  const common::NamedTensors trained = Export(id, "e2e.safetensors");
+  common::Gpt initial(full);
+  initial->InitWeights(3);
+  const common::NamedTensors before = common::ParameterTensors(*initial);
+  for (int l = 0; l < full.n_layer; ++l) {
+    const std::string p = absl::StrCat("transformer.h.", l, ".");
+    const auto& qkv = *trained.Find(p + "attn.c_attn.weight");
+    const auto& qkv0 = *before.Find(p + "attn.c_attn.weight");
+    for (int h = 0; h < 4; ++h) {
+      EXPECT_FALSE(qkv.slice(0, h * 16, (h + 1) * 16)
+                       .equal(qkv0.slice(0, h * 16, (h + 1) * 16)))
+          << "layer " << l << " head " << h << " never trained";
+    }
+    const auto& fc = *trained.Find(p + "mlp.c_fc.weight");
+    const auto& fc0 = *before.Find(p + "mlp.c_fc.weight");
+    const auto unchanged = (fc == fc0).all(/*dim=*/1).sum().item<int64_t>();
+    EXPECT_EQ(unchanged, 0) << "layer " << l << ": FFN columns never trained";
+  }
+
+  // The exported file loads as a model and generates text.
+  auto loaded = common::LoadModel(*dir_ + "/e2e.safetensors");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->config(), full);
+  std::string output;
+  ASSERT_EQ(
+      cluster_->Twistctl({"generate", "--model=" + *dir_ + "/e2e.safetensors",
+                          "--prompt=The ", "--tokens=40"},
+                         &output),
+      0)
+      << output;
+  EXPECT_TRUE(absl::StartsWith(output, "The ")) << output;
+  EXPECT_GE(output.size(), 44u);
+
+  // A half-size subnetwork exports as a smaller model that loads too.
+  Export(id, "e2e-half.safetensors", {"--keep_ratio=0.5"});
+  auto half_model = common::LoadModel(*dir_ + "/e2e-half.safetensors");
+  ASSERT_TRUE(half_model.ok()) << half_model.status();
+  EXPECT_EQ((*half_model)->config(), common::SubnetConfig(full, half));
+}
+
+TEST_F(EndToEndTest, LocalSgdJobCompletesThroughTheSamePath) {
+  const int64_t id = SubmitAndWatch(With(
+      kSmallModel,
+      {"--name=e2e-local-sgd", "--mode=local_sgd", "--rounds=3",
+       "--local_steps=10", "--lr=3e-3", "--eval_every=3", "--min_workers=2"}));
+  ASSERT_GT(id, 0);
+  const nlohmann::json job = JobJson(id);
+  EXPECT_EQ(job["state"], "completed");
+  EXPECT_EQ(job["mode"], "local_sgd");
+  const int64_t full =
+      common::ModelConfig::Full(2, 4, 64, 64, 256).NumParameters();
+  ASSERT_EQ(job["rounds"].size(), 4u);
+  for (size_t r = 1; r < 4; ++r) {
+    EXPECT_EQ(job["rounds"][r]["bytes_sent"],
+              2 * 4 * full);  // the whole model to each
+    for (const auto& w : job["rounds"][r]["workers"])
+      EXPECT_EQ(w["parameters"], full);
+  }
+  EXPECT_LT(job["rounds"][3]["val_loss"].get<double>(),
+            job["rounds"][0]["val_loss"].get<double>());
+}
+
+TEST_F(EndToEndTest, OneRoundOverGrpcEqualsTheSameRoundInProcess) {
+  const int64_t id = SubmitAndWatch(
+      With(kSmallModel, {"--name=e2e-determinism", "--rounds=1",
+                         "--local_steps=4", "--min_workers=2", "--seed=11"}));
+  ASSERT_GT(id, 0);
+  ASSERT_EQ(JobJson(id)["state"], "completed");
+  const common::NamedTensors over_grpc = Export(id, "determinism.safetensors");
+
+  // The same round in this process: init, partition, extract, train, merge.
+  const twist::v1::JobSpec spec = ResolvedSpec(id);
+  const common::ModelConfig config = common::ModelConfigOf(spec);
+  common::Gpt model(config);
+  model->InitWeights(spec.seed());
+  const common::NamedTensors params = common::ParameterTensors(*model);
+  auto plan = coordinator::PlanRound(spec, config, /*round=*/1, {1.0, 1.0});
+  ASSERT_TRUE(plan.ok());
+  common::SubnetMerger merger(config, params);
+  worker::SubnetTrainer trainer(worker::SubnetTrainer::Options{});
+  for (int slot = 0; slot < 2; ++slot) {
+    auto sliced = common::ExtractSubnet(config, params, (*plan)[slot]);
+    ASSERT_TRUE(sliced.ok());
+    twist::v1::AssignmentHeader header;
+    header.set_round(1);
+    header.set_slot(slot);
+    *header.mutable_spec() = spec;
+    *header.mutable_units() = common::ToProto((*plan)[slot]);
+    *header.mutable_tensors() = common::DescribeTensors(*sliced);
+    auto prepared = trainer.Prepare(header);
+    ASSERT_TRUE(prepared.ok()) << prepared.status();
+    {
+      torch::NoGradGuard no_grad;
+      for (const auto& [name, t] : prepared->receive_into)
+        t.copy_(*sliced->Find(name));
+    }
+    auto trained = trainer.Train(*prepared);
+    ASSERT_TRUE(trained.ok()) << trained.status();
+    ASSERT_TRUE(merger.AddWeights((*plan)[slot], trained->tensors).ok());
+  }
+  common::ApplyMergedDelta(merger.Finish(), params);
+  for (const auto& [name, t] : params) {
+    const at::Tensor* remote = over_grpc.Find(name);
+    ASSERT_NE(remote, nullptr) << name;
+    EXPECT_TRUE(t.equal(*remote)) << name << " differs by up to "
+                                  << (t - *remote).abs().max().item<double>();
+  }
+}
+
+}  // namespace
+}  // namespace twist
