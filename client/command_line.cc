@@ -94,6 +94,14 @@ absl::StatusOr<CommandLine> ParseCommandLine(
       }
       if (key == "coordinator") {
         line.coordinator = value;
+      } else if (key == "token_file") {
+        line.security.token_file = value;
+      } else if (key == "tls_ca") {
+        line.security.tls_ca_file = value;
+      } else if (key == "tls_cert") {
+        line.security.tls_cert_file = value;
+      } else if (key == "tls_key") {
+        line.security.tls_key_file = value;
       } else {
         line.options[key] = value;
       }

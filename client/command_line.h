@@ -10,11 +10,15 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/rpc_security.h"
 
 namespace twist::client {
 
 struct CommandLine {
   std::string coordinator = "127.0.0.1:7070";
+  // Global options, like --coordinator: --token_file, --tls_ca, --tls_cert,
+  // --tls_key.
+  common::ClientSecurity security;
   std::string command;
   std::vector<std::string> positional;         // after the command
   std::map<std::string, std::string> options;  // --key=value; --flag is "true"

@@ -29,9 +29,28 @@ namespace {
 using common::DeadlineIn;
 using common::FromGrpcStatus;
 
-std::unique_ptr<twist::v1::JobService::Stub> Connect(const CommandLine& line) {
-  return twist::v1::JobService::NewStub(common::MakeChannel(line.coordinator));
-}
+// A connection to the coordinator with the user's TLS settings and token.
+class Client {
+ public:
+  static absl::StatusOr<Client> Open(const CommandLine& line) {
+    TWIST_ASSIGN_OR_RETURN(common::Connection connection,
+                           common::Connect(line.coordinator, line.security));
+    return Client(std::move(connection));
+  }
+  twist::v1::JobService::Stub* operator->() { return stub_.get(); }
+  // Deadline and token for one call.
+  void Prepare(grpc::ClientContext* context, double deadline_s) const {
+    context->set_deadline(DeadlineIn(deadline_s));
+    connection_.Authorize(context);
+  }
+
+ private:
+  explicit Client(common::Connection connection)
+      : connection_(std::move(connection)),
+        stub_(twist::v1::JobService::NewStub(connection_.channel)) {}
+  common::Connection connection_;
+  std::unique_ptr<twist::v1::JobService::Stub> stub_;
+};
 
 // Adds where the coordinator is to connection errors.
 absl::Status Rpc(const CommandLine& line, const grpc::Status& status) {
@@ -127,9 +146,9 @@ absl::Status Submit(const CommandLine& line) {
                            LoadSpecFile(line.Get("spec")));
   }
   TWIST_RETURN_IF_ERROR(ApplySpecOptions(line, request.mutable_spec()));
-  auto stub = Connect(line);
+  TWIST_ASSIGN_OR_RETURN(Client stub, Client::Open(line));
   grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(60));
+  stub.Prepare(&context, 60);
   twist::v1::SubmitJobResponse response;
   TWIST_RETURN_IF_ERROR(
       Rpc(line, stub->SubmitJob(&context, request, &response)));
@@ -154,9 +173,9 @@ absl::Status Submit(const CommandLine& line) {
 
 absl::Status List(const CommandLine& line) {
   TWIST_RETURN_IF_ERROR(CheckOptions(line, {}));
-  auto stub = Connect(line);
+  TWIST_ASSIGN_OR_RETURN(Client stub, Client::Open(line));
   grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(10));
+  stub.Prepare(&context, 10);
   twist::v1::ListJobsResponse response;
   TWIST_RETURN_IF_ERROR(Rpc(line, stub->ListJobs(&context, {}, &response)));
   std::printf("%-5s %-20s %-10s %-9s %-11s %-10s %-10s %s\n", "ID", "NAME",
@@ -178,9 +197,9 @@ absl::Status List(const CommandLine& line) {
 absl::Status Status(const CommandLine& line) {
   TWIST_RETURN_IF_ERROR(CheckOptions(line, {"json"}));
   TWIST_ASSIGN_OR_RETURN(int64_t id, JobIdArgument(line));
-  auto stub = Connect(line);
+  TWIST_ASSIGN_OR_RETURN(Client stub, Client::Open(line));
   grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(10));
+  stub.Prepare(&context, 10);
   twist::v1::GetJobRequest request;
   request.set_job_id(id);
   request.set_include_rounds(true);
@@ -237,13 +256,13 @@ absl::Status Watch(const CommandLine& line) {
   TWIST_RETURN_IF_ERROR(CheckOptions(line, {}));
   TWIST_ASSIGN_OR_RETURN(int64_t id, JobIdArgument(line));
   const bool tty = ::isatty(STDOUT_FILENO);
-  auto stub = Connect(line);
+  TWIST_ASSIGN_OR_RETURN(Client stub, Client::Open(line));
   ProgressView view;
   twist::v1::Job job;
   // Reconnects while the coordinator is away (e.g. restarting).
   for (int attempt = 0;; ++attempt) {
     grpc::ClientContext context;
-    context.set_deadline(DeadlineIn(7 * 24 * 3600));
+    stub.Prepare(&context, 7 * 24 * 3600);
     twist::v1::WatchJobRequest request;
     request.set_job_id(id);
     auto reader = stub->WatchJob(&context, request);
@@ -284,9 +303,9 @@ absl::Status Watch(const CommandLine& line) {
 absl::Status Cancel(const CommandLine& line) {
   TWIST_RETURN_IF_ERROR(CheckOptions(line, {}));
   TWIST_ASSIGN_OR_RETURN(int64_t id, JobIdArgument(line));
-  auto stub = Connect(line);
+  TWIST_ASSIGN_OR_RETURN(Client stub, Client::Open(line));
   grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(30));
+  stub.Prepare(&context, 30);
   twist::v1::CancelJobRequest request;
   request.set_job_id(id);
   twist::v1::Job job;
@@ -298,9 +317,9 @@ absl::Status Cancel(const CommandLine& line) {
 
 absl::Status Workers(const CommandLine& line) {
   TWIST_RETURN_IF_ERROR(CheckOptions(line, {}));
-  auto stub = Connect(line);
+  TWIST_ASSIGN_OR_RETURN(Client stub, Client::Open(line));
   grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(10));
+  stub.Prepare(&context, 10);
   twist::v1::ListWorkersResponse response;
   TWIST_RETURN_IF_ERROR(Rpc(line, stub->ListWorkers(&context, {}, &response)));
   const double now = std::chrono::duration<double>(
@@ -336,9 +355,9 @@ absl::Status Export(const CommandLine& line) {
   TWIST_ASSIGN_OR_RETURN(int64_t seed, line.GetInt("seed", 1));
   request.set_keep_ratio(keep);
   request.set_seed(static_cast<uint64_t>(seed));
-  auto stub = Connect(line);
+  TWIST_ASSIGN_OR_RETURN(Client stub, Client::Open(line));
   grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(3600));
+  stub.Prepare(&context, 3600);
   auto reader = stub->ExportModel(&context, request);
   twist::v1::ExportMessage message;
   if (!reader->Read(&message) || !message.has_header()) {
@@ -400,8 +419,11 @@ absl::Status Generate(const CommandLine& line) {
 const char* Usage() {
   return R"(twistctl: the TwIST client
 
-usage: twistctl [--coordinator=HOST:PORT] COMMAND [ARGS] [--option=value ...]
-  (the coordinator defaults to 127.0.0.1:7070)
+usage: twistctl [--coordinator=HOST:PORT] [--token_file=FILE] [--tls_ca=FILE]
+                COMMAND [ARGS] [--option=value ...]
+  (the coordinator defaults to 127.0.0.1:7070; --token_file holds the client
+  token of a coordinator with authentication, --tls_ca the CA of its
+  certificate, --tls_cert/--tls_key a client certificate)
 
 commands:
   prepare --input=FILE_OR_DIR --output=DIR [--val_fraction=0.1] [--strip_tags]

@@ -35,15 +35,38 @@ void SendError(httplib::Response& res, const absl::Status& status) {
 }  // namespace
 
 HttpStatusServer::HttpStatusServer(Options options, JobManager* jobs,
-                                   WorkerRegistry* registry)
+                                   WorkerRegistry* registry,
+                                   const common::TokenAuthenticator* tokens)
     : options_(std::move(options)),
       jobs_(jobs),
       registry_(registry),
-      server_(std::make_unique<httplib::Server>()) {}
+      tokens_(tokens),
+      server_(options_.tls_cert_file.empty()
+                  ? std::make_unique<httplib::Server>()
+                  : std::make_unique<httplib::SSLServer>(
+                        options_.tls_cert_file.c_str(),
+                        options_.tls_key_file.c_str())) {}
 
 HttpStatusServer::~HttpStatusServer() { Stop(); }
 
 void HttpStatusServer::Routes() {
+  // Data needs the client token when tokens are on; the page and the probe
+  // do not.
+  server_->set_pre_routing_handler([this](const httplib::Request& req,
+                                          httplib::Response& res) {
+    if (req.path == "/" || req.path == "/healthz" || !tokens_->enabled()) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    std::string authorization = req.get_header_value("Authorization");
+    if (authorization.empty() && req.has_param("token")) {
+      authorization = "Bearer " + req.get_param_value("token");
+    }
+    const absl::Status s = tokens_->Check(authorization, common::Role::kClient);
+    if (s.ok()) return httplib::Server::HandlerResponse::Unhandled;
+    SendJson(res, {{"error", std::string(s.message())}},
+             s.code() == absl::StatusCode::kPermissionDenied ? 403 : 401);
+    return httplib::Server::HandlerResponse::Handled;
+  });
   server_->Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(kDashboardHtml, "text/html; charset=utf-8");
   });
@@ -80,13 +103,20 @@ void HttpStatusServer::Routes() {
       "/metrics", [this](const httplib::Request&, httplib::Response& res) {
         absl::StatusOr<std::vector<twist::v1::Job>> jobs = jobs_->List();
         if (!jobs.ok()) return SendError(res, jobs.status());
-        res.set_content(PrometheusText(*jobs, registry_->AllWorkers(),
-                                       jobs_->incarnation()),
-                        "text/plain; version=0.0.4; charset=utf-8");
+        res.set_content(
+            PrometheusText(*jobs, registry_->AllWorkers(), jobs_->incarnation(),
+                           jobs_->stale_updates()),
+            "text/plain; version=0.0.4; charset=utf-8");
       });
 }
 
 absl::Status HttpStatusServer::Start() {
+  if (!server_->is_valid()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot serve HTTPS with --tls_cert=", options_.tls_cert_file,
+        " and --tls_key=", options_.tls_key_file,
+        ": the files are missing or are not a matching PEM pair"));
+  }
   Routes();
   if (options_.port == 0) {
     port_ = server_->bind_to_any_port(options_.host);

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/status/status.h"
+#include "common/auth.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/worker_registry.h"
 
@@ -22,15 +23,22 @@ class HttpStatusServer {
  public:
   struct Options {
     std::string host = "127.0.0.1";
-    int port = 8080;        // 0 picks a free port
-    bool insecure = false;  // shown on the dashboard as a warning
+    int port = 8080;            // 0 picks a free port
+    bool insecure = false;      // shown on the dashboard as a warning
+    std::string tls_cert_file;  // with tls_key_file: HTTPS
+    std::string tls_key_file;
   };
 
-  // `jobs` and `registry` must outlive the server.
-  HttpStatusServer(Options options, JobManager* jobs, WorkerRegistry* registry);
+  // `jobs`, `registry` and `tokens` must outlive the server. With tokens
+  // enabled, /api/ and /metrics need the client token (an
+  // "Authorization: Bearer" header, or ?token= for tools that cannot send
+  // headers); / and /healthz stay open.
+  HttpStatusServer(Options options, JobManager* jobs, WorkerRegistry* registry,
+                   const common::TokenAuthenticator* tokens);
   ~HttpStatusServer();
 
-  // Binds and starts serving on a thread of its own.
+  // Binds and starts serving on a thread of its own. FailedPrecondition when
+  // the certificate or key cannot be loaded.
   absl::Status Start();
   void Stop();
   int port() const { return port_; }
@@ -41,6 +49,7 @@ class HttpStatusServer {
   const Options options_;
   JobManager* const jobs_;
   WorkerRegistry* const registry_;
+  const common::TokenAuthenticator* const tokens_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

@@ -166,6 +166,11 @@ void JobManager::SchedulerLoop() {
       }
       Changed();
     };
+    hooks.truncate_rounds = [this](int64_t job_id, int32_t keep_up_to) {
+      absl::Status s = store_->TruncateRounds(job_id, keep_up_to);
+      Changed();
+      return s;
+    };
     hooks.set_current_round = [this](std::shared_ptr<RoundCollector> c) {
       absl::MutexLock lock(&mu_);
       current_round_ = std::move(c);
@@ -174,8 +179,6 @@ void JobManager::SchedulerLoop() {
     runner_options.incarnation = options_.incarnation;
     runner_options.job_dir = JobDir(id);
     runner_options.poll_interval = options_.poll_interval;
-    // A job that was running when the coordinator stopped starts over here.
-    job->set_round(0);
     JobRunner runner(*job, registry_, runner_options, std::move(hooks));
     {
       absl::MutexLock lock(&mu_);
@@ -197,6 +200,11 @@ void JobManager::SchedulerLoop() {
 absl::StatusOr<std::shared_ptr<RoundCollector>> JobManager::CurrentRound(
     const twist::v1::UpdateHeader& h) {
   absl::MutexLock lock(&mu_);
+  if (h.incarnation() != options_.incarnation || !current_round_ ||
+      current_round_->job_id() != h.job_id() ||
+      current_round_->round() != h.round()) {
+    ++stale_updates_;
+  }
   if (h.incarnation() != options_.incarnation) {
     return absl::FailedPreconditionError(
         absl::StrCat("update for coordinator incarnation ", h.incarnation(),

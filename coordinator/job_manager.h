@@ -85,6 +85,8 @@ class JobManager {
                    const std::string& reason);
 
   uint64_t incarnation() const { return options_.incarnation; }
+  // Updates refused because their round was not current.
+  int64_t stale_updates() const { return stale_updates_.load(); }
   std::string JobDir(int64_t job_id) const;
 
  private:
@@ -105,6 +107,7 @@ class JobManager {
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
+  std::atomic<int64_t> stale_updates_{0};
   std::atomic<bool> cancel_running_{false};
   std::atomic<bool> stop_{false};
   std::thread scheduler_;

@@ -1,5 +1,6 @@
 #include "coordinator/job_runner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include "common/model_io.h"
 #include "common/status_macros.h"
 #include "common/subnet_proto.h"
+#include "coordinator/checkpoint.h"
 #include "coordinator/job_spec.h"
 #include "coordinator/round_plan.h"
 #include "glog/logging.h"
@@ -89,11 +91,11 @@ absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
     params_ = common::ParameterTensors(*model_);
   }
   job_.set_parameters(config_.NumParameters());
-  job_.set_started_at(NowSeconds());
+  TWIST_RETURN_IF_ERROR(Resume());
+  if (job_.started_at() == 0) job_.set_started_at(NowSeconds());
   SetState(twist::v1::JOB_STATE_RUNNING, "");
 
-  // Round 0: the model before training.
-  {
+  if (job_.round() == 0) {  // the model before training
     const auto start = std::chrono::steady_clock::now();
     TWIST_ASSIGN_OR_RETURN(double val_loss, Evaluate());
     twist::v1::RoundRecord record;
@@ -104,17 +106,29 @@ absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
     record.set_eval_s(Since(start));
     record.set_duration_s(record.eval_s());
     record.set_finished_at(NowSeconds());
-    job_.set_round(0);
     hooks_.round_finished(job_.id(), record);
     LOG(INFO) << "job " << job_.id() << " round 0: val_loss " << val_loss;
   }
 
   for (int32_t round = job_.round() + 1; round <= spec.rounds(); ++round) {
-    if (cancel.load() || stop.load()) return absl::OkStatus();
-    if (!WaitForWorkers(cancel, stop)) return absl::OkStatus();
+    if (cancel.load() || stop.load()) break;
+    if (!WaitForWorkers(cancel, stop)) break;
     TWIST_RETURN_IF_ERROR(RunOneRound(round, cancel, stop));
+    if (spec.checkpoint_every() > 0 && round % spec.checkpoint_every() == 0 &&
+        round < spec.rounds()) {
+      TWIST_RETURN_IF_ERROR(SaveCheckpoint());
+    }
   }
-  if (cancel.load() || stop.load()) return absl::OkStatus();
+  if (stop.load() && !cancel.load()) {
+    // The coordinator is shutting down: keep the last finished round so a
+    // restart resumes from it. A round interrupted midway is run again.
+    if (job_.round() > last_checkpoint_round_)
+      TWIST_RETURN_IF_ERROR(SaveCheckpoint());
+    LOG(INFO) << "job " << job_.id() << " interrupted after round "
+              << job_.round() << "; it resumes when the coordinator restarts";
+    return absl::OkStatus();
+  }
+  if (cancel.load()) return absl::OkStatus();
 
   std::filesystem::create_directories(options_.job_dir);
   {
@@ -124,6 +138,62 @@ absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
   }
   SetState(twist::v1::JOB_STATE_COMPLETED, "");
   return absl::OkStatus();
+}
+
+absl::Status JobRunner::Resume() {
+  if (job_.started_at() == 0) return absl::OkStatus();  // a fresh job
+  std::vector<std::string> skipped;
+  TWIST_ASSIGN_OR_RETURN(std::optional<coordinator::Checkpoint> checkpoint,
+                         LoadLatestCheckpoint(options_.job_dir, &skipped));
+  std::string notice;
+  int32_t round = 0;
+  if (checkpoint) {
+    absl::MutexLock lock(&model_mu_);
+    absl::Status loaded = common::LoadParameters(*model_, checkpoint->model);
+    if (!loaded.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("checkpoint ", checkpoint->path,
+                       " does not fit the job's model: ", loaded.message()));
+    }
+    round = checkpoint->round;
+    notice = absl::StrCat("resumed from the checkpoint of round ", round);
+  } else {
+    notice = "restarted from the beginning: no usable checkpoint";
+  }
+  for (const auto& s : skipped) absl::StrAppend(&notice, "; ", s);
+  if (!skipped.empty()) LOG(WARNING) << "job " << job_.id() << ": " << notice;
+  // The history must match the model: rounds after the checkpoint are run
+  // again and replace what was recorded of them.
+  TWIST_RETURN_IF_ERROR(
+      hooks_.truncate_rounds(job_.id(), checkpoint ? round : -1));
+  job_.set_round(round);
+  job_.set_notice(notice);
+  last_checkpoint_round_ = round;
+  LOG(INFO) << "job " << job_.id() << ": " << notice;
+  return absl::OkStatus();
+}
+
+absl::Status JobRunner::SaveCheckpoint() {
+  {
+    absl::MutexLock lock(&model_mu_);
+    TWIST_RETURN_IF_ERROR(WriteCheckpoint(options_.job_dir, job_.round(),
+                                          params_, /*state=*/{},
+                                          options_.checkpoints_kept));
+  }
+  last_checkpoint_round_ = job_.round();
+  return absl::OkStatus();
+}
+
+double JobRunner::StragglerDeadline() const {
+  const auto& spec = job_.spec();
+  if (recent_seconds_.empty()) return spec.round_deadline_s();
+  std::vector<double> sorted(recent_seconds_.begin(), recent_seconds_.end());
+  std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2,
+                   sorted.end());
+  const double median = sorted[sorted.size() / 2];
+  return std::min(
+      spec.round_deadline_s(),
+      std::max(spec.deadline_floor_s(), spec.deadline_factor() * median));
 }
 
 bool JobRunner::WaitForWorkers(const std::atomic<bool>& cancel,
@@ -197,22 +267,31 @@ absl::Status JobRunner::RunOneRound(int32_t round,
 
   // Wait for the updates; give up on a slot when its worker is lost, on the
   // rest when the round deadline passes.
-  const absl::Time deadline =
-      absl::Now() + absl::Seconds(spec.round_deadline_s());
+  const double deadline_s = StragglerDeadline();
+  const absl::Time deadline = absl::Now() + absl::Seconds(deadline_s);
   for (;;) {
     if (collector->WaitAllSettled(absl::Now() + options_.poll_interval)) break;
     if (cancel.load() || stop.load()) break;
     for (int slot : collector->Outstanding()) {
       std::string why;
       if (!registry_->IsLive(slots[slot].worker_id, &why)) {
-        collector->Abandon(slot, absl::StrCat("worker lost: ", why));
+        collector->Abandon(slot, why == "left"
+                                     ? "worker left (shut down cleanly)"
+                                     : absl::StrCat("worker lost: ", why));
       }
     }
     if (absl::Now() >= deadline) {
       for (int slot : collector->Outstanding()) {
-        collector->Abandon(slot,
-                           absl::StrFormat("round deadline of %.1f s passed",
-                                           spec.round_deadline_s()));
+        collector->Abandon(
+            slot,
+            recent_seconds_.empty()
+                ? absl::StrFormat("straggler: round deadline of %.1f s passed",
+                                  deadline_s)
+                : absl::StrFormat(
+                      "straggler: round deadline of %.1f s passed "
+                      "(%.1f x the median update time, floor %.1f s)",
+                      deadline_s, spec.deadline_factor(),
+                      spec.deadline_floor_s()));
       }
     }
   }
@@ -234,8 +313,15 @@ absl::Status JobRunner::RunOneRound(int32_t round,
   }
   const double merge_s = Since(merge_start);
 
+  // The straggler deadline learns from the last few rounds' update times.
+  for (double t : outcome.accepted_seconds) recent_seconds_.push_back(t);
+  while (recent_seconds_.size() > 5 * std::max<size_t>(1, slots.size())) {
+    recent_seconds_.pop_front();
+  }
+
   twist::v1::RoundRecord record;
   record.set_round(round);
+  record.set_deadline_s(deadline_s);
   record.set_train_loss(outcome.mean_train_loss);
   record.set_tokens(outcome.tokens);
   record.set_merge_s(merge_s);

@@ -3,12 +3,15 @@
 // subnetworks to the workers' mailboxes, wait for their updates until the
 // round deadline, merge them in slot order, evaluate every E rounds, record
 // the round. It talks to workers only through the WorkerRegistry and a
-// RoundCollector, never through gRPC, so it runs the same in tests.
+// RoundCollector, never through gRPC, so it runs the same in tests. It
+// checkpoints every K rounds and when stopped, and a job that ran before
+// resumes from its newest intact checkpoint.
 #ifndef TWIST_COORDINATOR_JOB_RUNNER_H_
 #define TWIST_COORDINATOR_JOB_RUNNER_H_
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -38,11 +41,15 @@ class JobRunner {
     // The collector updates for the current round go to (nullptr between
     // rounds).
     std::function<void(std::shared_ptr<RoundCollector>)> set_current_round;
+    // Drop recorded rounds after `keep_up_to` (-1: all) when resuming.
+    std::function<absl::Status(int64_t job_id, int32_t keep_up_to)>
+        truncate_rounds;
   };
 
   struct Options {
     uint64_t incarnation = 0;
-    std::string job_dir;  // where the final model is written
+    std::string job_dir;  // checkpoints and the final model
+    int checkpoints_kept = 3;
     absl::Duration poll_interval = absl::Milliseconds(50);
   };
 
@@ -71,6 +78,12 @@ class JobRunner {
   absl::Status RunOneRound(int32_t round, const std::atomic<bool>& cancel,
                            const std::atomic<bool>& stop);
   absl::StatusOr<double> Evaluate();
+  // For a job that ran before (started_at set): loads the newest intact
+  // checkpoint, or starts over, and truncates the recorded history to match.
+  absl::Status Resume();
+  absl::Status SaveCheckpoint();
+  // Seconds the current round waits for updates (see JobSpec.deadline_factor).
+  double StragglerDeadline() const;
   void SetState(twist::v1::JobState state, const std::string& reason);
 
   twist::v1::Job job_;
@@ -79,6 +92,8 @@ class JobRunner {
   const Hooks hooks_;
   const common::ModelConfig config_;
   std::unique_ptr<common::Dataset> dataset_;
+  int32_t last_checkpoint_round_ = 0;
+  std::deque<double> recent_seconds_;  // update arrival times, last rounds
 
   mutable absl::Mutex model_mu_;  // guards the parameter values, not the module
   common::Gpt model_ ABSL_GUARDED_BY(model_mu_){nullptr};

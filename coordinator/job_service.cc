@@ -10,21 +10,34 @@ namespace twist::coordinator {
 using common::ToGrpcStatus;
 
 JobServiceImpl::JobServiceImpl(JobManager* jobs, WorkerRegistry* registry,
+                               const common::CallAuthorizer* authorizer,
                                size_t chunk_bytes)
-    : jobs_(jobs), registry_(registry), chunk_bytes_(chunk_bytes) {}
+    : jobs_(jobs),
+      registry_(registry),
+      authorizer_(authorizer),
+      chunk_bytes_(chunk_bytes) {}
+
+#define TWIST_AUTHORIZE(context)                                \
+  do {                                                          \
+    grpc::Status twist_auth_ =                                  \
+        authorizer_->Authorize(context, common::Role::kClient); \
+    if (!twist_auth_.ok()) return twist_auth_;                  \
+  } while (false)
 
 grpc::Status JobServiceImpl::SubmitJob(
-    grpc::ServerContext*, const twist::v1::SubmitJobRequest* request,
+    grpc::ServerContext* context, const twist::v1::SubmitJobRequest* request,
     twist::v1::SubmitJobResponse* response) {
+  TWIST_AUTHORIZE(context);
   absl::StatusOr<twist::v1::Job> job = jobs_->Submit(request->spec());
   if (!job.ok()) return ToGrpcStatus(job.status());
   *response->mutable_job() = *std::move(job);
   return grpc::Status::OK;
 }
 
-grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*,
+grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* context,
                                     const twist::v1::GetJobRequest* request,
                                     twist::v1::Job* response) {
+  TWIST_AUTHORIZE(context);
   absl::StatusOr<twist::v1::Job> job =
       jobs_->Get(request->job_id(), request->include_rounds());
   if (!job.ok()) return ToGrpcStatus(job.status());
@@ -32,9 +45,10 @@ grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*,
+grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* context,
                                       const twist::v1::ListJobsRequest*,
                                       twist::v1::ListJobsResponse* response) {
+  TWIST_AUTHORIZE(context);
   absl::StatusOr<std::vector<twist::v1::Job>> jobs = jobs_->List();
   if (!jobs.ok()) return ToGrpcStatus(jobs.status());
   for (auto& job : *jobs) *response->add_jobs() = std::move(job);
@@ -42,8 +56,9 @@ grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*,
 }
 
 grpc::Status JobServiceImpl::CancelJob(
-    grpc::ServerContext*, const twist::v1::CancelJobRequest* request,
+    grpc::ServerContext* context, const twist::v1::CancelJobRequest* request,
     twist::v1::Job* response) {
+  TWIST_AUTHORIZE(context);
   absl::StatusOr<twist::v1::Job> job = jobs_->Cancel(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
   *response = *std::move(job);
@@ -53,6 +68,7 @@ grpc::Status JobServiceImpl::CancelJob(
 grpc::Status JobServiceImpl::WatchJob(
     grpc::ServerContext* context, const twist::v1::WatchJobRequest* request,
     grpc::ServerWriter<twist::v1::JobEvent>* writer) {
+  TWIST_AUTHORIZE(context);
   uint64_t version = jobs_->version();
   absl::StatusOr<twist::v1::Job> job =
       jobs_->Get(request->job_id(), /*include_rounds=*/true);
@@ -92,8 +108,9 @@ grpc::Status JobServiceImpl::WatchJob(
 }
 
 grpc::Status JobServiceImpl::ListWorkers(
-    grpc::ServerContext*, const twist::v1::ListWorkersRequest*,
+    grpc::ServerContext* context, const twist::v1::ListWorkersRequest*,
     twist::v1::ListWorkersResponse* response) {
+  TWIST_AUTHORIZE(context);
   for (auto& w : registry_->AllWorkers())
     *response->add_workers() = std::move(w);
   return grpc::Status::OK;
@@ -102,6 +119,7 @@ grpc::Status JobServiceImpl::ListWorkers(
 grpc::Status JobServiceImpl::ExportModel(
     grpc::ServerContext* context, const twist::v1::ExportModelRequest* request,
     grpc::ServerWriter<twist::v1::ExportMessage>* writer) {
+  TWIST_AUTHORIZE(context);
   absl::StatusOr<ExportedModel> model =
       jobs_->Export(request->job_id(), request->keep_ratio(), request->seed());
   if (!model.ok()) return ToGrpcStatus(model.status());

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 
+#include "common/rpc_security.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/worker_registry.h"
 #include "twist/v1/job_service.grpc.pb.h"
@@ -13,8 +14,10 @@ namespace twist::coordinator {
 
 class JobServiceImpl final : public twist::v1::JobService::Service {
  public:
-  // `jobs` and `registry` must outlive the service.
+  // `jobs`, `registry` and `authorizer` must outlive the service. Every call
+  // needs the client role.
   JobServiceImpl(JobManager* jobs, WorkerRegistry* registry,
+                 const common::CallAuthorizer* authorizer,
                  size_t chunk_bytes = size_t{1} << 20);
 
   grpc::Status SubmitJob(grpc::ServerContext* context,
@@ -43,6 +46,7 @@ class JobServiceImpl final : public twist::v1::JobService::Service {
  private:
   JobManager* const jobs_;
   WorkerRegistry* const registry_;
+  const common::CallAuthorizer* const authorizer_;
   const size_t chunk_bytes_;
 };
 

@@ -51,6 +51,10 @@ void ApplyDefaults(JobSpec* spec) {
   if (spec->checkpoint_every() == 0) spec->set_checkpoint_every(10);
   if (spec->min_workers() == 0) spec->set_min_workers(1);
   if (spec->round_deadline_s() == 0) spec->set_round_deadline_s(600);
+  if (spec->deadline_factor() == 0) spec->set_deadline_factor(3);
+  if (spec->deadline_floor_s() == 0) {
+    spec->set_deadline_floor_s(std::min(10.0, spec->round_deadline_s()));
+  }
 }
 
 absl::Status ValidateJobSpec(const JobSpec& spec,
@@ -205,6 +209,20 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
     return Bad("round_deadline_s",
                absl::StrCat("must be a positive number of seconds, got ",
                             spec.round_deadline_s()));
+  }
+  if (!(spec.deadline_factor() >= 1) || !Finite(spec.deadline_factor())) {
+    return Bad(
+        "deadline_factor",
+        absl::StrCat("must be at least 1 (a multiple of the median round "
+                     "time), got ",
+                     spec.deadline_factor()));
+  }
+  if (!(spec.deadline_floor_s() > 0) ||
+      spec.deadline_floor_s() > spec.round_deadline_s()) {
+    return Bad("deadline_floor_s",
+               absl::StrCat(spec.deadline_floor_s(),
+                            " must be positive and at most round_deadline_s (",
+                            spec.round_deadline_s(), ")"));
   }
   if (!meta.content_hash.empty() && !spec.data().content_hash().empty() &&
       meta.content_hash != spec.data().content_hash()) {

@@ -38,7 +38,8 @@ CREATE TABLE jobs (
   created_at REAL NOT NULL,
   started_at REAL,
   finished_at REAL,
-  parameters INTEGER NOT NULL DEFAULT 0
+  parameters INTEGER NOT NULL DEFAULT 0,
+  notice TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE rounds (
   job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
@@ -49,6 +50,7 @@ CREATE TABLE rounds (
   bytes_sent INTEGER NOT NULL,
   bytes_received INTEGER NOT NULL,
   duration_s REAL NOT NULL,
+  rejected INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (job_id, round)
 );
 )sql";
@@ -57,7 +59,9 @@ CREATE TABLE rounds (
 // the job's rounds come from the rounds table (indexed by its primary key).
 constexpr char kJobColumns[] =
     "SELECT id, spec, state, reason, round, created_at, started_at, "
-    "finished_at, parameters, "
+    "finished_at, parameters, notice, "
+    "(SELECT COALESCE(SUM(rejected), 0) FROM rounds r WHERE r.job_id = "
+    "jobs.id), "
     "(SELECT train_loss FROM rounds r WHERE r.job_id = jobs.id AND "
     "r.train_loss IS NOT NULL ORDER BY r.round DESC LIMIT 1), "
     "(SELECT val_loss FROM rounds r WHERE r.job_id = jobs.id AND "
@@ -334,11 +338,13 @@ absl::StatusOr<Job> ReadJob(const Statement& stmt, absl::string_view path) {
   job.set_started_at(stmt.IsNull(6) ? 0.0 : stmt.Double(6));
   job.set_finished_at(stmt.IsNull(7) ? 0.0 : stmt.Double(7));
   job.set_parameters(stmt.Int64(8));
-  if (!stmt.IsNull(9)) job.set_last_train_loss(stmt.Double(9));
-  if (!stmt.IsNull(10)) job.set_last_val_loss(stmt.Double(10));
-  job.set_bytes_sent_total(stmt.Int64(11));
-  job.set_bytes_received_total(stmt.Int64(12));
-  job.set_last_round_duration_s(stmt.IsNull(13) ? 0.0 : stmt.Double(13));
+  job.set_notice(stmt.Text(9));
+  job.set_rejected_updates_total(stmt.Int64(10));
+  if (!stmt.IsNull(11)) job.set_last_train_loss(stmt.Double(11));
+  if (!stmt.IsNull(12)) job.set_last_val_loss(stmt.Double(12));
+  job.set_bytes_sent_total(stmt.Int64(13));
+  job.set_bytes_received_total(stmt.Int64(14));
+  job.set_last_round_duration_s(stmt.IsNull(15) ? 0.0 : stmt.Double(15));
   return job;
 }
 
@@ -498,15 +504,16 @@ absl::Status JobStore::UpdateJob(const Job& job) {
       Statement stmt,
       Statement::Prepare(db_, path_, operation,
                          "UPDATE jobs SET state = ?, reason = ?, round = ?, "
-                         "started_at = ?, finished_at = ?, parameters = ? "
-                         "WHERE id = ?"));
+                         "started_at = ?, finished_at = ?, parameters = ?, "
+                         "notice = ? WHERE id = ?"));
   stmt.BindInt64(1, job.state());
   stmt.BindText(2, job.reason());
   stmt.BindInt64(3, job.round());
   stmt.BindTimeOrNull(4, job.started_at());
   stmt.BindTimeOrNull(5, job.finished_at());
   stmt.BindInt64(6, job.parameters());
-  stmt.BindInt64(7, job.id());
+  stmt.BindText(7, job.notice());
+  stmt.BindInt64(8, job.id());
   TWIST_RETURN_IF_ERROR(stmt.Run());
   // Counts rows matched, even those whose values did not change.
   if (sqlite3_changes(db_) == 0) return JobNotFound(job.id());
@@ -553,10 +560,11 @@ absl::Status JobStore::RecordRound(int64_t job_id, const RoundRecord& record) {
   {
     TWIST_ASSIGN_OR_RETURN(
         Statement stmt,
-        Statement::Prepare(db_, path_, operation,
-                           "INSERT INTO rounds (job_id, round, record, "
-                           "train_loss, val_loss, bytes_sent, bytes_received, "
-                           "duration_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+        Statement::Prepare(
+            db_, path_, operation,
+            "INSERT INTO rounds (job_id, round, record, "
+            "train_loss, val_loss, bytes_sent, bytes_received, "
+            "duration_s, rejected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     stmt.BindInt64(1, job_id);
     stmt.BindInt64(2, record.round());
     stmt.BindBlob(3, record_bytes);
@@ -569,6 +577,9 @@ absl::Status JobStore::RecordRound(int64_t job_id, const RoundRecord& record) {
     stmt.BindInt64(6, record.bytes_sent());
     stmt.BindInt64(7, record.bytes_received());
     stmt.BindDouble(8, record.duration_s());
+    int64_t rejected = 0;
+    for (const auto& w : record.workers()) rejected += w.accepted() ? 0 : 1;
+    stmt.BindInt64(9, rejected);
     TWIST_RETURN_IF_ERROR(stmt.Run());
   }
   return txn.Commit();

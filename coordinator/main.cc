@@ -15,6 +15,8 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/auth.h"
+#include "common/rpc_security.h"
 #include "common/rpc_util.h"
 #include "common/threads.h"
 #include "coordinator/http_status.h"
@@ -37,6 +39,21 @@ ABSL_FLAG(
 ABSL_FLAG(int, threads, 0,
           "LibTorch threads for merging and evaluation (0: all cores)");
 ABSL_FLAG(double, heartbeat_interval_s, 1.0, "how often workers heartbeat");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain: serve gRPC and HTTP over TLS");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA: verify client certificates against it (mutual TLS)");
+ABSL_FLAG(bool, require_worker_cert, false,
+          "workers must present a certificate signed by --tls_client_ca");
+ABSL_FLAG(std::string, client_token_file, "",
+          "file holding the bearer token of job clients (twistctl); turns "
+          "authentication on");
+ABSL_FLAG(std::string, worker_token_file, "",
+          "file holding the bearer token of workers; turns authentication on");
+ABSL_FLAG(bool, insecure, false,
+          "allow listening beyond loopback without TLS and tokens (trusted "
+          "networks only)");
 ABSL_FLAG(double, heartbeat_timeout_s, 10.0,
           "a worker silent this long is dropped from its round and from the "
           "live set");
@@ -46,15 +63,6 @@ namespace {
 std::atomic<bool> g_stop{false};
 
 void OnSignal(int) { g_stop.store(true); }
-
-// Splits "host:port"; false when malformed.
-bool SplitHostPort(const std::string& address, std::string* host, int* port) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return false;
-  *host = address.substr(0, colon);
-  return absl::SimpleAtoi(address.substr(colon + 1), port) && *port >= 0 &&
-         *port < 65536;
-}
 
 int Fail(const absl::Status& status) {
   LOG(ERROR) << status.message();
@@ -100,16 +108,68 @@ int main(int argc, char** argv) {
   manager_options.incarnation = *incarnation;
   tc::JobManager jobs(manager_options, store->get(), &registry);
 
-  tc::JobServiceImpl job_service(&jobs, &registry);
-  tc::WorkerServiceImpl worker_service(&registry, &jobs,
+  // Security: TLS when a certificate is given, tokens when token files are,
+  // and nothing but loopback without both unless --insecure says so.
+  twist::common::ServerSecurity security;
+  security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  security.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  security.require_worker_cert = absl::GetFlag(FLAGS_require_worker_cert);
+  absl::StatusOr<twist::common::TokenAuthenticator> tokens =
+      twist::common::TokenAuthenticator::FromFiles(
+          absl::GetFlag(FLAGS_client_token_file),
+          absl::GetFlag(FLAGS_worker_token_file));
+  if (!tokens.ok()) return Fail(tokens.status());
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      twist::common::MakeServerCredentials(security);
+  if (!credentials.ok()) return Fail(credentials.status());
+  const bool protected_ = security.tls() && tokens->enabled();
+  bool exposed = false;  // listening beyond loopback without TLS and tokens
+  for (const auto& [flag, address] :
+       {std::pair<std::string, std::string>{"listen",
+                                            absl::GetFlag(FLAGS_listen)},
+        {"http", absl::GetFlag(FLAGS_http)}}) {
+    if (address.empty()) continue;
+    std::string host;
+    int port = 0;
+    if (!twist::common::SplitHostPort(address, &host, &port)) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("--", flag, "=", address, " is not HOST:PORT")));
+    }
+    if (twist::common::IsLoopbackHost(host) || protected_) continue;
+    if (!absl::GetFlag(FLAGS_insecure)) {
+      return Fail(absl::FailedPreconditionError(
+          absl::StrCat("refusing to listen on --", flag, "=", address,
+                       " without TLS and tokens: anyone on the network could "
+                       "submit jobs or pose as a "
+                       "worker. Give --tls_cert/--tls_key and "
+                       "--client_token_file/--worker_token_file "
+                       "(see docs/security.md), or pass --insecure on a "
+                       "network you trust")));
+    }
+    exposed = true;
+  }
+  if (exposed) {
+    LOG(WARNING) << "--insecure: listening beyond loopback without "
+                 << (security.tls() ? "" : "TLS")
+                 << (!security.tls() && !tokens->enabled() ? " and " : "")
+                 << (tokens->enabled() ? "" : "tokens")
+                 << "; anyone who reaches these ports can submit jobs and join "
+                    "as a worker";
+  }
+  const twist::common::CallAuthorizer authorizer(*tokens,
+                                                 security.require_worker_cert);
+
+  tc::JobServiceImpl job_service(&jobs, &registry, &authorizer);
+  tc::WorkerServiceImpl worker_service(&registry, &jobs, &authorizer,
                                        tc::WorkerServiceImpl::Options());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   twist::common::ConfigureServerBuilder(&builder);
   int grpc_port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen),
-                           grpc::InsecureServerCredentials(), &grpc_port);
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), *credentials,
+                           &grpc_port);
   builder.RegisterService(&job_service);
   builder.RegisterService(&worker_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -122,20 +182,21 @@ int main(int argc, char** argv) {
   std::unique_ptr<tc::HttpStatusServer> http;
   if (!absl::GetFlag(FLAGS_http).empty()) {
     tc::HttpStatusServer::Options http_options;
-    if (!SplitHostPort(absl::GetFlag(FLAGS_http), &http_options.host,
-                       &http_options.port)) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(
-          "--http=", absl::GetFlag(FLAGS_http), " is not HOST:PORT")));
-    }
-    http =
-        std::make_unique<tc::HttpStatusServer>(http_options, &jobs, &registry);
+    twist::common::SplitHostPort(absl::GetFlag(FLAGS_http), &http_options.host,
+                                 &http_options.port);  // checked above
+    http_options.insecure = exposed;
+    http_options.tls_cert_file = security.tls_cert_file;
+    http_options.tls_key_file = security.tls_key_file;
+    http = std::make_unique<tc::HttpStatusServer>(http_options, &jobs,
+                                                  &registry, &*tokens);
     if (absl::Status s = http->Start(); !s.ok()) return Fail(s);
   }
   if (absl::Status s = jobs.Start(); !s.ok()) return Fail(s);
 
   std::string listen_host;
   int unused = 0;
-  SplitHostPort(absl::GetFlag(FLAGS_listen), &listen_host, &unused);
+  twist::common::SplitHostPort(absl::GetFlag(FLAGS_listen), &listen_host,
+                               &unused);
   LOG(INFO) << "twist-coordinator incarnation " << *incarnation
             << " serving gRPC on " << listen_host << ":" << grpc_port
             << (http ? absl::StrCat(

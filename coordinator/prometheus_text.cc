@@ -64,7 +64,7 @@ std::string EscapeLabelValue(const std::string& value) {
 
 std::string PrometheusText(const std::vector<twist::v1::Job>& jobs,
                            const std::vector<twist::v1::WorkerInfo>& workers,
-                           uint64_t incarnation) {
+                           uint64_t incarnation, int64_t stale_updates) {
   std::string out;
   Family(&out, "twist_coordinator_incarnation", "gauge",
          "Incarnation of this coordinator process (grows at every restart).")
@@ -109,6 +109,16 @@ std::string PrometheusText(const std::vector<twist::v1::Job>& jobs,
                   "Tensor bytes received by the coordinator from workers.");
   for (const auto& job : jobs)
     received.Sample(JobLabels(job), job.bytes_received_total());
+  Family rejected(
+      &out, "twist_job_rejected_updates_total", "counter",
+      "Worker updates not merged: rejected, missing or from dropped workers.");
+  for (const auto& job : jobs)
+    rejected.Sample(JobLabels(job), job.rejected_updates_total());
+  Family(
+      &out, "twist_stale_updates_total", "counter",
+      "Updates refused before reaching a round (a round already over, another "
+      "coordinator incarnation).")
+      .Sample("", static_cast<double>(stale_updates));
   Family duration(&out, "twist_job_round_duration_seconds", "gauge",
                   "Wall time of the job's last round.");
   for (const auto& job : jobs)

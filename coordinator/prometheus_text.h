@@ -12,9 +12,11 @@
 
 namespace twist::coordinator {
 
+// `stale_updates` counts updates refused before reaching a round (another
+// incarnation, a round already over).
 std::string PrometheusText(const std::vector<twist::v1::Job>& jobs,
                            const std::vector<twist::v1::WorkerInfo>& workers,
-                           uint64_t incarnation);
+                           uint64_t incarnation, int64_t stale_updates = 0);
 
 // A label value with \, " and newlines escaped as the format requires.
 std::string EscapeLabelValue(const std::string& value);

@@ -79,6 +79,7 @@ absl::Status RoundCollector::Deliver(const twist::v1::UpdateHeader& h,
   r.header = h;
   r.tensors = std::move(tensors);
   r.bytes_received = bytes_received;
+  r.seconds = absl::ToDoubleSeconds(absl::Now() - started_);
   return absl::OkStatus();
 }
 
@@ -150,9 +151,11 @@ RoundOutcome RoundCollector::Merge(const common::NamedTensors& full_params) {
     }
     if (r.state == SlotState::kDelivered) {
       absl::Status s = merger.AddWeights(slots_[i].units, r.tensors);
+      w.set_seconds(r.seconds);
       if (s.ok()) {
         w.set_accepted(true);
         ++out.accepted;
+        out.accepted_seconds.push_back(r.seconds);
         loss_sum += r.header.train_loss();
         out.tokens += r.header.tokens();
       } else {

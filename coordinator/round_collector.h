@@ -40,6 +40,9 @@ struct RoundOutcome {
   double mean_train_loss = 0;  // over accepted updates; NaN when none
   int64_t tokens = 0;
   int64_t bytes_received = 0;
+  // Seconds from the collector's creation (the hand-out) to each accepted
+  // update's arrival: what the straggler deadline learns from.
+  std::vector<double> accepted_seconds;
 };
 
 class RoundCollector {
@@ -92,6 +95,7 @@ class RoundCollector {
     twist::v1::UpdateHeader header;
     common::NamedTensors tensors;
     int64_t bytes_received = 0;
+    double seconds = 0;  // from the hand-out to the delivery
     std::string reason;
   };
 
@@ -103,6 +107,7 @@ class RoundCollector {
   const int32_t round_;
   const common::ModelConfig full_;
   const std::vector<SlotSpec> slots_;
+  const absl::Time started_ = absl::Now();
 
   mutable absl::Mutex mu_;
   std::vector<SlotResult> results_ ABSL_GUARDED_BY(mu_);

@@ -40,6 +40,8 @@ nlohmann::json JobSummaryJson(const twist::v1::Job& job) {
                                                 : nlohmann::json(nullptr)},
       {"bytes_sent_total", job.bytes_sent_total()},
       {"bytes_received_total", job.bytes_received_total()},
+      {"rejected_updates_total", job.rejected_updates_total()},
+      {"notice", job.notice()},
   };
 }
 
@@ -60,6 +62,7 @@ nlohmann::json RoundJson(const twist::v1::RoundRecord& r) {
         {"bytes_sent", w.bytes_sent()},
         {"bytes_received", w.bytes_received()},
         {"parameters", w.parameters()},
+        {"seconds", w.seconds()},
     });
   }
   return {
@@ -76,6 +79,7 @@ nlohmann::json RoundJson(const twist::v1::RoundRecord& r) {
       {"tokens", r.tokens()},
       {"tokens_per_s", r.duration_s() > 0 ? r.tokens() / r.duration_s() : 0.0},
       {"finished_at", Time(r.finished_at())},
+      {"deadline_s", r.deadline_s()},
       {"workers", workers},
   };
 }

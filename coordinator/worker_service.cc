@@ -12,12 +12,24 @@ namespace twist::coordinator {
 using common::ToGrpcStatus;
 
 WorkerServiceImpl::WorkerServiceImpl(WorkerRegistry* registry, JobManager* jobs,
+                                     const common::CallAuthorizer* authorizer,
                                      Options options)
-    : registry_(registry), jobs_(jobs), options_(options) {}
+    : registry_(registry),
+      jobs_(jobs),
+      authorizer_(authorizer),
+      options_(options) {}
+
+#define TWIST_AUTHORIZE(context)                                \
+  do {                                                          \
+    grpc::Status twist_auth_ =                                  \
+        authorizer_->Authorize(context, common::Role::kWorker); \
+    if (!twist_auth_.ok()) return twist_auth_;                  \
+  } while (false)
 
 grpc::Status WorkerServiceImpl::Join(grpc::ServerContext* context,
                                      const twist::v1::JoinRequest* request,
                                      twist::v1::JoinResponse* response) {
+  TWIST_AUTHORIZE(context);
   if (request->protocol_version() != common::kProtocolVersion) {
     return grpc::Status(
         grpc::StatusCode::FAILED_PRECONDITION,
@@ -36,8 +48,9 @@ grpc::Status WorkerServiceImpl::Join(grpc::ServerContext* context,
 }
 
 grpc::Status WorkerServiceImpl::Heartbeat(
-    grpc::ServerContext*, const twist::v1::HeartbeatRequest* request,
+    grpc::ServerContext* context, const twist::v1::HeartbeatRequest* request,
     twist::v1::HeartbeatResponse* response) {
+  TWIST_AUTHORIZE(context);
   absl::Status s = registry_->Heartbeat(*request);
   if (!s.ok()) return ToGrpcStatus(s);
   response->set_incarnation(jobs_->incarnation());
@@ -49,6 +62,7 @@ grpc::Status WorkerServiceImpl::Heartbeat(
 grpc::Status WorkerServiceImpl::ReceiveAssignment(
     grpc::ServerContext* context, const twist::v1::AssignmentRequest* request,
     grpc::ServerWriter<twist::v1::AssignmentMessage>* writer) {
+  TWIST_AUTHORIZE(context);
   const double wait_s = std::clamp(request->wait_s(), 0.0, options_.max_wait_s);
   absl::StatusOr<std::shared_ptr<const Assignment>> taken =
       registry_->Take(request->worker_id(), absl::Seconds(wait_s));
@@ -88,8 +102,10 @@ grpc::Status WorkerServiceImpl::ReceiveAssignment(
 }
 
 grpc::Status WorkerServiceImpl::SendUpdate(
-    grpc::ServerContext*, grpc::ServerReader<twist::v1::UpdateMessage>* reader,
+    grpc::ServerContext* context,
+    grpc::ServerReader<twist::v1::UpdateMessage>* reader,
     twist::v1::UpdateResponse* response) {
+  TWIST_AUTHORIZE(context);
   twist::v1::UpdateMessage message;
   if (!reader->Read(&message) || !message.has_header()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -142,9 +158,10 @@ grpc::Status WorkerServiceImpl::SendUpdate(
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Leave(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::Leave(grpc::ServerContext* context,
                                       const twist::v1::LeaveRequest* request,
                                       twist::v1::LeaveResponse*) {
+  TWIST_AUTHORIZE(context);
   LOG(INFO) << "worker " << request->worker_id() << " left";
   return ToGrpcStatus(registry_->Leave(request->worker_id()));
 }

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 
+#include "common/rpc_security.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/worker_registry.h"
 #include "twist/v1/worker_service.grpc.pb.h"
@@ -18,9 +19,10 @@ class WorkerServiceImpl final : public twist::v1::WorkerService::Service {
     double max_wait_s = 30;                // longest ReceiveAssignment hold
   };
 
-  // `registry` and `jobs` must outlive the service.
+  // `registry`, `jobs` and `authorizer` must outlive the service. Every call
+  // needs the worker role.
   WorkerServiceImpl(WorkerRegistry* registry, JobManager* jobs,
-                    Options options);
+                    const common::CallAuthorizer* authorizer, Options options);
 
   grpc::Status Join(grpc::ServerContext* context,
                     const twist::v1::JoinRequest* request,
@@ -41,6 +43,7 @@ class WorkerServiceImpl final : public twist::v1::WorkerService::Service {
  private:
   WorkerRegistry* const registry_;
   JobManager* const jobs_;
+  const common::CallAuthorizer* const authorizer_;
   const Options options_;
 };
 

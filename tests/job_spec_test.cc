@@ -125,6 +125,8 @@ TEST(ApplyDefaultsTest, KeepsFieldsThatAreSet) {
   spec.set_min_workers(2);
   spec.set_max_workers(5);
   spec.set_round_deadline_s(30.5);
+  spec.set_deadline_factor(2);
+  spec.set_deadline_floor_s(4);
   const JobSpec before = spec;
   ApplyDefaults(&spec);
   EXPECT_EQ(spec.SerializeAsString(), before.SerializeAsString())

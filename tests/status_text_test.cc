@@ -79,6 +79,8 @@ TEST(StatusJsonTest, JobSummaryHasEveryFieldWithNullForWhatIsAbsent) {
       {"last_val_loss", nullptr},
       {"bytes_sent_total", 1000},
       {"bytes_received_total", 2000},
+      {"rejected_updates_total", 0},
+      {"notice", ""},
   };
   EXPECT_EQ(JobSummaryJson(RunningJob()), expected)
       << JobSummaryJson(RunningJob()).dump(2);
@@ -153,6 +155,7 @@ TEST(StatusJsonTest, RoundJsonHasNullTrainLossForRoundZeroAndNaN) {
       {"tokens", 1000},
       {"tokens_per_s", 500.0},
       {"finished_at", 1700000002.0},
+      {"deadline_s", 0.0},
       {"workers", json::array({json{
                       {"worker_id", "w1"},
                       {"worker_name", "alpha"},
@@ -167,6 +170,7 @@ TEST(StatusJsonTest, RoundJsonHasNullTrainLossForRoundZeroAndNaN) {
                       {"bytes_sent", 4},
                       {"bytes_received", 8},
                       {"parameters", 99},
+                      {"seconds", 0.0},
                   }})},
   };
   EXPECT_EQ(RoundJson(r), expected) << RoundJson(r).dump(2);
@@ -307,6 +311,8 @@ TEST(PrometheusTextTest, FamiliesAreDeclaredOnceAndHoldOnlyTheirSamples) {
                        "twist_job_validation_loss",
                        "twist_job_sent_bytes_total",
                        "twist_job_received_bytes_total",
+                       "twist_job_rejected_updates_total",
+                       "twist_stale_updates_total",
                        "twist_job_round_duration_seconds",
                        "twist_workers_live",
                        "twist_worker_up",
@@ -386,7 +392,7 @@ TEST(PrometheusTextTest, JobStateIsOneHot) {
 TEST(PrometheusTextTest, NoJobsOrWorkersStillDeclaresEveryFamily) {
   std::vector<std::string> order;
   const auto families = ParseExposition(PrometheusText({}, {}, 9), &order);
-  EXPECT_EQ(order.size(), 13u);
+  EXPECT_EQ(order.size(), 15u);
   EXPECT_EQ(families.at("twist_coordinator_incarnation").samples,
             (std::vector<std::string>{"twist_coordinator_incarnation 9"}));
   EXPECT_EQ(families.at("twist_workers_live").samples,

@@ -11,6 +11,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "common/gpt.h"
+#include "common/rpc_security.h"
 #include "common/threads.h"
 #include "glog/logging.h"
 #include "worker/subnet_trainer.h"
@@ -29,6 +30,13 @@ ABSL_FLAG(int, threads, 0, "LibTorch threads (0: all cores)");
 ABSL_FLAG(std::string, data_dir, "",
           "look datasets up as DIR/<last component of the job's data.path> "
           "(default: the job's data.path itself)");
+ABSL_FLAG(std::string, token_file, "",
+          "file holding the coordinator's worker token (when it requires "
+          "tokens)");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA that signed the coordinator's certificate: use TLS");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate (mutual TLS)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(
     double, test_delay_after_train_s, 0,
     "testing only: wait this long after training each round (a straggler)");
@@ -76,7 +84,19 @@ int main(int argc, char** argv) {
   options.capacity = absl::GetFlag(FLAGS_capacity);
   options.threads = absl::GetFlag(FLAGS_threads);
   options.delay_after_train_s = absl::GetFlag(FLAGS_test_delay_after_train_s);
-  twist::worker::WorkerClient client(options, &trainer);
+  twist::common::ClientSecurity security;
+  security.token_file = absl::GetFlag(FLAGS_token_file);
+  security.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
+  security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  absl::StatusOr<twist::common::Connection> connection =
+      twist::common::Connect(options.coordinator, security);
+  if (!connection.ok()) {
+    std::fprintf(stderr, "twist-worker: %s\n",
+                 std::string(connection.status().message()).c_str());
+    return 1;
+  }
+  twist::worker::WorkerClient client(options, *connection, &trainer);
   g_client = &client;
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);

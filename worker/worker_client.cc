@@ -26,11 +26,18 @@ constexpr int64_t kMaxAssignmentBytes = int64_t{64} << 30;
 
 }  // namespace
 
-WorkerClient::WorkerClient(Options options, SubnetTrainer* trainer)
+WorkerClient::WorkerClient(Options options, common::Connection connection,
+                           SubnetTrainer* trainer)
     : options_(std::move(options)),
       trainer_(trainer),
-      stub_(twist::v1::WorkerService::NewStub(
-          common::MakeChannel(options_.coordinator))) {}
+      connection_(std::move(connection)),
+      stub_(twist::v1::WorkerService::NewStub(connection_.channel)) {}
+
+void WorkerClient::Prepare(grpc::ClientContext* context,
+                           double deadline_s) const {
+  context->set_deadline(DeadlineIn(deadline_s));
+  connection_.Authorize(context);
+}
 
 WorkerClient::~WorkerClient() {
   Stop();
@@ -51,7 +58,7 @@ absl::Status WorkerClient::Join() {
   request.set_threads(options_.threads);
   twist::v1::JoinResponse response;
   grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(10));
+  Prepare(&context, 10);
   TWIST_RETURN_IF_ERROR(
       FromGrpcStatus(stub_->Join(&context, request, &response)));
   absl::MutexLock lock(&mu_);
@@ -82,7 +89,7 @@ void WorkerClient::HeartbeatLoop() {
     if (!request.worker_id().empty()) {
       twist::v1::HeartbeatResponse response;
       grpc::ClientContext context;
-      context.set_deadline(DeadlineIn(std::max(2.0, 2 * interval)));
+      Prepare(&context, std::max(2.0, 2 * interval));
       grpc::Status s = stub_->Heartbeat(&context, request, &response);
       if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
         LOG(WARNING) << "coordinator does not know this worker ("
@@ -125,8 +132,11 @@ absl::Status WorkerClient::Run() {
       continue;
     }
     if (stop_.load()) break;
-    if (s.code() == absl::StatusCode::kFailedPrecondition && need_join) {
-      return s;  // e.g. another protocol version: retrying cannot help
+    if (need_join && (s.code() == absl::StatusCode::kFailedPrecondition ||
+                      s.code() == absl::StatusCode::kUnauthenticated ||
+                      s.code() == absl::StatusCode::kPermissionDenied)) {
+      // Another protocol version or wrong credentials: retrying cannot help.
+      return s;
     }
     if (s.code() == absl::StatusCode::kNotFound) {
       absl::MutexLock lock(&mu_);
@@ -153,7 +163,7 @@ absl::Status WorkerClient::Run() {
     request.set_worker_id(id);
     twist::v1::LeaveResponse response;
     grpc::ClientContext context;
-    context.set_deadline(DeadlineIn(3));
+    Prepare(&context, 3);
     stub_->Leave(&context, request, &response);
     LOG(INFO) << "left the coordinator";
   }
@@ -173,7 +183,7 @@ absl::Status WorkerClient::ServeOnce() {
   request.set_wait_s(options_.poll_s);
   grpc::ClientContext context;
   // The coordinator holds the call up to poll_s, then the transfer follows.
-  context.set_deadline(DeadlineIn(options_.poll_s + 600));
+  Prepare(&context, options_.poll_s + 600);
   auto reader = stub_->ReceiveAssignment(&context, request);
   twist::v1::AssignmentMessage message;
   if (!reader->Read(&message)) {
@@ -275,7 +285,7 @@ absl::Status WorkerClient::SendUpdate(const twist::v1::UpdateHeader& header,
   twist::v1::UpdateHeader h = header;
   h.set_send_s(last_send_s_);
   grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(600));
+  Prepare(&context, 600);
   twist::v1::UpdateResponse response;
   auto writer = stub_->SendUpdate(&context, &response);
   twist::v1::UpdateMessage message;

@@ -14,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "common/rpc_security.h"
 #include "twist/v1/worker_service.grpc.pb.h"
 #include "worker/subnet_trainer.h"
 
@@ -34,7 +35,9 @@ class WorkerClient {
     double delay_after_train_s = 0;
   };
 
-  WorkerClient(Options options, SubnetTrainer* trainer);
+  // `connection` reaches the coordinator (TLS and token as configured).
+  WorkerClient(Options options, common::Connection connection,
+               SubnetTrainer* trainer);
   ~WorkerClient();
 
   // Runs until Stop(); returns the reason it stopped.
@@ -51,7 +54,11 @@ class WorkerClient {
                           const common::NamedTensors& tensors);
 
   const Options options_;
+  // A context for one call: its deadline and the worker's token.
+  void Prepare(grpc::ClientContext* context, double deadline_s) const;
+
   SubnetTrainer* const trainer_;
+  const common::Connection connection_;
   std::unique_ptr<twist::v1::WorkerService::Stub> stub_;
 
   absl::Mutex mu_;
