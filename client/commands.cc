@@ -433,7 +433,8 @@ commands:
       --rounds --local_steps --batch_size --lr --seed --n_layer --n_head --n_embd
       --block_size --heads_per_worker --ffn_columns_per_worker --keep_ratio
       --scaling=inverse_keep_ratio|none --eval_every --checkpoint_every
-      --min_workers --max_workers --round_deadline_s ... (see deploy/examples/)
+      --min_workers --max_workers --round_deadline_s --deadline_factor
+      --deadline_floor_s ... (see deploy/examples/ and docs/job-spec.md)
   list                      jobs, newest first
   status JOB [--json]       one job and its rounds
   watch JOB                 a live progress bar until the job ends

@@ -69,6 +69,8 @@ const std::vector<std::pair<std::string, std::string>>& OptionFields() {
           {"min_workers", "min_workers"},
           {"max_workers", "max_workers"},
           {"round_deadline_s", "round_deadline_s"},
+          {"deadline_factor", "deadline_factor"},
+          {"deadline_floor_s", "deadline_floor_s"},
       };
   return *fields;
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -269,12 +270,14 @@ absl::Status JobRunner::RunOneRound(int32_t round,
   // rest when the round deadline passes.
   const double deadline_s = StragglerDeadline();
   const absl::Time deadline = absl::Now() + absl::Seconds(deadline_s);
+  std::set<int> given_up;  // slots whose worker must stop working on them
   for (;;) {
     if (collector->WaitAllSettled(absl::Now() + options_.poll_interval)) break;
     if (cancel.load() || stop.load()) break;
     for (int slot : collector->Outstanding()) {
       std::string why;
       if (!registry_->IsLive(slots[slot].worker_id, &why)) {
+        given_up.insert(slot);
         collector->Abandon(slot, why == "left"
                                      ? "worker left (shut down cleanly)"
                                      : absl::StrCat("worker lost: ", why));
@@ -282,6 +285,7 @@ absl::Status JobRunner::RunOneRound(int32_t round,
     }
     if (absl::Now() >= deadline) {
       for (int slot : collector->Outstanding()) {
+        given_up.insert(slot);
         collector->Abandon(
             slot,
             recent_seconds_.empty()
@@ -296,10 +300,15 @@ absl::Status JobRunner::RunOneRound(int32_t round,
     }
   }
   for (int slot : collector->Outstanding()) {
+    given_up.insert(slot);
     collector->Abandon(
         slot, cancel.load() ? "job cancelled" : "coordinator stopping");
   }
-  for (const auto& s : slots) registry_->Revoke(s.worker_id, job_.id(), round);
+  // Only workers still busy with this round are told to drop it; one that
+  // delivered may already be on the next round.
+  for (int slot : given_up) {
+    registry_->Revoke(slots[slot].worker_id, job_.id(), round);
+  }
   hooks_.set_current_round(nullptr);
   if (cancel.load() || stop.load()) return absl::OkStatus();
 

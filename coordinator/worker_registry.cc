@@ -175,12 +175,13 @@ void WorkerRegistry::Revoke(const std::string& worker_id, int64_t job_id,
   if (w.taken_job == job_id && w.taken_round == round) w.abandon = true;
 }
 
-bool WorkerRegistry::TakeAbandon(const std::string& worker_id) {
+std::optional<std::pair<int64_t, int32_t>> WorkerRegistry::TakeAbandon(
+    const std::string& worker_id) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
-  if (it == workers_.end() || !it->second.abandon) return false;
+  if (it == workers_.end() || !it->second.abandon) return std::nullopt;
   it->second.abandon = false;
-  return true;
+  return std::make_pair(it->second.taken_job, it->second.taken_round);
 }
 
 void WorkerRegistry::RecordRound(const std::string& worker_id,

@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -75,8 +77,9 @@ class WorkerRegistry {
 
   const Options& options() const { return options_; }
 
-  // Response fields for a heartbeat: whether the current assignment is void.
-  bool TakeAbandon(const std::string& worker_id);
+  // The (job, round) the worker should stop working on, once, if any.
+  std::optional<std::pair<int64_t, int32_t>> TakeAbandon(
+      const std::string& worker_id);
 
  private:
   struct Worker {

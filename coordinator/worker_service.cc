@@ -54,8 +54,11 @@ grpc::Status WorkerServiceImpl::Heartbeat(
   absl::Status s = registry_->Heartbeat(*request);
   if (!s.ok()) return ToGrpcStatus(s);
   response->set_incarnation(jobs_->incarnation());
-  response->set_abandon_assignment(
-      registry_->TakeAbandon(request->worker_id()));
+  if (auto abandon = registry_->TakeAbandon(request->worker_id())) {
+    response->set_abandon_assignment(true);
+    response->set_abandon_job_id(abandon->first);
+    response->set_abandon_round(abandon->second);
+  }
   return grpc::Status::OK;
 }
 

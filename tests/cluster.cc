@@ -107,11 +107,20 @@ int RunCommand(const std::vector<std::string>& argv, std::string* output,
   return rc;
 }
 
-absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
-  httplib::Client client("127.0.0.1", port);
+absl::StatusOr<std::string> HttpGet(int port, const std::string& path,
+                                    const std::string& ca_file,
+                                    const std::string& token) {
+  const std::string scheme = ca_file.empty() ? "http" : "https";
+  httplib::Client client(absl::StrCat(scheme, "://127.0.0.1:", port));
+  if (!ca_file.empty()) {
+    client.set_ca_cert_path(ca_file.c_str());
+    client.enable_server_certificate_verification(true);
+  }
   client.set_connection_timeout(5);
   client.set_read_timeout(10);
-  auto res = client.Get(path.c_str());
+  httplib::Headers headers;
+  if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
+  auto res = client.Get(path.c_str(), headers);
   if (!res)
     return absl::UnavailableError(absl::StrCat("GET ", path, " failed"));
   if (res->status != 200) {
@@ -130,10 +139,13 @@ Cluster::~Cluster() {
 }
 
 absl::Status Cluster::StartCoordinator(const std::vector<std::string>& extra) {
+  // A restart keeps the ports, so workers and clients find it again.
   std::vector<std::string> argv = {
-      TWIST_COORDINATOR_BINARY, "--listen=127.0.0.1:0", "--http=127.0.0.1:0",
-      "--threads=1", "--state_dir=" + dir_ + "/state"};
+      TWIST_COORDINATOR_BINARY, absl::StrCat("--listen=127.0.0.1:", grpc_port_),
+      absl::StrCat("--http=127.0.0.1:", http_port_), "--threads=1",
+      "--state_dir=" + dir_ + "/state"};
   argv.insert(argv.end(), extra.begin(), extra.end());
+  coordinator_flags_ = extra;
   const std::string log =
       absl::StrCat(dir_, "/coordinator-", ++coordinator_starts_, ".log");
   auto process = Process::Start(argv, log);
@@ -156,6 +168,13 @@ absl::Status Cluster::StartCoordinator(const std::vector<std::string>& extra) {
   return absl::DeadlineExceededError("coordinator did not become ready");
 }
 
+absl::Status Cluster::RestartCoordinator() {
+  if (coordinator_ && coordinator_->Running()) {
+    return absl::FailedPreconditionError("the coordinator is still running");
+  }
+  return StartCoordinator(coordinator_flags_);
+}
+
 absl::Status Cluster::StartWorker(const std::string& name,
                                   const std::vector<std::string>& extra) {
   std::vector<std::string> argv = {
@@ -165,6 +184,7 @@ absl::Status Cluster::StartWorker(const std::string& name,
   auto process = Process::Start(argv, dir_ + "/worker-" + name + ".log");
   if (!process.ok()) return process.status();
   workers_.push_back(std::move(*process));
+  worker_names_.push_back(name);
   return absl::OkStatus();
 }
 
@@ -196,6 +216,13 @@ int Cluster::Twistctl(const std::vector<std::string>& args,
                                    "--coordinator=" + coordinator_address()};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv, output);
+}
+
+Process* Cluster::worker(const std::string& name) {
+  for (size_t i = worker_names_.size(); i-- > 0;) {
+    if (worker_names_[i] == name) return workers_[i].get();
+  }
+  return nullptr;
 }
 
 std::string Cluster::coordinator_address() const {

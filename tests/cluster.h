@@ -46,8 +46,12 @@ class Process {
 int RunCommand(const std::vector<std::string>& argv, std::string* output,
                int timeout_s = 600);
 
-// GET http://127.0.0.1:port/path; the body, or an error.
-absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
+// GET http://127.0.0.1:port/path (https:// when `ca_file` is given, with
+// the CA to verify the server), with a bearer token when given; the body, or
+// an error carrying the HTTP status.
+absl::StatusOr<std::string> HttpGet(int port, const std::string& path,
+                                    const std::string& ca_file = "",
+                                    const std::string& token = "");
 
 // A coordinator plus workers in a temporary folder.
 class Cluster {
@@ -55,9 +59,13 @@ class Cluster {
   explicit Cluster(std::string dir);
   ~Cluster();
 
-  // Starts the coordinator (one thread, kernel-chosen ports) and waits until
-  // it is ready; `extra` flags are appended.
+  // Starts the coordinator (one thread, kernel-chosen ports the first time,
+  // the same ones after) and waits until it is ready; `extra` flags are
+  // appended.
   absl::Status StartCoordinator(const std::vector<std::string>& extra = {});
+  // Starts it again on the same state folder, ports and flags (after it was
+  // killed or stopped).
+  absl::Status RestartCoordinator();
   // Starts a worker named `name` (one thread).
   absl::Status StartWorker(const std::string& name,
                            const std::vector<std::string>& extra = {});
@@ -73,14 +81,18 @@ class Cluster {
   const std::string& dir() const { return dir_; }
   Process* coordinator() { return coordinator_.get(); }
   std::vector<std::unique_ptr<Process>>& workers() { return workers_; }
+  // The newest worker started under `name`, or nullptr.
+  Process* worker(const std::string& name);
 
  private:
   std::string dir_;
   std::unique_ptr<Process> coordinator_;
   std::vector<std::unique_ptr<Process>> workers_;
+  std::vector<std::string> worker_names_;
   int grpc_port_ = 0;
   int http_port_ = 0;
   int coordinator_starts_ = 0;
+  std::vector<std::string> coordinator_flags_;
 };
 
 // Writes a synthetic corpus and prepares it with twistctl into dir/data.

@@ -205,7 +205,7 @@ TEST(WorkerRegistryTest, RevokeWithdrawsAnUntakenAssignment) {
   auto taken = registry.Take(id, absl::Milliseconds(10));
   ASSERT_TRUE(taken.ok());
   EXPECT_EQ(*taken, nullptr);
-  EXPECT_FALSE(registry.TakeAbandon(id));  // never taken: nothing to abandon
+  EXPECT_FALSE(registry.TakeAbandon(id).has_value());  // never taken
 
   registry.Offer(id, MakeAssignment(3, 2));
   registry.Revoke(id, 3, 1);  // an older round leaves the new one alone
@@ -220,13 +220,14 @@ TEST(WorkerRegistryTest, RevokeOfATakenAssignmentSetsAbandonOnce) {
   const std::string id = registry.Join(JoinAs("a"), "x");
   registry.Offer(id, MakeAssignment(3, 4));
   ASSERT_NE(*registry.Take(id, absl::Seconds(5)), nullptr);
-  EXPECT_FALSE(registry.TakeAbandon(id));
+  EXPECT_FALSE(registry.TakeAbandon(id).has_value());
   registry.Revoke(id, 3, 5);  // not the one it holds
-  EXPECT_FALSE(registry.TakeAbandon(id));
+  EXPECT_FALSE(registry.TakeAbandon(id).has_value());
   registry.Revoke(id, 3, 4);
-  EXPECT_TRUE(registry.TakeAbandon(id));
-  EXPECT_FALSE(registry.TakeAbandon(id));
-  EXPECT_FALSE(registry.TakeAbandon("w9"));
+  // The worker learns which assignment to drop, once.
+  EXPECT_EQ(registry.TakeAbandon(id), std::make_pair(int64_t{3}, int32_t{4}));
+  EXPECT_FALSE(registry.TakeAbandon(id).has_value());
+  EXPECT_FALSE(registry.TakeAbandon("w9").has_value());
 }
 
 TEST(WorkerRegistryTest, RecordRoundUpdatesThroughputAndRoundsDone) {

@@ -46,8 +46,33 @@ WorkerClient::~WorkerClient() {
 
 void WorkerClient::Stop() {
   stop_.store(true);
-  abandon_.store(true);
+  AbandonCurrent();
 }
+
+void WorkerClient::AbandonCurrent() {
+  abandon_.store(true);
+  absl::MutexLock lock(&mu_);
+  if (active_call_ != nullptr) active_call_->TryCancel();
+}
+
+// Registers a streaming call so AbandonCurrent() can cancel it: a call stuck
+// on a connection that died would otherwise hold the worker until its
+// deadline.
+class WorkerClient::ActiveCall {
+ public:
+  ActiveCall(WorkerClient* client, grpc::ClientContext* context)
+      : client_(client) {
+    absl::MutexLock lock(&client_->mu_);
+    client_->active_call_ = context;
+  }
+  ~ActiveCall() {
+    absl::MutexLock lock(&client_->mu_);
+    client_->active_call_ = nullptr;
+  }
+
+ private:
+  WorkerClient* const client_;
+};
 
 absl::Status WorkerClient::Join() {
   twist::v1::JoinRequest request;
@@ -94,9 +119,11 @@ void WorkerClient::HeartbeatLoop() {
       if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
         LOG(WARNING) << "coordinator does not know this worker ("
                      << s.error_message() << "): joining again";
-        absl::MutexLock lock(&mu_);
-        need_join_ = true;
-        abandon_.store(true);
+        {
+          absl::MutexLock lock(&mu_);
+          need_join_ = true;
+        }
+        AbandonCurrent();
       } else if (s.ok()) {
         bool restarted = false;
         {
@@ -104,7 +131,13 @@ void WorkerClient::HeartbeatLoop() {
           restarted = response.incarnation() != incarnation_;
           if (restarted) need_join_ = true;
         }
-        if (restarted || response.abandon_assignment()) abandon_.store(true);
+        bool stale = false;
+        if (response.abandon_assignment()) {
+          absl::MutexLock lock(&mu_);
+          stale = response.abandon_job_id() == current_job_ &&
+                  response.abandon_round() == current_round_;
+        }
+        if (restarted || stale) AbandonCurrent();
       }
     }
     // Sleep in small steps so Stop() is prompt.
@@ -184,6 +217,7 @@ absl::Status WorkerClient::ServeOnce() {
   grpc::ClientContext context;
   // The coordinator holds the call up to poll_s, then the transfer follows.
   Prepare(&context, options_.poll_s + 600);
+  ActiveCall active(this, &context);
   auto reader = stub_->ReceiveAssignment(&context, request);
   twist::v1::AssignmentMessage message;
   if (!reader->Read(&message)) {
@@ -197,6 +231,11 @@ absl::Status WorkerClient::ServeOnce() {
         "assignment stream did not start with a header");
   }
   abandon_.store(false);
+  {
+    absl::MutexLock lock(&mu_);
+    current_job_ = message.header().job_id();
+    current_round_ = message.header().round();
+  }
   {
     absl::MutexLock lock(&mu_);
     status_ = "receiving";
@@ -286,6 +325,7 @@ absl::Status WorkerClient::SendUpdate(const twist::v1::UpdateHeader& header,
   h.set_send_s(last_send_s_);
   grpc::ClientContext context;
   Prepare(&context, 600);
+  ActiveCall active(this, &context);
   twist::v1::UpdateResponse response;
   auto writer = stub_->SendUpdate(&context, &response);
   twist::v1::UpdateMessage message;

@@ -56,6 +56,10 @@ class WorkerClient {
   const Options options_;
   // A context for one call: its deadline and the worker's token.
   void Prepare(grpc::ClientContext* context, double deadline_s) const;
+  // Stops training the current assignment and cancels the streaming call in
+  // flight (the worker was dropped, the round was given up, or Stop()).
+  void AbandonCurrent();
+  class ActiveCall;
 
   SubnetTrainer* const trainer_;
   const common::Connection connection_;
@@ -68,6 +72,9 @@ class WorkerClient {
   bool need_join_ ABSL_GUARDED_BY(mu_) = true;
   std::string status_ ABSL_GUARDED_BY(mu_) = "idle";
   int64_t resident_parameters_ ABSL_GUARDED_BY(mu_) = 0;
+  grpc::ClientContext* active_call_ ABSL_GUARDED_BY(mu_) = nullptr;
+  int64_t current_job_ ABSL_GUARDED_BY(mu_) = 0;  // the assignment in hand
+  int32_t current_round_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> abandon_{false};
