@@ -30,7 +30,7 @@ size_t Distance(const std::string& a, const std::string& b) {
 // Options that take no value: "--watch 3" must leave 3 as an argument.
 bool IsSwitch(const std::string& key) {
   return key == "json" || key == "strip_tags" || key == "watch" ||
-         key == "capacity_weighted" || key == "help";
+         key == "capacity_weighted" || key == "help" || key == "correction";
 }
 
 }  // namespace

@@ -341,7 +341,8 @@ absl::Status Workers(const CommandLine& line) {
 }
 
 absl::Status Export(const CommandLine& line) {
-  TWIST_RETURN_IF_ERROR(CheckOptions(line, {"output", "keep_ratio", "seed"}));
+  TWIST_RETURN_IF_ERROR(
+      CheckOptions(line, {"output", "keep_ratio", "seed", "correction"}));
   TWIST_ASSIGN_OR_RETURN(int64_t id, JobIdArgument(line));
   const std::string output = line.Get("output");
   if (output.empty()) {
@@ -355,6 +356,8 @@ absl::Status Export(const CommandLine& line) {
   TWIST_ASSIGN_OR_RETURN(int64_t seed, line.GetInt("seed", 1));
   request.set_keep_ratio(keep);
   request.set_seed(static_cast<uint64_t>(seed));
+  TWIST_ASSIGN_OR_RETURN(bool correction, line.GetBool("correction", false));
+  request.set_shift_correction(correction);
   TWIST_ASSIGN_OR_RETURN(Client stub, Client::Open(line));
   grpc::ClientContext context;
   stub.Prepare(&context, 3600);
@@ -440,8 +443,9 @@ commands:
   watch JOB                 a live progress bar until the job ends
   cancel JOB
   workers                   workers, live first
-  export JOB --output=FILE [--keep_ratio=R --seed=S]
-      the model (or a random subnetwork keeping R of each layer's units) as safetensors
+  export JOB --output=FILE [--keep_ratio=R --seed=S] [--correction]
+      the model (or a random subnetwork keeping R of each layer's units) as safetensors;
+      --correction folds the dropped units' mean output into the biases instead of scaling
   generate --model=FILE [--prompt=TEXT] [--tokens=200] [--temperature=0.8] [--top_k=40]
       sample text from an exported model
 )";

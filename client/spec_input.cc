@@ -71,6 +71,9 @@ const std::vector<std::pair<std::string, std::string>>& OptionFields() {
           {"round_deadline_s", "round_deadline_s"},
           {"deadline_factor", "deadline_factor"},
           {"deadline_floor_s", "deadline_floor_s"},
+          {"outer_lr", "outer_learning_rate"},
+          {"outer_momentum", "outer_momentum"},
+          {"transport_dtype", "transport_dtype"},
       };
   return *fields;
 }
@@ -81,9 +84,14 @@ std::string EnumValue(const std::string& option, const std::string& value) {
     if (value == "twist") return "MODE_TWIST";
     if (value == "local_sgd") return "MODE_LOCAL_SGD";
   }
+  if (option == "transport_dtype") {
+    if (value == "float32") return "TRANSPORT_DTYPE_FLOAT32";
+    if (value == "bfloat16") return "TRANSPORT_DTYPE_BFLOAT16";
+  }
   if (option == "scaling") {
     if (value == "inverse_keep_ratio") return "SCALING_INVERSE_KEEP_RATIO";
     if (value == "none") return "SCALING_NONE";
+    if (value == "correction") return "SCALING_CORRECTION";
   }
   return value;
 }

@@ -33,6 +33,15 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x,
   // A sublayer without heads contributes only its output bias.
   if (n_head_ == 0) return c_proj->bias.expand({B, T, C});
   const int64_t H = n_head_, D = head_dim_;
+  auto y = HeadOutputs(x);  // (B, H, T, D)
+  if (head_mask.defined()) y = y * head_mask.view({1, H, 1, 1});
+  y = y.transpose(1, 2).contiguous().view({B, T, H * D});  // (B, T, H*D)
+  return c_proj->forward(y, scale);
+}
+
+torch::Tensor CausalSelfAttentionImpl::HeadOutputs(const torch::Tensor& x) {
+  const int64_t B = x.size(0), T = x.size(1);
+  const int64_t H = n_head_, D = head_dim_;
   auto qkv = c_attn->forward(x).split(H * D, /*dim=*/2);  // 3 x (B, T, H*D)
   auto q = qkv[0].view({B, T, H, D}).transpose(1, 2);     // (B, H, T, D)
   auto k = qkv[1].view({B, T, H, D}).transpose(1, 2);
@@ -44,10 +53,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x,
           .triu(/*diagonal=*/1);
   att = att.masked_fill(future, -std::numeric_limits<double>::infinity());
   att = torch::softmax(att, /*dim=*/-1);
-  auto y = att.matmul(v);  // (B, H, T, D)
-  if (head_mask.defined()) y = y * head_mask.view({1, H, 1, 1});
-  y = y.transpose(1, 2).contiguous().view({B, T, H * D});  // (B, T, H*D)
-  return c_proj->forward(y, scale);
+  return att.matmul(v);  // (B, H, T, D)
 }
 
 MlpImpl::MlpImpl(int n_embd, int ffn_width) : ffn_width_(ffn_width) {
@@ -60,9 +66,13 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x,
   if (ffn_width_ == 0) {
     return c_proj->bias.expand({x.size(0), x.size(1), x.size(2)});
   }
-  auto h = torch::gelu(c_fc->forward(x));  // (B, T, F), exact erf GELU
+  auto h = Hidden(x);  // (B, T, F)
   if (column_mask.defined()) h = h * column_mask;
   return c_proj->forward(h, scale);
+}
+
+torch::Tensor MlpImpl::Hidden(const torch::Tensor& x) {
+  return torch::gelu(c_fc->forward(x));  // exact erf GELU
 }
 
 namespace {

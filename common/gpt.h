@@ -57,6 +57,9 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
   // x (B, T, C) -> (B, T, C). head_mask (H) or undefined.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& head_mask,
                         double scale);
+  // Each head's output before the projection: x (B, T, C) -> (B, H, T, D).
+  // Requires at least one head.
+  torch::Tensor HeadOutputs(const torch::Tensor& x);
 
   int n_head() const { return n_head_; }
 
@@ -75,6 +78,9 @@ class MlpImpl : public torch::nn::Module {
   // x (B, T, C) -> (B, T, C). column_mask (F) or undefined.
   torch::Tensor forward(const torch::Tensor& x,
                         const torch::Tensor& column_mask, double scale);
+
+  // The activations before the output projection: x (B, T, C) -> (B, T, F).
+  torch::Tensor Hidden(const torch::Tensor& x);
 
   ScaledLinear c_fc{nullptr};    // (F, C)
   ScaledLinear c_proj{nullptr};  // (C, F)

@@ -11,7 +11,10 @@ ModelConfig ModelConfigOf(const JobSpec& spec) {
 }
 
 PartialSumScaling ScalingOf(const JobSpec& spec) {
-  return spec.scaling() == twist::v1::SCALING_NONE
+  // The shift correction replaces the scale: its biases carry the missing
+  // units' mean instead.
+  return spec.scaling() == twist::v1::SCALING_NONE ||
+                 spec.scaling() == twist::v1::SCALING_CORRECTION
              ? PartialSumScaling::kNone
              : PartialSumScaling::kInverseKeepRatio;
 }

@@ -10,6 +10,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "common/model_config.h"
@@ -22,9 +23,10 @@ namespace twist::common {
 struct MergedDelta {
   // mean_w(theta_w - theta) per element; zero where nobody contributed.
   NamedTensors mean_delta;
-  // Contributors per tensor: a vector along the sliced dimension for a
-  // partitioned tensor (one count per row or column), a scalar for a
-  // replicated one. Same dtype as the parameter.
+  // Contributors per tensor, shaped to broadcast against it: one count per
+  // row (shape (rows, 1)) or column (shape (1, columns)) of a partitioned
+  // tensor, per entry of a partitioned bias, a scalar for a replicated tensor.
+  // Same dtype as the parameter.
   NamedTensors contributors;
   int num_updates = 0;
 };
@@ -67,6 +69,32 @@ class SubnetMerger {
 // theta <- theta + mean_delta (plain IST merging).
 void ApplyMergedDelta(const MergedDelta& merged,
                       const NamedTensors& full_params);
+
+// OK when `tensors` is a well-formed update for `units` of the model whose
+// parameters are `full_params`: every tensor present with the subnetwork's
+// shape and the model's dtype, and finite. InvalidArgument naming the tensor.
+absl::Status ValidateUpdate(const ModelConfig& full,
+                            const NamedTensors& full_params,
+                            const SubnetUnits& units,
+                            const NamedTensors& tensors);
+
+struct UpdateToMerge {
+  const SubnetUnits* units;
+  const NamedTensors* tensors;
+  bool is_delta = false;  // trained-minus-received deltas, not weights
+};
+
+// Plain merging done in place, the fast way: validates each update (one
+// status per update, in order; a rejected update is left out whole), then
+// writes theta + mean_w(theta_w - theta) into `full_params` directly, with
+// the same floating-point operations in the same order as SubnetMerger plus
+// ApplyMergedDelta, so the results are identical bit for bit (except that a
+// position nobody touched is not rewritten at all). One pass over the
+// updates' bytes where each unit has one holder; a sum buffer only for
+// tensors with shared positions.
+std::vector<absl::Status> MergeInPlace(
+    const ModelConfig& full, const NamedTensors& full_params,
+    const std::vector<UpdateToMerge>& updates);
 
 }  // namespace twist::common
 

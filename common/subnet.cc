@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/model_io.h"
+#include "common/slice_kernels.h"
 #include "common/status_macros.h"
 
 namespace twist::common {
@@ -183,9 +184,61 @@ absl::StatusOr<NamedTensors> ExtractSubnet(const ModelConfig& full,
       out.Set(name, tensor.clone(at::MemoryFormat::Contiguous));
       continue;
     }
+    if (KernelSupports(tensor)) {
+      std::vector<int64_t> shape = tensor.sizes().vec();
+      shape[rule->dim] = static_cast<int64_t>(rule->index.size());
+      at::Tensor slice = at::empty(shape, tensor.options());
+      GatherSlice(tensor, rule->dim, rule->index, slice);
+      out.Set(name, slice);
+      continue;
+    }
     auto index = torch::tensor(rule->index, torch::dtype(torch::kLong))
                      .to(tensor.device());
     out.Set(name, tensor.index_select(rule->dim, index).contiguous());
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<NamedTensors>> ExtractSubnets(
+    const ModelConfig& full, const NamedTensors& full_params,
+    const std::vector<SubnetUnits>& slots) {
+  for (const auto& units : slots)
+    TWIST_RETURN_IF_ERROR(ValidateUnits(full, units));
+  TWIST_RETURN_IF_ERROR(CheckParameterShapes(full, full_params));
+  torch::NoGradGuard no_grad;
+  std::vector<NamedTensors> out(slots.size());
+  for (const auto& [name, tensor] : full_params) {
+    std::vector<SliceRule> rules;
+    for (const auto& units : slots) {
+      TWIST_ASSIGN_OR_RETURN(std::optional<SliceRule> rule,
+                             SliceRuleFor(full, units, name));
+      if (!rule) break;
+      rules.push_back(std::move(*rule));
+    }
+    if (rules.size() != slots.size() || !KernelSupports(tensor)) {
+      // Replicated (or not a kernel type): slot by slot.
+      for (size_t k = 0; k < slots.size(); ++k) {
+        if (rules.size() != slots.size()) {
+          out[k].Set(name, tensor.clone(at::MemoryFormat::Contiguous));
+        } else {
+          auto index = torch::tensor(rules[k].index, torch::dtype(torch::kLong))
+                           .to(tensor.device());
+          out[k].Set(name,
+                     tensor.index_select(rules[k].dim, index).contiguous());
+        }
+      }
+      continue;
+    }
+    std::vector<const std::vector<int64_t>*> indices;
+    std::vector<at::Tensor> slices;
+    for (const auto& rule : rules) {
+      std::vector<int64_t> shape = tensor.sizes().vec();
+      shape[rule.dim] = static_cast<int64_t>(rule.index.size());
+      slices.push_back(at::empty(shape, tensor.options()));
+      indices.push_back(&rule.index);
+    }
+    GatherSlices(tensor, rules[0].dim, indices, slices);
+    for (size_t k = 0; k < slots.size(); ++k) out[k].Set(name, slices[k]);
   }
   return out;
 }

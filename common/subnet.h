@@ -89,6 +89,12 @@ absl::StatusOr<NamedTensors> ExtractSubnet(const ModelConfig& full,
                                            const NamedTensors& full_params,
                                            const SubnetUnits& units);
 
+// ExtractSubnet for every slot of a round at once, reading each full tensor
+// once (see GatherSlices). Element k of the result is slot k's tensors.
+absl::StatusOr<std::vector<NamedTensors>> ExtractSubnets(
+    const ModelConfig& full, const NamedTensors& full_params,
+    const std::vector<SubnetUnits>& slots);
+
 // A subnetwork model built from extracted tensors (copied into its
 // parameters), with partial-sum scales set for `scaling`.
 absl::StatusOr<Gpt> BuildSubnetModel(const ModelConfig& full,

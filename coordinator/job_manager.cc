@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/model_io.h"
 #include "common/partition.h"
+#include "common/pruning.h"
 #include "common/status_macros.h"
 #include "common/subnet.h"
 #include "coordinator/job_spec.h"
@@ -225,7 +226,7 @@ absl::StatusOr<common::NamedTensors> JobManager::ExpectUpdate(
     const twist::v1::UpdateHeader& h) {
   TWIST_ASSIGN_OR_RETURN(std::shared_ptr<RoundCollector> round,
                          CurrentRound(h));
-  return round->Expect(h, at::kFloat);
+  return round->Expect(h);
 }
 
 absl::Status JobManager::DeliverUpdate(const twist::v1::UpdateHeader& h,
@@ -255,7 +256,8 @@ void JobManager::AbandonSlot(int64_t job_id, int32_t round, int32_t slot,
 
 absl::StatusOr<ExportedModel> JobManager::Export(int64_t job_id,
                                                  double keep_ratio,
-                                                 uint64_t seed) {
+                                                 uint64_t seed,
+                                                 bool shift_correction) {
   if (!(keep_ratio >= 0 && keep_ratio <= 1)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "keep_ratio must be in [0, 1] (0 or 1: the whole model), got ",
@@ -283,37 +285,38 @@ absl::StatusOr<ExportedModel> JobManager::Export(int64_t job_id,
   }
   common::SubnetUnits units = common::AllUnits(config);
   if (keep_ratio > 0 && keep_ratio < 1) {
-    for (int l = 0; l < config.n_layer; ++l) {
-      for (common::UnitKind kind :
-           {common::UnitKind::kHead, common::UnitKind::kFfnColumn}) {
-        const int k = kind == common::UnitKind::kHead ? config.n_head[l]
-                                                      : config.ffn_width[l];
-        TWIST_ASSIGN_OR_RETURN(std::vector<int> quota,
-                               common::QuotasFromKeepRatio(k, 1, keep_ratio));
-        TWIST_ASSIGN_OR_RETURN(
-            common::UnitAssignment hats,
-            common::AssignUnits(
-                k, quota, common::PartitionKey{seed, -1, l, kind}, false));
-        (kind == common::UnitKind::kHead ? units.layers[l].heads
-                                         : units.layers[l].ffn_columns) =
-            hats[0];
+    TWIST_ASSIGN_OR_RETURN(units,
+                           common::RandomSubnet(config, keep_ratio, seed));
+  }
+  std::optional<common::UnitContributions> correction;
+  if (shift_correction ||
+      job.spec().scaling() == twist::v1::SCALING_CORRECTION) {
+    TWIST_ASSIGN_OR_RETURN(common::Dataset dataset,
+                           common::Dataset::Open(job.spec().data().path()));
+    TWIST_ASSIGN_OR_RETURN(
+        torch::Tensor tokens,
+        common::CalibrationTokens(dataset.train(), /*batches=*/4,
+                                  job.spec().batch_size(), config.block_size));
+    common::Gpt full_model(config);
+    TWIST_RETURN_IF_ERROR(common::LoadParameters(*full_model, [&] {
+      common::NamedTensors p;
+      for (const auto& [name, t] : params) {
+        if (name != "lm_head.weight") p.Set(name, t);
       }
-    }
+      return p;
+    }()));
+    correction = common::EstimateUnitContributions(*full_model, tokens);
   }
-  common::NamedTensors model_params;
-  for (const auto& [name, t] : params) {
-    if (name != "lm_head.weight") model_params.Set(name, t);
-  }
-  TWIST_ASSIGN_OR_RETURN(common::NamedTensors sliced,
-                         common::ExtractSubnet(config, model_params, units));
   TWIST_ASSIGN_OR_RETURN(
       common::Gpt model,
-      common::BuildSubnetModel(config, units, sliced, ScalingOf(job.spec())));
+      common::PruneModel(config, params, units, ScalingOf(job.spec()),
+                         correction ? &*correction : nullptr));
   ExportedModel out;
   common::Metadata extra = {
       {"twist.job_id", absl::StrCat(job_id)},
       {"twist.round", absl::StrCat(job.round())},
-      {"twist.keep_ratio", absl::StrCat(keep_ratio > 0 ? keep_ratio : 1.0)}};
+      {"twist.keep_ratio", absl::StrCat(keep_ratio > 0 ? keep_ratio : 1.0)},
+      {"twist.shift_correction", correction ? "true" : "false"}};
   TWIST_ASSIGN_OR_RETURN(out.tensors,
                          common::ExportTensors(*model, extra, &out.metadata));
   out.parameters = model->config().NumParameters();

@@ -68,9 +68,12 @@ class JobManager {
   uint64_t WaitForChange(uint64_t seen, absl::Duration timeout);
 
   // The job's model (final when finished, current while running), or a
-  // random subnetwork at `keep_ratio` (0 or 1: the whole model).
+  // random subnetwork at `keep_ratio` (0 or 1: the whole model), its partial
+  // sums scaled as the job trained them or, with `shift_correction` (or a
+  // job trained with it), its biases shift-corrected.
   absl::StatusOr<ExportedModel> Export(int64_t job_id, double keep_ratio,
-                                       uint64_t seed);
+                                       uint64_t seed,
+                                       bool shift_correction = false);
 
   // The update path of the worker service.
   absl::StatusOr<common::NamedTensors> ExpectUpdate(

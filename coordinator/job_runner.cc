@@ -12,6 +12,8 @@
 #include "common/local_training.h"
 #include "common/merge.h"
 #include "common/model_io.h"
+#include "common/outer_optimizer.h"
+#include "common/shift_correction.h"
 #include "common/status_macros.h"
 #include "common/subnet_proto.h"
 #include "coordinator/checkpoint.h"
@@ -91,6 +93,12 @@ absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
     model_->InitWeights(spec.seed());
     params_ = common::ParameterTensors(*model_);
   }
+  common::OuterOptimizerOptions outer;
+  outer.learning_rate =
+      spec.outer_learning_rate() > 0 ? spec.outer_learning_rate() : 1.0;
+  outer.momentum = spec.outer_momentum();
+  outer.nesterov = !spec.outer_heavy_ball();
+  outer_ = std::make_unique<common::OuterOptimizer>(outer);
   job_.set_parameters(config_.NumParameters());
   TWIST_RETURN_IF_ERROR(Resume());
   if (job_.started_at() == 0) job_.set_started_at(NowSeconds());
@@ -156,6 +164,7 @@ absl::Status JobRunner::Resume() {
           absl::StrCat("checkpoint ", checkpoint->path,
                        " does not fit the job's model: ", loaded.message()));
     }
+    TWIST_RETURN_IF_ERROR(outer_->LoadState(checkpoint->state, params_));
     round = checkpoint->round;
     notice = absl::StrCat("resumed from the checkpoint of round ", round);
   } else {
@@ -178,11 +187,25 @@ absl::Status JobRunner::SaveCheckpoint() {
   {
     absl::MutexLock lock(&model_mu_);
     TWIST_RETURN_IF_ERROR(WriteCheckpoint(options_.job_dir, job_.round(),
-                                          params_, /*state=*/{},
+                                          params_, outer_->state(),
                                           options_.checkpoints_kept));
   }
   last_checkpoint_round_ = job_.round();
   return absl::OkStatus();
+}
+
+absl::StatusOr<common::UnitContributions> JobRunner::Contributions() {
+  // A fixed calibration batch carved from the training data (never the
+  // validation data), the same every round.
+  std::vector<int64_t> inputs, targets;
+  TWIST_RETURN_IF_ERROR(
+      common::EvalBatch(dataset_->train(), job_.spec().batch_size(),
+                        config_.block_size, /*index=*/0, &inputs, &targets));
+  auto idx = torch::from_blob(inputs.data(),
+                              {job_.spec().batch_size(), config_.block_size},
+                              torch::kLong)
+                 .clone();
+  return common::EstimateUnitContributions(*model_, idx);
 }
 
 double JobRunner::StragglerDeadline() const {
@@ -218,6 +241,10 @@ absl::Status JobRunner::RunOneRound(int32_t round,
                                     const std::atomic<bool>& cancel,
                                     const std::atomic<bool>& stop) {
   const auto& spec = job_.spec();
+  const at::ScalarType wire_dtype =
+      spec.transport_dtype() == twist::v1::TRANSPORT_DTYPE_BFLOAT16
+          ? at::kBFloat16
+          : at::kFloat;
   const auto round_start = std::chrono::steady_clock::now();
   std::vector<twist::v1::WorkerInfo> workers = registry_->LiveWorkers();
   if (spec.max_workers() > 0 &&
@@ -235,16 +262,40 @@ absl::Status JobRunner::RunOneRound(int32_t round,
   std::vector<std::shared_ptr<Assignment>> assignments;
   {
     absl::MutexLock lock(&model_mu_);
-    std::shared_ptr<Assignment> shared;
+    bool same = true;
+    for (const auto& units : plan) same = same && units == plan[0];
+    std::vector<common::NamedTensors> sliced;
+    if (same) {
+      TWIST_ASSIGN_OR_RETURN(common::NamedTensors one,
+                             common::ExtractSubnet(config_, params_, plan[0]));
+      sliced.push_back(std::move(one));
+    } else {
+      TWIST_ASSIGN_OR_RETURN(sliced,
+                             common::ExtractSubnets(config_, params_, plan));
+    }
+    // Shift correction: each slot's missing units' mean contributions go into
+    // its output biases (and come out again when its update is merged).
+    std::vector<common::NamedTensors> shifts(workers.size());
+    if (spec.scaling() == twist::v1::SCALING_CORRECTION && !same) {
+      TWIST_ASSIGN_OR_RETURN(common::UnitContributions contributions,
+                             Contributions());
+      for (size_t i = 0; i < workers.size(); ++i) {
+        shifts[i] = common::BiasShifts(contributions, plan[i]);
+        common::ApplyBiasShifts(shifts[i], sliced[i]);
+      }
+    }
+    if (wire_dtype != at::kFloat) {
+      for (auto& tensors : sliced) {
+        common::NamedTensors narrow;
+        for (const auto& [name, t] : tensors)
+          narrow.Set(name, t.to(wire_dtype));
+        tensors = std::move(narrow);
+      }
+    }
     for (size_t i = 0; i < workers.size(); ++i) {
       auto a = std::make_shared<Assignment>();
-      if (shared && plan[i] == plan[0]) {
-        a->tensors = shared->tensors;
-      } else {
-        TWIST_ASSIGN_OR_RETURN(
-            a->tensors, common::ExtractSubnet(config_, params_, plan[i]));
-        if (i == 0) shared = a;
-      }
+      // local_sgd: one extraction, shared read-only by every slot.
+      a->tensors = same ? sliced[0] : std::move(sliced[i]);
       auto& h = a->header;
       h.set_incarnation(options_.incarnation);
       h.set_job_id(job_.id());
@@ -254,12 +305,12 @@ absl::Status JobRunner::RunOneRound(int32_t round,
       *h.mutable_units() = common::ToProto(plan[i]);
       *h.mutable_tensors() = common::DescribeTensors(a->tensors);
       slots.push_back(SlotSpec{workers[i].id(), workers[i].name(), plan[i],
-                               a->tensors.NumBytes()});
+                               a->tensors.NumBytes(), std::move(shifts[i])});
       assignments.push_back(std::move(a));
     }
   }
   auto collector = std::make_shared<RoundCollector>(
-      options_.incarnation, job_.id(), round, config_, slots);
+      options_.incarnation, job_.id(), round, config_, slots, wire_dtype);
   hooks_.set_current_round(collector);
   for (size_t i = 0; i < workers.size(); ++i) {
     registry_->Offer(workers[i].id(), assignments[i]);
@@ -317,8 +368,7 @@ absl::Status JobRunner::RunOneRound(int32_t round,
   RoundOutcome outcome;
   {
     absl::MutexLock lock(&model_mu_);
-    outcome = collector->Merge(params_);
-    common::ApplyMergedDelta(outcome.merged, params_);
+    outcome = collector->MergeInto(params_, *outer_);
   }
   const double merge_s = Since(merge_start);
 

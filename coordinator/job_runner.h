@@ -23,6 +23,8 @@
 #include "common/gpt.h"
 #include "common/model_config.h"
 #include "common/named_tensors.h"
+#include "common/outer_optimizer.h"
+#include "common/shift_correction.h"
 #include "coordinator/round_collector.h"
 #include "coordinator/worker_registry.h"
 #include "twist/v1/job.pb.h"
@@ -84,6 +86,9 @@ class JobRunner {
   absl::Status SaveCheckpoint();
   // Seconds the current round waits for updates (see JobSpec.deadline_factor).
   double StragglerDeadline() const;
+  // Each unit's mean contribution on a calibration batch of training data
+  // (shift correction). Requires model_mu_.
+  absl::StatusOr<common::UnitContributions> Contributions();
   void SetState(twist::v1::JobState state, const std::string& reason);
 
   twist::v1::Job job_;
@@ -93,6 +98,7 @@ class JobRunner {
   const common::ModelConfig config_;
   std::unique_ptr<common::Dataset> dataset_;
   int32_t last_checkpoint_round_ = 0;
+  std::unique_ptr<common::OuterOptimizer> outer_;
   std::deque<double> recent_seconds_;  // update arrival times, last rounds
 
   mutable absl::Mutex model_mu_;  // guards the parameter values, not the module

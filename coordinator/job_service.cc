@@ -121,7 +121,8 @@ grpc::Status JobServiceImpl::ExportModel(
     grpc::ServerWriter<twist::v1::ExportMessage>* writer) {
   TWIST_AUTHORIZE(context);
   absl::StatusOr<ExportedModel> model =
-      jobs_->Export(request->job_id(), request->keep_ratio(), request->seed());
+      jobs_->Export(request->job_id(), request->keep_ratio(), request->seed(),
+                    request->shift_correction());
   if (!model.ok()) return ToGrpcStatus(model.status());
   twist::v1::ExportMessage message;
   auto* header = message.mutable_header();

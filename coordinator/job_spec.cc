@@ -52,6 +52,10 @@ void ApplyDefaults(JobSpec* spec) {
   if (spec->min_workers() == 0) spec->set_min_workers(1);
   if (spec->round_deadline_s() == 0) spec->set_round_deadline_s(600);
   if (spec->deadline_factor() == 0) spec->set_deadline_factor(3);
+  if (spec->outer_learning_rate() == 0) spec->set_outer_learning_rate(1);
+  if (spec->transport_dtype() == twist::v1::TRANSPORT_DTYPE_UNSPECIFIED) {
+    spec->set_transport_dtype(twist::v1::TRANSPORT_DTYPE_FLOAT32);
+  }
   if (spec->deadline_floor_s() == 0) {
     spec->set_deadline_floor_s(std::min(10.0, spec->round_deadline_s()));
   }
@@ -178,8 +182,9 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
                "capacity_weighted, or use mode twist");
   }
   if (spec.scaling() != twist::v1::SCALING_INVERSE_KEEP_RATIO &&
-      spec.scaling() != twist::v1::SCALING_NONE) {
-    return Bad("scaling", "must be inverse_keep_ratio or none");
+      spec.scaling() != twist::v1::SCALING_NONE &&
+      spec.scaling() != twist::v1::SCALING_CORRECTION) {
+    return Bad("scaling", "must be inverse_keep_ratio, none or correction");
   }
   if (spec.eval_every() < 1) {
     return Bad("eval_every",
@@ -209,6 +214,24 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
     return Bad("round_deadline_s",
                absl::StrCat("must be a positive number of seconds, got ",
                             spec.round_deadline_s()));
+  }
+  if (!(spec.outer_learning_rate() > 0) ||
+      !Finite(spec.outer_learning_rate())) {
+    return Bad(
+        "outer_learning_rate",
+        absl::StrCat("must be a positive number (1: plain merging), got ",
+                     spec.outer_learning_rate()));
+  }
+  if (!(spec.outer_momentum() >= 0 && spec.outer_momentum() < 1)) {
+    return Bad(
+        "outer_momentum",
+        absl::StrCat(
+            "must be in [0, 1) (0: plain merging; DiLoCo uses 0.9), got ",
+            spec.outer_momentum()));
+  }
+  if (spec.transport_dtype() != twist::v1::TRANSPORT_DTYPE_FLOAT32 &&
+      spec.transport_dtype() != twist::v1::TRANSPORT_DTYPE_BFLOAT16) {
+    return Bad("transport_dtype", "must be float32 or bfloat16");
   }
   if (!(spec.deadline_factor() >= 1) || !Finite(spec.deadline_factor())) {
     return Bad(

@@ -7,17 +7,20 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/model_io.h"
+#include "common/shift_correction.h"
 
 namespace twist::coordinator {
 
 RoundCollector::RoundCollector(uint64_t incarnation, int64_t job_id,
                                int32_t round, const common::ModelConfig& full,
-                               std::vector<SlotSpec> slots)
+                               std::vector<SlotSpec> slots,
+                               at::ScalarType wire_dtype)
     : incarnation_(incarnation),
       job_id_(job_id),
       round_(round),
       full_(full),
       slots_(std::move(slots)),
+      wire_dtype_(wire_dtype),
       results_(slots_.size()) {}
 
 absl::Status RoundCollector::CheckHeader(
@@ -57,14 +60,14 @@ absl::Status RoundCollector::CheckHeader(
 }
 
 absl::StatusOr<common::NamedTensors> RoundCollector::Expect(
-    const twist::v1::UpdateHeader& h, at::ScalarType dtype) const {
+    const twist::v1::UpdateHeader& h) const {
   absl::ReaderMutexLock lock(&mu_);
   if (absl::Status s = CheckHeader(h); !s.ok()) return s;
   common::NamedTensors out;
   const common::ModelConfig sub =
       common::SubnetConfig(full_, slots_[h.slot()].units);
   for (const auto& p : common::ParameterShapes(sub)) {
-    out.Set(p.name, at::empty(p.shape, at::TensorOptions().dtype(dtype)));
+    out.Set(p.name, at::empty(p.shape, at::TensorOptions().dtype(wire_dtype_)));
   }
   return out;
 }
@@ -124,11 +127,60 @@ std::vector<int> RoundCollector::Outstanding() {
 }
 
 RoundOutcome RoundCollector::Merge(const common::NamedTensors& full_params) {
+  return Close(full_params, /*outer=*/nullptr);
+}
+
+RoundOutcome RoundCollector::MergeInto(const common::NamedTensors& full_params,
+                                       common::OuterOptimizer& outer) {
+  return Close(full_params, &outer);
+}
+
+RoundOutcome RoundCollector::Close(const common::NamedTensors& full_params,
+                                   common::OuterOptimizer* outer) {
   absl::MutexLock lock(&mu_);
   closed_ = true;
   RoundOutcome out;
-  common::SubnetMerger merger(full_, full_params);
+  // The delivered updates, in slot order; reduced-precision ones are deltas,
+  // widened to the model's precision.
+  std::vector<int> delivered;
+  std::vector<common::NamedTensors> widened;
+  std::vector<common::UpdateToMerge> updates;
+  widened.reserve(slots_.size());
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    SlotResult& r = results_[i];
+    if (r.state != SlotState::kDelivered) continue;
+    common::NamedTensors update;
+    for (const auto& [name, t] : r.tensors) {
+      update.Set(name, t.scalar_type() == at::kFloat ? t : t.to(at::kFloat));
+    }
+    if (!r.header.deltas()) {
+      common::ApplyBiasShifts(slots_[i].bias_shift, update, /*sign=*/-1.0);
+    }
+    widened.push_back(std::move(update));
+    delivered.push_back(static_cast<int>(i));
+  }
+  for (size_t k = 0; k < delivered.size(); ++k) {
+    updates.push_back({&slots_[delivered[k]].units, &widened[k],
+                       results_[delivered[k]].header.deltas()});
+  }
+  std::vector<absl::Status> statuses;
+  const bool plain = outer != nullptr &&
+                     outer->options().learning_rate == 1.0 &&
+                     outer->options().momentum == 0.0;
+  if (plain) {
+    statuses = common::MergeInPlace(full_, full_params, updates);
+  } else {
+    common::SubnetMerger merger(full_, full_params);
+    for (const auto& u : updates) {
+      statuses.push_back(u.is_delta ? merger.AddDeltas(*u.units, *u.tensors)
+                                    : merger.AddWeights(*u.units, *u.tensors));
+    }
+    out.merged = merger.Finish();
+    if (outer != nullptr) outer->Step(out.merged, full_params);
+  }
+
   double loss_sum = 0;
+  size_t next = 0;  // index into delivered / statuses
   for (size_t i = 0; i < slots_.size(); ++i) {
     SlotResult& r = results_[i];
     twist::v1::RoundWorker w;
@@ -150,7 +202,7 @@ RoundOutcome RoundCollector::Merge(const common::NamedTensors& full_params) {
       out.bytes_received += r.bytes_received;
     }
     if (r.state == SlotState::kDelivered) {
-      absl::Status s = merger.AddWeights(slots_[i].units, r.tensors);
+      const absl::Status& s = statuses[next++];
       w.set_seconds(r.seconds);
       if (s.ok()) {
         w.set_accepted(true);
@@ -169,7 +221,6 @@ RoundOutcome RoundCollector::Merge(const common::NamedTensors& full_params) {
     }
     out.workers.push_back(std::move(w));
   }
-  out.merged = merger.Finish();
   out.mean_train_loss = out.accepted > 0
                             ? loss_sum / out.accepted
                             : std::numeric_limits<double>::quiet_NaN();

@@ -19,6 +19,7 @@
 #include "common/merge.h"
 #include "common/model_config.h"
 #include "common/named_tensors.h"
+#include "common/outer_optimizer.h"
 #include "common/subnet.h"
 #include "twist/v1/job.pb.h"
 #include "twist/v1/worker_service.pb.h"
@@ -30,6 +31,9 @@ struct SlotSpec {
   std::string worker_name;
   common::SubnetUnits units;
   int64_t bytes_sent = 0;  // payload bytes of the assignment
+  // Shift correction: what was added to the slot's output biases before
+  // sending; taken off a returned weight update before merging.
+  common::NamedTensors bias_shift;
 };
 
 // What a round produced once its updates are merged.
@@ -47,8 +51,11 @@ struct RoundOutcome {
 
 class RoundCollector {
  public:
+  // `wire_dtype` is the element type updates travel in (float32, or
+  // bfloat16 deltas).
   RoundCollector(uint64_t incarnation, int64_t job_id, int32_t round,
-                 const common::ModelConfig& full, std::vector<SlotSpec> slots);
+                 const common::ModelConfig& full, std::vector<SlotSpec> slots,
+                 at::ScalarType wire_dtype = at::kFloat);
 
   uint64_t incarnation() const { return incarnation_; }
   int64_t job_id() const { return job_id_; }
@@ -60,8 +67,8 @@ class RoundCollector {
   // and worker all current, slot still open) and returns empty tensors of the
   // slot's subnetwork shapes to receive it into. FailedPrecondition for a
   // stale or foreign header, AlreadyExists for a second update of a slot.
-  absl::StatusOr<common::NamedTensors> Expect(const twist::v1::UpdateHeader& h,
-                                              at::ScalarType dtype) const;
+  absl::StatusOr<common::NamedTensors> Expect(
+      const twist::v1::UpdateHeader& h) const;
 
   // Stores a fully received update for merging. The tensors are validated at
   // merge time; a bad one is refused whole there.
@@ -85,8 +92,16 @@ class RoundCollector {
   std::vector<int> Outstanding();
 
   // Closes the round (further deliveries fail) and merges the accepted
-  // updates into a delta against `full_params`, in slot order.
+  // updates into a delta against `full_params`, in slot order, leaving
+  // `full_params` as they are (RoundOutcome::merged).
   RoundOutcome Merge(const common::NamedTensors& full_params);
+
+  // Closes the round and applies the accepted updates to `full_params`
+  // through `outer`: in place with MergeInPlace for plain merging (learning
+  // rate 1, no momentum), else the merged delta stepped by the optimizer.
+  // RoundOutcome::merged is left empty on the in-place path.
+  RoundOutcome MergeInto(const common::NamedTensors& full_params,
+                         common::OuterOptimizer& outer);
 
  private:
   enum class SlotState { kWaiting, kDelivered, kRefused, kAbandoned };
@@ -99,6 +114,8 @@ class RoundCollector {
     std::string reason;
   };
 
+  RoundOutcome Close(const common::NamedTensors& full_params,
+                     common::OuterOptimizer* outer);
   absl::Status CheckHeader(const twist::v1::UpdateHeader& h) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
@@ -108,6 +125,7 @@ class RoundCollector {
   const common::ModelConfig full_;
   const std::vector<SlotSpec> slots_;
   const absl::Time started_ = absl::Now();
+  const at::ScalarType wire_dtype_;
 
   mutable absl::Mutex mu_;
   std::vector<SlotResult> results_ ABSL_GUARDED_BY(mu_);

@@ -340,7 +340,7 @@ TEST(ApplySpecOptionsTest, OptionNamesAreTheShortSpellings) {
   }
   EXPECT_EQ(names.count("learning_rate"), 0u);
   EXPECT_EQ(names.count("spec"), 0u);
-  EXPECT_EQ(names.size(), 31u);
+  EXPECT_EQ(names.size(), 34u);
 }
 
 twist::v1::RoundRecord Round(int round, double train, double val,

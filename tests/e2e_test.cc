@@ -240,6 +240,27 @@ TEST_F(EndToEndTest, LocalSgdJobCompletesThroughTheSamePath) {
             job["rounds"][0]["val_loss"].get<double>());
 }
 
+TEST_F(EndToEndTest, Bfloat16TransportHalvesTheBytesAndStillLearns) {
+  const int64_t id = SubmitAndWatch(
+      With(kSmallModel,
+           {"--name=e2e-bf16", "--transport_dtype=bfloat16", "--rounds=4",
+            "--local_steps=15", "--lr=3e-3", "--eval_every=4",
+            "--min_workers=2", "--outer_lr=0.8", "--outer_momentum=0.5"}));
+  ASSERT_GT(id, 0);
+  const nlohmann::json job = JobJson(id);
+  EXPECT_EQ(job["state"], "completed");
+  for (size_t r = 1; r < job["rounds"].size(); ++r) {
+    for (const auto& w : job["rounds"][r]["workers"]) {
+      EXPECT_TRUE(w["accepted"].get<bool>()) << w.dump();
+      EXPECT_EQ(w["bytes_sent"],
+                2 * w["parameters"].get<int64_t>());  // bfloat16
+      EXPECT_EQ(w["bytes_received"], 2 * w["parameters"].get<int64_t>());
+    }
+  }
+  EXPECT_LT(job["rounds"][4]["val_loss"].get<double>(),
+            0.9 * job["rounds"][0]["val_loss"].get<double>());
+}
+
 TEST_F(EndToEndTest, OneRoundOverGrpcEqualsTheSameRoundInProcess) {
   const int64_t id = SubmitAndWatch(
       With(kSmallModel, {"--name=e2e-determinism", "--rounds=1",

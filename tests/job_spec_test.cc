@@ -127,6 +127,8 @@ TEST(ApplyDefaultsTest, KeepsFieldsThatAreSet) {
   spec.set_round_deadline_s(30.5);
   spec.set_deadline_factor(2);
   spec.set_deadline_floor_s(4);
+  spec.set_outer_learning_rate(0.7);
+  spec.set_transport_dtype(twist::v1::TRANSPORT_DTYPE_BFLOAT16);
   const JobSpec before = spec;
   ApplyDefaults(&spec);
   EXPECT_EQ(spec.SerializeAsString(), before.SerializeAsString())
@@ -353,7 +355,7 @@ TEST(ValidateJobSpecTest, EachBrokenRuleIsRefusedNamingTheFieldAndTheFix) {
        [](JobSpec* s, auto*) {
          s->set_scaling(twist::v1::SCALING_UNSPECIFIED);
        },
-       kBad, "scaling: must be inverse_keep_ratio or none"},
+       kBad, "scaling: must be inverse_keep_ratio, none or correction"},
       {"eval_every", [](JobSpec* s, auto*) { s->set_eval_every(0); }, kBad,
        "eval_every: must be at least 1, got 0"},
       {"eval_batches", [](JobSpec* s, auto*) { s->set_eval_batches(-2); }, kBad,

@@ -4,6 +4,7 @@
 
 #include "common/model_io.h"
 #include "common/partition.h"
+#include "common/tensor_chunks.h"
 #include "gtest/gtest.h"
 #include "tests/test_models.h"
 
@@ -212,6 +213,148 @@ TEST(MergeTest, RejectsMalformedUpdatesWhole) {
   const MergedDelta merged = merger.Finish();
   for (const auto& [name, t] : merged.mean_delta) {
     EXPECT_EQ(t.abs().sum().item<double>(), 0.0) << name;
+  }
+}
+
+}  // namespace
+}  // namespace twist::common
+
+namespace twist::common {
+namespace {
+
+TEST(MergeTest, Bfloat16DeltasKeepSmallUpdatesThatBfloat16WeightsWouldLose) {
+  const ModelConfig config = ModelConfig::Full(2, 2, 8, 4, 16);
+  Gpt model = twist::testing::MakeModel(config, 9);
+  const NamedTensors params = ParameterTensors(*model);
+  const NamedTensors theta = Clone(params);
+  SubnetUnits units = AllUnits(config);
+  units.layers[1].heads = {1};
+  // The coordinator sends bfloat16; the worker widens it, trains (+2e-5),
+  // and returns the bfloat16 delta against what it received.
+  const NamedTensors sent = *ExtractSubnet(config, params, units);
+  NamedTensors wire;
+  for (const auto& [name, t] : sent) wire.Set(name, t.to(at::kBFloat16));
+  NamedTensors received, deltas;
+  for (const auto& [name, t] : wire) {
+    const at::Tensor widened = t.to(at::kFloat);
+    received.Set(name, widened);
+    deltas.Set(name, ((widened + 2e-5) - widened).to(at::kBFloat16));
+  }
+  // The deltas cross the wire as bfloat16 chunks, bit for bit.
+  auto chunks = SplitIntoChunks(deltas, 64);
+  ASSERT_TRUE(chunks.ok());
+  NamedTensors targets;
+  for (const auto& [name, t] : deltas) targets.Set(name, torch::empty_like(t));
+  ChunkAssembler assembler(targets, 64);
+  for (const auto& c : *chunks) ASSERT_TRUE(assembler.Add(c).ok());
+  ASSERT_TRUE(assembler.Finish().ok());
+  NamedTensors arrived;
+  for (const auto& [name, t] : assembler.tensors()) {
+    EXPECT_TRUE(t.equal(*deltas.Find(name))) << name;
+    arrived.Set(name, t.to(at::kFloat));
+  }
+  SubnetMerger merger(config, params);
+  ASSERT_TRUE(merger.AddDeltas(units, arrived).ok());
+  ApplyMergedDelta(merger.Finish(), params);
+  // Every held weight moved by 2e-5 (to bfloat16's relative precision of the
+  // delta, 2^-8), including weights far larger than the update.
+  for (const auto& [name, t] : params) {
+    const at::Tensor moved = (t - *theta.Find(name)).abs();
+    EXPECT_GT(moved.max().item<double>(), 0.99 * 2e-5) << name;
+  }
+  const std::string fc = "transformer.h.0.mlp.c_fc.weight";
+  EXPECT_TRUE(torch::allclose(*params.Find(fc) - *theta.Find(fc),
+                              torch::full_like(*theta.Find(fc), 2e-5),
+                              1.0 / 256, 0));
+  // Sending bfloat16 weights instead would have lost the update: rounding
+  // theta + 2e-5 to bfloat16 gives back bfloat16(theta) for most weights.
+  const at::Tensor w = *theta.Find(fc);
+  const double lost = ((w + 2e-5).to(at::kBFloat16) == w.to(at::kBFloat16))
+                          .to(at::kFloat)
+                          .mean()
+                          .item<double>();
+  EXPECT_GT(lost, 0.5);
+}
+
+}  // namespace
+}  // namespace twist::common
+
+namespace twist::common {
+namespace {
+
+// MergeInPlace against SubnetMerger + ApplyMergedDelta on the same updates.
+void ExpectSameAsGeneralMerge(const ModelConfig& config, int workers,
+                              int64_t round, bool deltas, torch::Dtype dtype) {
+  Gpt model = twist::testing::MakeModel(config, 20 + workers, dtype);
+  const NamedTensors params = ParameterTensors(*model);
+  const NamedTensors general = Clone(params);
+  const std::vector<SubnetUnits> plan = PartitionRound(config, workers, round);
+  std::vector<NamedTensors> trained;
+  for (int w = 0; w < workers; ++w) {
+    NamedTensors t;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(w + 1);
+    const NamedTensors sliced = *ExtractSubnet(config, params, plan[w]);
+    for (const auto& [name, x] : sliced) {
+      const at::Tensor noise = torch::randn(x.sizes(), gen, x.options()) * 0.01;
+      t.Set(name, deltas ? noise : x + noise);
+    }
+    trained.push_back(t);
+  }
+  // One update is rejected (a NaN), so counts come from the accepted ones.
+  trained[workers - 1]
+      .Find("transformer.wte.weight")
+      ->index_put_({0, 0}, std::nan(""));
+  SubnetMerger merger(config, general);
+  std::vector<UpdateToMerge> updates;
+  for (int w = 0; w < workers; ++w) {
+    const absl::Status s = deltas ? merger.AddDeltas(plan[w], trained[w])
+                                  : merger.AddWeights(plan[w], trained[w]);
+    EXPECT_EQ(s.ok(), w != workers - 1);
+    updates.push_back({&plan[w], &trained[w], deltas});
+  }
+  ApplyMergedDelta(merger.Finish(), general);
+  const std::vector<absl::Status> statuses =
+      MergeInPlace(config, params, updates);
+  ASSERT_EQ(statuses.size(), static_cast<size_t>(workers));
+  for (int w = 0; w < workers; ++w)
+    EXPECT_EQ(statuses[w].ok(), w != workers - 1);
+  EXPECT_NE(statuses[workers - 1].message().find("NaN"), std::string::npos);
+  for (const auto& [name, t] : params) {
+    EXPECT_TRUE(t.equal(*general.Find(name)))
+        << workers << " workers, " << name << ": differs by "
+        << (t - *general.Find(name)).abs().max().item<double>();
+  }
+}
+
+TEST(MergeTest, InPlaceMergeEqualsTheGeneralMergeBitForBit) {
+  const ModelConfig config = SmallConfig();
+  // 4 heads: 2 workers split them, 3 share some (cover then fill).
+  for (int workers : {2, 3, 5}) {
+    ExpectSameAsGeneralMerge(config, workers, workers, /*deltas=*/false,
+                             torch::kFloat32);
+    ExpectSameAsGeneralMerge(config, workers, workers, /*deltas=*/true,
+                             torch::kFloat32);
+  }
+  ExpectSameAsGeneralMerge(config, 3, 1, false, torch::kFloat64);
+}
+
+TEST(MergeTest, InPlaceMergeOfTheWholeModelEverywhereIsTheMean) {
+  // local_sgd: every worker holds everything; the result is the plain mean.
+  const ModelConfig config = ModelConfig::Full(1, 2, 8, 4, 16);
+  Gpt model = twist::testing::MakeModel(config, 3);
+  const NamedTensors params = ParameterTensors(*model);
+  const SubnetUnits all = AllUnits(config);
+  NamedTensors a, b;
+  for (const auto& [name, t] : params) {
+    a.Set(name, t + 1.0f);
+    b.Set(name, t + 2.0f);
+  }
+  const NamedTensors before = Clone(params);
+  const auto statuses =
+      MergeInPlace(config, params, {{&all, &a, false}, {&all, &b, false}});
+  ASSERT_TRUE(statuses[0].ok() && statuses[1].ok());
+  for (const auto& [name, t] : params) {
+    EXPECT_TRUE(torch::allclose(t, *before.Find(name) + 1.5f, 0, 1e-6)) << name;
   }
 }
 

@@ -13,6 +13,12 @@ bin=$(readlink -f "$1"); src=$(readlink -f "$2")
 id=$$
 probe="twp$id"
 ip netns add "$probe" 2>/dev/null || { echo "SKIP: cannot create network namespaces here"; exit 77; }
+# `ip netns exec` remounts /sys inside a new mount namespace, which a chroot
+# whose / is not a mount point does not allow.
+if ! out=$(ip netns exec "$probe" true 2>&1); then
+  ip netns del "$probe"
+  echo "SKIP: cannot run programs in a network namespace here ($out)"; exit 77
+fi
 ip netns del "$probe"
 
 tmp=$(mktemp -d /tmp/twist-netns.XXXXXX)

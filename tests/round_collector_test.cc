@@ -116,8 +116,7 @@ TEST_F(RoundCollectorTest, ExpectReturnsEmptyTensorsOfTheSubnetShapes) {
   EXPECT_EQ(collector.num_slots(), 2);
   EXPECT_EQ(collector.slot(1).worker_id, "w2");
   for (int s = 0; s < 2; ++s) {
-    absl::StatusOr<NamedTensors> expected =
-        collector.Expect(Header(slots, s), at::kFloat);
+    absl::StatusOr<NamedTensors> expected = collector.Expect(Header(slots, s));
     ASSERT_TRUE(expected.ok()) << expected.status();
     auto sliced = common::ExtractSubnet(Config(), params_, slots[s].units);
     ASSERT_TRUE(sliced.ok());
@@ -129,9 +128,11 @@ TEST_F(RoundCollectorTest, ExpectReturnsEmptyTensorsOfTheSubnetShapes) {
       EXPECT_EQ((*expected)[i].tensor.scalar_type(), at::kFloat);
     }
   }
-  // One head of two, 16 of 32 columns: c_attn keeps 3 * 1 * 4 rows.
-  absl::StatusOr<NamedTensors> bf16 =
-      collector.Expect(Header(slots, 0), at::kBFloat16);
+  // One head of two, 16 of 32 columns: c_attn keeps 3 * 1 * 4 rows. A
+  // round that travels in bfloat16 expects bfloat16.
+  RoundCollector bf16_round(kIncarnation, kJob, kRound, Config(), slots,
+                            at::kBFloat16);
+  absl::StatusOr<NamedTensors> bf16 = bf16_round.Expect(Header(slots, 0));
   ASSERT_TRUE(bf16.ok());
   const at::Tensor* c_attn = bf16->Find("transformer.h.0.attn.c_attn.weight");
   ASSERT_NE(c_attn, nullptr);
@@ -181,7 +182,7 @@ TEST_F(RoundCollectorTest, ForeignOrStaleHeadersAreFailedPrecondition) {
   cases.push_back({"worker", h, "worker w2 does not hold slot 0 of round 5"});
 
   for (const Case& c : cases) {
-    auto expected = collector.Expect(c.header, at::kFloat);
+    auto expected = collector.Expect(c.header);
     EXPECT_EQ(expected.status().code(), absl::StatusCode::kFailedPrecondition)
         << c.what;
     EXPECT_EQ(expected.status().message(), c.message) << c.what;
@@ -208,7 +209,7 @@ TEST_F(RoundCollectorTest, SecondUpdateForASlotIsAlreadyExists) {
       collector.Deliver(Header(slots, 0), Trained(slots[0].units, 2.0), 10);
   EXPECT_EQ(again.code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(again.message(), message);
-  EXPECT_EQ(collector.Expect(Header(slots, 0), at::kFloat).status().code(),
+  EXPECT_EQ(collector.Expect(Header(slots, 0)).status().code(),
             absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(collector.Refuse(Header(slots, 0), "late error").code(),
             absl::StatusCode::kAlreadyExists);
@@ -542,8 +543,7 @@ TEST_F(RoundCollectorTest, DeliveriesAfterMergeFail) {
       collector.Deliver(Header(slots, 1), Trained(slots[1].units, 1.0), 10);
   EXPECT_EQ(late.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(late.message(), message);
-  EXPECT_EQ(collector.Expect(Header(slots, 1), at::kFloat).status().message(),
-            message);
+  EXPECT_EQ(collector.Expect(Header(slots, 1)).status().message(), message);
   EXPECT_EQ(collector.Refuse(Header(slots, 1), "x").message(), message);
 }
 

@@ -12,6 +12,12 @@ for tool in slurmctld slurmd munged sbatch sinfo scontrol; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed (deploy/install-deps.sh installs slurm-wlm and munge)"; exit 77; }
 done
 [ "$(id -u)" = 0 ] || { echo "SKIP: starting slurmd needs root"; exit 77; }
+# slurmd (22.05) always initialises its cgroup plugin, even with
+# proctrack/linuxproc: without a cgroup file system (some chroots) it cannot
+# start.
+if ! grep -qs " /sys/fs/cgroup " /proc/mounts; then
+  echo "SKIP: no cgroup file system at /sys/fs/cgroup, which slurmd needs"; exit 77
+fi
 
 tmp=$(mktemp -d /tmp/twist-slurm.XXXXXX)
 chmod 755 "$tmp"
@@ -76,7 +82,7 @@ pids+=($!)
 for i in $(seq 1 100); do
   state=$(sinfo -h -N -o %T 2>/dev/null | head -n 1 || true)
   [ "$state" = idle ] && break
-  [ "$i" = 100 ] && { echo "slurm did not come up (node state: '$state')"; tail -5 "$tmp"/slurm*.log; exit 1; }
+  [ "$i" = 100 ] && { echo "slurm did not come up (node state: '$state')"; tail -n 5 "$tmp"/slurm*.log; exit 1; }
   sleep 0.2
 done
 echo "slurm is up: $(sinfo -h -o '%P %D %T %C')"

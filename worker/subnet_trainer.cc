@@ -43,7 +43,12 @@ absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
   out.model->SetPartialSumScales(
       common::ScalesFor(full, units, common::ScalingOf(header.spec())));
   out.receive_into = common::ParameterTensors(*out.model);
-  // The announced tensors must be exactly this model's parameters, in order.
+  if (header.tensors_size() > 0 &&
+      header.tensors(0).dtype() == twist::v1::DTYPE_BFLOAT16) {
+    out.reduced_precision = true;
+  }
+  // The announced tensors must be exactly this model's parameters, in order,
+  // all in float32 or all in bfloat16.
   if (header.tensors_size() != static_cast<int>(out.receive_into.size())) {
     return absl::InvalidArgumentError(
         absl::StrCat("assignment announces ", header.tensors_size(),
@@ -53,13 +58,24 @@ absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
   for (int i = 0; i < header.tensors_size(); ++i) {
     const auto& info = header.tensors(i);
     const auto& expected = out.receive_into[i];
-    if (info.name() != expected.name ||
+    const auto wanted = out.reduced_precision ? twist::v1::DTYPE_BFLOAT16
+                                              : twist::v1::DTYPE_FLOAT32;
+    if (info.name() != expected.name || info.dtype() != wanted ||
         std::vector<int64_t>(info.shape().begin(), info.shape().end()) !=
             expected.tensor.sizes().vec()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "assignment tensor ", i, " is '", info.name(), "', expected '",
-          expected.name, "' of the subnetwork's shape"));
+          expected.name, "' of the subnetwork's shape, in ",
+          twist::v1::DType_Name(wanted)));
     }
+  }
+  if (out.reduced_precision) {
+    common::NamedTensors staging;
+    for (const auto& [name, t] : out.receive_into) {
+      staging.Set(
+          name, at::empty(t.sizes(), at::TensorOptions().dtype(at::kBFloat16)));
+    }
+    out.receive_into = std::move(staging);
   }
   return out;
 }
@@ -93,6 +109,16 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
     PreparedSubnet& subnet, std::function<bool()> should_stop) {
   const auto& h = subnet.header;
   TWIST_ASSIGN_OR_RETURN(const common::Dataset* dataset, OpenDataset(h.spec()));
+  // Reduced-precision transport: widen what arrived into the parameters and
+  // keep it, to return deltas against exactly what was received.
+  common::NamedTensors received;
+  if (subnet.reduced_precision) {
+    torch::NoGradGuard no_grad;
+    for (const auto& [name, param] : common::ParameterTensors(*subnet.model)) {
+      param.copy_(*subnet.receive_into.Find(name));
+      received.Set(name, param.detach().clone());
+    }
+  }
   subnet.model->to(options_.device);
   common::LocalTrainingOptions options =
       common::TrainingOptionsOf(h.spec(), h.round(), h.slot());
@@ -103,8 +129,13 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
       common::TrainLocalSteps(*subnet.model, dataset->train(), options));
   torch::NoGradGuard no_grad;
   for (const auto& [name, param] : common::ParameterTensors(*subnet.model)) {
-    out.tensors.Set(name, param.detach().to(torch::kCPU).contiguous());
+    at::Tensor trained = param.detach().to(torch::kCPU).contiguous();
+    if (subnet.reduced_precision) {
+      trained = (trained - *received.Find(name)).to(at::kBFloat16).contiguous();
+    }
+    out.tensors.Set(name, trained);
   }
+  out.deltas = subnet.reduced_precision;
   out.parameters = out.tensors.NumElements();
   return out;
 }

@@ -25,13 +25,18 @@ namespace twist::worker {
 struct PreparedSubnet {
   twist::v1::AssignmentHeader header;
   common::Gpt model{nullptr};  // on the CPU until Train() moves it
-  // The model's parameters, in the order the coordinator streams them: the
-  // chunks are written straight into this memory.
+  // Where the streamed chunks are written: the model's parameters themselves
+  // (float32 transport), or reduced-precision staging tensors that Train()
+  // widens into the parameters.
   common::NamedTensors receive_into;
+  bool reduced_precision = false;
 };
 
 struct TrainedSubnet {
-  common::NamedTensors tensors;  // CPU, contiguous, model order
+  // CPU, contiguous, model order: the trained weights, or (reduced-precision
+  // transport) trained-minus-received deltas in the wire's element type.
+  common::NamedTensors tensors;
+  bool deltas = false;
   common::LocalTrainingResult result;
   int64_t parameters = 0;
 };

@@ -311,6 +311,7 @@ absl::Status WorkerClient::ServeOnce() {
   update.set_tokens(trained->result.tokens);
   update.set_compute_s(trained->result.compute_s);
   update.set_parameters(trained->parameters);
+  update.set_deltas(trained->deltas);
   return SendUpdate(update, trained->tensors);
 }
 
