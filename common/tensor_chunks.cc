@@ -26,10 +26,6 @@ constexpr WireType kWireTypes[] = {
     {at::kByte, twist::v1::DTYPE_UINT8},
 };
 
-std::string ShapeString(const google::protobuf::RepeatedField<int64_t>& shape) {
-  return absl::StrCat("(", absl::StrJoin(shape, ", "), ")");
-}
-
 }  // namespace
 
 absl::StatusOr<twist::v1::DType> ToWireDType(at::ScalarType type) {
@@ -104,36 +100,43 @@ ChunkAssembler::ChunkAssembler(NamedTensors targets, size_t max_chunk_bytes)
 }
 
 absl::Status ChunkAssembler::Add(const twist::v1::TensorChunk& chunk) {
+  ChunkView view;
+  view.name = chunk.name();
+  view.shape.assign(chunk.shape().begin(), chunk.shape().end());
+  view.dtype = chunk.dtype();
+  view.offset = chunk.offset();
+  view.data.push_back({chunk.data().data(), chunk.data().size()});
+  view.data_size = chunk.data().size();
+  return Add(view);
+}
+
+absl::Status ChunkAssembler::Add(const ChunkView& chunk) {
   if (!failed_.ok()) return failed_;
   auto fail = [&](const std::string& why) {
     failed_ = absl::InvalidArgumentError(
-        absl::StrCat("bad chunk for tensor '", chunk.name(), "': ", why));
+        absl::StrCat("bad chunk for tensor '", chunk.name, "': ", why));
     return failed_;
   };
-  auto it = position_.find(chunk.name());
+  auto it = position_.find(chunk.name);
   if (it == position_.end()) return fail("no such tensor is expected");
   const at::Tensor& target = targets_[it->second].tensor;
   Progress& progress = progress_[it->second];
 
   const auto sizes = target.sizes();
-  bool same_shape = chunk.shape_size() == static_cast<int>(sizes.size());
-  for (int i = 0; same_shape && i < chunk.shape_size(); ++i) {
-    same_shape = chunk.shape(i) == sizes[i];
-  }
-  if (!same_shape) {
-    return fail(absl::StrCat("shape ", ShapeString(chunk.shape()),
-                             " differs from the expected (",
+  if (chunk.shape != sizes.vec()) {
+    return fail(absl::StrCat("shape (", absl::StrJoin(chunk.shape, ", "),
+                             ") differs from the expected (",
                              absl::StrJoin(sizes, ", "), ")"));
   }
-  absl::StatusOr<at::ScalarType> dtype = FromWireDType(chunk.dtype());
+  absl::StatusOr<at::ScalarType> dtype = FromWireDType(chunk.dtype);
   if (!dtype.ok() || *dtype != target.scalar_type()) {
-    return fail(absl::StrCat("dtype ", twist::v1::DType_Name(chunk.dtype()),
+    return fail(absl::StrCat("dtype ", twist::v1::DType_Name(chunk.dtype),
                              " differs from the expected ",
                              c10::toString(target.scalar_type())));
   }
   const uint64_t total = target.numel() * target.element_size();
-  if (chunk.data().size() > max_chunk_bytes_) {
-    return fail(absl::StrCat("chunk carries ", chunk.data().size(),
+  if (chunk.data_size > max_chunk_bytes_) {
+    return fail(absl::StrCat("chunk carries ", chunk.data_size,
                              " bytes, more than the limit of ",
                              max_chunk_bytes_));
   }
@@ -141,20 +144,25 @@ absl::Status ChunkAssembler::Add(const twist::v1::TensorChunk& chunk) {
       static_cast<uint64_t>(progress.received_bytes) == total) {
     return fail("the tensor is already complete (repeated chunk)");
   }
-  if (chunk.offset() != static_cast<uint64_t>(progress.received_bytes)) {
-    return fail(absl::StrCat("offset ", chunk.offset(),
-                             " but the next byte is ", progress.received_bytes,
+  if (chunk.offset != static_cast<uint64_t>(progress.received_bytes)) {
+    return fail(absl::StrCat("offset ", chunk.offset, " but the next byte is ",
+                             progress.received_bytes,
                              " (chunks out of order, repeated or missing)"));
   }
-  if (chunk.data().size() > total - chunk.offset()) {
+  if (chunk.data_size > total - chunk.offset) {
     return fail(absl::StrCat("data runs to byte ",
-                             chunk.offset() + chunk.data().size(),
+                             chunk.offset + chunk.data_size,
                              " past the tensor's ", total, " bytes"));
   }
-  if (chunk.data().empty() && total > 0) return fail("empty chunk");
-  std::memcpy(static_cast<char*>(target.data_ptr()) + chunk.offset(),
-              chunk.data().data(), chunk.data().size());
-  progress.received_bytes += static_cast<int64_t>(chunk.data().size());
+  if (chunk.data_size == 0 && total > 0) return fail("empty chunk");
+  // The one copy on the receiving side: from the transport's buffers into
+  // the tensor.
+  char* dst = static_cast<char*>(target.data_ptr()) + chunk.offset;
+  for (const Span& span : chunk.data) {
+    std::memcpy(dst, span.data, span.size);
+    dst += span.size;
+  }
+  progress.received_bytes += static_cast<int64_t>(chunk.data_size);
   progress.seen = true;
   return absl::OkStatus();
 }

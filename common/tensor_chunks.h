@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/named_tensors.h"
+#include "common/wire_chunks.h"
 #include "twist/v1/tensor.pb.h"
 
 namespace twist::common {
@@ -54,6 +55,9 @@ class ChunkAssembler {
   // past the tensor's end, an oversize chunk, or a chunk for a tensor that is
   // already complete. After an error the assembler accepts nothing more.
   absl::Status Add(const twist::v1::TensorChunk& chunk);
+  // The same for a chunk decoded in place (common/wire_chunks.h): its data
+  // is copied once, from wherever it was received into the tensor.
+  absl::Status Add(const ChunkView& chunk);
 
   // OK when every target has received all its bytes; otherwise
   // InvalidArgument naming the first incomplete tensor (a truncated stream).

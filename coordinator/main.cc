@@ -26,6 +26,7 @@
 #include "coordinator/job_store.h"
 #include "coordinator/worker_registry.h"
 #include "coordinator/worker_service.h"
+#include "coordinator/worker_transfer_service.h"
 #include "glog/logging.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7070",
@@ -172,6 +173,8 @@ int main(int argc, char** argv) {
                            &grpc_port);
   builder.RegisterService(&job_service);
   builder.RegisterService(&worker_service);
+  tc::WorkerTransferService worker_transfer(&worker_service);
+  builder.RegisterService(&worker_transfer);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || grpc_port == 0) {
     return Fail(absl::UnavailableError(

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/rpc_util.h"
+#include "common/status_macros.h"
 #include "common/tensor_chunks.h"
 #include "glog/logging.h"
 
@@ -66,38 +67,50 @@ grpc::Status WorkerServiceImpl::ReceiveAssignment(
     grpc::ServerContext* context, const twist::v1::AssignmentRequest* request,
     grpc::ServerWriter<twist::v1::AssignmentMessage>* writer) {
   TWIST_AUTHORIZE(context);
-  const double wait_s = std::clamp(request->wait_s(), 0.0, options_.max_wait_s);
+  AssignmentStream stream;
+  stream.write_header = [&](const twist::v1::AssignmentHeader& header) {
+    twist::v1::AssignmentMessage message;
+    *message.mutable_header() = header;
+    return writer->Write(message);
+  };
+  stream.write_tensors = [&](const common::NamedTensors& tensors) {
+    return common::ForEachChunk(
+        tensors, options_.chunk_bytes,
+        [&](const twist::v1::TensorChunk& chunk) {
+          if (context->IsCancelled())
+            return absl::CancelledError("worker went away");
+          twist::v1::AssignmentMessage m;
+          *m.mutable_chunk() = chunk;
+          if (!writer->Write(m))
+            return absl::UnavailableError("stream broke mid-transfer");
+          return absl::OkStatus();
+        });
+  };
+  return ServeAssignment(*request, stream);
+}
+
+grpc::Status WorkerServiceImpl::ServeAssignment(
+    const twist::v1::AssignmentRequest& request,
+    const AssignmentStream& stream) {
+  const double wait_s = std::clamp(request.wait_s(), 0.0, options_.max_wait_s);
   absl::StatusOr<std::shared_ptr<const Assignment>> taken =
-      registry_->Take(request->worker_id(), absl::Seconds(wait_s));
+      registry_->Take(request.worker_id(), absl::Seconds(wait_s));
   if (!taken.ok()) return ToGrpcStatus(taken.status());
   const std::shared_ptr<const Assignment>& a = *taken;
   if (a == nullptr) return grpc::Status::OK;  // no work yet: ask again
 
   auto abandon = [&](const std::string& why) {
     LOG(WARNING) << "assignment of job " << a->header.job_id() << " round "
-                 << a->header.round() << " to worker " << request->worker_id()
+                 << a->header.round() << " to worker " << request.worker_id()
                  << " failed: " << why;
     jobs_->AbandonSlot(a->header.job_id(), a->header.round(), a->header.slot(),
                        absl::StrCat("assignment not delivered: ", why));
   };
-  twist::v1::AssignmentMessage message;
-  *message.mutable_header() = a->header;
-  if (!writer->Write(message)) {
+  if (!stream.write_header(a->header)) {
     abandon("stream broke before the header");
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream broke");
   }
-  absl::Status s = common::ForEachChunk(
-      a->tensors, options_.chunk_bytes,
-      [&](const twist::v1::TensorChunk& chunk) {
-        if (context->IsCancelled())
-          return absl::CancelledError("worker went away");
-        twist::v1::AssignmentMessage m;
-        *m.mutable_chunk() = chunk;
-        if (!writer->Write(m))
-          return absl::UnavailableError("stream broke mid-transfer");
-        return absl::OkStatus();
-      });
-  if (!s.ok()) {
+  if (absl::Status s = stream.write_tensors(a->tensors); !s.ok()) {
     abandon(std::string(s.message()));
     return ToGrpcStatus(s);
   }
@@ -109,8 +122,29 @@ grpc::Status WorkerServiceImpl::SendUpdate(
     grpc::ServerReader<twist::v1::UpdateMessage>* reader,
     twist::v1::UpdateResponse* response) {
   TWIST_AUTHORIZE(context);
+  UpdateStream stream;
+  stream.read_header = [&](twist::v1::UpdateMessage* first) {
+    return reader->Read(first);
+  };
+  stream.read_chunks = [&](common::ChunkAssembler* assembler, int64_t* bytes) {
+    twist::v1::UpdateMessage message;
+    while (reader->Read(&message)) {
+      if (!message.has_chunk()) {
+        return absl::InvalidArgumentError(
+            "a second header in one update stream");
+      }
+      *bytes += static_cast<int64_t>(message.chunk().data().size());
+      TWIST_RETURN_IF_ERROR(assembler->Add(message.chunk()));
+    }
+    return absl::OkStatus();
+  };
+  return ServeUpdate(stream, response);
+}
+
+grpc::Status WorkerServiceImpl::ServeUpdate(
+    const UpdateStream& stream, twist::v1::UpdateResponse* response) {
   twist::v1::UpdateMessage message;
-  if (!reader->Read(&message) || !message.has_header()) {
+  if (!stream.read_header(&message) || !message.has_header()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "an update stream must start with its header");
   }
@@ -128,34 +162,17 @@ grpc::Status WorkerServiceImpl::SendUpdate(
   if (!targets.ok()) return ToGrpcStatus(targets.status());
   common::ChunkAssembler assembler(std::move(*targets), options_.chunk_bytes);
   int64_t bytes = 0;
-  while (reader->Read(&message)) {
-    if (!message.has_chunk()) {
-      absl::Status bad =
-          absl::InvalidArgumentError("a second header in one update stream");
-      jobs_
-          ->RefuseUpdate(header,
-                         absl::StrCat("malformed update: ", bad.message()))
-          .IgnoreError();
-      return ToGrpcStatus(bad);
-    }
-    bytes += static_cast<int64_t>(message.chunk().data().size());
-    if (absl::Status s = assembler.Add(message.chunk()); !s.ok()) {
-      jobs_
-          ->RefuseUpdate(header,
-                         absl::StrCat("malformed update: ", s.message()))
-          .IgnoreError();
-      return ToGrpcStatus(s);
-    }
-  }
-  if (absl::Status s = assembler.Finish(); !s.ok()) {
+  absl::Status s = stream.read_chunks(&assembler, &bytes);
+  if (s.ok()) s = assembler.Finish();
+  if (!s.ok()) {
     jobs_->RefuseUpdate(header, absl::StrCat("malformed update: ", s.message()))
         .IgnoreError();
     return ToGrpcStatus(s);
   }
   common::NamedTensors tensors = assembler.tensors();
-  if (absl::Status s = jobs_->DeliverUpdate(header, std::move(tensors), bytes);
-      !s.ok()) {
-    return ToGrpcStatus(s);
+  if (absl::Status d = jobs_->DeliverUpdate(header, std::move(tensors), bytes);
+      !d.ok()) {
+    return ToGrpcStatus(d);
   }
   response->set_accepted(true);
   return grpc::Status::OK;

@@ -4,8 +4,10 @@
 #define TWIST_COORDINATOR_WORKER_SERVICE_H_
 
 #include <cstddef>
+#include <functional>
 
 #include "common/rpc_security.h"
+#include "common/tensor_chunks.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/worker_registry.h"
 #include "twist/v1/worker_service.grpc.pb.h"
@@ -39,6 +41,27 @@ class WorkerServiceImpl final : public twist::v1::WorkerService::Service {
   grpc::Status Leave(grpc::ServerContext* context,
                      const twist::v1::LeaveRequest* request,
                      twist::v1::LeaveResponse* response) override;
+
+  // The two bulk methods, whatever carries their messages (typed protobuf
+  // here, raw ByteBuffers in WorkerTransferService); authorization is the
+  // caller's.
+  struct AssignmentStream {
+    std::function<bool(const twist::v1::AssignmentHeader&)> write_header;
+    std::function<absl::Status(const common::NamedTensors&)> write_tensors;
+  };
+  grpc::Status ServeAssignment(const twist::v1::AssignmentRequest& request,
+                               const AssignmentStream& stream);
+  struct UpdateStream {
+    // The first message; false when the stream ended.
+    std::function<bool(twist::v1::UpdateMessage*)> read_header;
+    // Every following message into the assembler, counting data bytes.
+    std::function<absl::Status(common::ChunkAssembler*, int64_t*)> read_chunks;
+  };
+  grpc::Status ServeUpdate(const UpdateStream& stream,
+                           twist::v1::UpdateResponse* response);
+
+  const common::CallAuthorizer* authorizer() const { return authorizer_; }
+  const Options& options() const { return options_; }
 
  private:
   WorkerRegistry* const registry_;

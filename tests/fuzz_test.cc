@@ -10,6 +10,7 @@
 #include "common/safetensors.h"
 #include "common/subnet_proto.h"
 #include "common/tensor_chunks.h"
+#include "common/wire_chunks.h"
 #include "gtest/gtest.h"
 #include "twist/v1/worker_service.pb.h"
 
@@ -84,6 +85,51 @@ TEST(DecoderFuzzTest, ChunkAssemblerSurvivesRandomAndMutatedChunks) {
     (void)assembler.Finish();
   }
   EXPECT_GT(accepted, 0);  // the mutations reach past parsing
+}
+
+// The in-place decoder sees mutated and random messages cut into random
+// spans; whatever protobuf reads as a chunk, it must read the same way.
+TEST(DecoderFuzzTest, InPlaceChunkDecoderAgreesWithProtobufOrFails) {
+  SplitMix64 rng(5);
+  NamedTensors source = Targets();
+  source.Find("w")->normal_();
+  const std::vector<twist::v1::TensorChunk> valid =
+      *SplitIntoChunks(source, 64);
+  int agreed = 0;
+  for (int i = 0; i < kIterations; ++i) {
+    twist::v1::UpdateMessage message;
+    *message.mutable_chunk() = valid[rng.UniformBelow(valid.size())];
+    const std::string bytes = rng.UniformBelow(4) == 0
+                                  ? RandomBytes(rng, 200)
+                                  : Mutate(message.SerializeAsString(), rng);
+    std::vector<Span> spans;
+    for (size_t at = 0; at < bytes.size();) {
+      const size_t n = std::min(bytes.size() - at, 1 + rng.UniformBelow(48));
+      spans.push_back({bytes.data() + at, n});
+      at += n;
+    }
+    ChunkView view;
+    absl::StatusOr<bool> is_chunk =
+        DecodeChunkMessage(spans, kUpdateChunkField, &view);
+    twist::v1::UpdateMessage parsed;
+    if (!is_chunk.ok() || !*is_chunk || !parsed.ParseFromString(bytes) ||
+        !parsed.has_chunk()) {
+      continue;
+    }
+    const twist::v1::TensorChunk& c = parsed.chunk();
+    std::string data;
+    for (const Span& s : view.data) data.append(s.data, s.size);
+    ASSERT_EQ(view.name, c.name());
+    ASSERT_EQ(view.shape,
+              std::vector<int64_t>(c.shape().begin(), c.shape().end()));
+    ASSERT_EQ(view.dtype, c.dtype());
+    ASSERT_EQ(view.offset, c.offset());
+    ASSERT_EQ(data, c.data());
+    ChunkAssembler assembler(Targets(), 64);
+    (void)assembler.Add(view);
+    ++agreed;
+  }
+  EXPECT_GT(agreed, 100);
 }
 
 TEST(DecoderFuzzTest, AnnouncedTensorListsAllocateOrFail) {

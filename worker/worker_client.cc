@@ -4,9 +4,11 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "common/rpc_tensors.h"
 #include "common/rpc_util.h"
 #include "common/status_macros.h"
 #include "common/tensor_chunks.h"
+#include "common/wire_chunks.h"
 #include "glog/logging.h"
 
 namespace twist::worker {
@@ -19,6 +21,12 @@ double Since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
       .count();
 }
+
+// The coordinator's raw (zero-copy) twins of WorkerService's bulk methods;
+// see coordinator/worker_transfer_service.h.
+constexpr char kReceiveAssignmentMethod[] =
+    "/twist.v1.WorkerTransfer/ReceiveAssignment";
+constexpr char kSendUpdateMethod[] = "/twist.v1.WorkerTransfer/SendUpdate";
 
 // Largest subnetwork the worker accepts to receive (guards memory against a
 // malformed header).
@@ -218,13 +226,16 @@ absl::Status WorkerClient::ServeOnce() {
   // The coordinator holds the call up to poll_s, then the transfer follows.
   Prepare(&context, options_.poll_s + 600);
   ActiveCall active(this, &context);
-  auto reader = stub_->ReceiveAssignment(&context, request);
-  twist::v1::AssignmentMessage message;
-  if (!reader->Read(&message)) {
+  auto reader = common::OpenServerStream(connection_.channel.get(),
+                                         kReceiveAssignmentMethod, &context,
+                                         common::ToByteBuffer(request));
+  grpc::ByteBuffer buffer;
+  if (!reader->Read(&buffer)) {
     return FromGrpcStatus(reader->Finish());  // OK: no work yet
   }
   const auto receive_start = std::chrono::steady_clock::now();
-  if (!message.has_header()) {
+  twist::v1::AssignmentMessage message;
+  if (!common::FromByteBuffer(buffer, &message).ok() || !message.has_header()) {
     context.TryCancel();
     reader->Finish();
     return absl::InvalidArgumentError(
@@ -260,11 +271,14 @@ absl::Status WorkerClient::ServeOnce() {
     absl::Status bad;
     {
       torch::NoGradGuard no_grad;  // the chunks land in parameter memory
-      while (bad.ok() && reader->Read(&message)) {
-        if (!message.has_chunk()) {
+      int64_t bytes = 0;
+      while (bad.ok() && reader->Read(&buffer)) {
+        absl::StatusOr<bool> chunk = common::AddChunkBuffer(
+            buffer, common::kAssignmentChunkField, &assembler, &bytes);
+        if (!chunk.ok()) {
+          bad = chunk.status();
+        } else if (!*chunk) {
           bad = absl::InvalidArgumentError("a second header in one assignment");
-        } else {
-          bad = assembler.Add(message.chunk());
         }
       }
     }
@@ -327,18 +341,17 @@ absl::Status WorkerClient::SendUpdate(const twist::v1::UpdateHeader& header,
   grpc::ClientContext context;
   Prepare(&context, 600);
   ActiveCall active(this, &context);
-  twist::v1::UpdateResponse response;
-  auto writer = stub_->SendUpdate(&context, &response);
+  grpc::ByteBuffer response;
+  auto writer = common::OpenClientStream(
+      connection_.channel.get(), kSendUpdateMethod, &context, &response);
   twist::v1::UpdateMessage message;
   *message.mutable_header() = h;
-  bool ok = writer->Write(message);
+  bool ok = writer->Write(common::ToByteBuffer(message));
   if (ok) {
-    absl::Status s = common::ForEachChunk(
-        tensors, options_.chunk_bytes,
-        [&](const twist::v1::TensorChunk& chunk) {
-          twist::v1::UpdateMessage m;
-          *m.mutable_chunk() = chunk;
-          return writer->Write(m)
+    absl::Status s = common::ForEachChunkBuffer(
+        tensors, options_.chunk_bytes, common::kUpdateChunkField,
+        [&](grpc::ByteBuffer& chunk) {
+          return writer->Write(chunk)
                      ? absl::OkStatus()
                      : absl::UnavailableError("update stream broke");
         });
