@@ -8,9 +8,13 @@
 //                      such as --rounds --local_steps --heads_per_worker
 //                      --seed]
 //                      --csv=FILE [--model_out=FILE]
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"

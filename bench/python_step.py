@@ -13,7 +13,19 @@ import resource
 import sys
 import time
 
-import torch
+
+def threads_from_argv():
+    for a in sys.argv[1:]:
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return "1"
+
+
+# torch.set_num_threads does not reach OpenBLAS, which would otherwise use
+# every core for matrix products: pin it to the same count before loading.
+os.environ["OPENBLAS_NUM_THREADS"] = threads_from_argv()
+os.environ["OMP_NUM_THREADS"] = threads_from_argv()
+import torch  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 from reference_gpt import GPT  # noqa: E402

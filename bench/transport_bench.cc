@@ -1,12 +1,19 @@
 // Benchmark 1: a subnetwork's tensors streamed coordinator -> worker and back
-// over gRPC on loopback, with the project's TensorChunk messages, chunking and
-// assembly, against raw TCP throughput measured in the same run (a plain
-// socket pair moving the same bytes in the same direction).
+// over gRPC on loopback, against raw TCP throughput measured in the same run
+// (a plain socket pair moving the same bytes in the same direction). Two gRPC
+// paths carry the same TensorChunk bytes on the wire:
+//   raw:   the path the daemons use (common/rpc_tensors.h): ByteBuffer methods
+//          whose slices point into the tensors, decoded in place, one copy
+//          into the target tensor;
+//   typed: generated protobuf stubs (a copy into each message's `bytes`, a
+//          serialization copy, a parse copy, then the assembly copy).
 //
 //   transport_bench [--max_mb=512] [--chunk_kb=1024]
 #include <ATen/ATen.h>
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/rpc_service_method.h>
+#include <grpcpp/support/method_handler.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -19,8 +26,10 @@
 #include "absl/strings/numbers.h"
 #include "bench/bench_util.h"
 #include "bench/transport_bench.grpc.pb.h"
+#include "common/rpc_tensors.h"
 #include "common/rpc_util.h"
 #include "common/tensor_chunks.h"
+#include "twist/v1/worker_service.pb.h"
 
 namespace twist::bench {
 namespace {
@@ -29,6 +38,18 @@ common::NamedTensors Payload(int64_t bytes) {
   common::NamedTensors t;
   t.Set("x", at::rand({bytes / 4}));
   return t;
+}
+
+// The receiving side's tensor "x" of `n` floats, allocated once and reused,
+// as the daemons assemble into tensors allocated before the transfer: the
+// first touch of fresh memory (page faults, zeroing) is an allocation cost,
+// not a transport one, and the raw TCP baseline reuses its buffer too.
+common::NamedTensors& Target(common::NamedTensors* target, int64_t n) {
+  if (target->empty() || target->Find("x")->numel() != n) {
+    target->Set("x", at::empty({n}));
+    target->Find("x")->fill_(0);
+  }
+  return *target;
 }
 
 class TransportService final : public TransportBench::Service {
@@ -55,12 +76,10 @@ class TransportService final : public TransportBench::Service {
     std::unique_ptr<common::ChunkAssembler> assembler;
     while (reader->Read(&chunk)) {
       if (!assembler) {
-        common::NamedTensors target;
         int64_t n = 1;
         for (int64_t d : chunk.shape()) n *= d;
-        target.Set(chunk.name(), at::empty({n}));
-        assembler =
-            std::make_unique<common::ChunkAssembler>(target, size_t{4} << 20);
+        assembler = std::make_unique<common::ChunkAssembler>(
+            Target(&target_, n), size_t{4} << 20);
       }
       if (absl::Status s = assembler->Add(chunk); !s.ok())
         return common::ToGrpcStatus(s);
@@ -71,6 +90,98 @@ class TransportService final : public TransportBench::Service {
 
  private:
   common::NamedTensors payload_;
+  common::NamedTensors target_;
+};
+
+// The raw path: the same messages as TransportService, as ByteBuffers. A
+// stream message is {field 1: header, field 2: TensorChunk}; only chunks are
+// sent here.
+constexpr int kChunkField = 2;
+constexpr char kRawDownload[] = "/twist.bench.RawTransport/Download";
+constexpr char kRawUpload[] = "/twist.bench.RawTransport/Upload";
+
+class RawTransportService final : public grpc::Service {
+ public:
+  RawTransportService() {
+    using Self = RawTransportService;
+    AddMethod(new grpc::internal::RpcServiceMethod(
+        kRawDownload, grpc::internal::RpcMethod::SERVER_STREAMING,
+        new grpc::internal::ServerStreamingHandler<Self, grpc::ByteBuffer,
+                                                   grpc::ByteBuffer>(
+            [](Self* self, grpc::ServerContext*,
+               const grpc::ByteBuffer* request,
+               grpc::ServerWriter<grpc::ByteBuffer>* writer) {
+              return self->Download(*request, writer);
+            },
+            this)));
+    AddMethod(new grpc::internal::RpcServiceMethod(
+        kRawUpload, grpc::internal::RpcMethod::CLIENT_STREAMING,
+        new grpc::internal::ClientStreamingHandler<Self, grpc::ByteBuffer,
+                                                   grpc::ByteBuffer>(
+            [](Self* self, grpc::ServerContext*,
+               grpc::ServerReader<grpc::ByteBuffer>* reader,
+               grpc::ByteBuffer* response) {
+              return self->Upload(reader, response);
+            },
+            this)));
+  }
+
+ private:
+  grpc::Status Download(const grpc::ByteBuffer& request,
+                        grpc::ServerWriter<grpc::ByteBuffer>* writer) {
+    DownloadRequest parsed;
+    if (absl::Status s = common::FromByteBuffer(request, &parsed); !s.ok())
+      return common::ToGrpcStatus(s);
+    if (payload_.empty() || payload_.NumBytes() != parsed.bytes()) {
+      payload_ = Payload(parsed.bytes());
+    }
+    return common::ToGrpcStatus(common::ForEachChunkBuffer(
+        payload_, parsed.chunk_bytes(), kChunkField,
+        [&](grpc::ByteBuffer& chunk) {
+          return writer->Write(chunk) ? absl::OkStatus()
+                                      : absl::UnavailableError("broken");
+        }));
+  }
+
+  grpc::Status Upload(grpc::ServerReader<grpc::ByteBuffer>* reader,
+                      grpc::ByteBuffer* response) {
+    grpc::ByteBuffer buffer;
+    std::unique_ptr<common::ChunkAssembler> assembler;
+    int64_t bytes = 0;
+    while (reader->Read(&buffer)) {
+      if (!assembler) {
+        // The bench knows its payload: one float32 tensor "x" whose size the
+        // first chunk's shape gives; decode it once to learn the size.
+        twist::v1::TensorChunk first;
+        if (!ChunkOf(buffer, &first))
+          return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no chunk");
+        int64_t n = 1;
+        for (int64_t d : first.shape()) n *= d;
+        assembler = std::make_unique<common::ChunkAssembler>(
+            Target(&target_, n), size_t{4} << 20);
+      }
+      absl::StatusOr<bool> chunk =
+          common::AddChunkBuffer(buffer, kChunkField, assembler.get(), &bytes);
+      if (!chunk.ok()) return common::ToGrpcStatus(chunk.status());
+    }
+    UploadResponse typed;
+    typed.set_bytes(bytes);
+    *response = common::ToByteBuffer(typed);
+    return grpc::Status::OK;
+  }
+
+  // Parses a chunk message's TensorChunk (only for the first message).
+  static bool ChunkOf(const grpc::ByteBuffer& buffer,
+                      twist::v1::TensorChunk* chunk) {
+    twist::v1::AssignmentMessage message;  // field 2 is a TensorChunk too
+    if (!common::FromByteBuffer(buffer, &message).ok() || !message.has_chunk())
+      return false;
+    *chunk = message.chunk();
+    return true;
+  }
+
+  common::NamedTensors payload_;
+  common::NamedTensors target_;
 };
 
 // Seconds to move `bytes` from a client socket to a server socket on
@@ -138,21 +249,65 @@ int main(int argc, char** argv) {
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                            &port);
   builder.RegisterService(&service);
+  bench::RawTransportService raw_service;
+  builder.RegisterService(&raw_service);
   auto server = builder.BuildAndStart();
-  auto stub = bench::TransportBench::NewStub(
-      common::MakeChannel("127.0.0.1:" + std::to_string(port)));
+  auto channel = common::MakeChannel("127.0.0.1:" + std::to_string(port));
+  auto stub = bench::TransportBench::NewStub(channel);
 
-  auto grpc_round_trip = [&](int64_t bytes, int64_t chunk) {
+  // Returns the median seconds down and up on the raw (zero-copy) path.
+  auto raw_round_trip = [&](int64_t bytes, int64_t chunk) {
+    bench::DownloadRequest request;
+    request.set_bytes(bytes);
+    request.set_chunk_bytes(chunk);
+    const grpc::ByteBuffer request_buffer = common::ToByteBuffer(request);
+    common::NamedTensors target;
+    const double down = bench::MedianSeconds(3, [&] {
+      grpc::ClientContext context;
+      auto reader = common::OpenServerStream(channel.get(), bench::kRawDownload,
+                                             &context, request_buffer);
+      common::ChunkAssembler assembler(bench::Target(&target, bytes / 4),
+                                       size_t{4} << 20);
+      grpc::ByteBuffer buffer;
+      int64_t got = 0;
+      while (reader->Read(&buffer)) {
+        absl::StatusOr<bool> c = common::AddChunkBuffer(
+            buffer, bench::kChunkField, &assembler, &got);
+        if (!c.ok() || !*c) std::abort();
+      }
+      if (!reader->Finish().ok() || !assembler.Finish().ok()) std::abort();
+    });
+    const common::NamedTensors payload = bench::Payload(bytes);
+    const double up = bench::MedianSeconds(3, [&] {
+      grpc::ClientContext context;
+      grpc::ByteBuffer response;
+      auto writer = common::OpenClientStream(channel.get(), bench::kRawUpload,
+                                             &context, &response);
+      common::ForEachChunkBuffer(
+          payload, chunk, bench::kChunkField,
+          [&](grpc::ByteBuffer& c) {
+            return writer->Write(c) ? absl::OkStatus()
+                                    : absl::UnavailableError("broken");
+          })
+          .IgnoreError();
+      writer->WritesDone();
+      if (!writer->Finish().ok()) std::abort();
+    });
+    return std::make_pair(down, up);
+  };
+
+  // The same on the typed (generated stub) path.
+  auto typed_round_trip = [&](int64_t bytes, int64_t chunk) {
     // Down: the worker assembles what the coordinator streams.
+    common::NamedTensors target;
     const double down = bench::MedianSeconds(3, [&] {
       grpc::ClientContext context;
       bench::DownloadRequest request;
       request.set_bytes(bytes);
       request.set_chunk_bytes(chunk);
       auto reader = stub->Download(&context, request);
-      common::NamedTensors target;
-      target.Set("x", at::empty({bytes / 4}));
-      common::ChunkAssembler assembler(target, size_t{4} << 20);
+      common::ChunkAssembler assembler(bench::Target(&target, bytes / 4),
+                                       size_t{4} << 20);
       twist::v1::TensorChunk c;
       while (reader->Read(&c)) {
         if (!assembler.Add(c).ok()) std::abort();
@@ -178,28 +333,31 @@ int main(int argc, char** argv) {
     return std::make_pair(down, up);
   };
 
-  std::printf("%8s %8s %10s %10s %10s %10s %8s\n", "MB", "chunk", "tcp GB/s",
-              "down GB/s", "up GB/s", "grpc GB/s", "ratio");
+  std::printf("%8s %7s %9s %9s %9s %9s %10s %7s %7s\n", "MB", "chunk",
+              "tcp GB/s", "down", "up", "raw GB/s", "typed GB/s", "raw/tcp",
+              "typed/tcp");
   for (double mb : {1.0, 4.0, 16.0, 64.0, 256.0, 512.0}) {
     if (mb > max_mb) continue;
     const int64_t bytes = static_cast<int64_t>(mb * 1e6) / 4 * 4;
     const double tcp = bench::MedianSeconds(
         3, [&] { bench::RawTcpSeconds(bytes, chunk_kb << 10); });
-    const auto [down, up] = grpc_round_trip(bytes, chunk_kb << 10);
+    const auto [down, up] = raw_round_trip(bytes, chunk_kb << 10);
+    const auto [typed_down, typed_up] = typed_round_trip(bytes, chunk_kb << 10);
     const double tcp_gbs = bytes / tcp / 1e9;
-    const double grpc_gbs = 2.0 * bytes / (down + up) / 1e9;
-    std::printf("%8.0f %7lldK %10.2f %10.2f %10.2f %10.2f %7.2fx\n", mb,
-                static_cast<long long>(chunk_kb), tcp_gbs, bytes / down / 1e9,
-                bytes / up / 1e9, grpc_gbs, grpc_gbs / tcp_gbs);
+    const double raw_gbs = 2.0 * bytes / (down + up) / 1e9;
+    const double typed_gbs = 2.0 * bytes / (typed_down + typed_up) / 1e9;
+    std::printf("%8.0f %6lldK %9.2f %9.2f %9.2f %9.2f %10.2f %6.2fx %8.2fx\n",
+                mb, static_cast<long long>(chunk_kb), tcp_gbs,
+                bytes / down / 1e9, bytes / up / 1e9, raw_gbs, typed_gbs,
+                raw_gbs / tcp_gbs, typed_gbs / tcp_gbs);
     std::printf(
         "JSON {\"bench\": \"transport\", \"bytes\": %lld, \"chunk_bytes\": "
-        "%lld, "
-        "\"tcp_gbps\": %.4f, \"down_gbps\": %.4f, \"up_gbps\": %.4f, "
-        "\"grpc_gbps\": %.4f, "
-        "\"ratio\": %.4f}\n",
+        "%lld, \"tcp_gbps\": %.4f, \"down_gbps\": %.4f, \"up_gbps\": %.4f, "
+        "\"grpc_gbps\": %.4f, \"ratio\": %.4f, \"typed_gbps\": %.4f, "
+        "\"typed_ratio\": %.4f}\n",
         static_cast<long long>(bytes), static_cast<long long>(chunk_kb << 10),
-        tcp_gbs, bytes / down / 1e9, bytes / up / 1e9, grpc_gbs,
-        grpc_gbs / tcp_gbs);
+        tcp_gbs, bytes / down / 1e9, bytes / up / 1e9, raw_gbs,
+        raw_gbs / tcp_gbs, typed_gbs, typed_gbs / tcp_gbs);
     std::fflush(stdout);
   }
   if (sweep) {
@@ -208,17 +366,17 @@ int main(int argc, char** argv) {
     const double tcp =
         bench::MedianSeconds(3, [&] { bench::RawTcpSeconds(bytes, 1 << 20); });
     for (int64_t kb : {64, 256, 512, 1024, 2048, 3072}) {
-      const auto [down, up] = grpc_round_trip(bytes, kb << 10);
-      const double grpc_gbs = 2.0 * bytes / (down + up) / 1e9;
-      std::printf("sweep %6.0f MB chunk %5lldK: %.2f GB/s (%.2fx raw TCP)\n",
-                  bytes / 1e6, static_cast<long long>(kb), grpc_gbs,
-                  grpc_gbs / (bytes / tcp / 1e9));
+      const auto [down, up] = raw_round_trip(bytes, kb << 10);
+      const double raw_gbs = 2.0 * bytes / (down + up) / 1e9;
+      std::printf(
+          "sweep %6.0f MB chunk %5lldK: raw %.2f GB/s (%.2fx raw TCP)\n",
+          bytes / 1e6, static_cast<long long>(kb), raw_gbs,
+          raw_gbs / (bytes / tcp / 1e9));
       std::printf(
           "JSON {\"bench\": \"transport_chunk_sweep\", \"bytes\": %lld, "
-          "\"chunk_bytes\": %lld, "
-          "\"grpc_gbps\": %.4f, \"tcp_gbps\": %.4f}\n",
+          "\"chunk_bytes\": %lld, \"grpc_gbps\": %.4f, \"tcp_gbps\": %.4f}\n",
           static_cast<long long>(bytes), static_cast<long long>(kb << 10),
-          grpc_gbs, bytes / tcp / 1e9);
+          raw_gbs, bytes / tcp / 1e9);
       std::fflush(stdout);
     }
   }

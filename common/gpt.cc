@@ -15,7 +15,12 @@ ScaledLinearImpl::ScaledLinearImpl(int64_t in_features, int64_t out_features) {
 
 torch::Tensor ScaledLinearImpl::forward(const torch::Tensor& x, double scale) {
   if (scale == 1.0) return torch::linear(x, weight, bias);
-  return torch::linear(x, weight).mul(scale).add(bias);
+  // bias + scale * x W^T in one product (alpha), not three passes.
+  auto sizes = x.sizes().vec();
+  sizes.back() = weight.size(0);
+  return torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight.t(), /*beta=*/1,
+                      /*alpha=*/scale)
+      .view(sizes);
 }
 
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(int n_embd, int n_head,
@@ -43,15 +48,17 @@ torch::Tensor CausalSelfAttentionImpl::HeadOutputs(const torch::Tensor& x) {
   const int64_t B = x.size(0), T = x.size(1);
   const int64_t H = n_head_, D = head_dim_;
   auto qkv = c_attn->forward(x).split(H * D, /*dim=*/2);  // 3 x (B, T, H*D)
-  auto q = qkv[0].view({B, T, H, D}).transpose(1, 2);     // (B, H, T, D)
+  // 1/sqrt(D) on q (B, H, T, D) rather than on the scores (B, H, T, T).
+  auto q = qkv[0].view({B, T, H, D}).transpose(1, 2) *
+           (1.0 / std::sqrt(static_cast<double>(D)));  // (B, H, T, D)
   auto k = qkv[1].view({B, T, H, D}).transpose(1, 2);
   auto v = qkv[2].view({B, T, H, D}).transpose(1, 2);
-  auto att = q.matmul(k.transpose(-2, -1)) *
-             (1.0 / std::sqrt(static_cast<double>(D)));  // (B, H, T, T)
+  auto att = q.matmul(k.transpose(-2, -1));  // (B, H, T, T)
   auto future =
       torch::ones({T, T}, torch::dtype(torch::kBool).device(x.device()))
           .triu(/*diagonal=*/1);
-  att = att.masked_fill(future, -std::numeric_limits<double>::infinity());
+  // In place: the product's backward needs q and k, not its output.
+  att.masked_fill_(future, -std::numeric_limits<double>::infinity());
   att = torch::softmax(att, /*dim=*/-1);
   return att.matmul(v);  // (B, H, T, D)
 }

