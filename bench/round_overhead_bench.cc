@@ -73,9 +73,16 @@ int main(int argc, char** argv) {
       const double partition_s = bench::MedianSeconds(3, [&] {
         plan = *coordinator::PlanRound(spec, config, /*round=*/1, capacities);
       });
-      std::vector<common::NamedTensors> slices(workers);
-      const double extract_s = bench::MedianSeconds(
-          3, [&] { slices = *common::ExtractSubnets(config, full, plan); });
+      // As the coordinator from its second round on: the last round's slices
+      // are dropped and their tensors reused from the pool.
+      common::TensorPool pool;
+      std::vector<common::NamedTensors> slices =
+          *common::ExtractSubnets(config, full, plan, &pool);
+      const double extract_s = bench::MedianSeconds(3, [&] {
+        slices.clear();
+        pool.Trim();
+        slices = *common::ExtractSubnets(config, full, plan, &pool);
+      });
       int64_t bytes = 0;
       for (const auto& s : slices) bytes += s.NumBytes();
       // The workers' trained slices: the received ones, slightly moved.

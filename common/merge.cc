@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdint>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -17,11 +18,13 @@ namespace {
 bool AllFinite(const at::Tensor& t) {
   if (t.device().is_cpu() && t.is_contiguous() &&
       t.scalar_type() == at::kFloat) {
-    const float* p = t.data_ptr<float>();
-    bool finite = true;
+    // A float is NaN or infinite exactly when its exponent bits are all ones;
+    // as an integer test the loop vectorises (std::isfinite's does not).
+    const auto* p = static_cast<const uint32_t*>(t.data_ptr());
+    uint32_t bad = 0;
     for (int64_t i = 0, n = t.numel(); i < n; ++i)
-      finite &= std::isfinite(p[i]);
-    return finite;
+      bad |= (p[i] & 0x7f800000u) == 0x7f800000u;
+    return bad == 0;
   }
   return torch::isfinite(t).all().item<bool>();
 }

@@ -61,6 +61,13 @@ inline void GatherRow(const T* full, const Layout& lf,
   }
 }
 
+// Single elements at scattered positions (FFN columns of c_proj.weight are
+// random and mostly not adjacent): a plain indexed loop beats walking runs
+// of length one or two.
+bool Scattered(const Layout& lf, const std::vector<Run>& runs, size_t m) {
+  return lf.inner == 1 && runs.size() * 4 > m;
+}
+
 template <typename T>
 void Gather(const T* full, const Layout& lf,
             const std::vector<const std::vector<int64_t>*>& indices,
@@ -69,8 +76,15 @@ void Gather(const T* full, const Layout& lf,
   for (const auto* index : indices) runs.push_back(RunsOf(*index));
   for (int64_t o = 0; o < lf.outer; ++o) {
     for (size_t w = 0; w < indices.size(); ++w) {
-      GatherRow(full, lf, runs[w], static_cast<int64_t>(indices[w]->size()), o,
-                outs[w]);
+      const int64_t m = static_cast<int64_t>(indices[w]->size());
+      if (Scattered(lf, runs[w], m)) {
+        const int64_t* index = indices[w]->data();
+        const T* src = full + o * lf.along;
+        T* dst = outs[w] + o * m;
+        for (int64_t k = 0; k < m; ++k) dst[k] = src[index[k]];
+      } else {
+        GatherRow(full, lf, runs[w], m, o, outs[w]);
+      }
     }
   }
 }
@@ -130,6 +144,25 @@ inline void MergeRow(T* full, const Layout& lf,
   }
 }
 
+// MergeRow for scattered single elements (inner == 1), the same arithmetic.
+template <typename T>
+inline void MergeScatteredRow(T* full, int64_t along, const int64_t* index,
+                              int64_t m, const int32_t* count, const T* update,
+                              bool is_delta, T* sum, int64_t o) {
+  T* theta = full + o * along;
+  T* acc = sum == nullptr ? nullptr : sum + o * along;
+  const T* u = update + o * m;
+  for (int64_t k = 0; k < m; ++k) {
+    const int64_t a = index[k];
+    const T change = is_delta ? u[k] : u[k] - theta[a];
+    if (count[a] == 1) {
+      theta[a] = theta[a] + change;
+    } else {
+      acc[a] += change;
+    }
+  }
+}
+
 template <typename T>
 void Merge(T* full, const Layout& lf,
            const std::vector<const std::vector<int64_t>*>& indices,
@@ -137,11 +170,20 @@ void Merge(T* full, const Layout& lf,
            const std::vector<bool>& is_delta, const std::vector<int32_t>& count,
            T* sum) {
   std::vector<std::vector<Block>> blocks;
-  for (const auto* index : indices) blocks.push_back(BlocksOf(*index, count));
+  std::vector<bool> scattered;
+  for (const auto* index : indices) {
+    blocks.push_back(BlocksOf(*index, count));
+    scattered.push_back(Scattered(lf, RunsOf(*index), index->size()));
+  }
   for (int64_t o = 0; o < lf.outer; ++o) {
     for (size_t w = 0; w < indices.size(); ++w) {
-      MergeRow(full, lf, blocks[w], static_cast<int64_t>(indices[w]->size()),
-               updates[w], is_delta[w], sum, o);
+      const int64_t m = static_cast<int64_t>(indices[w]->size());
+      if (scattered[w]) {
+        MergeScatteredRow(full, lf.along, indices[w]->data(), m, count.data(),
+                          updates[w], is_delta[w], sum, o);
+      } else {
+        MergeRow(full, lf, blocks[w], m, updates[w], is_delta[w], sum, o);
+      }
     }
   }
 }

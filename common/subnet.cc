@@ -201,7 +201,11 @@ absl::StatusOr<NamedTensors> ExtractSubnet(const ModelConfig& full,
 
 absl::StatusOr<std::vector<NamedTensors>> ExtractSubnets(
     const ModelConfig& full, const NamedTensors& full_params,
-    const std::vector<SubnetUnits>& slots) {
+    const std::vector<SubnetUnits>& slots, TensorPool* pool) {
+  auto allocate = [&](at::IntArrayRef shape, const at::TensorOptions& options) {
+    return pool != nullptr ? pool->Acquire(shape, options)
+                           : at::empty(shape, options);
+  };
   for (const auto& units : slots)
     TWIST_RETURN_IF_ERROR(ValidateUnits(full, units));
   TWIST_RETURN_IF_ERROR(CheckParameterShapes(full, full_params));
@@ -219,7 +223,8 @@ absl::StatusOr<std::vector<NamedTensors>> ExtractSubnets(
       // Replicated (or not a kernel type): slot by slot.
       for (size_t k = 0; k < slots.size(); ++k) {
         if (rules.size() != slots.size()) {
-          out[k].Set(name, tensor.clone(at::MemoryFormat::Contiguous));
+          out[k].Set(name,
+                     allocate(tensor.sizes(), tensor.options()).copy_(tensor));
         } else {
           auto index = torch::tensor(rules[k].index, torch::dtype(torch::kLong))
                            .to(tensor.device());
@@ -234,7 +239,7 @@ absl::StatusOr<std::vector<NamedTensors>> ExtractSubnets(
     for (const auto& rule : rules) {
       std::vector<int64_t> shape = tensor.sizes().vec();
       shape[rule.dim] = static_cast<int64_t>(rule.index.size());
-      slices.push_back(at::empty(shape, tensor.options()));
+      slices.push_back(allocate(shape, tensor.options()));
       indices.push_back(&rule.index);
     }
     GatherSlices(tensor, rules[0].dim, indices, slices);

@@ -25,6 +25,7 @@
 #include "common/gpt.h"
 #include "common/model_config.h"
 #include "common/named_tensors.h"
+#include "common/tensor_pool.h"
 
 namespace twist::common {
 
@@ -90,10 +91,12 @@ absl::StatusOr<NamedTensors> ExtractSubnet(const ModelConfig& full,
                                            const SubnetUnits& units);
 
 // ExtractSubnet for every slot of a round at once, reading each full tensor
-// once (see GatherSlices). Element k of the result is slot k's tensors.
+// once (see GatherSlices). Element k of the result is slot k's tensors. With
+// a `pool`, the slices go into its tensors where it has free ones of the
+// right shape (the last round's, once released) instead of new memory.
 absl::StatusOr<std::vector<NamedTensors>> ExtractSubnets(
     const ModelConfig& full, const NamedTensors& full_params,
-    const std::vector<SubnetUnits>& slots);
+    const std::vector<SubnetUnits>& slots, TensorPool* pool = nullptr);
 
 // A subnetwork model built from extracted tensors (copied into its
 // parameters), with partial-sum scales set for `scaling`.

@@ -264,15 +264,15 @@ absl::Status JobRunner::RunOneRound(int32_t round,
     absl::MutexLock lock(&model_mu_);
     bool same = true;
     for (const auto& units : plan) same = same && units == plan[0];
-    std::vector<common::NamedTensors> sliced;
-    if (same) {
-      TWIST_ASSIGN_OR_RETURN(common::NamedTensors one,
-                             common::ExtractSubnet(config_, params_, plan[0]));
-      sliced.push_back(std::move(one));
-    } else {
-      TWIST_ASSIGN_OR_RETURN(sliced,
-                             common::ExtractSubnets(config_, params_, plan));
-    }
+    // Into last round's slice tensors where they are free again (sent and
+    // dropped): fresh memory would cost a page fault per page.
+    slice_pool_.Trim();
+    TWIST_ASSIGN_OR_RETURN(
+        std::vector<common::NamedTensors> sliced,
+        common::ExtractSubnets(
+            config_, params_,
+            same ? std::vector<common::SubnetUnits>{plan[0]} : plan,
+            &slice_pool_));
     // Shift correction: each slot's missing units' mean contributions go into
     // its output biases (and come out again when its update is merged).
     std::vector<common::NamedTensors> shifts(workers.size());

@@ -25,6 +25,7 @@
 #include "common/named_tensors.h"
 #include "common/outer_optimizer.h"
 #include "common/shift_correction.h"
+#include "common/tensor_pool.h"
 #include "coordinator/round_collector.h"
 #include "coordinator/worker_registry.h"
 #include "twist/v1/job.pb.h"
@@ -104,6 +105,7 @@ class JobRunner {
   mutable absl::Mutex model_mu_;  // guards the parameter values, not the module
   common::Gpt model_ ABSL_GUARDED_BY(model_mu_){nullptr};
   common::NamedTensors params_ ABSL_GUARDED_BY(model_mu_);
+  common::TensorPool slice_pool_;  // each round's slices, reused
 };
 
 }  // namespace twist::coordinator
