@@ -7,9 +7,13 @@
 //   worker_step_bench --keep=0.5 [--threads=1] [--steps=20] [--n_layer=4
 //   --n_head=4
 //                     --n_embd=128 --block_size=128 --batch_size=16]
+//                     [--device=cpu|cuda|cuda:N|auto]
 #include <torch/torch.h>
+#include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <string>
 
@@ -27,6 +31,7 @@ int main(int argc, char** argv) {
   double keep = 1.0;
   int threads = 1, steps = 20, n_layer = 4, n_head = 4, n_embd = 128,
       block = 128, batch = 16;
+  std::string device_name = "cpu";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&](const char* flag) {
@@ -43,6 +48,12 @@ int main(int argc, char** argv) {
       absl::SimpleAtoi(v, &block);
     if (auto v = value("--batch_size="); !v.empty())
       absl::SimpleAtoi(v, &batch);
+    if (auto v = value("--device="); !v.empty()) device_name = v;
+  }
+  const auto device = common::ResolveDevice(device_name);
+  if (!device.ok()) {
+    std::fprintf(stderr, "%s\n", device.status().ToString().c_str());
+    return 2;
   }
   common::ConfigureThreads(threads);
   const common::ModelConfig full =
@@ -57,6 +68,7 @@ int main(int argc, char** argv) {
   model->InitWeights(1);
   model->SetPartialSumScales(common::ScalesFor(
       full, units, common::PartialSumScaling::kInverseKeepRatio));
+  model->to(*device);  // as the worker does before TrainLocalSteps
 
   // Random byte tokens in a token file, as the worker reads its dataset.
   const std::string path = (std::filesystem::temp_directory_path() /
@@ -80,15 +92,19 @@ int main(int argc, char** argv) {
   options.round = 2;
   auto result = common::TrainLocalSteps(*model, **file, options);
   std::filesystem::remove(path);
-  if (!result.ok()) return 1;
+  if (!result.ok()) {
+    std::fprintf(stderr, "%s\n", result.status().ToString().c_str());
+    return 1;
+  }
   const double step_s = result->compute_s / steps;
   const int64_t params = common::SubnetConfig(full, units).NumParameters();
   std::printf(
       "JSON {\"bench\": \"worker_step\", \"impl\": \"cpp\", \"keep\": %.4f, "
-      "\"threads\": %d, "
+      "\"device\": \"%s\", \"threads\": %d, "
       "\"parameters\": %lld, \"step_s\": %.6f, \"tokens_per_s\": %.1f, "
       "\"peak_rss_bytes\": %lld}\n",
-      keep, threads, static_cast<long long>(params), step_s,
-      batch * block / step_s, static_cast<long long>(bench::PeakRssBytes()));
+      keep, device->str().c_str(), threads, static_cast<long long>(params),
+      step_s, batch * block / step_s,
+      static_cast<long long>(bench::PeakRssBytes()));
   return 0;
 }

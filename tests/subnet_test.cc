@@ -1,5 +1,10 @@
 #include "common/subnet.h"
 
+#include <cmath>
+#include <filesystem>
+
+#include "common/dataset.h"
+#include "common/local_training.h"
 #include "common/model_io.h"
 #include "gtest/gtest.h"
 #include "tests/test_models.h"
@@ -53,17 +58,21 @@ std::vector<Case> Cases() {
   return cases;
 }
 
-// Runs the subnetwork and the masked full model on the same tokens.
-void CompareForward(torch::Dtype dtype, double rtol, double atol) {
+// Runs the subnetwork and the masked full model on the same tokens, on
+// `device`.
+void CompareForward(torch::Dtype dtype, double rtol, double atol,
+                    const torch::Device& device = torch::kCPU) {
   uint64_t seed = 100;
   for (const Case& c : Cases()) {
     for (PartialSumScaling scaling :
          {PartialSumScaling::kInverseKeepRatio, PartialSumScaling::kNone}) {
       Gpt full = MakeModel(c.config, ++seed, dtype);
+      full->to(device);
       full->SetPartialSumScales(ScalesFor(c.config, c.units, scaling));
-      const UnitMasks masks = MasksFor(c.config, c.units, torch::dtype(dtype));
-      auto idx =
-          RandomTokens(3, c.config.block_size, c.config.vocab_size, seed);
+      const UnitMasks masks =
+          MasksFor(c.config, c.units, torch::dtype(dtype).device(device));
+      auto idx = RandomTokens(3, c.config.block_size, c.config.vocab_size, seed)
+                     .to(device);
       torch::NoGradGuard no_grad;
       auto expected = full->forward(idx, &masks);
 
@@ -74,6 +83,7 @@ void CompareForward(torch::Dtype dtype, double rtol, double atol) {
       EXPECT_EQ((*sub)->config(), SubnetConfig(c.config, c.units));
       auto actual = (*sub)->forward(idx);
       ASSERT_EQ(actual.scalar_type(), dtype);
+      ASSERT_EQ(actual.device(), device);
       if (dtype == torch::kFloat64) {
         EXPECT_LE(RelativeError(actual, expected), rtol)
             << c.config.DebugString();
@@ -94,19 +104,24 @@ TEST(SubnetTest, ForwardEqualsMaskedFullModelFloat32) {
   CompareForward(torch::kFloat32, /*rtol=*/1e-4, /*atol=*/1e-6);
 }
 
-TEST(SubnetTest, GradientsEqualSlicesOfMaskedFullModelGradients) {
+// Compares the subnetwork's gradients with the slices of the masked full
+// model's gradients, on `device`: each within tol * max(1, |expected|_inf).
+void CompareGradients(torch::Dtype dtype, double tol,
+                      const torch::Device& device = torch::kCPU) {
   uint64_t seed = 500;
   for (const Case& c : Cases()) {
     for (PartialSumScaling scaling :
          {PartialSumScaling::kInverseKeepRatio, PartialSumScaling::kNone}) {
-      Gpt full = MakeModel(c.config, ++seed, torch::kFloat64);
+      Gpt full = MakeModel(c.config, ++seed, dtype);
+      full->to(device);
       full->SetPartialSumScales(ScalesFor(c.config, c.units, scaling));
       const UnitMasks masks =
-          MasksFor(c.config, c.units, torch::dtype(torch::kFloat64));
-      auto idx =
-          RandomTokens(2, c.config.block_size, c.config.vocab_size, seed);
+          MasksFor(c.config, c.units, torch::dtype(dtype).device(device));
+      auto idx = RandomTokens(2, c.config.block_size, c.config.vocab_size, seed)
+                     .to(device);
       auto targets =
-          RandomTokens(2, c.config.block_size, c.config.vocab_size, seed + 1);
+          RandomTokens(2, c.config.block_size, c.config.vocab_size, seed + 1)
+              .to(device);
       full->Loss(idx, targets, &masks).backward();
 
       auto sliced = ExtractSubnet(c.config, ParameterTensors(*full), c.units);
@@ -118,13 +133,15 @@ TEST(SubnetTest, GradientsEqualSlicesOfMaskedFullModelGradients) {
       const NamedTensors full_params = ParameterTensors(*full);
       for (const auto& [name, param] : ParameterTensors(**sub)) {
         if (param.numel() == 0) continue;
+        ASSERT_EQ(param.device(), device) << name;
         const at::Tensor& full_param = *full_params.Find(name);
         auto rule = SliceRuleFor(c.config, c.units, name);
         ASSERT_TRUE(rule.ok());
         at::Tensor expected = full_param.grad();
         if (rule->has_value()) {
           expected = expected.index_select(
-              (*rule)->dim, torch::tensor((*rule)->index, torch::kLong));
+              (*rule)->dim,
+              torch::tensor((*rule)->index, torch::kLong).to(device));
         }
         if (!param.grad().defined()) {
           // Unused by the subnetwork (e.g. ln_1 of a layer without heads):
@@ -133,11 +150,137 @@ TEST(SubnetTest, GradientsEqualSlicesOfMaskedFullModelGradients) {
           continue;
         }
         EXPECT_LE((param.grad() - expected).abs().max().item<double>(),
-                  1e-10 * std::max(1.0, expected.abs().max().item<double>()))
+                  tol * std::max(1.0, expected.abs().max().item<double>()))
             << name;
       }
     }
   }
+}
+
+TEST(SubnetTest, GradientsEqualSlicesOfMaskedFullModelGradients) {
+  CompareGradients(torch::kFloat64, /*tol=*/1e-10);
+}
+
+// The same checks on the first CUDA device, where this LibTorch has CUDA and
+// a GPU is visible (CI machines have none: there these tests are skipped).
+#define TWIST_SKIP_WITHOUT_CUDA()                                        \
+  if (!torch::cuda::is_available())                                      \
+  GTEST_SKIP() << "no CUDA device: this LibTorch has no CUDA or no GPU " \
+                  "is visible"
+
+TEST(SubnetCudaTest, ForwardEqualsMaskedFullModelFloat32) {
+  TWIST_SKIP_WITHOUT_CUDA();
+  CompareForward(torch::kFloat32, /*rtol=*/1e-4, /*atol=*/1e-6,
+                 torch::Device(torch::kCUDA, 0));
+}
+
+TEST(SubnetCudaTest, ForwardEqualsMaskedFullModelFloat64) {
+  TWIST_SKIP_WITHOUT_CUDA();
+  CompareForward(torch::kFloat64, /*rtol=*/1e-10, /*atol=*/0,
+                 torch::Device(torch::kCUDA, 0));
+}
+
+TEST(SubnetCudaTest, GradientsEqualSlicesOfMaskedFullModelGradients) {
+  TWIST_SKIP_WITHOUT_CUDA();
+  CompareGradients(torch::kFloat64, /*tol=*/1e-10,
+                   torch::Device(torch::kCUDA, 0));
+  CompareGradients(torch::kFloat32, /*tol=*/1e-4,
+                   torch::Device(torch::kCUDA, 0));
+}
+
+// A worker's local training (TrainLocalSteps) of a half subnetwork on CUDA:
+// its first step matches the same step on the CPU, the tensors come back to
+// the CPU as the worker sends them, and a few dozen steps on a learnable
+// token stream lower the validation loss.
+TEST(SubnetCudaTest, LocalTrainingMatchesCpuAndLowersTheLoss) {
+  TWIST_SKIP_WITHOUT_CUDA();
+  auto device = ResolveDevice("cuda:0");
+  ASSERT_TRUE(device.ok()) << device.status();
+  ASSERT_TRUE(device->is_cuda());
+  auto automatic = ResolveDevice("auto");
+  ASSERT_TRUE(automatic.ok());
+  EXPECT_EQ(*automatic, *device);
+
+  const ModelConfig config = SmallConfig();
+  SubnetUnits units = AllUnits(config);
+  for (auto& layer : units.layers) {
+    layer.heads = {0, 2};
+    layer.ffn_columns.resize(config.ffn_width[0] / 2);
+  }
+  Gpt full = MakeModel(config, 21);
+  auto initial = ExtractSubnet(config, ParameterTensors(*full), units);
+  ASSERT_TRUE(initial.ok()) << initial.status();
+  NamedTensors initial_on_device;
+  for (const auto& [name, t] : *initial)
+    initial_on_device.Set(name, t.to(*device));
+  const auto scaling = PartialSumScaling::kInverseKeepRatio;
+  auto on_cpu = BuildSubnetModel(config, units, *initial, scaling);
+  auto on_cuda = BuildSubnetModel(config, units, initial_on_device, scaling);
+  ASSERT_TRUE(on_cpu.ok() && on_cuda.ok());
+  ASSERT_EQ((*on_cuda)->transformer->wte->weight.device(), *device);
+
+  // A learnable stream: each token determines the next, (5t + 3) mod 256.
+  const std::string dir = twist::testing::MakeTempDir();
+  const std::string path = dir + "/train.bin";
+  std::vector<uint16_t> tokens(1 << 15);
+  tokens[0] = 7;
+  for (size_t i = 1; i < tokens.size(); ++i) {
+    tokens[i] = static_cast<uint16_t>((5 * tokens[i - 1] + 3) % 256);
+  }
+  ASSERT_TRUE(WriteTokenFile(path, tokens).ok());
+  auto file = TokenFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+
+  LocalTrainingOptions options;
+  options.batch_size = 16;
+  options.context = config.block_size;
+  options.schedule.peak = 3e-3;
+  options.schedule.total_steps = 40;
+  options.steps = 1;
+  auto cpu_step = TrainLocalSteps(**on_cpu, **file, options);
+  auto cuda_step = TrainLocalSteps(**on_cuda, **file, options);
+  ASSERT_TRUE(cpu_step.ok()) << cpu_step.status();
+  ASSERT_TRUE(cuda_step.ok()) << cuda_step.status();
+  EXPECT_NEAR(cuda_step->mean_loss, cpu_step->mean_loss,
+              1e-4 * cpu_step->mean_loss);
+  {
+    // What the worker sends back: each parameter copied to the CPU,
+    // contiguous. After one AdamW step it is the CPU's step, up to the
+    // elements whose tiny gradients differ in sign (each off by ~2 lr).
+    torch::NoGradGuard no_grad;
+    const NamedTensors cpu_params = ParameterTensors(**on_cpu);
+    double diff2 = 0, update2 = 0;
+    for (const auto& [name, param] : ParameterTensors(**on_cuda)) {
+      ASSERT_EQ(param.device(), *device) << name;
+      const at::Tensor sent = param.detach().to(torch::kCPU).contiguous();
+      ASSERT_TRUE(sent.device().is_cpu());
+      ASSERT_EQ(sent.scalar_type(), torch::kFloat32);
+      ASSERT_TRUE(sent.is_contiguous());
+      EXPECT_TRUE(torch::isfinite(sent).all().item<bool>()) << name;
+      const at::Tensor& want = *cpu_params.Find(name);
+      diff2 += (sent - want).pow(2).sum().item<double>();
+      update2 += (want - *initial->Find(name)).pow(2).sum().item<double>();
+    }
+    EXPECT_GT(update2, 0);
+    EXPECT_LT(std::sqrt(diff2), 1e-2 * std::sqrt(update2))
+        << "|cuda - cpu| " << std::sqrt(diff2) << " vs |update| "
+        << std::sqrt(update2);
+  }
+
+  auto before = EvaluateLoss(**on_cuda, **file, 4, 16, config.block_size);
+  ASSERT_TRUE(before.ok()) << before.status();
+  options.steps = 40;
+  options.round = 2;
+  auto trained = TrainLocalSteps(**on_cuda, **file, options);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  EXPECT_EQ(trained->tokens, 40 * 16 * config.block_size);
+  auto after = EvaluateLoss(**on_cuda, **file, 4, 16, config.block_size);
+  ASSERT_TRUE(after.ok()) << after.status();
+  std::printf("CUDA local training: loss %.3f -> %.3f (mean over steps %.3f)\n",
+              *before, *after, trained->mean_loss);
+  EXPECT_LT(*after, *before - 1.0);
+  EXPECT_LT(trained->mean_loss, *before);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(SubnetTest, ExtractKeepsUnitOrderAndCopies) {
