@@ -34,6 +34,11 @@
 namespace twist::bench {
 namespace {
 
+// Each figure is the median of this many transfers (loopback throughput on a
+// small shared machine varies by a factor of 1.5 from one transfer to the
+// next).
+constexpr int kRepeats = 5;
+
 common::NamedTensors Payload(int64_t bytes) {
   common::NamedTensors t;
   t.Set("x", at::rand({bytes / 4}));
@@ -262,7 +267,7 @@ int main(int argc, char** argv) {
     request.set_chunk_bytes(chunk);
     const grpc::ByteBuffer request_buffer = common::ToByteBuffer(request);
     common::NamedTensors target;
-    const double down = bench::MedianSeconds(3, [&] {
+    const double down = bench::MedianSeconds(bench::kRepeats, [&] {
       grpc::ClientContext context;
       auto reader = common::OpenServerStream(channel.get(), bench::kRawDownload,
                                              &context, request_buffer);
@@ -278,7 +283,7 @@ int main(int argc, char** argv) {
       if (!reader->Finish().ok() || !assembler.Finish().ok()) std::abort();
     });
     const common::NamedTensors payload = bench::Payload(bytes);
-    const double up = bench::MedianSeconds(3, [&] {
+    const double up = bench::MedianSeconds(bench::kRepeats, [&] {
       grpc::ClientContext context;
       grpc::ByteBuffer response;
       auto writer = common::OpenClientStream(channel.get(), bench::kRawUpload,
@@ -300,7 +305,7 @@ int main(int argc, char** argv) {
   auto typed_round_trip = [&](int64_t bytes, int64_t chunk) {
     // Down: the worker assembles what the coordinator streams.
     common::NamedTensors target;
-    const double down = bench::MedianSeconds(3, [&] {
+    const double down = bench::MedianSeconds(bench::kRepeats, [&] {
       grpc::ClientContext context;
       bench::DownloadRequest request;
       request.set_bytes(bytes);
@@ -316,7 +321,7 @@ int main(int argc, char** argv) {
     });
     // Up: the worker streams its trained slices back.
     const common::NamedTensors payload = bench::Payload(bytes);
-    const double up = bench::MedianSeconds(3, [&] {
+    const double up = bench::MedianSeconds(bench::kRepeats, [&] {
       grpc::ClientContext context;
       bench::UploadResponse response;
       auto writer = stub->Upload(&context, &response);
@@ -340,7 +345,7 @@ int main(int argc, char** argv) {
     if (mb > max_mb) continue;
     const int64_t bytes = static_cast<int64_t>(mb * 1e6) / 4 * 4;
     const double tcp = bench::MedianSeconds(
-        3, [&] { bench::RawTcpSeconds(bytes, chunk_kb << 10); });
+        bench::kRepeats, [&] { bench::RawTcpSeconds(bytes, chunk_kb << 10); });
     const auto [down, up] = raw_round_trip(bytes, chunk_kb << 10);
     const auto [typed_down, typed_up] = typed_round_trip(bytes, chunk_kb << 10);
     const double tcp_gbs = bytes / tcp / 1e9;
@@ -363,8 +368,8 @@ int main(int argc, char** argv) {
   if (sweep) {
     const int64_t bytes =
         static_cast<int64_t>(std::min(max_mb, 256.0) * 1e6) / 4 * 4;
-    const double tcp =
-        bench::MedianSeconds(3, [&] { bench::RawTcpSeconds(bytes, 1 << 20); });
+    const double tcp = bench::MedianSeconds(
+        bench::kRepeats, [&] { bench::RawTcpSeconds(bytes, 1 << 20); });
     for (int64_t kb : {64, 256, 512, 1024, 2048, 3072}) {
       const auto [down, up] = raw_round_trip(bytes, kb << 10);
       const double raw_gbs = 2.0 * bytes / (down + up) / 1e9;
