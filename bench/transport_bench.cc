@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <map>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -29,6 +31,7 @@
 #include "common/rpc_tensors.h"
 #include "common/rpc_util.h"
 #include "common/tensor_chunks.h"
+#include "common/tensor_pool.h"
 #include "twist/v1/worker_service.pb.h"
 
 namespace twist::bench {
@@ -137,11 +140,15 @@ class RawTransportService final : public grpc::Service {
     DownloadRequest parsed;
     if (absl::Status s = common::FromByteBuffer(request, &parsed); !s.ok())
       return common::ToGrpcStatus(s);
-    if (payload_.empty() || payload_.NumBytes() != parsed.bytes()) {
-      payload_ = Payload(parsed.bytes());
+    common::NamedTensors payload;
+    {
+      std::lock_guard<std::mutex> lock(mu_);  // streams run concurrently
+      common::NamedTensors& cached = payloads_[parsed.bytes()];
+      if (cached.empty()) cached = Payload(parsed.bytes());
+      payload = cached;
     }
     return common::ToGrpcStatus(common::ForEachChunkBuffer(
-        payload_, parsed.chunk_bytes(), kChunkField,
+        payload, parsed.chunk_bytes(), kChunkField,
         [&](grpc::ByteBuffer& chunk) {
           return writer->Write(chunk) ? absl::OkStatus()
                                       : absl::UnavailableError("broken");
@@ -162,8 +169,11 @@ class RawTransportService final : public grpc::Service {
           return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no chunk");
         int64_t n = 1;
         for (int64_t d : first.shape()) n *= d;
-        assembler = std::make_unique<common::ChunkAssembler>(
-            Target(&target_, n), size_t{4} << 20);
+        // One target per concurrent stream, reused across transfers.
+        common::NamedTensors target;
+        target.Set("x", targets_.Acquire({n}, at::kFloat));
+        assembler =
+            std::make_unique<common::ChunkAssembler>(target, size_t{4} << 20);
       }
       absl::StatusOr<bool> chunk =
           common::AddChunkBuffer(buffer, kChunkField, assembler.get(), &bytes);
@@ -185,8 +195,9 @@ class RawTransportService final : public grpc::Service {
     return true;
   }
 
-  common::NamedTensors payload_;
-  common::NamedTensors target_;
+  std::mutex mu_;
+  std::map<int64_t, common::NamedTensors> payloads_;
+  common::TensorPool targets_;
 };
 
 // Seconds to move `bytes` from a client socket to a server socket on
@@ -257,46 +268,71 @@ int main(int argc, char** argv) {
   bench::RawTransportService raw_service;
   builder.RegisterService(&raw_service);
   auto server = builder.BuildAndStart();
-  auto channel = common::MakeChannel("127.0.0.1:" + std::to_string(port));
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  auto channel = common::MakeChannel(address);
   auto stub = bench::TransportBench::NewStub(channel);
+  // Channels with their own TCP connections, for transfers split over
+  // several streams (gRPC shares a connection between channels whose
+  // arguments are equal: the extra argument keeps them apart).
+  constexpr int kMaxStreams = 4;
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int k = 0; k < kMaxStreams; ++k) {
+    grpc::ChannelArguments args = common::DefaultChannelArguments();
+    args.SetInt("twist.bench.connection", k);
+    channels.push_back(grpc::CreateCustomChannel(
+        address, grpc::InsecureChannelCredentials(), args));
+  }
 
-  // Returns the median seconds down and up on the raw (zero-copy) path.
-  auto raw_round_trip = [&](int64_t bytes, int64_t chunk) {
+  // Returns the median seconds down and up on the raw (zero-copy) path, the
+  // bytes split evenly over `streams` concurrent streams on their own
+  // connections.
+  auto raw_round_trip = [&](int64_t bytes, int64_t chunk, int streams = 1) {
+    const int64_t part = bytes / streams / 4 * 4;
     bench::DownloadRequest request;
-    request.set_bytes(bytes);
+    request.set_bytes(part);
     request.set_chunk_bytes(chunk);
     const grpc::ByteBuffer request_buffer = common::ToByteBuffer(request);
-    common::NamedTensors target;
+    std::vector<common::NamedTensors> targets(streams);
+    auto concurrently = [&](const std::function<void(int)>& transfer) {
+      std::vector<std::thread> threads;
+      for (int k = 1; k < streams; ++k) threads.emplace_back(transfer, k);
+      transfer(0);
+      for (auto& t : threads) t.join();
+    };
     const double down = bench::MedianSeconds(bench::kRepeats, [&] {
-      grpc::ClientContext context;
-      auto reader = common::OpenServerStream(channel.get(), bench::kRawDownload,
-                                             &context, request_buffer);
-      common::ChunkAssembler assembler(bench::Target(&target, bytes / 4),
-                                       size_t{4} << 20);
-      grpc::ByteBuffer buffer;
-      int64_t got = 0;
-      while (reader->Read(&buffer)) {
-        absl::StatusOr<bool> c = common::AddChunkBuffer(
-            buffer, bench::kChunkField, &assembler, &got);
-        if (!c.ok() || !*c) std::abort();
-      }
-      if (!reader->Finish().ok() || !assembler.Finish().ok()) std::abort();
+      concurrently([&](int k) {
+        grpc::ClientContext context;
+        auto reader = common::OpenServerStream(
+            channels[k].get(), bench::kRawDownload, &context, request_buffer);
+        common::ChunkAssembler assembler(bench::Target(&targets[k], part / 4),
+                                         size_t{4} << 20);
+        grpc::ByteBuffer buffer;
+        int64_t got = 0;
+        while (reader->Read(&buffer)) {
+          absl::StatusOr<bool> c = common::AddChunkBuffer(
+              buffer, bench::kChunkField, &assembler, &got);
+          if (!c.ok() || !*c) std::abort();
+        }
+        if (!reader->Finish().ok() || !assembler.Finish().ok()) std::abort();
+      });
     });
-    const common::NamedTensors payload = bench::Payload(bytes);
+    const common::NamedTensors payload = bench::Payload(part);
     const double up = bench::MedianSeconds(bench::kRepeats, [&] {
-      grpc::ClientContext context;
-      grpc::ByteBuffer response;
-      auto writer = common::OpenClientStream(channel.get(), bench::kRawUpload,
-                                             &context, &response);
-      common::ForEachChunkBuffer(
-          payload, chunk, bench::kChunkField,
-          [&](grpc::ByteBuffer& c) {
-            return writer->Write(c) ? absl::OkStatus()
-                                    : absl::UnavailableError("broken");
-          })
-          .IgnoreError();
-      writer->WritesDone();
-      if (!writer->Finish().ok()) std::abort();
+      concurrently([&](int k) {
+        grpc::ClientContext context;
+        grpc::ByteBuffer response;
+        auto writer = common::OpenClientStream(
+            channels[k].get(), bench::kRawUpload, &context, &response);
+        common::ForEachChunkBuffer(
+            payload, chunk, bench::kChunkField,
+            [&](grpc::ByteBuffer& c) {
+              return writer->Write(c) ? absl::OkStatus()
+                                      : absl::UnavailableError("broken");
+            })
+            .IgnoreError();
+        writer->WritesDone();
+        if (!writer->Finish().ok()) std::abort();
+      });
     });
     return std::make_pair(down, up);
   };
@@ -364,6 +400,31 @@ int main(int argc, char** argv) {
         tcp_gbs, bytes / down / 1e9, bytes / up / 1e9, raw_gbs,
         raw_gbs / tcp_gbs, typed_gbs, typed_gbs / tcp_gbs);
     std::fflush(stdout);
+  }
+  // The same bytes split over concurrent streams on separate connections
+  // (the daemons use one stream per transfer).
+  for (double mb : {256.0, 512.0}) {
+    if (mb > max_mb) continue;
+    const int64_t bytes = static_cast<int64_t>(mb * 1e6) / 4 * 4;
+    const double tcp = bench::MedianSeconds(
+        bench::kRepeats, [&] { bench::RawTcpSeconds(bytes, chunk_kb << 10); });
+    const double tcp_gbs = bytes / tcp / 1e9;
+    for (int streams : {1, 2, 4}) {
+      const auto [down, up] = raw_round_trip(bytes, chunk_kb << 10, streams);
+      const double raw_gbs = 2.0 * bytes / (down + up) / 1e9;
+      std::printf(
+          "streams %6.0f MB x %d: raw %.2f GB/s (down %.2f, up %.2f), "
+          "%.2fx raw TCP (%.2f GB/s)\n",
+          mb, streams, raw_gbs, bytes / down / 1e9, bytes / up / 1e9,
+          raw_gbs / tcp_gbs, tcp_gbs);
+      std::printf(
+          "JSON {\"bench\": \"transport_streams\", \"bytes\": %lld, "
+          "\"streams\": %d, \"grpc_gbps\": %.4f, \"tcp_gbps\": %.4f, "
+          "\"ratio\": %.4f}\n",
+          static_cast<long long>(bytes), streams, raw_gbs, tcp_gbs,
+          raw_gbs / tcp_gbs);
+      std::fflush(stdout);
+    }
   }
   if (sweep) {
     const int64_t bytes =
