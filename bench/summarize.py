@@ -36,9 +36,10 @@ def learning_summary(path):
 
     twist = curve("twist-2w")
     budget = twist[-1][0]
+    baseline = loss_at(curve("local_sgd-2w"), budget)  # None: never reached
     out = {"loss_at_equal_bytes": {
         "bytes": budget, "twist-2w": round(twist[-1][1], 4),
-        "local_sgd-2w": round(loss_at(curve("local_sgd-2w"), budget), 4)}}
+        "local_sgd-2w": None if baseline is None else round(baseline, 4)}}
     out["final_val_loss"] = {label: round(curve(label)[-1][1], 4) for label in sorted(by)}
     return out
 

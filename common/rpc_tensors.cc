@@ -55,9 +55,7 @@ absl::Status ForEachChunkBuffer(
   for (const auto& [name, tensor] : tensors) {
     TWIST_ASSIGN_OR_RETURN(twist::v1::DType dtype,
                            ToWireDType(tensor.scalar_type()));
-    const at::Tensor cpu = tensor.device().is_cpu() && tensor.is_contiguous()
-                               ? tensor
-                               : tensor.detach().to(at::kCPU).contiguous();
+    const at::Tensor cpu = ContiguousCpu(tensor);
     const std::vector<int64_t> shape = cpu.sizes().vec();
     char* bytes = static_cast<char*>(cpu.data_ptr());
     const size_t total = cpu.numel() * cpu.element_size();

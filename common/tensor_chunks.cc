@@ -44,6 +44,12 @@ absl::StatusOr<at::ScalarType> FromWireDType(twist::v1::DType dtype) {
       absl::StrCat("unknown wire dtype ", static_cast<int>(dtype)));
 }
 
+at::Tensor ContiguousCpu(const at::Tensor& tensor) {
+  return tensor.device().is_cpu() && tensor.is_contiguous()
+             ? tensor
+             : tensor.detach().to(at::kCPU).contiguous();
+}
+
 absl::Status ForEachChunk(
     const NamedTensors& tensors, size_t max_chunk_bytes,
     const std::function<absl::Status(const twist::v1::TensorChunk&)>& sink) {
@@ -54,9 +60,7 @@ absl::Status ForEachChunk(
   for (const auto& [name, tensor] : tensors) {
     TWIST_ASSIGN_OR_RETURN(twist::v1::DType dtype,
                            ToWireDType(tensor.scalar_type()));
-    const at::Tensor cpu = tensor.device().is_cpu() && tensor.is_contiguous()
-                               ? tensor
-                               : tensor.detach().to(at::kCPU).contiguous();
+    const at::Tensor cpu = ContiguousCpu(tensor);
     const char* bytes = static_cast<const char*>(cpu.data_ptr());
     const size_t total = cpu.numel() * cpu.element_size();
     chunk.set_name(name);

@@ -29,6 +29,10 @@ inline constexpr size_t kDefaultChunkBytes = size_t{1} << 20;  // 1 MiB
 absl::StatusOr<twist::v1::DType> ToWireDType(at::ScalarType type);
 absl::StatusOr<at::ScalarType> FromWireDType(twist::v1::DType dtype);
 
+// `tensor` itself when it is a contiguous CPU tensor (no copy), else a
+// contiguous CPU copy: the memory chunks are cut from.
+at::Tensor ContiguousCpu(const at::Tensor& tensor);
+
 // Calls `sink` with each chunk of `tensors`, in order; stops at the first
 // error from `sink` and returns it. Tensors on another device are copied to
 // the CPU first. The chunk passed to `sink` is reused between calls.

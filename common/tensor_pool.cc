@@ -14,38 +14,52 @@ bool OnlyInPool(const at::Tensor& entry) {
 
 }  // namespace
 
+TensorPool::Key TensorPool::KeyOf(at::IntArrayRef shape,
+                                  const at::TensorOptions& options) {
+  return {shape.vec(), std::string(c10::toString(options.dtype())) + "@" +
+                           options.device().str()};
+}
+
 at::Tensor TensorPool::Acquire(at::IntArrayRef shape,
                                const at::TensorOptions& options) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (Entry& e : entries_) {
-    if (e.tensor.sizes() == shape &&
-        e.tensor.scalar_type() == options.dtype().toScalarType() &&
-        e.tensor.device() == options.device() && OnlyInPool(e.tensor)) {
+  std::vector<Entry>& same = entries_[KeyOf(shape, options)];
+  for (Entry& e : same) {
+    if (OnlyInPool(e.tensor)) {
       e.used = true;
       return e.tensor;
     }
   }
-  entries_.push_back({at::empty(shape, options), true});
-  return entries_.back().tensor;
+  same.push_back({at::empty(shape, options), true});
+  return same.back().tensor;
 }
 
 void TensorPool::Trim() {
   std::lock_guard<std::mutex> lock(mu_);
-  entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
-                                [](const Entry& e) { return !e.used; }),
-                 entries_.end());
-  for (Entry& e : entries_) e.used = false;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    std::vector<Entry>& same = it->second;
+    same.erase(std::remove_if(same.begin(), same.end(),
+                              [](const Entry& e) { return !e.used; }),
+               same.end());
+    for (Entry& e : same) e.used = false;
+    it = same.empty() ? entries_.erase(it) : std::next(it);
+  }
 }
 
 int64_t TensorPool::NumTensors() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return static_cast<int64_t>(entries_.size());
+  int64_t n = 0;
+  for (const auto& [key, same] : entries_)
+    n += static_cast<int64_t>(same.size());
+  return n;
 }
 
 int64_t TensorPool::NumBytes() const {
   std::lock_guard<std::mutex> lock(mu_);
   int64_t bytes = 0;
-  for (const Entry& e : entries_) bytes += e.tensor.nbytes();
+  for (const auto& [key, same] : entries_) {
+    for (const Entry& e : same) bytes += e.tensor.nbytes();
+  }
   return bytes;
 }
 

@@ -10,7 +10,9 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <map>
 #include <mutex>
+#include <string>
 #include <vector>
 
 namespace twist::common {
@@ -34,8 +36,13 @@ class TensorPool {
     at::Tensor tensor;
     bool used = false;
   };
+  // Entries by shape, dtype and device: a round asks for a few hundred
+  // tensors per worker, so a scan over all of them per request would grow
+  // with the square of the workers.
+  using Key = std::pair<std::vector<int64_t>, std::string>;
+  static Key KeyOf(at::IntArrayRef shape, const at::TensorOptions& options);
   mutable std::mutex mu_;
-  std::vector<Entry> entries_;
+  std::map<Key, std::vector<Entry>> entries_;
 };
 
 }  // namespace twist::common
