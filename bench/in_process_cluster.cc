@@ -6,8 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "bench/bench_util.h"
-#include "common/rpc_util.h"
-#include "common/status_macros.h"
+#include "common/rpc/rpc_util.h"
+#include "common/base/status_macros.h"
 #include "coordinator/job_runner.h"
 #include "coordinator/job_spec.h"
 #include "coordinator/worker_registry.h"
@@ -24,19 +24,14 @@ absl::StatusOr<InProcessJob> RunJobInProcess(const twist::v1::JobSpec& input,
   registry_options.heartbeat_timeout_s = 1e9;  // threads do not heartbeat
   coordinator::WorkerRegistry registry(registry_options);
 
+  coordinator::RoundBoard board(/*incarnation=*/1);
   absl::Mutex mu;
-  std::shared_ptr<coordinator::RoundCollector> current;
   coordinator::JobRunner::Hooks hooks;
   hooks.job_changed = [](const twist::v1::Job&) {};
   hooks.round_finished = [&](int64_t, const twist::v1::RoundRecord& r) {
     absl::MutexLock lock(&mu);
     out.rounds.push_back(r);
   };
-  hooks.set_current_round =
-      [&](std::shared_ptr<coordinator::RoundCollector> c) {
-        absl::MutexLock lock(&mu);
-        current = std::move(c);
-      };
   hooks.truncate_rounds = [](int64_t, int32_t) { return absl::OkStatus(); };
 
   std::atomic<bool> done{false};
@@ -78,14 +73,10 @@ absl::StatusOr<InProcessJob> RunJobInProcess(const twist::v1::JobSpec& input,
         h.set_receive_s(receive_s);
         h.set_parameters(trained->parameters);
         h.set_deltas(trained->deltas);
-        std::shared_ptr<coordinator::RoundCollector> round;
-        {
-          absl::MutexLock lock(&mu);
-          round = current;
-        }
-        if (round == nullptr || !round->Expect(h).ok()) continue;
+        auto round = board.Find(h.incarnation(), h.job_id(), h.round());
+        if (!round.ok() || !(*round)->Expect(h).ok()) continue;
         const int64_t bytes = trained->tensors.NumBytes();
-        round->Deliver(h, std::move(trained->tensors), bytes).IgnoreError();
+        (*round)->Deliver(h, std::move(trained->tensors), bytes).IgnoreError();
       }
     });
   }
@@ -98,7 +89,7 @@ absl::StatusOr<InProcessJob> RunJobInProcess(const twist::v1::JobSpec& input,
   options.incarnation = 1;
   options.job_dir = work_dir;
   options.poll_interval = absl::Milliseconds(5);
-  coordinator::JobRunner runner(job, &registry, options, hooks);
+  coordinator::JobRunner runner(job, &registry, &board, options, hooks);
   std::atomic<bool> cancel{false}, stop{false};
   const double start = Now();
   absl::Status status = runner.Run(cancel, stop);

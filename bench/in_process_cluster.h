@@ -1,5 +1,5 @@
 // Runs a whole job in one process, through the coordinator's own round loop
-// (JobRunner with its WorkerRegistry and RoundCollector) and the workers' own
+// (JobRunner with its WorkerRegistry and RoundBoard) and the workers' own
 // training (SubnetTrainer), with each worker a thread instead of a process
 // and no gRPC in between. The determinism test shows a round over gRPC gives
 // the same model bit for bit, so the learning-quality benchmarks use this to
@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/named_tensors.h"
+#include "common/model/named_tensors.h"
 #include "twist/v1/job.pb.h"
 
 namespace twist::bench {

@@ -21,7 +21,7 @@
 #include "bench/in_process_cluster.h"
 #include "client/command_line.h"
 #include "client/spec_input.h"
-#include "common/threads.h"
+#include "common/model/threads.h"
 
 int main(int argc, char** argv) {
   using namespace twist;

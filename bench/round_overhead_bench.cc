@@ -1,9 +1,19 @@
-// Benchmark 2: the coordinator's work in a round (partition, extract every
-// worker's slices, merge them back) against a memcpy of the same bytes (every
-// worker's slices out and back), for models of 1M to 300M parameters and 2
-// to 16 workers. Prints a table and one JSON object per configuration.
+// Benchmark 2: the coordinator's own work in a steady-state round against a
+// memcpy of the same bytes (every worker's slices out, and back), for models
+// of 1M to 300M parameters and 2 to 16 workers. A round here is what the
+// coordinator does with a round's data, in the order it does it:
 //
-//   round_overhead_bench [--max_params=3e8] [--threads=1]
+//   partition  PlanRound (one balls-in-hats draw per layer and kind)
+//   extract    every slot's slices into the slice pool (JobRunner::Deal)
+//   check      each update's finiteness, as it arrives (RoundCollector)
+//   merge      MergeUpdates into the model, sums of shared units pooled
+//
+// The first round fills the pools; the measured rounds reuse them, so their
+// page faults (minor faults per round, from getrusage) show whether a round
+// allocates. Prints a table and one JSON object per configuration.
+//
+//   round_overhead_bench [--max_params=3e8] [--threads=1] [--rounds=3]
+#include <sys/resource.h>
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -12,10 +22,11 @@
 
 #include "absl/strings/numbers.h"
 #include "bench/bench_util.h"
-#include "common/merge.h"
-#include "common/model_io.h"
-#include "common/subnet.h"
-#include "common/threads.h"
+#include "common/ist/merge.h"
+#include "common/ist/subnet.h"
+#include "common/ist/tensor_pool.h"
+#include "common/model/model_io.h"
+#include "common/model/threads.h"
 #include "coordinator/round_plan.h"
 
 namespace twist::bench {
@@ -41,24 +52,37 @@ common::NamedTensors RandomModel(const common::ModelConfig& config) {
   return out;
 }
 
+int64_t MinorFaults() {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
+
+// Seconds of each step of one round, summed over the measured rounds.
+struct Steps {
+  double partition = 0, extract = 0, check = 0, merge = 0;
+  double total() const { return partition + extract + check + merge; }
+};
+
 }  // namespace
 }  // namespace twist::bench
 
 int main(int argc, char** argv) {
   using namespace twist;
   double max_params = 3.1e8;
-  int threads = 1;
+  int threads = 1, rounds = 3;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--max_params=", 0) == 0)
       absl::SimpleAtod(a.substr(13), &max_params);
     if (a.rfind("--threads=", 0) == 0) absl::SimpleAtoi(a.substr(10), &threads);
+    if (a.rfind("--rounds=", 0) == 0) absl::SimpleAtoi(a.substr(9), &rounds);
   }
   common::ConfigureThreads(threads);
   torch::manual_seed(0);
-  std::printf("%-6s %7s %8s %10s %10s %10s %10s %10s %8s\n", "model", "workers",
-              "MB moved", "partition", "extract", "merge", "total", "memcpy",
-              "ratio");
+  std::printf("%-6s %7s %8s %9s %9s %9s %9s %9s %9s %7s %8s\n", "model",
+              "workers", "MB moved", "partition", "extract", "check", "merge",
+              "total", "memcpy", "ratio", "faults");
   for (const auto& shape : bench::kShapes) {
     const common::ModelConfig config = common::ModelConfig::Full(
         shape.n_layer, shape.n_head, shape.n_embd, 128, 256);
@@ -69,39 +93,69 @@ int main(int argc, char** argv) {
       spec.set_mode(twist::v1::MODE_TWIST);
       spec.set_seed(1);
       const std::vector<double> capacities(workers, 1.0);
-      std::vector<common::SubnetUnits> plan;
-      const double partition_s = bench::MedianSeconds(3, [&] {
-        plan = *coordinator::PlanRound(spec, config, /*round=*/1, capacities);
-      });
-      // As the coordinator from its second round on: the last round's slices
-      // are dropped and their tensors reused from the pool.
-      common::TensorPool pool;
-      std::vector<common::NamedTensors> slices =
-          *common::ExtractSubnets(config, full, plan, &pool);
-      const double extract_s = bench::MedianSeconds(3, [&] {
-        slices.clear();
-        pool.Trim();
-        slices = *common::ExtractSubnets(config, full, plan, &pool);
-      });
-      int64_t bytes = 0;
-      for (const auto& s : slices) bytes += s.NumBytes();
-      // The workers' trained slices: the received ones, slightly moved.
-      for (auto& s : slices) {
-        for (const auto& [name, t] : s) t.add_(1e-3);
-      }
-      common::NamedTensors theta;
-      for (const auto& [name, t] : full) theta.Set(name, t.clone());
-      std::vector<common::UpdateToMerge> updates;
-      for (int w = 0; w < workers; ++w)
-        updates.push_back({&plan[w], &slices[w], false});
-      // What the coordinator runs for plain merging (the default): validation
-      // of every update, then the in-place merge.
-      const double merge_s = bench::MedianSeconds(3, [&] {
-        for (const absl::Status& s :
-             common::MergeInPlace(config, theta, updates)) {
-          if (!s.ok()) std::abort();
+      common::TensorPool slice_pool, update_pool, merge_pool;
+      common::NamedTensors velocity;
+      bench::Steps steps;
+      int64_t bytes = 0, faults = 0;
+      // Round 0 warms the pools up; rounds 1..R are measured.
+      for (int round = 0; round <= rounds; ++round) {
+        const bool measured = round > 0;
+        const int64_t faults_before = bench::MinorFaults();
+        double t = bench::Now();
+        std::vector<common::SubnetUnits> plan =
+            *coordinator::PlanRound(spec, config, round + 1, capacities);
+        const double partition_s = bench::Now() - t;
+
+        t = bench::Now();
+        slice_pool.Trim();
+        std::vector<common::NamedTensors> slices = *common::ExtractSubnets(
+            config, full, plan, at::kFloat, &slice_pool);
+        const double extract_s = bench::Now() - t;
+
+        // The workers' trained slices arrive in pooled update buffers: the
+        // received values, slightly moved (the copy stands in for the
+        // network and is not timed).
+        update_pool.Trim();
+        std::vector<common::NamedTensors> updates(workers);
+        bytes = 0;
+        for (int w = 0; w < workers; ++w) {
+          for (const auto& [name, s] : slices[w]) {
+            at::Tensor u = update_pool.Acquire(s.sizes(), s.options());
+            std::memcpy(u.data_ptr(), s.data_ptr(), s.nbytes());
+            u.add_(1e-3);
+            updates[w].Set(name, u);
+          }
+          bytes += slices[w].NumBytes();
         }
-      });
+        slices.clear();  // sent: the pool may hand them out again
+
+        t = bench::Now();
+        for (const auto& u : updates) {
+          if (!common::CheckFinite(u).ok()) std::abort();
+        }
+        const double check_s = bench::Now() - t;
+
+        t = bench::Now();
+        std::vector<common::SliceUpdate> merge;
+        for (int w = 0; w < workers; ++w) {
+          merge.push_back({&plan[w], &updates[w], false});
+        }
+        merge_pool.Trim();
+        if (!common::MergeUpdates(config, full, merge, common::OuterStep(),
+                                  &velocity, &merge_pool)
+                 .ok()) {
+          std::abort();
+        }
+        const double merge_s = bench::Now() - t;
+        if (measured) {
+          steps.partition += partition_s;
+          steps.extract += extract_s;
+          steps.check += check_s;
+          steps.merge += merge_s;
+          // Pools reused: a steady-state round should fault no page in.
+          faults += bench::MinorFaults() - faults_before;
+        }
+      }
       // The bytes that must move: every worker's slices out, and back.
       std::vector<char> src(bytes), dst(bytes);
       std::memset(src.data(), 1, bytes);
@@ -110,19 +164,25 @@ int main(int argc, char** argv) {
         std::memcpy(dst.data(), src.data(), bytes);  // out
         std::memcpy(src.data(), dst.data(), bytes);  // back
       });
-      const double total = partition_s + extract_s + merge_s;
-      std::printf("%-6s %7d %8.1f %9.4fs %9.4fs %9.4fs %9.4fs %9.4fs %7.2fx\n",
-                  shape.name, workers, 2.0 * bytes / 1e6, partition_s,
-                  extract_s, merge_s, total, memcpy_s, total / memcpy_s);
+      const double per = 1.0 / rounds;
+      const double total = steps.total() * per;
+      const double faults_per_round = static_cast<double>(faults) * per;
+      std::printf(
+          "%-6s %7d %8.1f %8.4fs %8.4fs %8.4fs %8.4fs %8.4fs %8.4fs %6.2fx "
+          "%8.0f\n",
+          shape.name, workers, 2.0 * bytes / 1e6, steps.partition * per,
+          steps.extract * per, steps.check * per, steps.merge * per, total,
+          memcpy_s, total / memcpy_s, faults_per_round);
       std::printf(
           "JSON {\"bench\": \"round_overhead\", \"model\": \"%s\", "
-          "\"parameters\": %lld, "
-          "\"workers\": %d, \"bytes_moved\": %lld, \"partition_s\": %.6f, "
-          "\"extract_s\": %.6f, "
-          "\"merge_s\": %.6f, \"memcpy_s\": %.6f, \"ratio\": %.4f}\n",
+          "\"parameters\": %lld, \"workers\": %d, \"bytes_moved\": %lld, "
+          "\"partition_s\": %.6f, \"extract_s\": %.6f, \"check_s\": %.6f, "
+          "\"merge_s\": %.6f, \"memcpy_s\": %.6f, \"ratio\": %.4f, "
+          "\"page_faults_per_round\": %.1f}\n",
           shape.name, static_cast<long long>(config.NumParameters()), workers,
-          static_cast<long long>(2 * bytes), partition_s, extract_s, merge_s,
-          memcpy_s, total / memcpy_s);
+          static_cast<long long>(2 * bytes), steps.partition * per,
+          steps.extract * per, steps.check * per, steps.merge * per, memcpy_s,
+          total / memcpy_s, faults_per_round);
       std::fflush(stdout);
     }
   }

@@ -18,11 +18,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "bench/bench_util.h"
-#include "common/local_training.h"
-#include "common/model_io.h"
-#include "common/pruning.h"
-#include "common/safetensors.h"
-#include "common/threads.h"
+#include "common/data/dataset.h"
+#include "common/training/evaluation.h"
+#include "common/training/local_training.h"
+#include "common/model/model_io.h"
+#include "common/ist/pruning.h"
+#include "common/model/safetensors.h"
+#include "common/model/threads.h"
 
 namespace twist::bench {
 namespace {

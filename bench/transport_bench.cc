@@ -2,7 +2,7 @@
 // over gRPC on loopback, against raw TCP throughput measured in the same run
 // (a plain socket pair moving the same bytes in the same direction). Two gRPC
 // paths carry the same TensorChunk bytes on the wire:
-//   raw:   the path the daemons use (common/rpc_tensors.h): ByteBuffer methods
+//   raw:   the path the daemons use (common/rpc/tensor_streams.h): ByteBuffer methods
 //          whose slices point into the tensors, decoded in place, one copy
 //          into the target tensor;
 //   typed: generated protobuf stubs (a copy into each message's `bytes`, a
@@ -28,10 +28,10 @@
 #include "absl/strings/numbers.h"
 #include "bench/bench_util.h"
 #include "bench/transport_bench.grpc.pb.h"
-#include "common/rpc_tensors.h"
-#include "common/rpc_util.h"
-#include "common/tensor_chunks.h"
-#include "common/tensor_pool.h"
+#include "common/rpc/tensor_streams.h"
+#include "common/rpc/rpc_util.h"
+#include "common/transport/tensor_chunks.h"
+#include "common/ist/tensor_pool.h"
 #include "twist/v1/worker_service.pb.h"
 
 namespace twist::bench {
@@ -68,11 +68,12 @@ class TransportService final : public TransportBench::Service {
     if (payload_.empty() || payload_.NumBytes() != request->bytes()) {
       payload_ = Payload(request->bytes());
     }
+    twist::v1::TensorChunk message;
     absl::Status s = common::ForEachChunk(
-        payload_, request->chunk_bytes(),
-        [&](const twist::v1::TensorChunk& chunk) {
-          return writer->Write(chunk) ? absl::OkStatus()
-                                      : absl::UnavailableError("broken");
+        payload_, request->chunk_bytes(), [&](const common::ChunkRef& chunk) {
+          common::ToMessage(chunk, &message);
+          return writer->Write(message) ? absl::OkStatus()
+                                        : absl::UnavailableError("broken");
         });
     return common::ToGrpcStatus(s);
   }
@@ -89,7 +90,7 @@ class TransportService final : public TransportBench::Service {
         assembler = std::make_unique<common::ChunkAssembler>(
             Target(&target_, n), size_t{4} << 20);
       }
-      if (absl::Status s = assembler->Add(chunk); !s.ok())
+      if (absl::Status s = assembler->Add(common::ViewOf(chunk)); !s.ok())
         return common::ToGrpcStatus(s);
     }
     response->set_bytes(assembler ? assembler->tensors().NumBytes() : 0);
@@ -351,7 +352,7 @@ int main(int argc, char** argv) {
                                        size_t{4} << 20);
       twist::v1::TensorChunk c;
       while (reader->Read(&c)) {
-        if (!assembler.Add(c).ok()) std::abort();
+        if (!assembler.Add(common::ViewOf(c)).ok()) std::abort();
       }
       if (!reader->Finish().ok() || !assembler.Finish().ok()) std::abort();
     });
@@ -361,9 +362,11 @@ int main(int argc, char** argv) {
       grpc::ClientContext context;
       bench::UploadResponse response;
       auto writer = stub->Upload(&context, &response);
+      twist::v1::TensorChunk message;
       common::ForEachChunk(payload, chunk,
-                           [&](const twist::v1::TensorChunk& c) {
-                             return writer->Write(c)
+                           [&](const common::ChunkRef& c) {
+                             common::ToMessage(c, &message);
+                             return writer->Write(message)
                                         ? absl::OkStatus()
                                         : absl::UnavailableError("broken");
                            })

@@ -19,12 +19,12 @@
 
 #include "absl/strings/numbers.h"
 #include "bench/bench_util.h"
-#include "common/dataset.h"
-#include "common/gpt.h"
-#include "common/local_training.h"
-#include "common/rng.h"
-#include "common/subnet.h"
-#include "common/threads.h"
+#include "common/data/dataset.h"
+#include "common/model/gpt.h"
+#include "common/training/local_training.h"
+#include "common/base/rng.h"
+#include "common/ist/subnet.h"
+#include "common/model/threads.h"
 
 int main(int argc, char** argv) {
   using namespace twist;

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/rpc_security.h"
+#include "common/rpc/security.h"
 
 namespace twist::client {
 

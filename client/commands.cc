@@ -14,13 +14,15 @@
 #include "client/progress.h"
 #include "client/sampling.h"
 #include "client/spec_input.h"
-#include "common/model_io.h"
-#include "common/rpc_util.h"
-#include "common/safetensors.h"
-#include "common/status_macros.h"
-#include "common/subnet_proto.h"
-#include "common/tensor_chunks.h"
-#include "common/text_corpus.h"
+#include "common/model/model_io.h"
+#include "common/rpc/rpc_util.h"
+#include "common/rpc/tensor_streams.h"
+#include "common/model/safetensors.h"
+#include "common/base/status_macros.h"
+#include "common/transport/subnet_proto.h"
+#include "common/transport/tensor_chunks.h"
+#include "common/data/prepare.h"
+#include "common/job/job_states.h"
 #include "twist/v1/job_service.grpc.pb.h"
 
 namespace twist::client {
@@ -38,6 +40,7 @@ class Client {
     return Client(std::move(connection));
   }
   twist::v1::JobService::Stub* operator->() { return stub_.get(); }
+  grpc::ChannelInterface* channel() const { return connection_.channel.get(); }
   // Deadline and token for one call.
   void Prepare(grpc::ClientContext* context, double deadline_s) const {
     context->set_deadline(DeadlineIn(deadline_s));
@@ -84,25 +87,6 @@ std::string Time(double t) {
   std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S",
                 std::localtime(&seconds));
   return buf;
-}
-
-std::string StateName(twist::v1::JobState s) {
-  switch (s) {
-    case twist::v1::JOB_STATE_QUEUED:
-      return "queued";
-    case twist::v1::JOB_STATE_WAITING:
-      return "waiting";
-    case twist::v1::JOB_STATE_RUNNING:
-      return "running";
-    case twist::v1::JOB_STATE_COMPLETED:
-      return "completed";
-    case twist::v1::JOB_STATE_FAILED:
-      return "failed";
-    case twist::v1::JOB_STATE_CANCELLED:
-      return "cancelled";
-    default:
-      return "unknown";
-  }
 }
 
 std::string Loss(bool has, double v) {
@@ -184,7 +168,7 @@ absl::Status List(const CommandLine& line) {
     std::printf(
         "%-5lld %-20s %-10s %-9s %-11s %-10s %-10s %s\n",
         static_cast<long long>(job.id()),
-        job.spec().name().substr(0, 20).c_str(), StateName(job.state()).c_str(),
+        job.spec().name().substr(0, 20).c_str(), common::JobStateName(job.state()).c_str(),
         job.spec().mode() == twist::v1::MODE_LOCAL_SGD ? "local_sgd" : "twist",
         absl::StrCat(job.round(), "/", job.spec().rounds()).c_str(),
         Loss(job.has_last_train_loss(), job.last_train_loss()).c_str(),
@@ -215,7 +199,7 @@ absl::Status Status(const CommandLine& line) {
     return absl::OkStatus();
   }
   std::printf("job %lld (%s): %s%s\n", static_cast<long long>(job.id()),
-              job.spec().name().c_str(), StateName(job.state()).c_str(),
+              job.spec().name().c_str(), common::JobStateName(job.state()).c_str(),
               job.reason().empty()
                   ? ""
                   : absl::StrCat(" (", job.reason(), ")").c_str());
@@ -311,7 +295,7 @@ absl::Status Cancel(const CommandLine& line) {
   twist::v1::Job job;
   TWIST_RETURN_IF_ERROR(Rpc(line, stub->CancelJob(&context, request, &job)));
   std::printf("job %lld: %s\n", static_cast<long long>(id),
-              StateName(job.state()).c_str());
+              common::JobStateName(job.state()).c_str());
   return absl::OkStatus();
 }
 
@@ -361,9 +345,16 @@ absl::Status Export(const CommandLine& line) {
   TWIST_ASSIGN_OR_RETURN(Client stub, Client::Open(line));
   grpc::ClientContext context;
   stub.Prepare(&context, 3600);
-  auto reader = stub->ExportModel(&context, request);
+  // Read on a raw stream, so chunks are decoded in place and copied once,
+  // into the tensors (common/rpc/tensor_streams.h).
+  static const std::string kMethod = common::MethodPath(
+      twist::v1::JobService::service_full_name(), "ExportModel");
+  auto reader = common::OpenServerStream(stub.channel(), kMethod.c_str(),
+                                         &context, common::ToByteBuffer(request));
+  grpc::ByteBuffer buffer;
   twist::v1::ExportMessage message;
-  if (!reader->Read(&message) || !message.has_header()) {
+  if (!reader->Read(&buffer) ||
+      !common::FromByteBuffer(buffer, &message).ok() || !message.has_header()) {
     absl::Status s = Rpc(line, reader->Finish());
     return s.ok() ? absl::DataLossError("export stream ended before its header")
                   : s;
@@ -373,10 +364,12 @@ absl::Status Export(const CommandLine& line) {
       common::NamedTensors tensors,
       common::AllocateTensors(header.tensors(), int64_t{1} << 40));
   common::ChunkAssembler assembler(tensors);
-  while (reader->Read(&message)) {
-    if (!message.has_chunk())
-      return absl::DataLossError("a second header in the export");
-    TWIST_RETURN_IF_ERROR(assembler.Add(message.chunk()));
+  int64_t bytes = 0;
+  while (reader->Read(&buffer)) {
+    TWIST_ASSIGN_OR_RETURN(
+        bool chunk, common::AddChunkBuffer(buffer, common::kExportChunkField,
+                                           &assembler, &bytes));
+    if (!chunk) return absl::DataLossError("a second header in the export");
   }
   TWIST_RETURN_IF_ERROR(Rpc(line, reader->Finish()));
   TWIST_RETURN_IF_ERROR(assembler.Finish());

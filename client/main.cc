@@ -6,7 +6,7 @@
 
 #include "client/command_line.h"
 #include "client/commands.h"
-#include "common/threads.h"
+#include "common/model/threads.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "common/gpt.h"
+#include "common/model/gpt.h"
 
 namespace twist::client {
 

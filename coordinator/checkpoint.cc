@@ -1,7 +1,5 @@
 #include "coordinator/checkpoint.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <memory>
@@ -10,8 +8,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/safetensors.h"
-#include "common/status_macros.h"
+#include "common/base/sha256.h"
+#include "common/model/safetensors.h"
+#include "common/base/status_macros.h"
 
 namespace twist::coordinator {
 namespace {
@@ -22,25 +21,14 @@ constexpr char kModelPrefix[] = "model.";
 constexpr char kStatePrefix[] = "state.";
 
 // SHA-256 over each tensor's name and raw bytes, in order, as hex.
-absl::StatusOr<std::string> Checksum(const common::NamedTensors& tensors) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
-                                                              &EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    return absl::InternalError("OpenSSL could not start a SHA-256 digest");
-  }
+std::string Checksum(const common::NamedTensors& tensors) {
+  common::Sha256 hash;
   for (const auto& [name, tensor] : tensors) {
     const at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
-    const std::string header = absl::StrCat(name, "\n");
-    EVP_DigestUpdate(ctx.get(), header.data(), header.size());
-    EVP_DigestUpdate(ctx.get(), t.data_ptr(), t.numel() * t.element_size());
+    hash.Update(absl::StrCat(name, "\n"));
+    hash.Update(t.data_ptr(), t.numel() * t.element_size());
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &length);
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i)
-    absl::StrAppendFormat(&hex, "%02x", digest[i]);
-  return hex;
+  return hash.HexDigest();
 }
 
 absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path) {
@@ -55,7 +43,7 @@ absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path) {
     return absl::DataLossError(
         absl::StrCat(path, " lacks its round or checksum"));
   }
-  TWIST_ASSIGN_OR_RETURN(std::string checksum, Checksum(contents.tensors));
+  const std::string checksum = Checksum(contents.tensors);
   if (checksum != sum_it->second) {
     return absl::DataLossError(absl::StrCat(
         path, ": checksum mismatch (stored ", sum_it->second.substr(0, 12),
@@ -105,7 +93,7 @@ absl::Status WriteCheckpoint(const std::string& job_dir, int32_t round,
     tensors.Set(kModelPrefix + name, t.detach());
   for (const auto& [name, t] : state)
     tensors.Set(kStatePrefix + name, t.detach());
-  TWIST_ASSIGN_OR_RETURN(std::string checksum, Checksum(tensors));
+  const std::string checksum = Checksum(tensors);
   const std::string path =
       absl::StrFormat("%s/checkpoint-%06d.safetensors", job_dir, round);
   TWIST_RETURN_IF_ERROR(common::WriteSafetensors(

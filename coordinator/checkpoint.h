@@ -18,7 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "common/named_tensors.h"
+#include "common/model/named_tensors.h"
 
 namespace twist::coordinator {
 

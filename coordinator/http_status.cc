@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/base/clock.h"
 #include "coordinator/prometheus_text.h"
 #include "coordinator/status_json.h"
 
@@ -97,7 +98,7 @@ void HttpStatusServer::Routes() {
                  nlohmann::json list = nlohmann::json::array();
                  for (const auto& w : registry_->AllWorkers())
                    list.push_back(WorkerJson(w));
-                 SendJson(res, {{"workers", list}, {"now", NowSeconds()}});
+                 SendJson(res, {{"workers", list}, {"now", common::NowSeconds()}});
                });
   server_->Get(
       "/metrics", [this](const httplib::Request&, httplib::Response& res) {

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "absl/status/status.h"
-#include "common/auth.h"
+#include "common/rpc/auth.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/worker_registry.h"
 

@@ -3,19 +3,26 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "common/model_io.h"
-#include "common/partition.h"
-#include "common/pruning.h"
-#include "common/status_macros.h"
-#include "common/subnet.h"
+#include "common/model/model_io.h"
+#include "common/ist/partition.h"
+#include "common/ist/pruning.h"
+#include "common/base/clock.h"
+#include "common/base/status_macros.h"
+#include "common/training/evaluation.h"
+#include "common/ist/subnet.h"
 #include "coordinator/job_spec.h"
 #include "glog/logging.h"
 
 namespace twist::coordinator {
 
+using common::NowSeconds;
+
 JobManager::JobManager(Options options, JobStore* store,
                        WorkerRegistry* registry)
-    : options_(std::move(options)), store_(store), registry_(registry) {}
+    : options_(std::move(options)),
+      store_(store),
+      registry_(registry),
+      board_(options_.incarnation) {}
 
 JobManager::~JobManager() { Stop(); }
 
@@ -172,15 +179,11 @@ void JobManager::SchedulerLoop() {
       Changed();
       return s;
     };
-    hooks.set_current_round = [this](std::shared_ptr<RoundCollector> c) {
-      absl::MutexLock lock(&mu_);
-      current_round_ = std::move(c);
-    };
     JobRunner::Options runner_options;
     runner_options.incarnation = options_.incarnation;
     runner_options.job_dir = JobDir(id);
     runner_options.poll_interval = options_.poll_interval;
-    JobRunner runner(*job, registry_, runner_options, std::move(hooks));
+    JobRunner runner(*job, registry_, &board_, runner_options, std::move(hooks));
     {
       absl::MutexLock lock(&mu_);
       runner_ = &runner;
@@ -192,65 +195,8 @@ void JobManager::SchedulerLoop() {
       absl::MutexLock lock(&mu_);
       runner_ = nullptr;
       running_id_ = 0;
-      current_round_.reset();
       ++version_;
     }
-  }
-}
-
-absl::StatusOr<std::shared_ptr<RoundCollector>> JobManager::CurrentRound(
-    const twist::v1::UpdateHeader& h) {
-  absl::MutexLock lock(&mu_);
-  if (h.incarnation() != options_.incarnation || !current_round_ ||
-      current_round_->job_id() != h.job_id() ||
-      current_round_->round() != h.round()) {
-    ++stale_updates_;
-  }
-  if (h.incarnation() != options_.incarnation) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("update for coordinator incarnation ", h.incarnation(),
-                     " but this is incarnation ", options_.incarnation,
-                     " (the coordinator restarted): dropped"));
-  }
-  if (!current_round_ || current_round_->job_id() != h.job_id() ||
-      current_round_->round() != h.round()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job ", h.job_id(), " round ", h.round(),
-        " is not the current round: the update "
-        "is stale (the round ended or the job stopped) and was dropped"));
-  }
-  return current_round_;
-}
-
-absl::StatusOr<common::NamedTensors> JobManager::ExpectUpdate(
-    const twist::v1::UpdateHeader& h) {
-  TWIST_ASSIGN_OR_RETURN(std::shared_ptr<RoundCollector> round,
-                         CurrentRound(h));
-  return round->Expect(h);
-}
-
-absl::Status JobManager::DeliverUpdate(const twist::v1::UpdateHeader& h,
-                                       common::NamedTensors tensors,
-                                       int64_t bytes_received) {
-  TWIST_ASSIGN_OR_RETURN(std::shared_ptr<RoundCollector> round,
-                         CurrentRound(h));
-  return round->Deliver(h, std::move(tensors), bytes_received);
-}
-
-absl::Status JobManager::RefuseUpdate(const twist::v1::UpdateHeader& h,
-                                      const std::string& reason) {
-  TWIST_ASSIGN_OR_RETURN(std::shared_ptr<RoundCollector> round,
-                         CurrentRound(h));
-  return round->Refuse(h, reason);
-}
-
-void JobManager::AbandonSlot(int64_t job_id, int32_t round, int32_t slot,
-                             const std::string& reason) {
-  absl::MutexLock lock(&mu_);
-  if (current_round_ && current_round_->job_id() == job_id &&
-      current_round_->round() == round && slot >= 0 &&
-      slot < current_round_->num_slots()) {
-    current_round_->Abandon(slot, reason);
   }
 }
 

@@ -1,6 +1,6 @@
 // The coordinator's jobs: the queue (one job runs at a time, in submission
 // order), their records in the JobStore, cancellation, watching, export, and
-// routing of worker updates to the running job's current round. The gRPC and
+// the board on which the running job publishes its current round. The gRPC and
 // HTTP services are thin adapters over this class.
 #ifndef TWIST_COORDINATOR_JOB_MANAGER_H_
 #define TWIST_COORDINATOR_JOB_MANAGER_H_
@@ -19,11 +19,11 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/named_tensors.h"
-#include "common/safetensors.h"
+#include "common/model/named_tensors.h"
+#include "common/model/safetensors.h"
 #include "coordinator/job_runner.h"
 #include "coordinator/job_store.h"
-#include "coordinator/round_collector.h"
+#include "coordinator/round_board.h"
 #include "coordinator/worker_registry.h"
 #include "twist/v1/job.pb.h"
 #include "twist/v1/worker_service.pb.h"
@@ -75,28 +75,16 @@ class JobManager {
                                        uint64_t seed,
                                        bool shift_correction = false);
 
-  // The update path of the worker service.
-  absl::StatusOr<common::NamedTensors> ExpectUpdate(
-      const twist::v1::UpdateHeader& h);
-  absl::Status DeliverUpdate(const twist::v1::UpdateHeader& h,
-                             common::NamedTensors tensors,
-                             int64_t bytes_received);
-  absl::Status RefuseUpdate(const twist::v1::UpdateHeader& h,
-                            const std::string& reason);
-  // The assignment of (job, round, slot) could not be delivered.
-  void AbandonSlot(int64_t job_id, int32_t round, int32_t slot,
-                   const std::string& reason);
-
   uint64_t incarnation() const { return options_.incarnation; }
+  // The round in progress, where worker updates go.
+  RoundBoard* board() { return &board_; }
   // Updates refused because their round was not current.
-  int64_t stale_updates() const { return stale_updates_.load(); }
+  int64_t stale_updates() const { return board_.stale_messages(); }
   std::string JobDir(int64_t job_id) const;
 
  private:
   void SchedulerLoop();
   void Changed();
-  absl::StatusOr<std::shared_ptr<RoundCollector>> CurrentRound(
-      const twist::v1::UpdateHeader& h);
 
   const Options options_;
   JobStore* const store_;
@@ -106,11 +94,10 @@ class JobManager {
   std::deque<int64_t> queue_ ABSL_GUARDED_BY(mu_);
   int64_t running_id_ ABSL_GUARDED_BY(mu_) = 0;
   JobRunner* runner_ ABSL_GUARDED_BY(mu_) = nullptr;
-  std::shared_ptr<RoundCollector> current_round_ ABSL_GUARDED_BY(mu_);
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
-  std::atomic<int64_t> stale_updates_{0};
+  RoundBoard board_;
   std::atomic<bool> cancel_running_{false};
   std::atomic<bool> stop_{false};
   std::thread scheduler_;

@@ -1,21 +1,17 @@
 #include "coordinator/job_runner.h"
 
-#include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <filesystem>
 #include <limits>
-#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/local_training.h"
-#include "common/merge.h"
-#include "common/model_io.h"
-#include "common/outer_optimizer.h"
-#include "common/shift_correction.h"
-#include "common/status_macros.h"
-#include "common/subnet_proto.h"
+#include "common/base/clock.h"
+#include "common/base/status_macros.h"
+#include "common/data/batches.h"
+#include "common/model/model_io.h"
+#include "common/training/evaluation.h"
+#include "common/transport/subnet_proto.h"
 #include "coordinator/checkpoint.h"
 #include "coordinator/job_spec.h"
 #include "coordinator/round_plan.h"
@@ -24,20 +20,37 @@
 namespace twist::coordinator {
 namespace {
 
-double Since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-      .count();
+using common::NowSeconds;
+using common::SecondsSince;
+
+at::ScalarType WireDtypeOf(const twist::v1::JobSpec& spec) {
+  return spec.transport_dtype() == twist::v1::TRANSPORT_DTYPE_BFLOAT16
+             ? at::kBFloat16
+             : at::kFloat;
+}
+
+common::OuterStep OuterStepOf(const twist::v1::JobSpec& spec) {
+  common::OuterStep step;
+  step.learning_rate =
+      spec.outer_learning_rate() > 0 ? spec.outer_learning_rate() : 1.0;
+  step.momentum = spec.outer_momentum();
+  step.nesterov = !spec.outer_heavy_ball();
+  return step;
 }
 
 }  // namespace
 
 JobRunner::JobRunner(twist::v1::Job job, WorkerRegistry* registry,
-                     Options options, Hooks hooks)
+                     RoundBoard* board, Options options, Hooks hooks)
     : job_(std::move(job)),
       registry_(registry),
+      board_(board),
       options_(std::move(options)),
       hooks_(std::move(hooks)),
-      config_(ModelConfigOf(job_.spec())) {}
+      config_(ModelConfigOf(job_.spec())),
+      wire_dtype_(WireDtypeOf(job_.spec())),
+      outer_step_(OuterStepOf(job_.spec())),
+      deadline_(job_.spec()) {}
 
 std::string JobRunner::ModelPath(const std::string& job_dir) {
   return job_dir + "/model.safetensors";
@@ -62,7 +75,7 @@ common::NamedTensors JobRunner::SnapshotParameters() const {
 absl::Status JobRunner::Run(const std::atomic<bool>& cancel,
                             const std::atomic<bool>& stop) {
   absl::Status status = RunRounds(cancel, stop);
-  hooks_.set_current_round(nullptr);
+  board_->Publish(nullptr);
   if (!status.ok()) {
     LOG(ERROR) << "job " << job_.id() << " failed: " << status;
     SetState(twist::v1::JOB_STATE_FAILED, std::string(status.message()));
@@ -93,12 +106,6 @@ absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
     model_->InitWeights(spec.seed());
     params_ = common::ParameterTensors(*model_);
   }
-  common::OuterOptimizerOptions outer;
-  outer.learning_rate =
-      spec.outer_learning_rate() > 0 ? spec.outer_learning_rate() : 1.0;
-  outer.momentum = spec.outer_momentum();
-  outer.nesterov = !spec.outer_heavy_ball();
-  outer_ = std::make_unique<common::OuterOptimizer>(outer);
   job_.set_parameters(config_.NumParameters());
   TWIST_RETURN_IF_ERROR(Resume());
   if (job_.started_at() == 0) job_.set_started_at(NowSeconds());
@@ -112,7 +119,7 @@ absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
     record.set_train_loss(std::numeric_limits<double>::quiet_NaN());
     record.set_has_val_loss(true);
     record.set_val_loss(val_loss);
-    record.set_eval_s(Since(start));
+    record.set_eval_s(SecondsSince(start));
     record.set_duration_s(record.eval_s());
     record.set_finished_at(NowSeconds());
     hooks_.round_finished(job_.id(), record);
@@ -159,12 +166,22 @@ absl::Status JobRunner::Resume() {
   if (checkpoint) {
     absl::MutexLock lock(&model_mu_);
     absl::Status loaded = common::LoadParameters(*model_, checkpoint->model);
+    for (const auto& [name, v] : checkpoint->state) {
+      const at::Tensor* p = params_.Find(name);
+      if (loaded.ok() && (p == nullptr || p->sizes() != v.sizes())) {
+        loaded = absl::InvalidArgumentError(absl::StrCat(
+            "outer optimizer state '", name, "' does not match the model"));
+      }
+    }
     if (!loaded.ok()) {
       return absl::DataLossError(
           absl::StrCat("checkpoint ", checkpoint->path,
                        " does not fit the job's model: ", loaded.message()));
     }
-    TWIST_RETURN_IF_ERROR(outer_->LoadState(checkpoint->state, params_));
+    velocity_ = common::NamedTensors();
+    for (const auto& [name, v] : checkpoint->state) {
+      velocity_.Set(name, v.to(params_.Find(name)->options()).clone());
+    }
     round = checkpoint->round;
     notice = absl::StrCat("resumed from the checkpoint of round ", round);
   } else {
@@ -187,7 +204,7 @@ absl::Status JobRunner::SaveCheckpoint() {
   {
     absl::MutexLock lock(&model_mu_);
     TWIST_RETURN_IF_ERROR(WriteCheckpoint(options_.job_dir, job_.round(),
-                                          params_, outer_->state(),
+                                          params_, velocity_,
                                           options_.checkpoints_kept));
   }
   last_checkpoint_round_ = job_.round();
@@ -197,27 +214,11 @@ absl::Status JobRunner::SaveCheckpoint() {
 absl::StatusOr<common::UnitContributions> JobRunner::Contributions() {
   // A fixed calibration batch carved from the training data (never the
   // validation data), the same every round.
-  std::vector<int64_t> inputs, targets;
-  TWIST_RETURN_IF_ERROR(
-      common::EvalBatch(dataset_->train(), job_.spec().batch_size(),
-                        config_.block_size, /*index=*/0, &inputs, &targets));
-  auto idx = torch::from_blob(inputs.data(),
-                              {job_.spec().batch_size(), config_.block_size},
-                              torch::kLong)
-                 .clone();
+  TWIST_ASSIGN_OR_RETURN(
+      torch::Tensor idx,
+      common::CalibrationTokens(dataset_->train(), /*batches=*/1,
+                                job_.spec().batch_size(), config_.block_size));
   return common::EstimateUnitContributions(*model_, idx);
-}
-
-double JobRunner::StragglerDeadline() const {
-  const auto& spec = job_.spec();
-  if (recent_seconds_.empty()) return spec.round_deadline_s();
-  std::vector<double> sorted(recent_seconds_.begin(), recent_seconds_.end());
-  std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2,
-                   sorted.end());
-  const double median = sorted[sorted.size() / 2];
-  return std::min(
-      spec.round_deadline_s(),
-      std::max(spec.deadline_floor_s(), spec.deadline_factor() * median));
 }
 
 bool JobRunner::WaitForWorkers(const std::atomic<bool>& cancel,
@@ -240,152 +241,165 @@ bool JobRunner::WaitForWorkers(const std::atomic<bool>& cancel,
 absl::Status JobRunner::RunOneRound(int32_t round,
                                     const std::atomic<bool>& cancel,
                                     const std::atomic<bool>& stop) {
+  const auto start = std::chrono::steady_clock::now();
+  TWIST_ASSIGN_OR_RETURN(RoundPlan plan, Plan(round));
+  TWIST_ASSIGN_OR_RETURN(std::shared_ptr<RoundCollector> collector,
+                         Deal(round, plan));
+  const double deadline_s = deadline_.Seconds();
+  Await(*collector, deadline_s, cancel, stop);
+  if (cancel.load() || stop.load()) return absl::OkStatus();
+  const auto merge_start = std::chrono::steady_clock::now();
+  TWIST_ASSIGN_OR_RETURN(RoundOutcome outcome, Merge(*collector));
+  twist::v1::RoundRecord record;
+  record.set_round(round);
+  record.set_deadline_s(deadline_s);
+  record.set_merge_s(SecondsSince(merge_start));
+  deadline_.Learn(outcome.accepted_seconds, plan.workers.size());
+  TWIST_RETURN_IF_ERROR(Record(round, outcome, start, std::move(record)));
+  LOG(INFO) << absl::StrFormat("job %d round %d/%d: %d/%d updates, %.2f s",
+                               job_.id(), round, job_.spec().rounds(),
+                               outcome.accepted, collector->num_slots(),
+                               SecondsSince(start));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<JobRunner::RoundPlan> JobRunner::Plan(int32_t round) {
   const auto& spec = job_.spec();
-  const at::ScalarType wire_dtype =
-      spec.transport_dtype() == twist::v1::TRANSPORT_DTYPE_BFLOAT16
-          ? at::kBFloat16
-          : at::kFloat;
-  const auto round_start = std::chrono::steady_clock::now();
-  std::vector<twist::v1::WorkerInfo> workers = registry_->LiveWorkers();
+  RoundPlan plan;
+  plan.workers = registry_->LiveWorkers();
   if (spec.max_workers() > 0 &&
-      static_cast<int>(workers.size()) > spec.max_workers()) {
-    workers.resize(spec.max_workers());
+      static_cast<int>(plan.workers.size()) > spec.max_workers()) {
+    plan.workers.resize(spec.max_workers());
   }
   std::vector<double> capacities;
-  for (const auto& w : workers) capacities.push_back(w.capacity());
-  TWIST_ASSIGN_OR_RETURN(std::vector<common::SubnetUnits> plan,
+  for (const auto& w : plan.workers) capacities.push_back(w.capacity());
+  TWIST_ASSIGN_OR_RETURN(plan.units,
                          PlanRound(spec, config_, round, capacities));
+  return plan;
+}
 
-  // Extract every slot's tensors. In local_sgd mode every slot gets the same
-  // (whole) model: extract it once and share the read-only tensors.
+absl::StatusOr<std::vector<common::NamedTensors>> JobRunner::SliceForSlots(
+    const std::vector<common::SubnetUnits>& units,
+    std::vector<common::NamedTensors>* shifts) {
+  bool same = true;
+  for (const auto& u : units) same = same && u == units[0];
+  // Into last round's slice tensors where they are free again (sent and
+  // dropped): fresh memory would cost a page fault per page.
+  slice_pool_.Trim();
+  TWIST_ASSIGN_OR_RETURN(
+      std::vector<common::NamedTensors> sliced,
+      common::ExtractSubnets(
+          config_, params_,
+          same ? std::vector<common::SubnetUnits>{units[0]} : units,
+          wire_dtype_, &slice_pool_));
+  shifts->assign(units.size(), common::NamedTensors());
+  if (job_.spec().scaling() == twist::v1::SCALING_CORRECTION && !same) {
+    // Each slot's missing units' mean contributions go into its output
+    // biases (and come out again when its update is merged).
+    TWIST_ASSIGN_OR_RETURN(common::UnitContributions contributions,
+                           Contributions());
+    for (size_t i = 0; i < units.size(); ++i) {
+      (*shifts)[i] = common::BiasShifts(contributions, units[i]);
+      common::ApplyBiasShifts((*shifts)[i], sliced[i]);
+    }
+  }
+  // local_sgd: one extraction, shared read-only by every slot.
+  if (same) sliced.resize(units.size(), sliced[0]);
+  return sliced;
+}
+
+absl::StatusOr<std::shared_ptr<RoundCollector>> JobRunner::Deal(
+    int32_t round, const RoundPlan& plan) {
   std::vector<SlotSpec> slots;
   std::vector<std::shared_ptr<Assignment>> assignments;
   {
     absl::MutexLock lock(&model_mu_);
-    bool same = true;
-    for (const auto& units : plan) same = same && units == plan[0];
-    // Into last round's slice tensors where they are free again (sent and
-    // dropped): fresh memory would cost a page fault per page.
-    slice_pool_.Trim();
-    TWIST_ASSIGN_OR_RETURN(
-        std::vector<common::NamedTensors> sliced,
-        common::ExtractSubnets(
-            config_, params_,
-            same ? std::vector<common::SubnetUnits>{plan[0]} : plan,
-            &slice_pool_));
-    // Shift correction: each slot's missing units' mean contributions go into
-    // its output biases (and come out again when its update is merged).
-    std::vector<common::NamedTensors> shifts(workers.size());
-    if (spec.scaling() == twist::v1::SCALING_CORRECTION && !same) {
-      TWIST_ASSIGN_OR_RETURN(common::UnitContributions contributions,
-                             Contributions());
-      for (size_t i = 0; i < workers.size(); ++i) {
-        shifts[i] = common::BiasShifts(contributions, plan[i]);
-        common::ApplyBiasShifts(shifts[i], sliced[i]);
-      }
-    }
-    if (wire_dtype != at::kFloat) {
-      for (auto& tensors : sliced) {
-        common::NamedTensors narrow;
-        for (const auto& [name, t] : tensors)
-          narrow.Set(name, t.to(wire_dtype));
-        tensors = std::move(narrow);
-      }
-    }
-    for (size_t i = 0; i < workers.size(); ++i) {
+    std::vector<common::NamedTensors> shifts;
+    TWIST_ASSIGN_OR_RETURN(std::vector<common::NamedTensors> sliced,
+                           SliceForSlots(plan.units, &shifts));
+    for (size_t i = 0; i < plan.workers.size(); ++i) {
       auto a = std::make_shared<Assignment>();
-      // local_sgd: one extraction, shared read-only by every slot.
-      a->tensors = same ? sliced[0] : std::move(sliced[i]);
+      a->tensors = std::move(sliced[i]);
       auto& h = a->header;
       h.set_incarnation(options_.incarnation);
       h.set_job_id(job_.id());
       h.set_round(round);
       h.set_slot(static_cast<int32_t>(i));
-      *h.mutable_spec() = spec;
-      *h.mutable_units() = common::ToProto(plan[i]);
+      *h.mutable_spec() = job_.spec();
+      *h.mutable_units() = common::ToProto(plan.units[i]);
       *h.mutable_tensors() = common::DescribeTensors(a->tensors);
-      slots.push_back(SlotSpec{workers[i].id(), workers[i].name(), plan[i],
-                               a->tensors.NumBytes(), std::move(shifts[i])});
+      slots.push_back(SlotSpec{plan.workers[i].id(), plan.workers[i].name(),
+                               plan.units[i], a->tensors.NumBytes(),
+                               std::move(shifts[i])});
       assignments.push_back(std::move(a));
     }
   }
+  update_pool_.Trim();
   auto collector = std::make_shared<RoundCollector>(
-      options_.incarnation, job_.id(), round, config_, slots, wire_dtype);
-  hooks_.set_current_round(collector);
-  for (size_t i = 0; i < workers.size(); ++i) {
-    registry_->Offer(workers[i].id(), assignments[i]);
+      options_.incarnation, job_.id(), round, config_, std::move(slots),
+      wire_dtype_, &update_pool_);
+  board_->Publish(collector);
+  for (size_t i = 0; i < assignments.size(); ++i) {
+    registry_->Offer(plan.workers[i].id(), std::move(assignments[i]));
   }
-  assignments.clear();
+  return collector;
+}
 
-  // Wait for the updates; give up on a slot when its worker is lost, on the
-  // rest when the round deadline passes.
-  const double deadline_s = StragglerDeadline();
+void JobRunner::Await(RoundCollector& collector, double deadline_s,
+                      const std::atomic<bool>& cancel,
+                      const std::atomic<bool>& stop) {
   const absl::Time deadline = absl::Now() + absl::Seconds(deadline_s);
-  std::set<int> given_up;  // slots whose worker must stop working on them
   for (;;) {
-    if (collector->WaitAllSettled(absl::Now() + options_.poll_interval)) break;
+    if (collector.WaitAllSettled(absl::Now() + options_.poll_interval)) break;
     if (cancel.load() || stop.load()) break;
-    for (int slot : collector->Outstanding()) {
-      std::string why;
-      if (!registry_->IsLive(slots[slot].worker_id, &why)) {
-        given_up.insert(slot);
-        collector->Abandon(slot, why == "left"
-                                     ? "worker left (shut down cleanly)"
-                                     : absl::StrCat("worker lost: ", why));
+    for (int slot : collector.Outstanding()) {
+      const Liveness liveness = registry_->Check(collector.slot(slot).worker_id);
+      if (liveness.live()) continue;
+      if (liveness.state == Liveness::State::kLeft) {
+        collector.Abandon(slot, SlotEnd::kWorkerLeft,
+                          "worker left (shut down cleanly)");
+      } else {
+        collector.Abandon(slot, SlotEnd::kWorkerLost,
+                          absl::StrCat("worker lost: ", liveness.reason));
       }
     }
     if (absl::Now() >= deadline) {
-      for (int slot : collector->Outstanding()) {
-        given_up.insert(slot);
-        collector->Abandon(
-            slot,
-            recent_seconds_.empty()
-                ? absl::StrFormat("straggler: round deadline of %.1f s passed",
-                                  deadline_s)
-                : absl::StrFormat(
-                      "straggler: round deadline of %.1f s passed "
-                      "(%.1f x the median update time, floor %.1f s)",
-                      deadline_s, spec.deadline_factor(),
-                      spec.deadline_floor_s()));
+      for (int slot : collector.Outstanding()) {
+        collector.Abandon(slot, SlotEnd::kDeadline,
+                          deadline_.Explain(deadline_s));
       }
     }
   }
-  for (int slot : collector->Outstanding()) {
-    given_up.insert(slot);
-    collector->Abandon(
-        slot, cancel.load() ? "job cancelled" : "coordinator stopping");
+  for (int slot : collector.Outstanding()) {
+    collector.Abandon(
+        slot, SlotEnd::kInterrupted,
+        cancel.load() ? "job cancelled" : "coordinator stopping");
   }
-  // Only workers still busy with this round are told to drop it; one that
-  // delivered may already be on the next round.
-  for (int slot : given_up) {
-    registry_->Revoke(slots[slot].worker_id, job_.id(), round);
+  // Workers still busy with a slot that was given up are told to drop it;
+  // one that delivered may already be on the next round.
+  for (int slot : collector.Abandoned()) {
+    registry_->Revoke(collector.slot(slot).worker_id, job_.id(),
+                      collector.round());
   }
-  hooks_.set_current_round(nullptr);
-  if (cancel.load() || stop.load()) return absl::OkStatus();
+  board_->Publish(nullptr);
+}
 
-  // Merge in slot order and apply.
-  const auto merge_start = std::chrono::steady_clock::now();
-  RoundOutcome outcome;
-  {
-    absl::MutexLock lock(&model_mu_);
-    outcome = collector->MergeInto(params_, *outer_);
-  }
-  const double merge_s = Since(merge_start);
+absl::StatusOr<RoundOutcome> JobRunner::Merge(RoundCollector& collector) {
+  std::vector<SlotResult> results = collector.Close();
+  absl::MutexLock lock(&model_mu_);
+  merge_pool_.Trim();
+  return MergeRound(config_, params_, collector.slots(), results, outer_step_,
+                    &velocity_, &merge_pool_);
+}
 
-  // The straggler deadline learns from the last few rounds' update times.
-  for (double t : outcome.accepted_seconds) recent_seconds_.push_back(t);
-  while (recent_seconds_.size() > 5 * std::max<size_t>(1, slots.size())) {
-    recent_seconds_.pop_front();
-  }
-
-  twist::v1::RoundRecord record;
-  record.set_round(round);
-  record.set_deadline_s(deadline_s);
+absl::Status JobRunner::Record(int32_t round, const RoundOutcome& outcome,
+                               std::chrono::steady_clock::time_point start,
+                               twist::v1::RoundRecord record) {
+  const auto& spec = job_.spec();
   record.set_train_loss(outcome.mean_train_loss);
   record.set_tokens(outcome.tokens);
-  record.set_merge_s(merge_s);
   int64_t bytes_sent = 0;
-  for (auto& w : outcome.workers) {
+  for (const auto& w : outcome.workers) {
     bytes_sent += w.bytes_sent();
     if (w.accepted() && w.compute_s() > 0) {
       registry_->RecordRound(w.worker_id(), w.tokens() / w.compute_s());
@@ -395,29 +409,21 @@ absl::Status JobRunner::RunOneRound(int32_t round,
                    << w.worker_id() << " (" << w.worker_name()
                    << "): " << w.reason();
     }
-    *record.add_workers() = std::move(w);
+    *record.add_workers() = w;
   }
   record.set_bytes_sent(bytes_sent);
   record.set_bytes_received(outcome.bytes_received);
-
   if (round % spec.eval_every() == 0 || round == spec.rounds()) {
     const auto eval_start = std::chrono::steady_clock::now();
     TWIST_ASSIGN_OR_RETURN(double val_loss, Evaluate());
     record.set_has_val_loss(true);
     record.set_val_loss(val_loss);
-    record.set_eval_s(Since(eval_start));
+    record.set_eval_s(SecondsSince(eval_start));
   }
-  record.set_duration_s(Since(round_start));
+  record.set_duration_s(SecondsSince(start));
   record.set_finished_at(NowSeconds());
   job_.set_round(round);
   hooks_.round_finished(job_.id(), record);
-  LOG(INFO) << absl::StrFormat(
-      "job %d round %d/%d: train_loss %.4f%s, %d/%d updates, %.2f s", job_.id(),
-      round, spec.rounds(), record.train_loss(),
-      record.has_val_loss()
-          ? absl::StrFormat(", val_loss %.4f", record.val_loss())
-          : "",
-      outcome.accepted, collector->num_slots(), record.duration_s());
   return absl::OkStatus();
 }
 

@@ -1,8 +1,8 @@
 #include "coordinator/job_service.h"
 
-#include "common/rpc_util.h"
-#include "common/subnet_proto.h"
-#include "common/tensor_chunks.h"
+#include "common/rpc/rpc_util.h"
+#include "common/transport/subnet_proto.h"
+#include "common/transport/tensor_chunks.h"
 #include "coordinator/job_spec.h"
 
 namespace twist::coordinator {
@@ -10,24 +10,32 @@ namespace twist::coordinator {
 using common::ToGrpcStatus;
 
 JobServiceImpl::JobServiceImpl(JobManager* jobs, WorkerRegistry* registry,
-                               const common::CallAuthorizer* authorizer,
-                               size_t chunk_bytes)
+                               const common::CallAuthorizer* authorizer)
     : jobs_(jobs),
       registry_(registry),
-      authorizer_(authorizer),
-      chunk_bytes_(chunk_bytes) {}
+      guard_(authorizer, common::Role::kClient) {}
 
-#define TWIST_AUTHORIZE(context)                                \
-  do {                                                          \
-    grpc::Status twist_auth_ =                                  \
-        authorizer_->Authorize(context, common::Role::kClient); \
-    if (!twist_auth_.ok()) return twist_auth_;                  \
-  } while (false)
+namespace {
+
+// The job as it stands (without rounds), and `round` when the event is one.
+twist::v1::JobEvent EventOf(const twist::v1::Job& job,
+                            const twist::v1::RoundRecord* round) {
+  twist::v1::JobEvent event;
+  *event.mutable_job() = job;
+  event.mutable_job()->clear_rounds();
+  if (round != nullptr) {
+    event.mutable_job()->set_round(round->round());  // the job as of then
+    *event.mutable_round() = *round;
+  }
+  return event;
+}
+
+}  // namespace
 
 grpc::Status JobServiceImpl::SubmitJob(
     grpc::ServerContext* context, const twist::v1::SubmitJobRequest* request,
     twist::v1::SubmitJobResponse* response) {
-  TWIST_AUTHORIZE(context);
+  if (grpc::Status denied = guard_.Check(context); !denied.ok()) return denied;
   absl::StatusOr<twist::v1::Job> job = jobs_->Submit(request->spec());
   if (!job.ok()) return ToGrpcStatus(job.status());
   *response->mutable_job() = *std::move(job);
@@ -37,7 +45,7 @@ grpc::Status JobServiceImpl::SubmitJob(
 grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* context,
                                     const twist::v1::GetJobRequest* request,
                                     twist::v1::Job* response) {
-  TWIST_AUTHORIZE(context);
+  if (grpc::Status denied = guard_.Check(context); !denied.ok()) return denied;
   absl::StatusOr<twist::v1::Job> job =
       jobs_->Get(request->job_id(), request->include_rounds());
   if (!job.ok()) return ToGrpcStatus(job.status());
@@ -48,7 +56,7 @@ grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* context,
 grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* context,
                                       const twist::v1::ListJobsRequest*,
                                       twist::v1::ListJobsResponse* response) {
-  TWIST_AUTHORIZE(context);
+  if (grpc::Status denied = guard_.Check(context); !denied.ok()) return denied;
   absl::StatusOr<std::vector<twist::v1::Job>> jobs = jobs_->List();
   if (!jobs.ok()) return ToGrpcStatus(jobs.status());
   for (auto& job : *jobs) *response->add_jobs() = std::move(job);
@@ -58,7 +66,7 @@ grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* context,
 grpc::Status JobServiceImpl::CancelJob(
     grpc::ServerContext* context, const twist::v1::CancelJobRequest* request,
     twist::v1::Job* response) {
-  TWIST_AUTHORIZE(context);
+  if (grpc::Status denied = guard_.Check(context); !denied.ok()) return denied;
   absl::StatusOr<twist::v1::Job> job = jobs_->Cancel(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
   *response = *std::move(job);
@@ -68,7 +76,7 @@ grpc::Status JobServiceImpl::CancelJob(
 grpc::Status JobServiceImpl::WatchJob(
     grpc::ServerContext* context, const twist::v1::WatchJobRequest* request,
     grpc::ServerWriter<twist::v1::JobEvent>* writer) {
-  TWIST_AUTHORIZE(context);
+  if (grpc::Status denied = guard_.Check(context); !denied.ok()) return denied;
   uint64_t version = jobs_->version();
   absl::StatusOr<twist::v1::Job> job =
       jobs_->Get(request->job_id(), /*include_rounds=*/true);
@@ -80,20 +88,11 @@ grpc::Status JobServiceImpl::WatchJob(
   for (;;) {
     for (const auto& round : job->rounds()) {
       if (round.round() <= sent_round) continue;
-      twist::v1::JobEvent event;
-      *event.mutable_job() = *job;
-      event.mutable_job()->clear_rounds();
-      event.mutable_job()->set_round(
-          round.round());  // the job as of that round
-      *event.mutable_round() = round;
-      if (!writer->Write(event)) return grpc::Status::CANCELLED;
+      if (!writer->Write(EventOf(*job, &round))) return grpc::Status::CANCELLED;
       sent_round = round.round();
     }
     if (job->state() != sent_state || job->reason() != sent_reason) {
-      twist::v1::JobEvent event;
-      *event.mutable_job() = *job;
-      event.mutable_job()->clear_rounds();
-      if (!writer->Write(event)) return grpc::Status::CANCELLED;
+      if (!writer->Write(EventOf(*job, nullptr))) return grpc::Status::CANCELLED;
       sent_state = job->state();
       sent_reason = job->reason();
     }
@@ -110,7 +109,7 @@ grpc::Status JobServiceImpl::WatchJob(
 grpc::Status JobServiceImpl::ListWorkers(
     grpc::ServerContext* context, const twist::v1::ListWorkersRequest*,
     twist::v1::ListWorkersResponse* response) {
-  TWIST_AUTHORIZE(context);
+  if (grpc::Status denied = guard_.Check(context); !denied.ok()) return denied;
   for (auto& w : registry_->AllWorkers())
     *response->add_workers() = std::move(w);
   return grpc::Status::OK;
@@ -119,7 +118,7 @@ grpc::Status JobServiceImpl::ListWorkers(
 grpc::Status JobServiceImpl::ExportModel(
     grpc::ServerContext* context, const twist::v1::ExportModelRequest* request,
     grpc::ServerWriter<twist::v1::ExportMessage>* writer) {
-  TWIST_AUTHORIZE(context);
+  if (grpc::Status denied = guard_.Check(context); !denied.ok()) return denied;
   absl::StatusOr<ExportedModel> model =
       jobs_->Export(request->job_id(), request->keep_ratio(), request->seed(),
                     request->shift_correction());
@@ -132,11 +131,11 @@ grpc::Status JobServiceImpl::ExportModel(
   header->set_parameters(model->parameters);
   if (!writer->Write(message)) return grpc::Status::CANCELLED;
   absl::Status s = common::ForEachChunk(
-      model->tensors, chunk_bytes_, [&](const twist::v1::TensorChunk& chunk) {
+      model->tensors, common::kChunkBytes, [&](const common::ChunkRef& chunk) {
         if (context->IsCancelled())
           return absl::CancelledError("client went away");
         twist::v1::ExportMessage m;
-        *m.mutable_chunk() = chunk;
+        common::ToMessage(chunk, m.mutable_chunk());
         if (!writer->Write(m)) return absl::UnavailableError("stream broke");
         return absl::OkStatus();
       });

@@ -3,9 +3,7 @@
 #ifndef TWIST_COORDINATOR_JOB_SERVICE_H_
 #define TWIST_COORDINATOR_JOB_SERVICE_H_
 
-#include <cstddef>
-
-#include "common/rpc_security.h"
+#include "common/rpc/security.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/worker_registry.h"
 #include "twist/v1/job_service.grpc.pb.h"
@@ -17,8 +15,7 @@ class JobServiceImpl final : public twist::v1::JobService::Service {
   // `jobs`, `registry` and `authorizer` must outlive the service. Every call
   // needs the client role.
   JobServiceImpl(JobManager* jobs, WorkerRegistry* registry,
-                 const common::CallAuthorizer* authorizer,
-                 size_t chunk_bytes = size_t{1} << 20);
+                 const common::CallAuthorizer* authorizer);
 
   grpc::Status SubmitJob(grpc::ServerContext* context,
                          const twist::v1::SubmitJobRequest* request,
@@ -46,8 +43,7 @@ class JobServiceImpl final : public twist::v1::JobService::Service {
  private:
   JobManager* const jobs_;
   WorkerRegistry* const registry_;
-  const common::CallAuthorizer* const authorizer_;
-  const size_t chunk_bytes_;
+  const common::CallGuard guard_;
 };
 
 }  // namespace twist::coordinator

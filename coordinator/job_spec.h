@@ -9,8 +9,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "common/dataset.h"
-#include "common/job_config.h"
+#include "common/data/dataset.h"
+#include "common/job/job_config.h"
+#include "common/job/job_states.h"
 #include "twist/v1/job.pb.h"
 
 namespace twist::coordinator {
@@ -18,6 +19,9 @@ namespace twist::coordinator {
 using common::ModelConfigOf;
 using common::ScalingOf;
 using common::TrainingOptionsOf;
+using common::IsFinished;
+using common::JobStateName;
+using common::ModeName;
 
 // Fills every field left at 0 (or empty) with its documented default (see
 // proto/twist/v1/job.proto). The dataset's vocabulary and hash are not known
@@ -34,11 +38,6 @@ absl::Status ValidateJobSpec(const twist::v1::JobSpec& spec,
 // unreadable), its vocabulary and content hash filled in (or checked, when
 // the spec names a hash: FailedPrecondition on a mismatch), then validation.
 absl::StatusOr<twist::v1::JobSpec> ResolveJobSpec(twist::v1::JobSpec spec);
-
-// "queued", "running", ...; "twist", "local_sgd".
-std::string JobStateName(twist::v1::JobState state);
-std::string ModeName(twist::v1::Mode mode);
-bool IsFinished(twist::v1::JobState state);
 
 }  // namespace twist::coordinator
 

@@ -1,6 +1,5 @@
-// SQLite behind JobStore: small RAII wrappers for statements and
-// transactions, the mapping from SQLite result codes to absl::Status, and the
-// schema.
+// JobStore on SQLite: the schema and the queries (the RAII layer over
+// SQLite's C API is coordinator/sqlite_db.h).
 #include "coordinator/job_store.h"
 
 #include <sqlite3.h>
@@ -14,7 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "common/status_macros.h"
+#include "common/base/status_macros.h"
+#include "coordinator/sqlite_db.h"
 
 namespace twist::coordinator {
 namespace {
@@ -74,247 +74,13 @@ constexpr char kJobColumns[] =
     "ORDER BY r.round DESC LIMIT 1) "
     "FROM jobs ";
 
-// Turns an SQLite result code into the most specific Status, with what to do
-// about it. `db` may be null (then only the code's generic text is known).
-absl::Status SqliteError(int rc, sqlite3* db, absl::string_view path,
-                         absl::string_view operation) {
-  const char* detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  const std::string message = absl::StrCat(operation, " failed on ", path, ": ",
-                                           detail, " (SQLite code ", rc, ")");
-  switch (rc & 0xff) {
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return absl::DataLossError(absl::StrCat(
-          message,
-          "; the file is damaged or not an SQLite database: move it aside "
-          "(the coordinator then starts with no jobs) or restore a backup"));
-    case SQLITE_CANTOPEN:
-    case SQLITE_PERM:
-    case SQLITE_READONLY:
-    case SQLITE_AUTH:
-      return absl::FailedPreconditionError(absl::StrCat(
-          message,
-          "; check that the state directory exists and that the coordinator "
-          "may read and write it and the file"));
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return absl::UnavailableError(absl::StrCat(
-          message,
-          "; another process holds the database lock: stop any other "
-          "coordinator using this state directory and retry"));
-    case SQLITE_FULL:
-      return absl::ResourceExhaustedError(
-          absl::StrCat(message, "; the disk is full: free space and retry"));
-    case SQLITE_NOMEM:
-      return absl::ResourceExhaustedError(
-          absl::StrCat(message, "; the process is out of memory"));
-    case SQLITE_IOERR:
-      return absl::UnavailableError(absl::StrCat(
-          message, "; the disk reported an I/O error: check it and retry"));
-    default:
-      return absl::InternalError(
-          absl::StrCat(message, "; this is a bug in the job store"));
-  }
-}
-
-// A prepared statement, finalized when it goes out of scope. Binding errors
-// are kept and reported by the next Step(), so call sites bind without
-// checking each call.
-class Statement {
- public:
-  static absl::StatusOr<Statement> Prepare(sqlite3* db, absl::string_view path,
-                                           absl::string_view operation,
-                                           absl::string_view sql) {
-    sqlite3_stmt* stmt = nullptr;
-    const int rc =
-        sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt,
-                           /*pzTail=*/nullptr);
-    if (rc != SQLITE_OK) {
-      sqlite3_finalize(stmt);
-      return SqliteError(rc, db, path, operation);
-    }
-    return Statement(db, stmt, path, operation);
-  }
-
-  Statement(Statement&& other) noexcept
-      : db_(other.db_),
-        stmt_(std::exchange(other.stmt_, nullptr)),
-        path_(other.path_),
-        operation_(other.operation_),
-        bind_status_(std::move(other.bind_status_)) {}
-  Statement& operator=(Statement&&) = delete;
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-  ~Statement() { sqlite3_finalize(stmt_); }
-
-  // Parameters are numbered from 1, as in SQLite.
-  void BindInt64(int index, int64_t value) {
-    Check(sqlite3_bind_int64(stmt_, index, value));
-  }
-  // NaN becomes NULL (SQLite would store it as NULL anyway; this says so).
-  void BindDouble(int index, double value) {
-    if (std::isnan(value)) {
-      BindNull(index);
-    } else {
-      Check(sqlite3_bind_double(stmt_, index, value));
-    }
-  }
-  // 0 becomes NULL: for timestamps that are not set yet.
-  void BindTimeOrNull(int index, double value) {
-    if (value == 0.0) {
-      BindNull(index);
-    } else {
-      BindDouble(index, value);
-    }
-  }
-  void BindNull(int index) { Check(sqlite3_bind_null(stmt_, index)); }
-  void BindText(int index, absl::string_view value) {
-    Check(sqlite3_bind_text64(stmt_, index, value.data(), value.size(),
-                              SQLITE_TRANSIENT, SQLITE_UTF8));
-  }
-  void BindBlob(int index, absl::string_view value) {
-    // A zero-length blob binds as an empty blob, not NULL, only with a
-    // non-null pointer.
-    Check(sqlite3_bind_blob64(stmt_, index, value.empty() ? "" : value.data(),
-                              value.size(), SQLITE_TRANSIENT));
-  }
-
-  // Runs the statement one step: true with a row to read, false when done.
-  absl::StatusOr<bool> Step() {
-    TWIST_RETURN_IF_ERROR(bind_status_);
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return SqliteError(rc, db_, path_, operation_);
-  }
-
-  // Runs the statement to completion, ignoring any rows.
-  absl::Status Run() {
-    while (true) {
-      TWIST_ASSIGN_OR_RETURN(const bool row, Step());
-      if (!row) return absl::OkStatus();
-    }
-  }
-
-  // Columns are numbered from 0, as in SQLite. NULL reads as 0 or empty.
-  bool IsNull(int column) const {
-    return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
-  }
-  int64_t Int64(int column) const {
-    return sqlite3_column_int64(stmt_, column);
-  }
-  double Double(int column) const {
-    return sqlite3_column_double(stmt_, column);
-  }
-  std::string Text(int column) const {
-    const unsigned char* text = sqlite3_column_text(stmt_, column);
-    if (text == nullptr) return std::string();
-    return std::string(
-        reinterpret_cast<const char*>(text),
-        static_cast<size_t>(sqlite3_column_bytes(stmt_, column)));
-  }
-  std::string Blob(int column) const {
-    const void* blob = sqlite3_column_blob(stmt_, column);
-    if (blob == nullptr) return std::string();
-    return std::string(
-        static_cast<const char*>(blob),
-        static_cast<size_t>(sqlite3_column_bytes(stmt_, column)));
-  }
-
-  absl::string_view operation() const { return operation_; }
-
- private:
-  Statement(sqlite3* db, sqlite3_stmt* stmt, absl::string_view path,
-            absl::string_view operation)
-      : db_(db), stmt_(stmt), path_(path), operation_(operation) {}
-
-  void Check(int rc) {
-    if (rc != SQLITE_OK && bind_status_.ok()) {
-      bind_status_ = SqliteError(rc, db_, path_, operation_);
-    }
-  }
-
-  sqlite3* db_;
-  sqlite3_stmt* stmt_;
-  std::string path_;
-  std::string operation_;
-  absl::Status bind_status_;
-};
-
-// Runs SQL without parameters or results (one or more statements).
-absl::Status Exec(sqlite3* db, absl::string_view path,
-                  absl::string_view operation, const std::string& sql) {
-  const int rc = sqlite3_exec(db, sql.c_str(), /*callback=*/nullptr,
-                              /*arg=*/nullptr, /*errmsg=*/nullptr);
-  if (rc != SQLITE_OK) return SqliteError(rc, db, path, operation);
-  return absl::OkStatus();
-}
-
-// A write transaction, rolled back when it goes out of scope uncommitted.
-// BEGIN IMMEDIATE takes the write lock at once, so a busy database fails (or
-// waits out the busy timeout) at the start instead of half-way through.
-class Transaction {
- public:
-  static absl::StatusOr<Transaction> Begin(sqlite3* db, absl::string_view path,
-                                           absl::string_view operation) {
-    TWIST_RETURN_IF_ERROR(
-        Exec(db, path, absl::StrCat(operation, " (begin)"), "BEGIN IMMEDIATE"));
-    return Transaction(db, path, operation);
-  }
-
-  Transaction(Transaction&& other) noexcept
-      : db_(std::exchange(other.db_, nullptr)),
-        path_(std::move(other.path_)),
-        operation_(std::move(other.operation_)) {}
-  Transaction& operator=(Transaction&&) = delete;
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-
-  ~Transaction() {
-    // A failed ROLLBACK can only mean SQLite already rolled back (after
-    // SQLITE_FULL, SQLITE_IOERR, ...); nothing is left to undo.
-    if (db_ != nullptr && !sqlite3_get_autocommit(db_)) {
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    }
-  }
-
-  absl::Status Commit() {
-    TWIST_RETURN_IF_ERROR(
-        Exec(db_, path_, absl::StrCat(operation_, " (commit)"), "COMMIT"));
-    db_ = nullptr;
-    return absl::OkStatus();
-  }
-
- private:
-  Transaction(sqlite3* db, absl::string_view path, absl::string_view operation)
-      : db_(db), path_(path), operation_(operation) {}
-
-  sqlite3* db_;  // null once committed
-  std::string path_;
-  std::string operation_;
-};
-
-// The first column of the first row of `sql`, as an integer.
-absl::StatusOr<int64_t> QueryInt64(sqlite3* db, absl::string_view path,
-                                   absl::string_view operation,
-                                   absl::string_view sql) {
-  TWIST_ASSIGN_OR_RETURN(Statement stmt,
-                         Statement::Prepare(db, path, operation, sql));
-  TWIST_ASSIGN_OR_RETURN(const bool row, stmt.Step());
-  if (!row) {
-    return absl::InternalError(
-        absl::StrCat(operation, " on ", path, ": no row came back"));
-  }
-  return stmt.Int64(0);
-}
-
 absl::Status JobNotFound(int64_t id) {
   return absl::NotFoundError(absl::StrCat(
       "job ", id, " does not exist: `twistctl list` shows the jobs"));
 }
 
 // Reads one row of kJobColumns.
-absl::StatusOr<Job> ReadJob(const Statement& stmt, absl::string_view path) {
+absl::StatusOr<Job> ReadJob(const sqlite::Statement& stmt, absl::string_view path) {
   Job job;
   job.set_id(stmt.Int64(0));
   if (!job.mutable_spec()->ParseFromString(stmt.Blob(1))) {
@@ -377,7 +143,7 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(
   // Even a failed open returns a handle (or null) that must be closed; the
   // store owns it from here.
   std::unique_ptr<JobStore> store(new JobStore(path, db));
-  if (rc != SQLITE_OK) return SqliteError(rc, db, path, "open job database");
+  if (rc != SQLITE_OK) return sqlite::Error(rc, db, path, "open job database");
   TWIST_RETURN_IF_ERROR(store->Initialize());
   return store;
 }
@@ -388,7 +154,7 @@ absl::Status JobStore::Initialize() {
   // Set before the first read: opening a file another process is writing
   // can meet a lock.
   int rc = sqlite3_busy_timeout(db_, kBusyTimeoutMs);
-  if (rc != SQLITE_OK) return SqliteError(rc, db_, path_, "set busy timeout");
+  if (rc != SQLITE_OK) return sqlite::Error(rc, db_, path_, "set busy timeout");
 
   // Nothing is written before the version and ownership checks pass, so a
   // foreign or newer file is left exactly as it was. Reading user_version is
@@ -396,7 +162,7 @@ absl::Status JobStore::Initialize() {
   // a database at all.
   TWIST_ASSIGN_OR_RETURN(
       const int64_t version,
-      QueryInt64(db_, path_, "read schema version", "PRAGMA user_version"));
+      sqlite::QueryInt64(db_, path_, "read schema version", "PRAGMA user_version"));
   if (version > kSchemaVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         "job database ", path_, " has schema version ", version,
@@ -413,7 +179,7 @@ absl::Status JobStore::Initialize() {
   if (version == 0) {
     TWIST_ASSIGN_OR_RETURN(
         const int64_t tables,
-        QueryInt64(db_, path_, "list tables",
+        sqlite::QueryInt64(db_, path_, "list tables",
                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'"));
     if (tables > 0) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -426,8 +192,8 @@ absl::Status JobStore::Initialize() {
   // WAL lets readers (the sqlite3 shell, a backup) run while the coordinator
   // writes, and makes each commit one sequential append.
   {
-    TWIST_ASSIGN_OR_RETURN(Statement stmt,
-                           Statement::Prepare(db_, path_, "enable WAL journal",
+    TWIST_ASSIGN_OR_RETURN(sqlite::Statement stmt,
+                           sqlite::Statement::Prepare(db_, path_, "enable WAL journal",
                                               "PRAGMA journal_mode=WAL"));
     TWIST_ASSIGN_OR_RETURN(const bool row, stmt.Step());
     const std::string mode = row ? stmt.Text(0) : std::string();
@@ -445,22 +211,22 @@ absl::Status JobStore::Initialize() {
   // records again from its checkpoint, so the fsync per commit that FULL
   // costs buys nothing here.
   TWIST_RETURN_IF_ERROR(
-      Exec(db_, path_, "set synchronous mode", "PRAGMA synchronous=NORMAL"));
+      sqlite::Exec(db_, path_, "set synchronous mode", "PRAGMA synchronous=NORMAL"));
   TWIST_RETURN_IF_ERROR(
-      Exec(db_, path_, "enable foreign keys", "PRAGMA foreign_keys=ON"));
+      sqlite::Exec(db_, path_, "enable foreign keys", "PRAGMA foreign_keys=ON"));
 
   if (version == 0) {
-    TWIST_ASSIGN_OR_RETURN(Transaction txn,
-                           Transaction::Begin(db_, path_, "create schema"));
+    TWIST_ASSIGN_OR_RETURN(sqlite::Transaction txn,
+                           sqlite::Transaction::Begin(db_, path_, "create schema"));
     // Another coordinator may have created the schema between the check
     // above and the write lock just taken.
     TWIST_ASSIGN_OR_RETURN(
         const int64_t locked_version,
-        QueryInt64(db_, path_, "read schema version", "PRAGMA user_version"));
+        sqlite::QueryInt64(db_, path_, "read schema version", "PRAGMA user_version"));
     if (locked_version == 0) {
-      TWIST_RETURN_IF_ERROR(Exec(db_, path_, "create schema", kSchemaSql));
+      TWIST_RETURN_IF_ERROR(sqlite::Exec(db_, path_, "create schema", kSchemaSql));
       TWIST_RETURN_IF_ERROR(
-          Exec(db_, path_, "set schema version",
+          sqlite::Exec(db_, path_, "set schema version",
                absl::StrCat("PRAGMA user_version=", kSchemaVersion)));
     }
     TWIST_RETURN_IF_ERROR(txn.Commit());
@@ -477,8 +243,8 @@ absl::StatusOr<int64_t> JobStore::CreateJob(const JobSpec& spec,
   }
   absl::MutexLock lock(&mu_);
   TWIST_ASSIGN_OR_RETURN(
-      Statement stmt,
-      Statement::Prepare(
+      sqlite::Statement stmt,
+      sqlite::Statement::Prepare(
           db_, path_, "create job",
           "INSERT INTO jobs (name, spec, state, reason, round, "
           "created_at, parameters) VALUES (?, ?, ?, '', 0, ?, 0)"));
@@ -501,8 +267,8 @@ absl::Status JobStore::UpdateJob(const Job& job) {
   absl::MutexLock lock(&mu_);
   const std::string operation = absl::StrCat("update job ", job.id());
   TWIST_ASSIGN_OR_RETURN(
-      Statement stmt,
-      Statement::Prepare(db_, path_, operation,
+      sqlite::Statement stmt,
+      sqlite::Statement::Prepare(db_, path_, operation,
                          "UPDATE jobs SET state = ?, reason = ?, round = ?, "
                          "started_at = ?, finished_at = ?, parameters = ?, "
                          "notice = ? WHERE id = ?"));
@@ -535,32 +301,14 @@ absl::Status JobStore::RecordRound(int64_t job_id, const RoundRecord& record) {
   absl::MutexLock lock(&mu_);
   const std::string operation =
       absl::StrCat("record round ", record.round(), " of job ", job_id);
-  TWIST_ASSIGN_OR_RETURN(Transaction txn,
-                         Transaction::Begin(db_, path_, operation));
-  {
-    TWIST_ASSIGN_OR_RETURN(Statement stmt,
-                           Statement::Prepare(db_, path_, operation,
-                                              "UPDATE jobs SET round = ? "
-                                              "WHERE id = ?"));
-    stmt.BindInt64(1, record.round());
-    stmt.BindInt64(2, job_id);
-    TWIST_RETURN_IF_ERROR(stmt.Run());
-    if (sqlite3_changes(db_) == 0) return JobNotFound(job_id);
-  }
+  TWIST_ASSIGN_OR_RETURN(sqlite::Transaction txn,
+                         sqlite::Transaction::Begin(db_, path_, operation));
+  TWIST_RETURN_IF_ERROR(
+      SetRoundLocked(job_id, record.round(), record.round() - 1, operation));
   {
     TWIST_ASSIGN_OR_RETURN(
-        Statement stmt,
-        Statement::Prepare(
-            db_, path_, operation,
-            "DELETE FROM rounds WHERE job_id = ? AND round >= ?"));
-    stmt.BindInt64(1, job_id);
-    stmt.BindInt64(2, record.round());
-    TWIST_RETURN_IF_ERROR(stmt.Run());
-  }
-  {
-    TWIST_ASSIGN_OR_RETURN(
-        Statement stmt,
-        Statement::Prepare(
+        sqlite::Statement stmt,
+        sqlite::Statement::Prepare(
             db_, path_, operation,
             "INSERT INTO rounds (job_id, round, record, "
             "train_loss, val_loss, bytes_sent, bytes_received, "
@@ -595,29 +343,35 @@ absl::Status JobStore::TruncateRounds(int64_t job_id,
   absl::MutexLock lock(&mu_);
   const std::string operation = absl::StrCat("truncate rounds of job ", job_id,
                                              " after round ", keep_up_to_round);
-  TWIST_ASSIGN_OR_RETURN(Transaction txn,
-                         Transaction::Begin(db_, path_, operation));
+  TWIST_ASSIGN_OR_RETURN(sqlite::Transaction txn,
+                         sqlite::Transaction::Begin(db_, path_, operation));
+  TWIST_RETURN_IF_ERROR(SetRoundLocked(
+      job_id, keep_up_to_round < 0 ? 0 : keep_up_to_round, keep_up_to_round,
+      operation));
+  return txn.Commit();
+}
+
+absl::Status JobStore::SetRoundLocked(int64_t job_id, int32_t round,
+                                      int32_t keep_up_to_round,
+                                      const std::string& operation) {
   {
-    TWIST_ASSIGN_OR_RETURN(Statement stmt,
-                           Statement::Prepare(db_, path_, operation,
-                                              "UPDATE jobs SET round = ? "
-                                              "WHERE id = ?"));
-    stmt.BindInt64(1, keep_up_to_round < 0 ? 0 : keep_up_to_round);
+    TWIST_ASSIGN_OR_RETURN(
+        sqlite::Statement stmt,
+        sqlite::Statement::Prepare(db_, path_, operation,
+                                   "UPDATE jobs SET round = ? WHERE id = ?"));
+    stmt.BindInt64(1, round);
     stmt.BindInt64(2, job_id);
     TWIST_RETURN_IF_ERROR(stmt.Run());
     if (sqlite3_changes(db_) == 0) return JobNotFound(job_id);
   }
-  {
-    TWIST_ASSIGN_OR_RETURN(
-        Statement stmt,
-        Statement::Prepare(
-            db_, path_, operation,
-            "DELETE FROM rounds WHERE job_id = ? AND round > ?"));
-    stmt.BindInt64(1, job_id);
-    stmt.BindInt64(2, keep_up_to_round);
-    TWIST_RETURN_IF_ERROR(stmt.Run());
-  }
-  return txn.Commit();
+  TWIST_ASSIGN_OR_RETURN(
+      sqlite::Statement stmt,
+      sqlite::Statement::Prepare(
+          db_, path_, operation,
+          "DELETE FROM rounds WHERE job_id = ? AND round > ?"));
+  stmt.BindInt64(1, job_id);
+  stmt.BindInt64(2, keep_up_to_round);
+  return stmt.Run();
 }
 
 absl::StatusOr<Job> JobStore::GetJob(int64_t id, bool include_rounds) {
@@ -626,8 +380,8 @@ absl::StatusOr<Job> JobStore::GetJob(int64_t id, bool include_rounds) {
   Job job;
   {
     TWIST_ASSIGN_OR_RETURN(
-        Statement stmt,
-        Statement::Prepare(db_, path_, operation,
+        sqlite::Statement stmt,
+        sqlite::Statement::Prepare(db_, path_, operation,
                            absl::StrCat(kJobColumns, "WHERE id = ?")));
     stmt.BindInt64(1, id);
     TWIST_ASSIGN_OR_RETURN(const bool row, stmt.Step());
@@ -637,8 +391,8 @@ absl::StatusOr<Job> JobStore::GetJob(int64_t id, bool include_rounds) {
   if (!include_rounds) return job;
 
   TWIST_ASSIGN_OR_RETURN(
-      Statement stmt,
-      Statement::Prepare(db_, path_, absl::StrCat("read rounds of job ", id),
+      sqlite::Statement stmt,
+      sqlite::Statement::Prepare(db_, path_, absl::StrCat("read rounds of job ", id),
                          "SELECT round, record FROM rounds WHERE job_id = ? "
                          "ORDER BY round"));
   stmt.BindInt64(1, id);
@@ -661,8 +415,8 @@ absl::StatusOr<Job> JobStore::GetJob(int64_t id, bool include_rounds) {
 absl::StatusOr<std::vector<Job>> JobStore::SelectJobs(
     const char* where_and_order, const char* operation) {
   TWIST_ASSIGN_OR_RETURN(
-      Statement stmt,
-      Statement::Prepare(db_, path_, operation,
+      sqlite::Statement stmt,
+      sqlite::Statement::Prepare(db_, path_, operation,
                          absl::StrCat(kJobColumns, where_and_order)));
   std::vector<Job> jobs;
   while (true) {

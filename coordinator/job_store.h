@@ -1,6 +1,6 @@
 // The coordinator's durable job store: jobs, their specs and state, and one
-// record per finished round, in an SQLite database (`<state_dir>/jobs.db`,
-// DESIGN.md "Persistence"). Checkpoints live beside it as files; this store
+// record per finished round, in an SQLite database (`<state_dir>/jobs.db`).
+// Checkpoints live beside it as files; this store
 // only remembers how far each job got, so that a restarted coordinator can
 // find its unfinished jobs and resume them.
 //
@@ -113,6 +113,13 @@ class JobStore {
 
   // Sets the connection up and creates or checks the schema.
   absl::Status Initialize();
+
+  // Sets the job's round and deletes its rounds after `keep_up_to_round`,
+  // inside the caller's transaction. NotFound for an unknown job.
+  absl::Status SetRoundLocked(int64_t job_id, int32_t round,
+                              int32_t keep_up_to_round,
+                              const std::string& operation)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Reads jobs selected by `where_and_order` (SQL after the FROM clause,
   // without parameters).

@@ -15,10 +15,10 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/auth.h"
-#include "common/rpc_security.h"
-#include "common/rpc_util.h"
-#include "common/threads.h"
+#include "common/rpc/auth.h"
+#include "common/rpc/security.h"
+#include "common/rpc/rpc_util.h"
+#include "common/model/threads.h"
 #include "coordinator/http_status.h"
 #include "coordinator/incarnation.h"
 #include "coordinator/job_manager.h"
@@ -162,8 +162,10 @@ int main(int argc, char** argv) {
                                                  security.require_worker_cert);
 
   tc::JobServiceImpl job_service(&jobs, &registry, &authorizer);
-  tc::WorkerServiceImpl worker_service(&registry, &jobs, &authorizer,
-                                       tc::WorkerServiceImpl::Options());
+  tc::WorkerServiceImpl worker_service(&registry, *incarnation, &authorizer);
+  tc::WorkerTransferService worker_transfer(
+      &registry, jobs.board(), &authorizer,
+      tc::WorkerTransferService::Options());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -173,7 +175,6 @@ int main(int argc, char** argv) {
                            &grpc_port);
   builder.RegisterService(&job_service);
   builder.RegisterService(&worker_service);
-  tc::WorkerTransferService worker_transfer(&worker_service);
   builder.RegisterService(&worker_transfer);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || grpc_port == 0) {

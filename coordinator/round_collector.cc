@@ -2,25 +2,48 @@
 
 #include <ATen/ATen.h>
 
-#include <cmath>
-#include <limits>
-
 #include "absl/strings/str_cat.h"
-#include "common/model_io.h"
-#include "common/shift_correction.h"
+#include "common/ist/merge.h"
+#include "common/model/model_io.h"
 
 namespace twist::coordinator {
+
+const char* SlotEndName(SlotEnd end) {
+  switch (end) {
+    case SlotEnd::kWaiting:
+      return "waiting";
+    case SlotEnd::kDelivered:
+      return "delivered";
+    case SlotEnd::kRejected:
+      return "rejected";
+    case SlotEnd::kRefused:
+      return "refused";
+    case SlotEnd::kWorkerLost:
+      return "worker lost";
+    case SlotEnd::kWorkerLeft:
+      return "worker left";
+    case SlotEnd::kDeadline:
+      return "deadline";
+    case SlotEnd::kNotDelivered:
+      return "not delivered";
+    case SlotEnd::kInterrupted:
+      return "interrupted";
+  }
+  return "unknown";
+}
 
 RoundCollector::RoundCollector(uint64_t incarnation, int64_t job_id,
                                int32_t round, const common::ModelConfig& full,
                                std::vector<SlotSpec> slots,
-                               at::ScalarType wire_dtype)
+                               at::ScalarType wire_dtype,
+                               common::TensorPool* update_pool)
     : incarnation_(incarnation),
       job_id_(job_id),
       round_(round),
       full_(full),
       slots_(std::move(slots)),
       wire_dtype_(wire_dtype),
+      update_pool_(update_pool),
       results_(slots_.size()) {}
 
 absl::Status RoundCollector::CheckHeader(
@@ -48,11 +71,12 @@ absl::Status RoundCollector::CheckHeader(
         absl::StrCat("round ", round_, " is over: the update came too late"));
   }
   const SlotResult& r = results_[h.slot()];
-  if (r.state == SlotState::kDelivered || r.state == SlotState::kRefused) {
+  if (r.end == SlotEnd::kDelivered || r.end == SlotEnd::kRefused ||
+      r.end == SlotEnd::kRejected) {
     return absl::AlreadyExistsError(absl::StrCat(
         "slot ", h.slot(), " of round ", round_, " already has an update"));
   }
-  if (r.state == SlotState::kAbandoned) {
+  if (r.end != SlotEnd::kWaiting) {
     return absl::FailedPreconditionError(absl::StrCat(
         "slot ", h.slot(), " of round ", round_, " was given up: ", r.reason));
   }
@@ -61,13 +85,18 @@ absl::Status RoundCollector::CheckHeader(
 
 absl::StatusOr<common::NamedTensors> RoundCollector::Expect(
     const twist::v1::UpdateHeader& h) const {
-  absl::ReaderMutexLock lock(&mu_);
-  if (absl::Status s = CheckHeader(h); !s.ok()) return s;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (absl::Status s = CheckHeader(h); !s.ok()) return s;
+  }
   common::NamedTensors out;
   const common::ModelConfig sub =
       common::SubnetConfig(full_, slots_[h.slot()].units);
+  const auto options = at::TensorOptions().dtype(wire_dtype_);
   for (const auto& p : common::ParameterShapes(sub)) {
-    out.Set(p.name, at::empty(p.shape, at::TensorOptions().dtype(wire_dtype_)));
+    out.Set(p.name, update_pool_ != nullptr
+                        ? update_pool_->Acquire(p.shape, options)
+                        : at::empty(p.shape, options));
   }
   return out;
 }
@@ -75,41 +104,74 @@ absl::StatusOr<common::NamedTensors> RoundCollector::Expect(
 absl::Status RoundCollector::Deliver(const twist::v1::UpdateHeader& h,
                                      common::NamedTensors tensors,
                                      int64_t bytes_received) {
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (absl::Status s = CheckHeader(h); !s.ok()) return s;
+  }
+  // The check reads every byte once: do it here, on the RPC thread, while
+  // other workers are still training, not in the round loop.
+  absl::Status check = common::CheckParameterShapes(
+      common::SubnetConfig(full_, slots_[h.slot()].units), tensors);
+  for (const auto& [name, t] : tensors) {
+    if (!check.ok()) break;
+    if (t.scalar_type() != wire_dtype_) {
+      check = absl::InvalidArgumentError(absl::StrCat(
+          "tensor '", name, "' has dtype ", c10::toString(t.scalar_type()),
+          ", expected ", c10::toString(wire_dtype_)));
+    }
+  }
+  if (check.ok()) check = common::CheckFinite(tensors);
   absl::MutexLock lock(&mu_);
   if (absl::Status s = CheckHeader(h); !s.ok()) return s;
   SlotResult& r = results_[h.slot()];
-  r.state = SlotState::kDelivered;
   r.header = h;
-  r.tensors = std::move(tensors);
   r.bytes_received = bytes_received;
   r.seconds = absl::ToDoubleSeconds(absl::Now() - started_);
+  if (!check.ok()) {
+    r.end = SlotEnd::kRejected;
+    r.reason = absl::StrCat("update rejected: ", check.message());
+    return check;
+  }
+  r.end = SlotEnd::kDelivered;
+  r.tensors = std::move(tensors);
+  return absl::OkStatus();
+}
+
+absl::Status RoundCollector::End(const twist::v1::UpdateHeader& h,
+                                 SlotEnd end, const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckHeader(h); !s.ok()) return s;
+  SlotResult& r = results_[h.slot()];
+  r.end = end;
+  r.header = h;
+  r.reason = reason;
   return absl::OkStatus();
 }
 
 absl::Status RoundCollector::Refuse(const twist::v1::UpdateHeader& h,
                                     const std::string& reason) {
-  absl::MutexLock lock(&mu_);
-  if (absl::Status s = CheckHeader(h); !s.ok()) return s;
-  SlotResult& r = results_[h.slot()];
-  r.state = SlotState::kRefused;
-  r.header = h;
-  r.reason = reason;
-  return absl::OkStatus();
+  return End(h, SlotEnd::kRefused, reason);
 }
 
-void RoundCollector::Abandon(int slot, const std::string& reason) {
+absl::Status RoundCollector::Reject(const twist::v1::UpdateHeader& h,
+                                    const std::string& reason) {
+  return End(h, SlotEnd::kRejected, reason);
+}
+
+void RoundCollector::Abandon(int slot, SlotEnd why, const std::string& detail) {
   absl::MutexLock lock(&mu_);
+  if (slot < 0 || slot >= static_cast<int>(results_.size())) return;
   SlotResult& r = results_[slot];
-  if (r.state != SlotState::kWaiting) return;
-  r.state = SlotState::kAbandoned;
-  r.reason = reason;
+  if (r.end != SlotEnd::kWaiting) return;
+  r.end = why;
+  r.reason = detail;
 }
 
 bool RoundCollector::WaitAllSettled(absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   auto settled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (const auto& r : results_) {
-      if (r.state == SlotState::kWaiting) return false;
+      if (r.end == SlotEnd::kWaiting) return false;
     }
     return true;
   };
@@ -120,111 +182,40 @@ std::vector<int> RoundCollector::Outstanding() {
   absl::MutexLock lock(&mu_);
   std::vector<int> out;
   for (size_t i = 0; i < results_.size(); ++i) {
-    if (results_[i].state == SlotState::kWaiting)
-      out.push_back(static_cast<int>(i));
+    if (results_[i].end == SlotEnd::kWaiting) out.push_back(static_cast<int>(i));
   }
   return out;
 }
 
-RoundOutcome RoundCollector::Merge(const common::NamedTensors& full_params) {
-  return Close(full_params, /*outer=*/nullptr);
+std::vector<int> RoundCollector::Abandoned() {
+  absl::MutexLock lock(&mu_);
+  std::vector<int> out;
+  for (size_t i = 0; i < results_.size(); ++i) {
+    switch (results_[i].end) {
+      case SlotEnd::kWorkerLost:
+      case SlotEnd::kWorkerLeft:
+      case SlotEnd::kDeadline:
+      case SlotEnd::kNotDelivered:
+      case SlotEnd::kInterrupted:
+        out.push_back(static_cast<int>(i));
+        break;
+      default:
+        break;
+    }
+  }
+  return out;
 }
 
-RoundOutcome RoundCollector::MergeInto(const common::NamedTensors& full_params,
-                                       common::OuterOptimizer& outer) {
-  return Close(full_params, &outer);
-}
-
-RoundOutcome RoundCollector::Close(const common::NamedTensors& full_params,
-                                   common::OuterOptimizer* outer) {
+std::vector<SlotResult> RoundCollector::Close() {
   absl::MutexLock lock(&mu_);
   closed_ = true;
-  RoundOutcome out;
-  // The delivered updates, in slot order; reduced-precision ones are deltas,
-  // widened to the model's precision.
-  std::vector<int> delivered;
-  std::vector<common::NamedTensors> widened;
-  std::vector<common::UpdateToMerge> updates;
-  widened.reserve(slots_.size());
-  for (size_t i = 0; i < slots_.size(); ++i) {
-    SlotResult& r = results_[i];
-    if (r.state != SlotState::kDelivered) continue;
-    common::NamedTensors update;
-    for (const auto& [name, t] : r.tensors) {
-      update.Set(name, t.scalar_type() == at::kFloat ? t : t.to(at::kFloat));
+  for (SlotResult& r : results_) {
+    if (r.end == SlotEnd::kWaiting) {
+      r.end = SlotEnd::kInterrupted;
+      r.reason = "no update before the round ended";
     }
-    if (!r.header.deltas()) {
-      common::ApplyBiasShifts(slots_[i].bias_shift, update, /*sign=*/-1.0);
-    }
-    widened.push_back(std::move(update));
-    delivered.push_back(static_cast<int>(i));
   }
-  for (size_t k = 0; k < delivered.size(); ++k) {
-    updates.push_back({&slots_[delivered[k]].units, &widened[k],
-                       results_[delivered[k]].header.deltas()});
-  }
-  std::vector<absl::Status> statuses;
-  const bool plain = outer != nullptr &&
-                     outer->options().learning_rate == 1.0 &&
-                     outer->options().momentum == 0.0;
-  if (plain) {
-    statuses = common::MergeInPlace(full_, full_params, updates);
-  } else {
-    common::SubnetMerger merger(full_, full_params);
-    for (const auto& u : updates) {
-      statuses.push_back(u.is_delta ? merger.AddDeltas(*u.units, *u.tensors)
-                                    : merger.AddWeights(*u.units, *u.tensors));
-    }
-    out.merged = merger.Finish();
-    if (outer != nullptr) outer->Step(out.merged, full_params);
-  }
-
-  double loss_sum = 0;
-  size_t next = 0;  // index into delivered / statuses
-  for (size_t i = 0; i < slots_.size(); ++i) {
-    SlotResult& r = results_[i];
-    twist::v1::RoundWorker w;
-    w.set_worker_id(slots_[i].worker_id);
-    w.set_worker_name(slots_[i].worker_name);
-    w.set_slot(static_cast<int32_t>(i));
-    w.set_bytes_sent(slots_[i].bytes_sent);
-    w.set_parameters(
-        common::SubnetConfig(full_, slots_[i].units).NumParameters());
-    if (r.state == SlotState::kDelivered || r.state == SlotState::kRefused) {
-      w.set_train_loss(r.header.train_loss());
-      w.set_tokens(r.header.tokens());
-      w.set_compute_s(r.header.compute_s());
-      w.set_receive_s(r.header.receive_s());
-      w.set_send_s(r.header.send_s());
-      w.set_bytes_received(r.bytes_received);
-      // What the worker says it held, not what it was sent.
-      if (r.header.parameters() > 0) w.set_parameters(r.header.parameters());
-      out.bytes_received += r.bytes_received;
-    }
-    if (r.state == SlotState::kDelivered) {
-      const absl::Status& s = statuses[next++];
-      w.set_seconds(r.seconds);
-      if (s.ok()) {
-        w.set_accepted(true);
-        ++out.accepted;
-        out.accepted_seconds.push_back(r.seconds);
-        loss_sum += r.header.train_loss();
-        out.tokens += r.header.tokens();
-      } else {
-        w.set_reason(absl::StrCat("update rejected: ", s.message()));
-      }
-      r.tensors = common::NamedTensors();  // free the memory early
-    } else {
-      w.set_reason(r.state == SlotState::kWaiting
-                       ? "no update before the round ended"
-                       : r.reason);
-    }
-    out.workers.push_back(std::move(w));
-  }
-  out.mean_train_loss = out.accepted > 0
-                            ? loss_sum / out.accepted
-                            : std::numeric_limits<double>::quiet_NaN();
-  return out;
+  return std::move(results_);
 }
 
 }  // namespace twist::coordinator

@@ -1,13 +1,13 @@
 // Bookkeeping of one round on the coordinator: which worker holds which slot,
-// which updates arrived, which were refused and why, and the merge of the
-// accepted ones. Updates are merged in slot order, not arrival order, so a
-// round's result does not depend on network timing (floating-point sums are
-// not associative). Thread-safe: RPC threads deliver, the round loop waits.
+// which updates arrived, which were refused or given up and why. Updates land
+// in tensors of the round's update pool (the last round's, reused), are
+// checked as they arrive (on the RPC thread, not in the round loop), and are
+// handed to the merge in slot order when the round closes. Thread-safe: RPC
+// threads deliver, the round loop waits and closes.
 #ifndef TWIST_COORDINATOR_ROUND_COLLECTOR_H_
 #define TWIST_COORDINATOR_ROUND_COLLECTOR_H_
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,16 +16,15 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/merge.h"
-#include "common/model_config.h"
-#include "common/named_tensors.h"
-#include "common/outer_optimizer.h"
-#include "common/subnet.h"
-#include "twist/v1/job.pb.h"
+#include "common/ist/subnet.h"
+#include "common/ist/tensor_pool.h"
+#include "common/model/model_config.h"
+#include "common/model/named_tensors.h"
 #include "twist/v1/worker_service.pb.h"
 
 namespace twist::coordinator {
 
+// What one slot of a round is for.
 struct SlotSpec {
   std::string worker_id;
   std::string worker_name;
@@ -36,88 +35,96 @@ struct SlotSpec {
   common::NamedTensors bias_shift;
 };
 
-// What a round produced once its updates are merged.
-struct RoundOutcome {
-  common::MergedDelta merged;
-  std::vector<twist::v1::RoundWorker> workers;  // one per slot, slot order
-  int accepted = 0;
-  double mean_train_loss = 0;  // over accepted updates; NaN when none
-  int64_t tokens = 0;
+// How a slot ended. Only kDelivered updates are merged.
+enum class SlotEnd {
+  kWaiting,       // not ended yet
+  kDelivered,     // its update arrived whole and is well formed
+  kRejected,      // its update arrived malformed or with NaN/Inf values
+  kRefused,       // its worker reported that it cannot train this job
+  kWorkerLost,    // its worker stopped heartbeating
+  kWorkerLeft,    // its worker shut down cleanly
+  kDeadline,      // the round's straggler deadline passed
+  kNotDelivered,  // the assignment could not be sent to the worker
+  kInterrupted,   // the job was cancelled or the coordinator is stopping
+};
+
+// "delivered", "refused", ... for logs and status pages.
+const char* SlotEndName(SlotEnd end);
+
+// A slot as the round closed it.
+struct SlotResult {
+  SlotEnd end = SlotEnd::kWaiting;
+  twist::v1::UpdateHeader header;  // set for delivered, rejected and refused
+  common::NamedTensors tensors;    // the update (delivered only)
   int64_t bytes_received = 0;
-  // Seconds from the collector's creation (the hand-out) to each accepted
-  // update's arrival: what the straggler deadline learns from.
-  std::vector<double> accepted_seconds;
+  double seconds = 0;  // from the hand-out to the update's arrival
+  std::string reason;  // why the slot has no update, in words
 };
 
 class RoundCollector {
  public:
-  // `wire_dtype` is the element type updates travel in (float32, or
-  // bfloat16 deltas).
+  // `wire_dtype` is the element type updates travel in (float32 weights, or
+  // bfloat16 deltas). Update buffers come from `update_pool` (may be null:
+  // fresh memory), which must outlive the collector.
   RoundCollector(uint64_t incarnation, int64_t job_id, int32_t round,
                  const common::ModelConfig& full, std::vector<SlotSpec> slots,
-                 at::ScalarType wire_dtype = at::kFloat);
+                 at::ScalarType wire_dtype, common::TensorPool* update_pool);
 
   uint64_t incarnation() const { return incarnation_; }
   int64_t job_id() const { return job_id_; }
   int32_t round() const { return round_; }
   int num_slots() const { return static_cast<int>(slots_.size()); }
   const SlotSpec& slot(int i) const { return slots_[i]; }
+  const std::vector<SlotSpec>& slots() const { return slots_; }
 
   // Checks that an update header belongs here (incarnation, job, round, slot
-  // and worker all current, slot still open) and returns empty tensors of the
+  // and worker all current, slot still open) and returns tensors of the
   // slot's subnetwork shapes to receive it into. FailedPrecondition for a
   // stale or foreign header, AlreadyExists for a second update of a slot.
   absl::StatusOr<common::NamedTensors> Expect(
       const twist::v1::UpdateHeader& h) const;
 
-  // Stores a fully received update for merging. The tensors are validated at
-  // merge time; a bad one is refused whole there.
+  // Takes a fully received update: checks it (element type, finiteness) and
+  // keeps it for the merge. A bad update ends its slot as kRejected and
+  // returns InvalidArgument naming the tensor; header errors as Expect.
   absl::Status Deliver(const twist::v1::UpdateHeader& h,
                        common::NamedTensors tensors, int64_t bytes_received);
 
-  // Refuses the slot's update: the worker reported that it could not train
-  // (header.error()) or its stream was malformed. Recorded with `reason`.
+  // Ends the slot as kRefused: its worker cannot train this job (`reason`
+  // says why: a missing dataset, a LibTorch error).
   absl::Status Refuse(const twist::v1::UpdateHeader& h,
                       const std::string& reason);
 
-  // Gives up on a slot (worker lost, deadline): nothing more is accepted for
-  // it. A slot already delivered is left alone.
-  void Abandon(int slot, const std::string& reason);
+  // Ends the slot as kRejected: its update stream was malformed (truncated,
+  // chunks out of order). `reason` says how.
+  absl::Status Reject(const twist::v1::UpdateHeader& h,
+                      const std::string& reason);
 
-  // Waits until every slot is delivered, refused or abandoned, or until
-  // `deadline`. True when none is outstanding.
+  // Gives up on a slot still waiting (`why` is not kDelivered, kRejected or
+  // kRefused); nothing more is accepted for it. `detail` completes the reason.
+  // A slot that already ended is left alone. The one way a slot is given up.
+  void Abandon(int slot, SlotEnd why, const std::string& detail);
+
+  // Waits until every slot has ended, or until `deadline`. True when none is
+  // waiting.
   bool WaitAllSettled(absl::Time deadline);
 
   // Slots still waiting for an update.
   std::vector<int> Outstanding();
 
-  // Closes the round (further deliveries fail) and merges the accepted
-  // updates into a delta against `full_params`, in slot order, leaving
-  // `full_params` as they are (RoundOutcome::merged).
-  RoundOutcome Merge(const common::NamedTensors& full_params);
+  // Slots given up with Abandon (their workers may still be busy with them).
+  std::vector<int> Abandoned();
 
-  // Closes the round and applies the accepted updates to `full_params`
-  // through `outer`: in place with MergeInPlace for plain merging (learning
-  // rate 1, no momentum), else the merged delta stepped by the optimizer.
-  // RoundOutcome::merged is left empty on the in-place path.
-  RoundOutcome MergeInto(const common::NamedTensors& full_params,
-                         common::OuterOptimizer& outer);
+  // Closes the round: further deliveries fail with FailedPrecondition, and
+  // the results move out, in slot order.
+  std::vector<SlotResult> Close();
 
  private:
-  enum class SlotState { kWaiting, kDelivered, kRefused, kAbandoned };
-  struct SlotResult {
-    SlotState state = SlotState::kWaiting;
-    twist::v1::UpdateHeader header;
-    common::NamedTensors tensors;
-    int64_t bytes_received = 0;
-    double seconds = 0;  // from the hand-out to the delivery
-    std::string reason;
-  };
-
-  RoundOutcome Close(const common::NamedTensors& full_params,
-                     common::OuterOptimizer* outer);
   absl::Status CheckHeader(const twist::v1::UpdateHeader& h) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Ends the header's slot as `end` with `reason`.
+  absl::Status End(const twist::v1::UpdateHeader& h, SlotEnd end,
+                   const std::string& reason);
 
   const uint64_t incarnation_;
   const int64_t job_id_;
@@ -126,6 +133,7 @@ class RoundCollector {
   const std::vector<SlotSpec> slots_;
   const absl::Time started_ = absl::Now();
   const at::ScalarType wire_dtype_;
+  common::TensorPool* const update_pool_;
 
   mutable absl::Mutex mu_;
   std::vector<SlotResult> results_ ABSL_GUARDED_BY(mu_);

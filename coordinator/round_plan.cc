@@ -1,7 +1,7 @@
 #include "coordinator/round_plan.h"
 
-#include "common/partition.h"
-#include "common/status_macros.h"
+#include "common/ist/partition.h"
+#include "common/base/status_macros.h"
 
 namespace twist::coordinator {
 namespace {

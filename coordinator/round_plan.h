@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/model_config.h"
-#include "common/subnet.h"
+#include "common/model/model_config.h"
+#include "common/ist/subnet.h"
 #include "twist/v1/job.pb.h"
 
 namespace twist::coordinator {

@@ -4,10 +4,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/base/clock.h"
 
 namespace twist::coordinator {
 
-double NowSeconds() { return absl::ToUnixMicros(absl::Now()) * 1e-6; }
+using common::NowSeconds;
 
 WorkerRegistry::WorkerRegistry(const Options& options) : options_(options) {}
 
@@ -27,6 +28,7 @@ std::string WorkerRegistry::Join(const twist::v1::JoinRequest& request,
   w.info.set_last_heartbeat_at(now);
   w.info.set_live(true);
   w.info.set_status("idle");
+  w.liveness = {Liveness::State::kLive, ""};
   return id;
 }
 
@@ -37,9 +39,9 @@ void WorkerRegistry::SweepLocked(double now) {
     if (silent > options_.heartbeat_timeout_s) {
       w.info.set_live(false);
       w.info.set_status("dropped");
-      w.not_live_reason =
-          absl::StrFormat("no heartbeat for %.1f s (timeout %.1f s)", silent,
-                          options_.heartbeat_timeout_s);
+      w.liveness = {Liveness::State::kTimedOut,
+                    absl::StrFormat("no heartbeat for %.1f s (timeout %.1f s)",
+                                    silent, options_.heartbeat_timeout_s)};
       w.mailbox.reset();
     }
   }
@@ -59,7 +61,7 @@ absl::Status WorkerRegistry::Heartbeat(
   Worker& w = it->second;
   if (!w.info.live()) {
     return absl::NotFoundError(absl::StrCat("worker ", request.worker_id(),
-                                            " was dropped (", w.not_live_reason,
+                                            " was dropped (", w.liveness.reason,
                                             "): join again"));
   }
   w.info.set_last_heartbeat_at(now);
@@ -77,7 +79,7 @@ absl::Status WorkerRegistry::Leave(const std::string& worker_id) {
   }
   it->second.info.set_live(false);
   it->second.info.set_status("left");
-  it->second.not_live_reason = "left";
+  it->second.liveness = {Liveness::State::kLeft, "shut down cleanly"};
   it->second.mailbox.reset();
   return absl::OkStatus();
 }
@@ -112,16 +114,14 @@ std::vector<twist::v1::WorkerInfo> WorkerRegistry::AllWorkers() {
   return out;
 }
 
-bool WorkerRegistry::IsLive(const std::string& worker_id, std::string* reason) {
+Liveness WorkerRegistry::Check(const std::string& worker_id) {
   absl::MutexLock lock(&mu_);
   SweepLocked(NowSeconds());
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) {
-    if (reason) *reason = "unknown worker";
-    return false;
+    return {Liveness::State::kUnknown, "unknown worker"};
   }
-  if (!it->second.info.live() && reason) *reason = it->second.not_live_reason;
-  return it->second.info.live();
+  return it->second.liveness;
 }
 
 void WorkerRegistry::Offer(const std::string& worker_id,

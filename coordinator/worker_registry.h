@@ -17,7 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/named_tensors.h"
+#include "common/model/named_tensors.h"
 #include "twist/v1/job.pb.h"
 #include "twist/v1/worker_service.pb.h"
 
@@ -29,6 +29,15 @@ namespace twist::coordinator {
 struct Assignment {
   twist::v1::AssignmentHeader header;
   common::NamedTensors tensors;
+};
+
+// Whether a worker is live and, if not, why.
+struct Liveness {
+  enum class State { kLive, kUnknown, kTimedOut, kLeft };
+  State state = State::kUnknown;
+  std::string reason;  // e.g. "no heartbeat for 10.2 s (timeout 10.0 s)"
+
+  bool live() const { return state == State::kLive; }
 };
 
 class WorkerRegistry {
@@ -56,9 +65,8 @@ class WorkerRegistry {
   // Every worker ever seen (live first), for status pages.
   std::vector<twist::v1::WorkerInfo> AllWorkers();
 
-  // True while the worker is live; otherwise `reason` says why it is not
-  // ("no heartbeat for 10.0 s", "left", "unknown worker").
-  bool IsLive(const std::string& worker_id, std::string* reason = nullptr);
+  // Whether the worker is live, and if not why (timed out, left, unknown).
+  Liveness Check(const std::string& worker_id);
 
   // Puts an assignment in the worker's mailbox, replacing any not yet taken.
   void Offer(const std::string& worker_id, std::shared_ptr<const Assignment> a);
@@ -84,7 +92,7 @@ class WorkerRegistry {
  private:
   struct Worker {
     twist::v1::WorkerInfo info;
-    std::string not_live_reason;
+    Liveness liveness;
     std::shared_ptr<const Assignment> mailbox;
     int64_t taken_job = 0;
     int32_t taken_round = 0;
@@ -99,9 +107,6 @@ class WorkerRegistry {
   std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
-
-// Seconds since the Unix epoch, as every timestamp in the API.
-double NowSeconds();
 
 }  // namespace twist::coordinator
 

@@ -3,17 +3,55 @@
 #include <grpcpp/impl/rpc_service_method.h>
 #include <grpcpp/support/method_handler.h>
 
-#include "common/rpc_tensors.h"
-#include "common/rpc_util.h"
-#include "common/wire_chunks.h"
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
+#include "common/rpc/rpc_util.h"
+#include "common/rpc/tensor_streams.h"
+#include "common/transport/tensor_chunks.h"
+#include "common/transport/wire_chunks.h"
+#include "glog/logging.h"
+#include "twist/v1/worker_service.grpc.pb.h"
 
 namespace twist::coordinator {
+namespace {
 
-WorkerTransferService::WorkerTransferService(WorkerServiceImpl* worker_service)
-    : worker_service_(worker_service) {
+using common::ToGrpcStatus;
+
+// Reads the rest of an update stream into `assembler`, counting data bytes.
+absl::Status ReadChunks(grpc::ServerReader<grpc::ByteBuffer>* reader,
+                        common::ChunkAssembler* assembler, int64_t* bytes) {
+  grpc::ByteBuffer buffer;
+  while (reader->Read(&buffer)) {
+    TWIST_ASSIGN_OR_RETURN(
+        bool chunk, common::AddChunkBuffer(buffer, common::kUpdateChunkField,
+                                           assembler, bytes));
+    if (!chunk) {
+      return absl::InvalidArgumentError("a second header in one update stream");
+    }
+  }
+  return assembler->Finish();
+}
+
+}  // namespace
+
+WorkerTransferService::WorkerTransferService(
+    WorkerRegistry* registry, RoundBoard* board,
+    const common::CallAuthorizer* authorizer, Options options)
+    : registry_(registry),
+      board_(board),
+      guard_(authorizer, common::Role::kWorker),
+      options_(options) {
+  // The method paths come from the generated code of the .proto, so the two
+  // cannot drift apart.
+  static const std::string kReceive = common::MethodPath(
+      twist::v1::WorkerTransfer::service_full_name(), "ReceiveAssignment");
+  static const std::string kSend = common::MethodPath(
+      twist::v1::WorkerTransfer::service_full_name(), "SendUpdate");
   using Self = WorkerTransferService;
   AddMethod(new grpc::internal::RpcServiceMethod(
-      kReceiveAssignmentMethod, grpc::internal::RpcMethod::SERVER_STREAMING,
+      kReceive.c_str(), grpc::internal::RpcMethod::SERVER_STREAMING,
       new grpc::internal::ServerStreamingHandler<Self, grpc::ByteBuffer,
                                                  grpc::ByteBuffer>(
           [](Self* self, grpc::ServerContext* context,
@@ -23,7 +61,7 @@ WorkerTransferService::WorkerTransferService(WorkerServiceImpl* worker_service)
           },
           this)));
   AddMethod(new grpc::internal::RpcServiceMethod(
-      kSendUpdateMethod, grpc::internal::RpcMethod::CLIENT_STREAMING,
+      kSend.c_str(), grpc::internal::RpcMethod::CLIENT_STREAMING,
       new grpc::internal::ClientStreamingHandler<Self, grpc::ByteBuffer,
                                                  grpc::ByteBuffer>(
           [](Self* self, grpc::ServerContext* context,
@@ -35,67 +73,102 @@ WorkerTransferService::WorkerTransferService(WorkerServiceImpl* worker_service)
 }
 
 grpc::Status WorkerTransferService::ReceiveAssignment(
-    grpc::ServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ServerWriter<grpc::ByteBuffer>* writer) {
-  if (grpc::Status a = worker_service_->authorizer()->Authorize(
-          context, common::Role::kWorker);
-      !a.ok()) {
-    return a;
+  if (grpc::Status denied = guard_.Check(context); !denied.ok()) return denied;
+  twist::v1::AssignmentRequest request;
+  if (absl::Status s = common::FromByteBuffer(*request_bytes, &request);
+      !s.ok()) {
+    return ToGrpcStatus(s);
   }
-  twist::v1::AssignmentRequest parsed;
-  if (absl::Status s = common::FromByteBuffer(*request, &parsed); !s.ok()) {
-    return common::ToGrpcStatus(s);
-  }
-  WorkerServiceImpl::AssignmentStream stream;
-  stream.write_header = [&](const twist::v1::AssignmentHeader& header) {
-    twist::v1::AssignmentMessage message;
-    *message.mutable_header() = header;
-    grpc::ByteBuffer buffer = common::ToByteBuffer(message);
-    return writer->Write(buffer);
-  };
-  stream.write_tensors = [&](const common::NamedTensors& tensors) {
-    return common::ForEachChunkBuffer(
-        tensors, worker_service_->options().chunk_bytes,
-        common::kAssignmentChunkField, [&](grpc::ByteBuffer& chunk) {
-          if (context->IsCancelled())
+  const double wait_s = std::clamp(request.wait_s(), 0.0, options_.max_wait_s);
+  absl::StatusOr<std::shared_ptr<const Assignment>> taken =
+      registry_->Take(request.worker_id(), absl::Seconds(wait_s));
+  if (!taken.ok()) return ToGrpcStatus(taken.status());
+  const std::shared_ptr<const Assignment>& a = *taken;
+  if (a == nullptr) return grpc::Status::OK;  // no work yet: ask again
+
+  twist::v1::AssignmentMessage header;
+  *header.mutable_header() = a->header;
+  absl::Status sent =
+      writer->Write(common::ToByteBuffer(header))
+          ? absl::OkStatus()
+          : absl::UnavailableError("stream broke before the header");
+  if (sent.ok()) {
+    sent = common::ForEachChunkBuffer(
+        a->tensors, common::kChunkBytes, common::kAssignmentChunkField,
+        [&](grpc::ByteBuffer& chunk) {
+          if (context->IsCancelled()) {
             return absl::CancelledError("worker went away");
-          if (!writer->Write(chunk))
+          }
+          if (!writer->Write(chunk)) {
             return absl::UnavailableError("stream broke mid-transfer");
+          }
           return absl::OkStatus();
         });
-  };
-  return worker_service_->ServeAssignment(parsed, stream);
+  }
+  if (!sent.ok()) {
+    LOG(WARNING) << "assignment of job " << a->header.job_id() << " round "
+                 << a->header.round() << " to worker " << request.worker_id()
+                 << " failed: " << sent.message();
+    absl::StatusOr<std::shared_ptr<RoundCollector>> round =
+        board_->Find(a->header.incarnation(), a->header.job_id(),
+                     a->header.round());
+    if (round.ok()) {
+      (*round)->Abandon(a->header.slot(), SlotEnd::kNotDelivered,
+                        absl::StrCat("assignment not delivered: ",
+                                     sent.message()));
+    }
+  }
+  return ToGrpcStatus(sent);
 }
 
 grpc::Status WorkerTransferService::SendUpdate(
     grpc::ServerContext* context, grpc::ServerReader<grpc::ByteBuffer>* reader,
-    grpc::ByteBuffer* response) {
-  if (grpc::Status a = worker_service_->authorizer()->Authorize(
-          context, common::Role::kWorker);
-      !a.ok()) {
-    return a;
+    grpc::ByteBuffer* response_bytes) {
+  if (grpc::Status denied = guard_.Check(context); !denied.ok()) return denied;
+  twist::v1::UpdateResponse response;
+  const auto finish = [&](const absl::Status& status) {
+    *response_bytes = common::ToByteBuffer(response);
+    return ToGrpcStatus(status);
+  };
+  grpc::ByteBuffer first;
+  twist::v1::UpdateMessage message;
+  if (!reader->Read(&first) || !common::FromByteBuffer(first, &message).ok() ||
+      !message.has_header()) {
+    return finish(absl::InvalidArgumentError(
+        "an update stream must start with its header"));
   }
-  WorkerServiceImpl::UpdateStream stream;
-  stream.read_header = [&](twist::v1::UpdateMessage* first) {
-    grpc::ByteBuffer buffer;
-    return reader->Read(&buffer) && common::FromByteBuffer(buffer, first).ok();
-  };
-  stream.read_chunks = [&](common::ChunkAssembler* assembler, int64_t* bytes) {
-    grpc::ByteBuffer buffer;
-    while (reader->Read(&buffer)) {
-      absl::StatusOr<bool> chunk = common::AddChunkBuffer(
-          buffer, common::kUpdateChunkField, assembler, bytes);
-      if (!chunk.ok()) return chunk.status();
-      if (!*chunk)
-        return absl::InvalidArgumentError(
-            "a second header in one update stream");
-    }
-    return absl::OkStatus();
-  };
-  twist::v1::UpdateResponse typed;
-  grpc::Status status = worker_service_->ServeUpdate(stream, &typed);
-  *response = common::ToByteBuffer(typed);
-  return status;
+  const twist::v1::UpdateHeader& header = message.header();
+  absl::StatusOr<std::shared_ptr<RoundCollector>> round =
+      board_->Find(header.incarnation(), header.job_id(), header.round());
+  if (!round.ok()) return finish(round.status());
+  if (!header.error().empty()) {
+    LOG(WARNING) << "worker " << header.worker_id() << " could not train round "
+                 << header.round() << ": " << header.error();
+    absl::Status refused = (*round)->Refuse(
+        header, absl::StrCat("worker could not train: ", header.error()));
+    response.set_accepted(false);
+    response.set_reason(refused.ok() ? "recorded"
+                                     : std::string(refused.message()));
+    return finish(absl::OkStatus());
+  }
+  absl::StatusOr<common::NamedTensors> targets = (*round)->Expect(header);
+  if (!targets.ok()) return finish(targets.status());
+  common::ChunkAssembler assembler(*std::move(targets));
+  int64_t bytes = 0;
+  if (absl::Status s = ReadChunks(reader, &assembler, &bytes); !s.ok()) {
+    (*round)
+        ->Reject(header, absl::StrCat("malformed update: ", s.message()))
+        .IgnoreError();
+    return finish(s);
+  }
+  if (absl::Status s = (*round)->Deliver(header, assembler.tensors(), bytes);
+      !s.ok()) {
+    return finish(s);
+  }
+  response.set_accepted(true);
+  return finish(absl::OkStatus());
 }
 
 }  // namespace twist::coordinator

@@ -1,28 +1,33 @@
-// twist.v1.WorkerTransfer: the two bulk methods of WorkerService
-// (ReceiveAssignment, SendUpdate) served as raw ByteBuffer streams, so tensor
-// bytes go from the model's memory to the socket and from the socket into the
-// model's memory without protobuf copies in between (common/rpc_tensors.h).
-// The messages are the same protobuf messages as WorkerService's; only the
-// method names differ. Workers use these; WorkerService's typed methods stay
-// for other clients.
+// gRPC twist.v1.WorkerTransfer (proto/twist/v1/worker_service.proto): the
+// bulk path. Assignments are taken from the worker's mailbox in the
+// WorkerRegistry and streamed out; updates find their round on the
+// RoundBoard. Both methods are served on raw ByteBuffers so tensor bytes go
+// from the model's memory to the socket and from the socket into preallocated
+// tensors without protobuf copies in between (common/rpc/tensor_streams.h);
+// the bytes are the .proto's messages, so any generated client can call them.
 #ifndef TWIST_COORDINATOR_WORKER_TRANSFER_SERVICE_H_
 #define TWIST_COORDINATOR_WORKER_TRANSFER_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/service_type.h>
 
-#include "coordinator/worker_service.h"
+#include "common/rpc/security.h"
+#include "coordinator/round_board.h"
+#include "coordinator/worker_registry.h"
 
 namespace twist::coordinator {
 
-inline constexpr char kReceiveAssignmentMethod[] =
-    "/twist.v1.WorkerTransfer/ReceiveAssignment";
-inline constexpr char kSendUpdateMethod[] =
-    "/twist.v1.WorkerTransfer/SendUpdate";
-
 class WorkerTransferService final : public grpc::Service {
  public:
-  // `worker_service` must outlive this service.
-  explicit WorkerTransferService(WorkerServiceImpl* worker_service);
+  struct Options {
+    double max_wait_s = 30;  // longest hold of a ReceiveAssignment call
+  };
+
+  // `registry`, `board` and `authorizer` must outlive the service. Every
+  // call needs the worker role.
+  WorkerTransferService(WorkerRegistry* registry, RoundBoard* board,
+                        const common::CallAuthorizer* authorizer,
+                        Options options);
 
   grpc::Status ReceiveAssignment(grpc::ServerContext* context,
                                  const grpc::ByteBuffer* request,
@@ -32,7 +37,10 @@ class WorkerTransferService final : public grpc::Service {
                           grpc::ByteBuffer* response);
 
  private:
-  WorkerServiceImpl* const worker_service_;
+  WorkerRegistry* const registry_;
+  RoundBoard* const board_;
+  const common::CallGuard guard_;
+  const Options options_;
 };
 
 }  // namespace twist::coordinator

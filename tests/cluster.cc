@@ -15,7 +15,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "common/text_corpus.h"
+#include "common/data/prepare.h"
+#include "common/data/synthetic_corpus.h"
 
 extern char** environ;
 

@@ -1,7 +1,8 @@
 // Tests of the dataset library: token files, meta.json, the content hash,
-// batch sampling (common/dataset.h) and `twistctl prepare`'s corpus handling
-// (common/text_corpus.h).
-#include "common/dataset.h"
+// batch sampling (common/data/dataset.h) and `twistctl prepare`'s corpus handling
+// (common/data/prepare.h).
+#include "common/data/batches.h"
+#include "common/data/dataset.h"
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -15,8 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "common/rng.h"
-#include "common/text_corpus.h"
+#include "common/base/rng.h"
+#include "common/data/prepare.h"
+#include "common/data/synthetic_corpus.h"
 #include "gtest/gtest.h"
 
 namespace twist::common {

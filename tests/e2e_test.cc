@@ -10,14 +10,14 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/job_config.h"
-#include "common/merge.h"
-#include "common/model_io.h"
-#include "common/rpc_util.h"
-#include "common/safetensors.h"
-#include "common/subnet.h"
-#include "common/subnet_proto.h"
-#include "common/threads.h"
+#include "common/job/job_config.h"
+#include "common/ist/merge.h"
+#include "common/model/model_io.h"
+#include "common/rpc/rpc_util.h"
+#include "common/model/safetensors.h"
+#include "common/ist/subnet.h"
+#include "common/transport/subnet_proto.h"
+#include "common/model/threads.h"
 #include "coordinator/round_plan.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"
@@ -277,10 +277,10 @@ TEST_F(EndToEndTest, OneRoundOverGrpcEqualsTheSameRoundInProcess) {
   const common::NamedTensors params = common::ParameterTensors(*model);
   auto plan = coordinator::PlanRound(spec, config, /*round=*/1, {1.0, 1.0});
   ASSERT_TRUE(plan.ok());
-  common::SubnetMerger merger(config, params);
   worker::SubnetTrainer trainer(worker::SubnetTrainer::Options{});
+  std::vector<common::NamedTensors> trained_slots;
   for (int slot = 0; slot < 2; ++slot) {
-    auto sliced = common::ExtractSubnet(config, params, (*plan)[slot]);
+    auto sliced = twist::testing::ExtractOne(config, params, (*plan)[slot]);
     ASSERT_TRUE(sliced.ok());
     twist::v1::AssignmentHeader header;
     header.set_round(1);
@@ -297,9 +297,14 @@ TEST_F(EndToEndTest, OneRoundOverGrpcEqualsTheSameRoundInProcess) {
     }
     auto trained = trainer.Train(*prepared);
     ASSERT_TRUE(trained.ok()) << trained.status();
-    ASSERT_TRUE(merger.AddWeights((*plan)[slot], trained->tensors).ok());
+    trained_slots.push_back(trained->tensors);
   }
-  common::ApplyMergedDelta(merger.Finish(), params);
+  common::NamedTensors velocity;
+  ASSERT_TRUE(common::MergeUpdates(config, params,
+                                   {{&(*plan)[0], &trained_slots[0], false},
+                                    {&(*plan)[1], &trained_slots[1], false}},
+                                   common::OuterStep(), &velocity)
+                  .ok());
   for (const auto& [name, t] : params) {
     const at::Tensor* remote = over_grpc.Find(name);
     ASSERT_NE(remote, nullptr) << name;

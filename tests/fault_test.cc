@@ -14,7 +14,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/threads.h"
+#include "common/model/threads.h"
 #include "coordinator/checkpoint.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"

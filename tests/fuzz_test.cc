@@ -6,12 +6,13 @@
 // use after free fails the test; errors returned as Status are fine.
 #include <ATen/ATen.h>
 
-#include "common/rng.h"
-#include "common/safetensors.h"
-#include "common/subnet_proto.h"
-#include "common/tensor_chunks.h"
-#include "common/wire_chunks.h"
+#include "common/base/rng.h"
+#include "common/model/safetensors.h"
+#include "common/transport/subnet_proto.h"
+#include "common/transport/tensor_chunks.h"
+#include "common/transport/wire_chunks.h"
 #include "gtest/gtest.h"
+#include "tests/chunk_messages.h"
 #include "twist/v1/worker_service.pb.h"
 
 namespace twist::common {
@@ -66,7 +67,7 @@ TEST(DecoderFuzzTest, ChunkAssemblerSurvivesRandomAndMutatedChunks) {
   NamedTensors source = Targets();
   source.Find("w")->normal_();
   const std::vector<twist::v1::TensorChunk> valid =
-      *SplitIntoChunks(source, 64);
+      *twist::testing::SplitIntoChunks(source, 64);
   int accepted = 0;
   for (int i = 0; i < kIterations; ++i) {
     ChunkAssembler assembler(Targets(), 64);
@@ -80,7 +81,7 @@ TEST(DecoderFuzzTest, ChunkAssemblerSurvivesRandomAndMutatedChunks) {
                     valid[rng.UniformBelow(valid.size())].SerializeAsString(),
                     rng);
       if (!chunk.ParseFromString(bytes)) continue;
-      accepted += assembler.Add(chunk).ok();
+      accepted += assembler.Add(common::ViewOf(chunk)).ok();
     }
     (void)assembler.Finish();
   }
@@ -94,7 +95,7 @@ TEST(DecoderFuzzTest, InPlaceChunkDecoderAgreesWithProtobufOrFails) {
   NamedTensors source = Targets();
   source.Find("w")->normal_();
   const std::vector<twist::v1::TensorChunk> valid =
-      *SplitIntoChunks(source, 64);
+      *twist::testing::SplitIntoChunks(source, 64);
   int agreed = 0;
   for (int i = 0; i < kIterations; ++i) {
     twist::v1::UpdateMessage message;
@@ -160,7 +161,7 @@ TEST(DecoderFuzzTest, UpdateAndAssignmentStreamsParseOrFail) {
   update.mutable_header()->set_worker_id("w1");
   update.mutable_header()->set_round(2);
   twist::v1::AssignmentMessage assignment;
-  *assignment.mutable_chunk() = (*SplitIntoChunks(Targets(), 64))[0];
+  *assignment.mutable_chunk() = (*twist::testing::SplitIntoChunks(Targets(), 64))[0];
   for (int i = 0; i < kIterations; ++i) {
     twist::v1::UpdateMessage u;
     twist::v1::AssignmentMessage a;

@@ -1,8 +1,8 @@
-#include "common/gpt.h"
+#include "common/model/gpt.h"
 
 #include <cmath>
 
-#include "common/model_io.h"
+#include "common/model/model_io.h"
 #include "gtest/gtest.h"
 #include "tests/test_models.h"
 

@@ -12,7 +12,8 @@
 #include <vector>
 
 #include "client/spec_input.h"
-#include "common/text_corpus.h"
+#include "common/data/prepare.h"
+#include "common/data/synthetic_corpus.h"
 #include "coordinator/round_plan.h"
 #include "gtest/gtest.h"
 #include "tests/test_models.h"

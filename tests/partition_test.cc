@@ -1,10 +1,10 @@
-#include "common/partition.h"
+#include "common/ist/partition.h"
 
 #include <algorithm>
 #include <numeric>
 #include <set>
 
-#include "common/rng.h"
+#include "common/base/rng.h"
 #include "gtest/gtest.h"
 
 namespace twist::common {

@@ -5,9 +5,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/model_io.h"
-#include "common/safetensors.h"
-#include "common/subnet.h"
+#include "common/model/model_io.h"
+#include "common/model/safetensors.h"
+#include "common/ist/subnet.h"
 #include "gtest/gtest.h"
 #include "tests/test_models.h"
 
@@ -90,7 +90,7 @@ TEST(ReferenceModelTest, PythonModelGivesTheSameLogitsForAScaledSubnetwork) {
   units.layers[1].heads = {};  // a layer without attention
   units.layers[2].ffn_columns = {0, 7, 8, 100, 191};
   auto sub = BuildSubnetModel(
-      config, units, *ExtractSubnet(config, ParameterTensors(*full), units),
+      config, units, *twist::testing::ExtractOne(config, ParameterTensors(*full), units),
       PartialSumScaling::kInverseKeepRatio);
   ASSERT_TRUE(sub.ok());
   auto [rc, log] = RunReference(**sub, dir, 6);

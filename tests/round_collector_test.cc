@@ -1,6 +1,7 @@
-// Tests of the coordinator's round bookkeeping: header checks, deliveries,
-// refusals and abandoned slots, waiting, and the merge of the accepted
-// updates (in slot order, whatever the arrival order).
+// Tests of the coordinator's round bookkeeping: header checks, deliveries
+// (checked as they arrive), refusals and abandoned slots, waiting, and the
+// round's merge of the accepted updates (in slot order, whatever the arrival
+// order) with its per-slot summary.
 #include "coordinator/round_collector.h"
 
 #include <torch/torch.h>
@@ -11,9 +12,10 @@
 #include <thread>
 #include <vector>
 
-#include "common/gpt.h"
-#include "common/merge.h"
-#include "common/subnet.h"
+#include "common/model/gpt.h"
+#include "common/ist/merge.h"
+#include "coordinator/round_merge.h"
+#include "common/ist/subnet.h"
 #include "coordinator/job_spec.h"
 #include "coordinator/round_plan.h"
 #include "gtest/gtest.h"
@@ -34,11 +36,7 @@ constexpr int32_t kRound = 5;
 // 2 layers, C=8, 2 heads of D=4, F=32, T=8, V=16.
 ModelConfig Config() { return ModelConfig::Full(2, 2, 8, 8, 16); }
 
-NamedTensors Clone(const NamedTensors& t) {
-  NamedTensors out;
-  for (const auto& [name, tensor] : t) out.Set(name, tensor.detach().clone());
-  return out;
-}
+using ::twist::testing::Clone;
 
 class RoundCollectorTest : public ::testing::Test {
  protected:
@@ -99,11 +97,32 @@ class RoundCollectorTest : public ::testing::Test {
   // The worker's weights after "training": what it received plus `shift`.
   NamedTensors Trained(const SubnetUnits& units, double shift) const {
     torch::NoGradGuard no_grad;
-    auto sliced = common::ExtractSubnet(Config(), params_, units);
-    EXPECT_TRUE(sliced.ok()) << sliced.status();
     NamedTensors out;
-    for (const auto& [name, t] : *sliced) out.Set(name, t + shift);
+    for (const auto& [name, t] : twist::testing::Extract(Config(), params_, units)) {
+      out.Set(name, t + shift);
+    }
     return out;
+  }
+
+  // Closes the round and merges it into `params` (plain IST merging).
+  static RoundOutcome CloseAndMerge(RoundCollector& collector,
+                                    const NamedTensors& params) {
+    std::vector<SlotResult> results = collector.Close();
+    NamedTensors velocity;
+    absl::StatusOr<RoundOutcome> outcome =
+        MergeRound(Config(), params, collector.slots(), results,
+                   common::OuterStep(), &velocity, nullptr);
+    EXPECT_TRUE(outcome.ok()) << outcome.status();
+    return outcome.ok() ? *outcome : RoundOutcome();
+  }
+
+  // A collector of round kRound for `slots`, float32 updates, no pool.
+  static std::unique_ptr<RoundCollector> Collector(
+      const std::vector<SlotSpec>& slots,
+      at::ScalarType wire_dtype = at::kFloat) {
+    return std::make_unique<RoundCollector>(kIncarnation, kJob, kRound,
+                                            Config(), slots, wire_dtype,
+                                            nullptr);
   }
 
   common::Gpt model_;
@@ -112,13 +131,14 @@ class RoundCollectorTest : public ::testing::Test {
 
 TEST_F(RoundCollectorTest, ExpectReturnsEmptyTensorsOfTheSubnetShapes) {
   const std::vector<SlotSpec> slots = Slots(2);
-  RoundCollector collector(kIncarnation, kJob, kRound, Config(), slots);
+  auto owned = Collector(slots);
+  RoundCollector& collector = *owned;
   EXPECT_EQ(collector.num_slots(), 2);
   EXPECT_EQ(collector.slot(1).worker_id, "w2");
   for (int s = 0; s < 2; ++s) {
     absl::StatusOr<NamedTensors> expected = collector.Expect(Header(slots, s));
     ASSERT_TRUE(expected.ok()) << expected.status();
-    auto sliced = common::ExtractSubnet(Config(), params_, slots[s].units);
+    auto sliced = twist::testing::ExtractOne(Config(), params_, slots[s].units);
     ASSERT_TRUE(sliced.ok());
     ASSERT_EQ(expected->size(), sliced->size());
     for (size_t i = 0; i < sliced->size(); ++i) {
@@ -130,9 +150,8 @@ TEST_F(RoundCollectorTest, ExpectReturnsEmptyTensorsOfTheSubnetShapes) {
   }
   // One head of two, 16 of 32 columns: c_attn keeps 3 * 1 * 4 rows. A
   // round that travels in bfloat16 expects bfloat16.
-  RoundCollector bf16_round(kIncarnation, kJob, kRound, Config(), slots,
-                            at::kBFloat16);
-  absl::StatusOr<NamedTensors> bf16 = bf16_round.Expect(Header(slots, 0));
+  auto bf16_round = Collector(slots, at::kBFloat16);
+  absl::StatusOr<NamedTensors> bf16 = bf16_round->Expect(Header(slots, 0));
   ASSERT_TRUE(bf16.ok());
   const at::Tensor* c_attn = bf16->Find("transformer.h.0.attn.c_attn.weight");
   ASSERT_NE(c_attn, nullptr);
@@ -144,7 +163,8 @@ TEST_F(RoundCollectorTest, ExpectReturnsEmptyTensorsOfTheSubnetShapes) {
 
 TEST_F(RoundCollectorTest, ForeignOrStaleHeadersAreFailedPrecondition) {
   const std::vector<SlotSpec> slots = Slots(2);
-  RoundCollector collector(kIncarnation, kJob, kRound, Config(), slots);
+  auto owned = Collector(slots);
+  RoundCollector& collector = *owned;
   struct Case {
     std::string what;
     UpdateHeader header;
@@ -200,7 +220,8 @@ TEST_F(RoundCollectorTest, ForeignOrStaleHeadersAreFailedPrecondition) {
 
 TEST_F(RoundCollectorTest, SecondUpdateForASlotIsAlreadyExists) {
   const std::vector<SlotSpec> slots = Slots(2);
-  RoundCollector collector(kIncarnation, kJob, kRound, Config(), slots);
+  auto owned = Collector(slots);
+  RoundCollector& collector = *owned;
   ASSERT_TRUE(
       collector.Deliver(Header(slots, 0), Trained(slots[0].units, 1.0), 10)
           .ok());
@@ -225,7 +246,8 @@ TEST_F(RoundCollectorTest, MergeAppliesExactlyTheMeanUpdate) {
   MakeWeightsDyadic();
   const NamedTensors before = Clone(params_);
   const std::vector<SlotSpec> slots = Slots(2);
-  RoundCollector collector(kIncarnation, kJob, kRound, Config(), slots);
+  auto owned = Collector(slots);
+  RoundCollector& collector = *owned;
   for (int s = 0; s < 2; ++s) {
     ASSERT_TRUE(
         collector
@@ -233,9 +255,8 @@ TEST_F(RoundCollectorTest, MergeAppliesExactlyTheMeanUpdate) {
             .ok());
   }
   EXPECT_TRUE(collector.Outstanding().empty());
-  const RoundOutcome outcome = collector.Merge(params_);
+  const RoundOutcome outcome = CloseAndMerge(collector, params_);
   EXPECT_EQ(outcome.accepted, 2);
-  EXPECT_EQ(outcome.merged.num_updates, 2);
   EXPECT_EQ(outcome.mean_train_loss, 2.5);  // (2 + 3) / 2
   EXPECT_EQ(outcome.tokens, 300);
   EXPECT_EQ(outcome.bytes_received, 1001);
@@ -257,19 +278,8 @@ TEST_F(RoundCollectorTest, MergeAppliesExactlyTheMeanUpdate) {
     EXPECT_EQ(w.parameters(),
               common::SubnetConfig(Config(), slots[s].units).NumParameters());
   }
-  // The even split of 2 heads and 32 columns over 2 workers is disjoint: one
-  // contributor per unit, two per replicated tensor.
-  EXPECT_TRUE(outcome.merged.contributors.Find("transformer.h.0.mlp.c_fc.bias")
-                  ->equal(torch::ones({32})));
-  EXPECT_TRUE(
-      outcome.merged.contributors.Find("transformer.h.1.attn.c_attn.bias")
-          ->equal(torch::ones({24})));
-  EXPECT_EQ(
-      outcome.merged.contributors.Find("transformer.wte.weight")->item<float>(),
-      2);
-
-  // Everything moves by +1, exactly.
-  common::ApplyMergedDelta(outcome.merged, params_);
+  // Everything moves by +1, exactly: the even split of 2 heads and 32
+  // columns over 2 workers is disjoint, and both move the replicated tensors.
   for (const auto& [name, t] : params_) {
     EXPECT_TRUE(t.equal(*before.Find(name) + 1.0)) << name;
   }
@@ -331,25 +341,31 @@ TEST_F(RoundCollectorTest, MergeAveragesOverTheWorkersHoldingEachUnit) {
   // units have two holders: their means are 1.5, 2 or 2.5, all exact.
   const std::vector<SlotSpec> slots = Slots(3);
   const std::vector<double> shifts = {1.0, 2.0, 3.0};
-  RoundCollector collector(kIncarnation, kJob, kRound, Config(), slots);
+  auto owned = Collector(slots);
+  RoundCollector& collector = *owned;
   for (int s = 0; s < 3; ++s) {
     ASSERT_TRUE(
         collector
             .Deliver(Header(slots, s), Trained(slots[s].units, shifts[s]), 1)
             .ok());
   }
-  const RoundOutcome outcome = collector.Merge(params_);
+  const RoundOutcome outcome = CloseAndMerge(collector, params_);
   ASSERT_EQ(outcome.accepted, 3);
-  common::ApplyMergedDelta(outcome.merged, params_);
-  bool some_unit_shared = false;
   for (const auto& [name, t] : params_) {
     const at::Tensor expected =
         *before.Find(name) +
         ExpectedDelta(Config(), slots, shifts, name, t.sizes());
     EXPECT_TRUE(t.equal(expected)) << name << "\n" << (t - expected);
-    const at::Tensor& count = *outcome.merged.contributors.Find(name);
-    if (count.dim() == 1 && count.max().item<float>() == 2)
-      some_unit_shared = true;
+  }
+  // Some unit had two holders (else this test checks no mean).
+  bool some_unit_shared = false;
+  for (int l = 0; l < Config().n_layer; ++l) {
+    std::vector<int> holders(Config().ffn_width[l], 0);
+    for (const auto& slot : slots) {
+      for (int u : slot.units.layers[l].ffn_columns) {
+        some_unit_shared |= ++holders[u] > 1;
+      }
+    }
   }
   EXPECT_TRUE(some_unit_shared);
 }
@@ -369,52 +385,61 @@ TEST_F(RoundCollectorTest, MergeOrderIsSlotOrderWhateverTheDeliveryOrder) {
     trained.push_back(std::move(t));
   }
 
-  RoundCollector in_order(kIncarnation, kJob, kRound, Config(), slots);
-  RoundCollector reversed(kIncarnation, kJob, kRound, Config(), slots);
+  auto in_order = Collector(slots);
+  auto reversed = Collector(slots);
   for (int s = 0; s < 3; ++s) {
-    ASSERT_TRUE(in_order.Deliver(Header(slots, s), Clone(trained[s]), 1).ok());
+    ASSERT_TRUE(in_order->Deliver(Header(slots, s), Clone(trained[s]), 1).ok());
   }
   for (int s = 2; s >= 0; --s) {
-    ASSERT_TRUE(reversed.Deliver(Header(slots, s), Clone(trained[s]), 1).ok());
+    ASSERT_TRUE(reversed->Deliver(Header(slots, s), Clone(trained[s]), 1).ok());
   }
-  const RoundOutcome a = in_order.Merge(params_);
-  const RoundOutcome b = reversed.Merge(params_);
+  const NamedTensors a_params = Clone(params_), b_params = Clone(params_),
+                     c_params = Clone(params_);
+  const RoundOutcome a = CloseAndMerge(*in_order, a_params);
+  const RoundOutcome b = CloseAndMerge(*reversed, b_params);
   ASSERT_EQ(a.accepted, 3);
   ASSERT_EQ(b.accepted, 3);
-  for (const auto& [name, delta] : a.merged.mean_delta) {
-    EXPECT_TRUE(delta.equal(*b.merged.mean_delta.Find(name))) << name;
+  for (const auto& [name, t] : a_params) {
+    EXPECT_TRUE(t.equal(*b_params.Find(name))) << name;
   }
   for (int s = 0; s < 3; ++s)
     EXPECT_EQ(b.workers[s].worker_id(), slots[s].worker_id);
 
   // The check can fail: merging the same updates in reverse slot order gives
   // different bits somewhere.
-  common::SubnetMerger backwards(Config(), params_);
+  std::vector<common::SliceUpdate> backwards;
   for (int s = 2; s >= 0; --s) {
-    ASSERT_TRUE(backwards.AddWeights(slots[s].units, trained[s]).ok());
+    backwards.push_back({&slots[s].units, &trained[s], false});
   }
-  const common::MergedDelta c = backwards.Finish();
+  NamedTensors velocity;
+  ASSERT_TRUE(common::MergeUpdates(Config(), c_params, backwards,
+                                   common::OuterStep(), &velocity)
+                  .ok());
   bool any_differs = false;
-  for (const auto& [name, delta] : a.merged.mean_delta) {
-    if (!delta.equal(*c.mean_delta.Find(name))) any_differs = true;
+  for (const auto& [name, t] : a_params) {
+    if (!t.equal(*c_params.Find(name))) any_differs = true;
   }
   EXPECT_TRUE(any_differs);
 }
 
-TEST_F(RoundCollectorTest, NaNUpdateIsRejectedAtMergeOthersAccepted) {
+TEST_F(RoundCollectorTest, NaNUpdateIsRejectedOnArrivalOthersAccepted) {
   const std::vector<SlotSpec> slots = Slots(3);
-  RoundCollector collector(kIncarnation, kJob, kRound, Config(), slots);
+  auto owned = Collector(slots);
+  RoundCollector& collector = *owned;
   for (int s = 0; s < 3; ++s) {
     NamedTensors t = Trained(slots[s].units, 0.5);
     if (s == 1) {
       t.Find("transformer.ln_f.weight")->index_put_({2}, std::nanf(""));
     }
-    // Accepted for storage: tensors are checked at merge time.
-    ASSERT_TRUE(collector.Deliver(Header(slots, s), std::move(t), 10).ok());
+    const absl::Status delivered =
+        collector.Deliver(Header(slots, s), std::move(t), 10);
+    EXPECT_EQ(delivered.code(), s == 1 ? absl::StatusCode::kInvalidArgument
+                                       : absl::StatusCode::kOk)
+        << delivered;
   }
-  const RoundOutcome outcome = collector.Merge(params_);
+  const NamedTensors before = Clone(params_);
+  const RoundOutcome outcome = CloseAndMerge(collector, params_);
   EXPECT_EQ(outcome.accepted, 2);
-  EXPECT_EQ(outcome.merged.num_updates, 2);
   EXPECT_EQ(outcome.mean_train_loss,
             3.0);                         // (2 + 4) / 2: slot 1's loss left out
   EXPECT_EQ(outcome.tokens, 400);         // 100 + 300
@@ -426,22 +451,23 @@ TEST_F(RoundCollectorTest, NaNUpdateIsRejectedAtMergeOthersAccepted) {
   EXPECT_EQ(outcome.workers[1].reason(),
             "update rejected: tensor 'transformer.ln_f.weight' holds NaN or "
             "infinite values");
-  EXPECT_NE(outcome.workers[1].reason().find("NaN"), std::string::npos);
-  EXPECT_EQ(outcome.merged.contributors.Find("transformer.ln_f.weight")
-                ->item<float>(),
-            2);
-  for (const auto& [name, delta] : outcome.merged.mean_delta) {
-    EXPECT_TRUE(torch::isfinite(delta).all().item<bool>()) << name;
+  for (const auto& [name, t] : params_) {
+    EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
   }
+  // The two accepted updates moved ln_f by +0.5.
+  EXPECT_TRUE(torch::allclose(*params_.Find("transformer.ln_f.weight"),
+                              *before.Find("transformer.ln_f.weight") + 0.5,
+                              0, 1e-6));
 }
 
 TEST_F(RoundCollectorTest, AbandonAndRefuseRecordTheirReasons) {
   const std::vector<SlotSpec> slots = Slots(4);
-  RoundCollector collector(kIncarnation, kJob, kRound, Config(), slots);
+  auto owned = Collector(slots);
+  RoundCollector& collector = *owned;
   ASSERT_TRUE(
       collector.Deliver(Header(slots, 0), Trained(slots[0].units, 1.0), 10)
           .ok());
-  collector.Abandon(1, "worker w2 lost: no heartbeat");
+  collector.Abandon(1, SlotEnd::kWorkerLost, "worker w2 lost: no heartbeat");
   UpdateHeader refused = Header(slots, 2);
   refused.set_error("dataset differs");
   refused.set_parameters(4321);  // what the worker says it held
@@ -449,7 +475,7 @@ TEST_F(RoundCollectorTest, AbandonAndRefuseRecordTheirReasons) {
       collector.Refuse(refused, "worker could not train: dataset differs")
           .ok());
   // Abandoning a delivered slot leaves its update alone.
-  collector.Abandon(0, "deadline");
+  collector.Abandon(0, SlotEnd::kDeadline, "deadline");
   EXPECT_EQ(collector.Outstanding(), (std::vector<int>{3}));
 
   const absl::Status late =
@@ -458,7 +484,8 @@ TEST_F(RoundCollectorTest, AbandonAndRefuseRecordTheirReasons) {
   EXPECT_EQ(late.message(),
             "slot 1 of round 5 was given up: worker w2 lost: no heartbeat");
 
-  const RoundOutcome outcome = collector.Merge(params_);
+  EXPECT_EQ(collector.Abandoned(), (std::vector<int>{1}));
+  const RoundOutcome outcome = CloseAndMerge(collector, params_);
   EXPECT_EQ(outcome.accepted, 1);
   EXPECT_EQ(outcome.mean_train_loss, 2.0);
   ASSERT_EQ(outcome.workers.size(), 4u);
@@ -481,22 +508,25 @@ TEST_F(RoundCollectorTest, AbandonAndRefuseRecordTheirReasons) {
   EXPECT_EQ(outcome.tokens, 100);
 }
 
-TEST_F(RoundCollectorTest, NoAcceptedUpdateGivesNaNLossAndZeroDelta) {
+TEST_F(RoundCollectorTest, NoAcceptedUpdateGivesNaNLossAndAnUnchangedModel) {
   const std::vector<SlotSpec> slots = Slots(2);
-  RoundCollector collector(kIncarnation, kJob, kRound, Config(), slots);
-  collector.Abandon(0, "lost");
-  collector.Abandon(1, "lost");
-  const RoundOutcome outcome = collector.Merge(params_);
+  auto owned = Collector(slots);
+  RoundCollector& collector = *owned;
+  collector.Abandon(0, SlotEnd::kWorkerLost, "lost");
+  collector.Abandon(1, SlotEnd::kWorkerLost, "lost");
+  const NamedTensors before = Clone(params_);
+  const RoundOutcome outcome = CloseAndMerge(collector, params_);
   EXPECT_EQ(outcome.accepted, 0);
   EXPECT_TRUE(std::isnan(outcome.mean_train_loss));
-  for (const auto& [name, delta] : outcome.merged.mean_delta) {
-    EXPECT_EQ(delta.abs().max().item<float>(), 0) << name;
+  for (const auto& [name, t] : params_) {
+    EXPECT_TRUE(t.equal(*before.Find(name))) << name;
   }
 }
 
 TEST_F(RoundCollectorTest, WaitAllSettledWaitsForTheLastSlotOrTheDeadline) {
   const std::vector<SlotSpec> slots = Slots(2);
-  RoundCollector collector(kIncarnation, kJob, kRound, Config(), slots);
+  auto owned = Collector(slots);
+  RoundCollector& collector = *owned;
   ASSERT_TRUE(
       collector.Deliver(Header(slots, 0), Trained(slots[0].units, 1.0), 10)
           .ok());
@@ -523,20 +553,22 @@ TEST_F(RoundCollectorTest, WaitAllSettledWaitsForTheLastSlotOrTheDeadline) {
 
 TEST_F(RoundCollectorTest, AbandonSettlesASlotForWaitAllSettled) {
   const std::vector<SlotSpec> slots = Slots(2);
-  RoundCollector collector(kIncarnation, kJob, kRound, Config(), slots);
-  collector.Abandon(0, "lost");
+  auto owned = Collector(slots);
+  RoundCollector& collector = *owned;
+  collector.Abandon(0, SlotEnd::kWorkerLost, "lost");
   EXPECT_FALSE(collector.WaitAllSettled(absl::Now() + absl::Milliseconds(20)));
   ASSERT_TRUE(collector.Refuse(Header(slots, 1), "could not train").ok());
   EXPECT_TRUE(collector.WaitAllSettled(absl::Now() + absl::Milliseconds(20)));
 }
 
-TEST_F(RoundCollectorTest, DeliveriesAfterMergeFail) {
+TEST_F(RoundCollectorTest, DeliveriesAfterCloseFail) {
   const std::vector<SlotSpec> slots = Slots(2);
-  RoundCollector collector(kIncarnation, kJob, kRound, Config(), slots);
+  auto owned = Collector(slots);
+  RoundCollector& collector = *owned;
   ASSERT_TRUE(
       collector.Deliver(Header(slots, 0), Trained(slots[0].units, 1.0), 10)
           .ok());
-  const RoundOutcome outcome = collector.Merge(params_);
+  const RoundOutcome outcome = CloseAndMerge(collector, params_);
   EXPECT_EQ(outcome.accepted, 1);
   const std::string message = "round 5 is over: the update came too late";
   absl::Status late =

@@ -8,7 +8,7 @@
 #include <numeric>
 #include <vector>
 
-#include "common/subnet_proto.h"
+#include "common/transport/subnet_proto.h"
 #include "coordinator/job_spec.h"
 #include "gtest/gtest.h"
 

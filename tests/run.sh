@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash deploy/install-deps.sh
+# GPT-2's tokenizer files, for the tokenizer's tests against reference encoders.
+bash deploy/fetch-tokenizer.sh
 
 build=${TWIST_BUILD_DIR:-build}
 jobs=$(nproc)

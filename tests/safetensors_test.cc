@@ -1,11 +1,11 @@
-#include "common/safetensors.h"
+#include "common/model/safetensors.h"
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "common/model_io.h"
-#include "common/subnet.h"
+#include "common/model/model_io.h"
+#include "common/ist/subnet.h"
 #include "gtest/gtest.h"
 #include "tests/test_models.h"
 
@@ -171,7 +171,7 @@ TEST_F(SafetensorsTest, SubnetworkExportFoldsItsScales) {
   units.layers[1].heads = {0, 3};
   units.layers[2].ffn_columns = {1, 2, 3, 100};
   auto sub = BuildSubnetModel(
-      config, units, *ExtractSubnet(config, ParameterTensors(*full), units),
+      config, units, *twist::testing::ExtractOne(config, ParameterTensors(*full), units),
       PartialSumScaling::kInverseKeepRatio);
   ASSERT_TRUE(sub.ok());
   ASSERT_TRUE(SaveModel(Path("s.safetensors"), **sub).ok());

@@ -1,7 +1,7 @@
-#include "common/shift_correction.h"
+#include "common/ist/shift_correction.h"
 
-#include "common/model_io.h"
-#include "common/pruning.h"
+#include "common/model/model_io.h"
+#include "common/ist/pruning.h"
 #include "gtest/gtest.h"
 #include "tests/test_models.h"
 

@@ -1,11 +1,12 @@
-#include "common/subnet.h"
+#include "common/ist/subnet.h"
+#include "common/training/evaluation.h"
 
 #include <cmath>
 #include <filesystem>
 
-#include "common/dataset.h"
-#include "common/local_training.h"
-#include "common/model_io.h"
+#include "common/data/dataset.h"
+#include "common/training/local_training.h"
+#include "common/model/model_io.h"
 #include "gtest/gtest.h"
 #include "tests/test_models.h"
 
@@ -76,7 +77,7 @@ void CompareForward(torch::Dtype dtype, double rtol, double atol,
       torch::NoGradGuard no_grad;
       auto expected = full->forward(idx, &masks);
 
-      auto sliced = ExtractSubnet(c.config, ParameterTensors(*full), c.units);
+      auto sliced = twist::testing::ExtractOne(c.config, ParameterTensors(*full), c.units);
       ASSERT_TRUE(sliced.ok()) << sliced.status();
       auto sub = BuildSubnetModel(c.config, c.units, *sliced, scaling);
       ASSERT_TRUE(sub.ok()) << sub.status();
@@ -124,7 +125,7 @@ void CompareGradients(torch::Dtype dtype, double tol,
               .to(device);
       full->Loss(idx, targets, &masks).backward();
 
-      auto sliced = ExtractSubnet(c.config, ParameterTensors(*full), c.units);
+      auto sliced = twist::testing::ExtractOne(c.config, ParameterTensors(*full), c.units);
       ASSERT_TRUE(sliced.ok());
       auto sub = BuildSubnetModel(c.config, c.units, *sliced, scaling);
       ASSERT_TRUE(sub.ok());
@@ -208,7 +209,7 @@ TEST(SubnetCudaTest, LocalTrainingMatchesCpuAndLowersTheLoss) {
     layer.ffn_columns.resize(config.ffn_width[0] / 2);
   }
   Gpt full = MakeModel(config, 21);
-  auto initial = ExtractSubnet(config, ParameterTensors(*full), units);
+  auto initial = twist::testing::ExtractOne(config, ParameterTensors(*full), units);
   ASSERT_TRUE(initial.ok()) << initial.status();
   NamedTensors initial_on_device;
   for (const auto& [name, t] : *initial)
@@ -289,7 +290,7 @@ TEST(SubnetTest, ExtractKeepsUnitOrderAndCopies) {
   SubnetUnits units = AllUnits(config);
   units.layers[0].heads = {1, 3};
   units.layers[0].ffn_columns = {0, 5, 200};
-  auto sliced = ExtractSubnet(config, ParameterTensors(*full), units);
+  auto sliced = twist::testing::ExtractOne(config, ParameterTensors(*full), units);
   ASSERT_TRUE(sliced.ok());
   const NamedTensors params = ParameterTensors(*full);
   const int64_t H = 4, D = 16;
@@ -314,20 +315,20 @@ TEST(SubnetTest, RejectsInvalidUnits) {
   const NamedTensors params = ParameterTensors(*full);
   SubnetUnits units = AllUnits(config);
   units.layers[1].heads = {2, 1};
-  auto s = ExtractSubnet(config, params, units).status();
+  auto s = twist::testing::ExtractOne(config, params, units).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("layer 1 head ids must be strictly ascending"),
             std::string::npos)
       << s;
   units = AllUnits(config);
   units.layers[2].ffn_columns.push_back(256);
-  s = ExtractSubnet(config, params, units).status();
+  s = twist::testing::ExtractOne(config, params, units).status();
   EXPECT_NE(s.message().find("layer 2 FFN column id 256 is outside [0, 256)"),
             std::string::npos)
       << s;
   units = AllUnits(config);
   units.layers.pop_back();
-  EXPECT_EQ(ExtractSubnet(config, params, units).status().code(),
+  EXPECT_EQ(twist::testing::ExtractOne(config, params, units).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 

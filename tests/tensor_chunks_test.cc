@@ -1,6 +1,8 @@
-#include "common/tensor_chunks.h"
+#include "common/transport/tensor_chunks.h"
+#include "common/transport/wire_dtype.h"
 
 #include "gtest/gtest.h"
+#include "tests/chunk_messages.h"
 #include "tests/test_models.h"
 
 namespace twist::common {
@@ -35,12 +37,12 @@ TEST(ChunkTest, RoundTripsBitForBitAroundTheChunkSize) {
     }
   }
   tensors.Set("matrix", torch::randn({5, 7}));
-  auto chunks = SplitIntoChunks(tensors, kChunk);
+  auto chunks = twist::testing::SplitIntoChunks(tensors, kChunk);
   ASSERT_TRUE(chunks.ok());
   ChunkAssembler assembler(EmptyLike(tensors), kChunk);
   for (const auto& chunk : *chunks) {
     EXPECT_LE(chunk.data().size(), kChunk);
-    ASSERT_TRUE(assembler.Add(chunk).ok()) << assembler.Add(chunk);
+    ASSERT_TRUE(assembler.Add(common::ViewOf(chunk)).ok()) << assembler.Add(common::ViewOf(chunk));
   }
   ASSERT_TRUE(assembler.Finish().ok());
   for (const auto& [name, tensor] : tensors) {
@@ -56,7 +58,7 @@ TEST(ChunkTest, ChunkCountsAtTheBoundaries) {
   auto count = [](int64_t bytes) {
     NamedTensors t;
     t.Set("x", torch::zeros({bytes}, torch::kByte));
-    return SplitIntoChunks(t, kChunk)->size();
+    return twist::testing::SplitIntoChunks(t, kChunk)->size();
   };
   EXPECT_EQ(count(0), 1u);  // an empty tensor still announces itself
   EXPECT_EQ(count(kChunk - 1), 1u);
@@ -68,13 +70,13 @@ TEST(ChunkTest, ChunkCountsAtTheBoundaries) {
 TEST(ChunkTest, DefaultChunkSizeIsOneMebibyte) {
   NamedTensors t;
   t.Set("big", torch::randn({3 * (1 << 18) + 5}));  // 3 MiB + 20 bytes
-  auto chunks = SplitIntoChunks(t);
+  auto chunks = twist::testing::SplitIntoChunks(t);
   ASSERT_TRUE(chunks.ok());
   ASSERT_EQ(chunks->size(), 4u);
   EXPECT_EQ((*chunks)[0].data().size(), size_t{1} << 20);
   EXPECT_EQ((*chunks)[3].data().size(), 20u);
   ChunkAssembler assembler(EmptyLike(t));
-  for (const auto& c : *chunks) ASSERT_TRUE(assembler.Add(c).ok());
+  for (const auto& c : *chunks) ASSERT_TRUE(assembler.Add(common::ViewOf(c)).ok());
   ASSERT_TRUE(assembler.Finish().ok());
   EXPECT_TRUE(assembler.tensors().Find("big")->equal(*t.Find("big")));
 }
@@ -84,7 +86,7 @@ class ChunkRejectTest : public ::testing::Test {
   void SetUp() override {
     tensors_.Set("w", torch::randn({4, 40}));  // 640 bytes: 10 chunks
     tensors_.Set("b", torch::randn({4}));
-    chunks_ = *SplitIntoChunks(tensors_, kChunk);
+    chunks_ = *twist::testing::SplitIntoChunks(tensors_, kChunk);
   }
 
   // Feeds chunks_[0..upto) then `bad`; expects `bad` refused with `message`.
@@ -92,15 +94,15 @@ class ChunkRejectTest : public ::testing::Test {
                       const std::string& message) {
     ChunkAssembler assembler(EmptyLike(tensors_), kChunk);
     for (size_t i = 0; i < upto; ++i)
-      ASSERT_TRUE(assembler.Add(chunks_[i]).ok());
-    absl::Status s = assembler.Add(bad);
+      ASSERT_TRUE(assembler.Add(common::ViewOf(chunks_[i])).ok());
+    absl::Status s = assembler.Add(common::ViewOf(bad));
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(s.message().find(message), std::string::npos) << s;
     EXPECT_NE(s.message().find("tensor '" + bad.name() + "'"),
               std::string::npos)
         << s;
     // The assembler stays failed, and the stream is not complete.
-    EXPECT_FALSE(assembler.Add(chunks_[upto]).ok());
+    EXPECT_FALSE(assembler.Add(common::ViewOf(chunks_[upto])).ok());
     EXPECT_FALSE(assembler.Finish().ok());
   }
 
@@ -148,7 +150,7 @@ TEST_F(ChunkRejectTest, DataPastTheEnd) {
   ChunkAssembler assembler(EmptyLike(tensors_), 1024);
   twist::v1::TensorChunk over = chunks_[10];  // "b", 16 bytes
   over.set_data(std::string(32, 'x'));
-  absl::Status s = assembler.Add(over);
+  absl::Status s = assembler.Add(common::ViewOf(over));
   EXPECT_NE(s.message().find("past the tensor's 16 bytes"), std::string::npos)
       << s;
 }
@@ -165,13 +167,13 @@ TEST_F(ChunkRejectTest, EmptyChunkForANonEmptyTensor) {
 
 TEST_F(ChunkRejectTest, TruncatedStreamFailsFinish) {
   ChunkAssembler assembler(EmptyLike(tensors_), kChunk);
-  for (size_t i = 0; i < 5; ++i) ASSERT_TRUE(assembler.Add(chunks_[i]).ok());
+  for (size_t i = 0; i < 5; ++i) ASSERT_TRUE(assembler.Add(common::ViewOf(chunks_[i])).ok());
   absl::Status s = assembler.Finish();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("tensor 'w' is incomplete: received 320 of 640"),
             std::string::npos)
       << s;
-  for (size_t i = 5; i < 10; ++i) ASSERT_TRUE(assembler.Add(chunks_[i]).ok());
+  for (size_t i = 5; i < 10; ++i) ASSERT_TRUE(assembler.Add(common::ViewOf(chunks_[i])).ok());
   s = assembler.Finish();
   EXPECT_NE(s.message().find("tensor 'b' is incomplete: received 0 of 16"),
             std::string::npos)

@@ -1,9 +1,9 @@
-#include "common/tensor_pool.h"
+#include "common/ist/tensor_pool.h"
 
 #include <torch/torch.h>
 
-#include "common/rng.h"
-#include "common/subnet.h"
+#include "common/base/rng.h"
+#include "common/ist/subnet.h"
 #include "gtest/gtest.h"
 #include "tests/test_models.h"
 
@@ -69,8 +69,8 @@ TEST(TensorPoolTest, PooledExtractionEqualsFreshExtractionRoundAfterRound) {
     std::vector<SubnetUnits> plan;
     for (int k = 0; k < 3; ++k)
       plan.push_back(testing::RandomUnits(config, rng));
-    auto pooled = ExtractSubnets(config, full, plan, &pool);
-    auto fresh = ExtractSubnets(config, full, plan);
+    auto pooled = ExtractSubnets(config, full, plan, at::kFloat, &pool);
+    auto fresh = ExtractSubnets(config, full, plan, at::kFloat);
     ASSERT_TRUE(pooled.ok() && fresh.ok());
     for (size_t k = 0; k < plan.size(); ++k) {
       for (const auto& [name, t] : (*fresh)[k]) {

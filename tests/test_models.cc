@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "gtest/gtest.h"
+
 namespace twist::testing {
 
 common::ModelConfig SmallConfig() {
@@ -48,6 +50,30 @@ std::string MakeTempDir() {
   char pattern[] = "/tmp/twist_test_XXXXXX";
   if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
   return pattern;
+}
+
+common::NamedTensors Clone(const common::NamedTensors& tensors) {
+  common::NamedTensors out;
+  for (const auto& [name, t] : tensors) out.Set(name, t.detach().clone());
+  return out;
+}
+
+absl::StatusOr<common::NamedTensors> ExtractOne(
+    const common::ModelConfig& config, const common::NamedTensors& params,
+    const common::SubnetUnits& units) {
+  auto sliced = common::ExtractSubnets(
+      config, params, {units},
+      params.empty() ? at::kFloat : params[0].tensor.scalar_type());
+  if (!sliced.ok()) return sliced.status();
+  return (*sliced)[0];
+}
+
+common::NamedTensors Extract(const common::ModelConfig& config,
+                             const common::NamedTensors& params,
+                             const common::SubnetUnits& units) {
+  auto sliced = ExtractOne(config, params, units);
+  EXPECT_TRUE(sliced.ok()) << sliced.status();
+  return sliced.ok() ? *sliced : common::NamedTensors();
 }
 
 }  // namespace twist::testing

@@ -7,10 +7,10 @@
 #include <cstdint>
 #include <string>
 
-#include "common/gpt.h"
-#include "common/model_config.h"
-#include "common/rng.h"
-#include "common/subnet.h"
+#include "common/model/gpt.h"
+#include "common/model/model_config.h"
+#include "common/base/rng.h"
+#include "common/ist/subnet.h"
 
 namespace twist::testing {
 
@@ -29,6 +29,20 @@ common::SubnetUnits RandomUnits(const common::ModelConfig& config,
 // Random tokens (B, T) in [0, V).
 torch::Tensor RandomTokens(int64_t batch, int64_t time, int vocab,
                            uint64_t seed);
+
+// A deep copy.
+common::NamedTensors Clone(const common::NamedTensors& tensors);
+
+// One subnetwork's tensors sliced out of `params` (ExtractSubnets for one
+// slot), in `params`' element type.
+absl::StatusOr<common::NamedTensors> ExtractOne(
+    const common::ModelConfig& config, const common::NamedTensors& params,
+    const common::SubnetUnits& units);
+
+// ExtractOne that fails the test on an error.
+common::NamedTensors Extract(const common::ModelConfig& config,
+                             const common::NamedTensors& params,
+                             const common::SubnetUnits& units);
 
 // A fresh temporary folder, removed by the caller (or left for debugging).
 std::string MakeTempDir();

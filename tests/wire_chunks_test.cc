@@ -1,8 +1,9 @@
-#include "common/wire_chunks.h"
+#include "common/transport/wire_chunks.h"
 
-#include "common/rng.h"
-#include "common/tensor_chunks.h"
+#include "common/base/rng.h"
+#include "common/transport/tensor_chunks.h"
 #include "gtest/gtest.h"
+#include "tests/chunk_messages.h"
 #include "tests/test_models.h"
 #include "twist/v1/worker_service.pb.h"
 
@@ -136,7 +137,7 @@ TEST(WireChunkTest, AssemblerFillsTensorsFromViews) {
   ChunkAssembler assembler(targets, 128);
   SplitMix64 rng(9);
   absl::StatusOr<std::vector<twist::v1::TensorChunk>> chunks =
-      SplitIntoChunks(source, 128);
+      twist::testing::SplitIntoChunks(source, 128);
   ASSERT_TRUE(chunks.ok());
   for (const twist::v1::TensorChunk& chunk : *chunks) {
     twist::v1::UpdateMessage message;

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/base/clock.h"
 #include "gtest/gtest.h"
 
 namespace twist::coordinator {
@@ -54,7 +55,7 @@ WorkerRegistry::Options Timeout(double seconds) {
 
 TEST(WorkerRegistryTest, JoinGivesIdsInJoinOrderAndRecordsTheRequest) {
   WorkerRegistry registry(Timeout(60));
-  const double before = NowSeconds();
+  const double before = common::NowSeconds();
   EXPECT_EQ(registry.Join(JoinAs("alpha", 2.5), "10.0.0.1:5000"), "w1");
   EXPECT_EQ(registry.Join(JoinAs(""), "10.0.0.2:5000"), "w2");
   EXPECT_EQ(registry.Join(JoinAs("gamma"), "10.0.0.3:5000"), "w3");
@@ -72,7 +73,7 @@ TEST(WorkerRegistryTest, JoinGivesIdsInJoinOrderAndRecordsTheRequest) {
   EXPECT_EQ(live[0].last_heartbeat_at(), live[0].joined_at());
   EXPECT_EQ(live[1].name(), "w2");     // no name: its id
   EXPECT_EQ(live[1].capacity(), 1.0);  // no capacity: 1
-  EXPECT_TRUE(registry.IsLive("w2"));
+  EXPECT_TRUE(registry.Check("w2").live());
 }
 
 TEST(WorkerRegistryTest, IdsPastNineStayInJoinOrder) {
@@ -92,9 +93,9 @@ TEST(WorkerRegistryTest, HeartbeatOfAnUnknownWorkerIsNotFound) {
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(status.message(),
             "worker w9 is unknown to this coordinator: join again");
-  std::string reason;
-  EXPECT_FALSE(registry.IsLive("w9", &reason));
-  EXPECT_EQ(reason, "unknown worker");
+  const Liveness unknown = registry.Check("w9");
+  EXPECT_EQ(unknown.state, Liveness::State::kUnknown);
+  EXPECT_EQ(unknown.reason, "unknown worker");
 }
 
 TEST(WorkerRegistryTest, HeartbeatUpdatesStatusAndResidentParameters) {
@@ -124,8 +125,9 @@ TEST(WorkerRegistryTest, SilentWorkerIsDroppedAndMustJoinAgain) {
   // quiet has been silent for at least 0.5 s, chatty for about 0.1 s.
   EXPECT_EQ(Ids(registry.LiveWorkers()), (std::vector<std::string>{chatty}));
 
-  std::string reason;
-  EXPECT_FALSE(registry.IsLive(quiet, &reason));
+  const Liveness timed_out = registry.Check(quiet);
+  EXPECT_EQ(timed_out.state, Liveness::State::kTimedOut);
+  const std::string& reason = timed_out.reason;
   EXPECT_EQ(reason.rfind("no heartbeat for ", 0), 0u) << reason;
   EXPECT_NE(reason.find(" s (timeout 0.4 s)"), std::string::npos) << reason;
 
@@ -160,9 +162,9 @@ TEST(WorkerRegistryTest, LeaveMarksTheWorkerNotLive) {
   const std::string b = registry.Join(JoinAs("b"), "y");
   ASSERT_TRUE(registry.Leave(a).ok());
   EXPECT_EQ(Ids(registry.LiveWorkers()), (std::vector<std::string>{b}));
-  std::string reason;
-  EXPECT_FALSE(registry.IsLive(a, &reason));
-  EXPECT_EQ(reason, "left");
+  const Liveness left = registry.Check(a);
+  EXPECT_EQ(left.state, Liveness::State::kLeft);
+  EXPECT_EQ(left.reason, "shut down cleanly");
   EXPECT_EQ(registry.AllWorkers()[1].status(), "left");
   EXPECT_EQ(registry.Heartbeat(Beat(a)).code(), absl::StatusCode::kNotFound);
 

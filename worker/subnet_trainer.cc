@@ -5,23 +5,14 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "common/job_config.h"
-#include "common/model_io.h"
-#include "common/status_macros.h"
-#include "common/subnet.h"
-#include "common/subnet_proto.h"
+#include "common/base/files.h"
+#include "common/job/job_config.h"
+#include "common/model/model_io.h"
+#include "common/base/status_macros.h"
+#include "common/ist/subnet.h"
+#include "common/transport/subnet_proto.h"
 
 namespace twist::worker {
-namespace {
-
-std::string HostName() {
-  char name[256] = {0};
-  ::gethostname(name, sizeof(name) - 1);
-  return name;
-}
-
-}  // namespace
-
 SubnetTrainer::SubnetTrainer(Options options) : options_(std::move(options)) {}
 
 std::string SubnetTrainer::DatasetPath(const twist::v1::JobSpec& spec) const {
@@ -87,7 +78,7 @@ absl::StatusOr<const common::Dataset*> SubnetTrainer::OpenDataset(
     absl::StatusOr<common::Dataset> opened = common::Dataset::Open(path);
     if (!opened.ok()) {
       return absl::FailedPreconditionError(
-          absl::StrCat("worker ", options_.worker_name, " on ", HostName(),
+          absl::StrCat("worker ", options_.worker_name, " on ", common::HostName(),
                        ": ", opened.status().message()));
     }
     dataset_ = std::make_unique<common::Dataset>(std::move(*opened));
@@ -96,7 +87,7 @@ absl::StatusOr<const common::Dataset*> SubnetTrainer::OpenDataset(
   const std::string& want = spec.data().content_hash();
   if (!want.empty() && dataset_->meta().content_hash != want) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "worker ", options_.worker_name, " on ", HostName(), ": dataset ", path,
+        "worker ", options_.worker_name, " on ", common::HostName(), ": dataset ", path,
         " has content hash ", dataset_->meta().content_hash,
         " but the job expects ", want,
         ": copy the coordinator's dataset to this machine (or pass "

@@ -13,10 +13,10 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "common/dataset.h"
-#include "common/gpt.h"
-#include "common/local_training.h"
-#include "common/named_tensors.h"
+#include "common/data/dataset.h"
+#include "common/model/gpt.h"
+#include "common/training/local_training.h"
+#include "common/model/named_tensors.h"
 #include "twist/v1/worker_service.pb.h"
 
 namespace twist::worker {

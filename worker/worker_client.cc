@@ -4,11 +4,11 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
-#include "common/rpc_tensors.h"
-#include "common/rpc_util.h"
-#include "common/status_macros.h"
-#include "common/tensor_chunks.h"
-#include "common/wire_chunks.h"
+#include "common/rpc/tensor_streams.h"
+#include "common/rpc/rpc_util.h"
+#include "common/base/status_macros.h"
+#include "common/transport/tensor_chunks.h"
+#include "common/transport/wire_chunks.h"
 #include "glog/logging.h"
 
 namespace twist::worker {
@@ -22,11 +22,18 @@ double Since(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
-// The coordinator's raw (zero-copy) twins of WorkerService's bulk methods;
-// see coordinator/worker_transfer_service.h.
-constexpr char kReceiveAssignmentMethod[] =
-    "/twist.v1.WorkerTransfer/ReceiveAssignment";
-constexpr char kSendUpdateMethod[] = "/twist.v1.WorkerTransfer/SendUpdate";
+// twist.v1.WorkerTransfer's methods, called on raw ByteBuffers so chunks are
+// written from and read into tensor memory in place.
+const std::string& ReceiveAssignmentMethod() {
+  static const std::string path = common::MethodPath(
+      twist::v1::WorkerTransfer::service_full_name(), "ReceiveAssignment");
+  return path;
+}
+const std::string& SendUpdateMethod() {
+  static const std::string path = common::MethodPath(
+      twist::v1::WorkerTransfer::service_full_name(), "SendUpdate");
+  return path;
+}
 
 // Largest subnetwork the worker accepts to receive (guards memory against a
 // malformed header).
@@ -227,7 +234,7 @@ absl::Status WorkerClient::ServeOnce() {
   Prepare(&context, options_.poll_s + 600);
   ActiveCall active(this, &context);
   auto reader = common::OpenServerStream(connection_.channel.get(),
-                                         kReceiveAssignmentMethod, &context,
+                                         ReceiveAssignmentMethod().c_str(), &context,
                                          common::ToByteBuffer(request));
   grpc::ByteBuffer buffer;
   if (!reader->Read(&buffer)) {
@@ -266,8 +273,7 @@ absl::Status WorkerClient::ServeOnce() {
     return SendUpdate(update, {});
   }
   {
-    common::ChunkAssembler assembler(prepared->receive_into,
-                                     options_.chunk_bytes);
+    common::ChunkAssembler assembler(prepared->receive_into);
     absl::Status bad;
     {
       torch::NoGradGuard no_grad;  // the chunks land in parameter memory
@@ -343,13 +349,13 @@ absl::Status WorkerClient::SendUpdate(const twist::v1::UpdateHeader& header,
   ActiveCall active(this, &context);
   grpc::ByteBuffer response;
   auto writer = common::OpenClientStream(
-      connection_.channel.get(), kSendUpdateMethod, &context, &response);
+      connection_.channel.get(), SendUpdateMethod().c_str(), &context, &response);
   twist::v1::UpdateMessage message;
   *message.mutable_header() = h;
   bool ok = writer->Write(common::ToByteBuffer(message));
   if (ok) {
     absl::Status s = common::ForEachChunkBuffer(
-        tensors, options_.chunk_bytes, common::kUpdateChunkField,
+        tensors, common::kChunkBytes, common::kUpdateChunkField,
         [&](grpc::ByteBuffer& chunk) {
           return writer->Write(chunk)
                      ? absl::OkStatus()

@@ -14,7 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
-#include "common/rpc_security.h"
+#include "common/rpc/security.h"
 #include "twist/v1/worker_service.grpc.pb.h"
 #include "worker/subnet_trainer.h"
 
@@ -29,7 +29,6 @@ class WorkerClient {
     double capacity = 1.0;
     int threads = 0;
     double poll_s = 10;  // how long one ReceiveAssignment may wait
-    size_t chunk_bytes = size_t{1} << 20;
     // Test-only: sleep this long after training each round, while still
     // heartbeating (a slow worker, for straggler tests).
     double delay_after_train_s = 0;

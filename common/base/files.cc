@@ -1,0 +1,126 @@
+#include "common/base/files.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace twist::common {
+
+const std::string& HostName() {
+  static const std::string name = [] {
+    char buffer[256] = {};
+    if (::gethostname(buffer, sizeof(buffer) - 1) != 0 || buffer[0] == '\0') {
+      return std::string("unknown-host");
+    }
+    return std::string(buffer);
+  }();
+  return name;
+}
+
+absl::Status ErrnoStatus(int err, absl::string_view what,
+                         absl::string_view action) {
+  const std::string message =
+      absl::StrCat(what, ": cannot ", action, ": ", std::strerror(err));
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+      return absl::NotFoundError(message);
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return absl::PermissionDeniedError(message);
+    case ENOSPC:
+    case EDQUOT:
+      return absl::ResourceExhaustedError(
+          absl::StrCat(message, ": free some space and retry"));
+    case EIO:
+      return absl::UnavailableError(
+          absl::StrCat(message, ": the disk reported an I/O error"));
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+absl::Status WriteAll(int fd, const void* data, size_t size,
+                      absl::string_view what) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::write(fd, p, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, what, "write");
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  const std::string what = absl::StrCat(path, " on host ", HostName());
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, what, "open");
+  std::string text;
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const absl::Status status = ErrnoStatus(errno, what, "read");
+      ::close(fd);
+      return status;
+    }
+    if (n == 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
+absl::Status WriteFileAtomically(
+    const std::string& path,
+    const std::function<absl::Status(int fd, const std::string& tmp_path)>&
+        write) {
+  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
+  const std::string what = absl::StrCat(tmp, " on host ", HostName());
+  const int fd =
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, what, "create");
+  absl::Status status = write(fd, tmp);
+  if (status.ok() && ::fsync(fd) != 0) status = ErrnoStatus(errno, what, "fsync");
+  if (::close(fd) != 0 && status.ok()) status = ErrnoStatus(errno, what, "close");
+  if (status.ok() && std::rename(tmp.c_str(), path.c_str()) != 0) {
+    status = ErrnoStatus(errno, absl::StrCat(path, " on host ", HostName()),
+                         "rename into place");
+  }
+  if (!status.ok()) {
+    ::unlink(tmp.c_str());
+    return status;
+  }
+  // The rename is durable only once the folder's entry is on disk.
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return ErrnoStatus(errno, dir, "open the folder to fsync");
+  const bool synced = ::fsync(dir_fd) == 0;
+  const int sync_errno = errno;
+  ::close(dir_fd);
+  if (!synced) return ErrnoStatus(sync_errno, dir, "fsync the folder");
+  return absl::OkStatus();
+}
+
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view content) {
+  return WriteFileAtomically(
+      path, [&](int fd, const std::string& tmp) {
+        return WriteAll(fd, content.data(), content.size(),
+                        absl::StrCat(tmp, " on host ", HostName()));
+      });
+}
+
+}  // namespace twist::common

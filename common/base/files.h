@@ -1,0 +1,51 @@
+// File-system helpers every library shares: errno to Status, whole-file reads
+// and writes that never leave half a file behind, and the host name that
+// error messages carry (a message about a path is useless without the
+// machine it was read on).
+#ifndef TWIST_COMMON_BASE_FILES_H_
+#define TWIST_COMMON_BASE_FILES_H_
+
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace twist::common {
+
+// This machine's host name ("unknown-host" when the system will not say).
+const std::string& HostName();
+
+// A Status for the errno `err` of a failed system call: "<what>: cannot
+// <action>: <strerror>", with the most specific code a caller can act on
+// (NotFound for ENOENT, PermissionDenied for EACCES/EPERM, ResourceExhausted
+// for ENOSPC/EDQUOT, Unavailable for EIO, Internal otherwise).
+absl::Status ErrnoStatus(int err, absl::string_view what,
+                         absl::string_view action);
+
+// Writes all of `data` to `fd`, retrying short writes and EINTR.
+absl::Status WriteAll(int fd, const void* data, size_t size,
+                      absl::string_view what);
+
+// Reads a whole file. NotFound (naming the path and host) when it is
+// missing; other errors as ErrnoStatus. Meant for small files (metadata,
+// tokens, configuration), not for data.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// Calls `write` with a descriptor of a new temporary file beside `path`,
+// then fsyncs the file, renames it over `path` and fsyncs the folder, so that
+// after a crash `path` holds either the old or the new content in full, never
+// a mix. On any error the temporary file is removed and `path` is untouched.
+absl::Status WriteFileAtomically(
+    const std::string& path,
+    const std::function<absl::Status(int fd, const std::string& tmp_path)>&
+        write);
+
+// WriteFileAtomically with the whole content in memory.
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view content);
+
+}  // namespace twist::common
+
+#endif  // TWIST_COMMON_BASE_FILES_H_

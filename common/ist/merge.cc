@@ -1,0 +1,148 @@
+#include "common/ist/merge.h"
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
+#include "common/model/model_io.h"
+
+namespace twist::common {
+namespace {
+
+// True when no element is NaN or infinite; one read of the tensor. A float
+// is NaN or infinite exactly when its exponent bits are all ones; as an
+// integer test the loop vectorises (std::isfinite's does not).
+bool AllFinite(const at::Tensor& t) {
+  if (t.device().is_cpu() && t.is_contiguous()) {
+    if (t.scalar_type() == at::kFloat) {
+      const auto* p = static_cast<const uint32_t*>(t.data_ptr());
+      uint32_t bad = 0;
+      for (int64_t i = 0, n = t.numel(); i < n; ++i)
+        bad |= (p[i] & 0x7f800000u) == 0x7f800000u;
+      return bad == 0;
+    }
+    if (t.scalar_type() == at::kBFloat16) {
+      const auto* p = static_cast<const uint16_t*>(t.data_ptr());
+      uint16_t bad = 0;
+      for (int64_t i = 0, n = t.numel(); i < n; ++i)
+        bad |= (p[i] & 0x7f80u) == 0x7f80u;
+      return bad == 0;
+    }
+  }
+  return at::isfinite(t).all().item<bool>();
+}
+
+// Where the update of `units` lands in tensor `name`: its slice rule, or for
+// a replicated tensor every row.
+SliceRule RuleOrAll(const ModelConfig& full, const SubnetUnits& units,
+                    const std::string& name, const at::Tensor& theta) {
+  std::optional<SliceRule> rule = *SliceRuleFor(full, units, name);
+  if (rule) return *std::move(rule);
+  SliceRule all{0, std::vector<int64_t>(theta.dim() == 0 ? 1 : theta.size(0))};
+  for (size_t i = 0; i < all.index.size(); ++i)
+    all.index[i] = static_cast<int64_t>(i);
+  return all;
+}
+
+}  // namespace
+
+absl::Status CheckFinite(const NamedTensors& tensors) {
+  for (const auto& [name, tensor] : tensors) {
+    if (!AllFinite(tensor)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor '", name, "' holds NaN or infinite values"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateUpdate(const ModelConfig& full,
+                            const NamedTensors& full_params,
+                            const SliceUpdate& update) {
+  TWIST_RETURN_IF_ERROR(ValidateUnits(full, *update.units));
+  TWIST_RETURN_IF_ERROR(
+      CheckParameterShapes(SubnetConfig(full, *update.units), *update.tensors));
+  for (const auto& [name, tensor] : *update.tensors) {
+    const at::ScalarType model_type = full_params.Find(name)->scalar_type();
+    const bool narrow_delta =
+        update.is_delta && tensor.scalar_type() == at::kBFloat16;
+    if (tensor.scalar_type() != model_type && !narrow_delta) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tensor '", name, "' has dtype ", c10::toString(tensor.scalar_type()),
+          ", expected ", c10::toString(model_type),
+          update.is_delta ? " or BFloat16" : ""));
+    }
+  }
+  return CheckFinite(*update.tensors);
+}
+
+absl::Status MergeUpdates(const ModelConfig& full, const NamedTensors& params,
+                          const std::vector<SliceUpdate>& updates,
+                          const OuterStep& step, NamedTensors* velocity,
+                          TensorPool* scratch) {
+  // Everything that could make a kernel write out of bounds is checked
+  // before the first write.
+  for (const SliceUpdate& u : updates) {
+    TWIST_RETURN_IF_ERROR(ValidateUnits(full, *u.units));
+    TWIST_RETURN_IF_ERROR(
+        CheckParameterShapes(SubnetConfig(full, *u.units), *u.tensors));
+    for (const auto& [name, t] : *u.tensors) {
+      const at::Tensor& theta = *params.Find(name);
+      if (!KernelSupports(theta, t.scalar_type()) || !t.is_contiguous() ||
+          !t.device().is_cpu()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "cannot merge tensor '", name, "' of dtype ",
+            c10::toString(t.scalar_type()), " into a ",
+            c10::toString(theta.scalar_type()), " model on ",
+            theta.device().str(),
+            ": the merge runs on contiguous CPU float32 or float64 models"));
+      }
+    }
+  }
+  if (updates.empty()) return absl::OkStatus();
+  const bool momentum = step.momentum != 0.0;
+  for (const auto& [name, theta] : params) {
+    // Where each update lands in this tensor, and how many land on each
+    // position along the sliced dimension.
+    std::vector<SliceRule> rules;
+    rules.reserve(updates.size());
+    for (const SliceUpdate& u : updates) {
+      rules.push_back(RuleOrAll(full, *u.units, name, theta));
+    }
+    const int64_t dim = rules[0].dim;
+    const int64_t along = theta.dim() == 0 ? 1 : theta.size(dim);
+    std::vector<int32_t> count(along, 0);
+    bool shared = false;
+    for (const auto& rule : rules) {
+      for (int64_t a : rule.index) shared |= ++count[a] > 1;
+    }
+    at::Tensor sum;
+    if (shared) {
+      sum = scratch != nullptr ? scratch->Acquire(theta.sizes(), theta.options())
+                               : at::empty(theta.sizes(), theta.options());
+    }
+    at::Tensor v;
+    if (momentum) {
+      if (velocity->Find(name) == nullptr) {
+        velocity->Set(name, at::zeros_like(theta));
+      }
+      v = *velocity->Find(name);
+    }
+    std::vector<const std::vector<int64_t>*> indices;
+    std::vector<at::Tensor> tensors;
+    std::vector<bool> is_delta;
+    for (size_t k = 0; k < updates.size(); ++k) {
+      indices.push_back(&rules[k].index);
+      tensors.push_back(*updates[k].tensors->Find(name));
+      is_delta.push_back(updates[k].is_delta);
+    }
+    MergeSlices(theta, dim, indices, tensors, is_delta, count, sum, step, v);
+    if (shared) ApplyShared(theta, dim, count, sum, step, v);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace twist::common

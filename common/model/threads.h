@@ -1,0 +1,17 @@
+// Thread settings for LibTorch and the BLAS underneath it. On a small machine
+// the product of LibTorch's intra-op threads and OpenBLAS's own threads
+// oversubscribes the cores; every process sets both once, at start.
+#ifndef TWIST_COMMON_MODEL_THREADS_H_
+#define TWIST_COMMON_MODEL_THREADS_H_
+
+namespace twist::common {
+
+// Sets LibTorch's intra-op threads to `threads` (0: leave LibTorch's default,
+// the number of cores), inter-op threads to 1, and OpenBLAS's threads to 1
+// when OpenBLAS is the loaded BLAS (LibTorch parallelises above it). Call
+// before any tensor work.
+void ConfigureThreads(int threads);
+
+}  // namespace twist::common
+
+#endif  // TWIST_COMMON_MODEL_THREADS_H_

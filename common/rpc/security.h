@@ -1,0 +1,89 @@
+// TLS credentials and bearer tokens on gRPC channels and servers, shared by
+// the coordinator, the worker and twistctl.
+#ifndef TWIST_COMMON_RPC_SECURITY_H_
+#define TWIST_COMMON_RPC_SECURITY_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/rpc/auth.h"
+
+namespace twist::common {
+
+// How a client (twistctl or a worker) reaches the coordinator.
+struct ClientSecurity {
+  std::string token_file;  // bearer token of the client's role
+  std::string
+      tls_ca_file;  // CA that signed the coordinator's certificate: TLS on
+  std::string tls_cert_file;  // the client's own certificate (mutual TLS)
+  std::string tls_key_file;
+};
+
+// A channel plus the token every call must carry.
+struct Connection {
+  std::shared_ptr<grpc::Channel> channel;
+  std::string bearer;  // "Bearer <token>" or empty
+
+  // Adds the token to a call (no-op without one).
+  void Authorize(grpc::ClientContext* context) const;
+};
+
+absl::StatusOr<Connection> Connect(const std::string& target,
+                                   const ClientSecurity& security);
+
+// How the coordinator serves.
+struct ServerSecurity {
+  std::string tls_cert_file;  // with tls_key_file: TLS on
+  std::string tls_key_file;
+  std::string tls_client_ca_file;  // verify client certificates against this CA
+  bool require_worker_cert =
+      false;  // workers must present a verified certificate
+  std::string client_token_file;
+  std::string worker_token_file;
+
+  bool tls() const { return !tls_cert_file.empty(); }
+};
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const ServerSecurity& security);
+
+// Checks each call of a service for its role: the bearer token and, for
+// workers when required, a verified client certificate.
+class CallAuthorizer {
+ public:
+  CallAuthorizer() = default;
+  CallAuthorizer(TokenAuthenticator tokens, bool require_worker_cert)
+      : tokens_(std::move(tokens)), require_worker_cert_(require_worker_cert) {}
+
+  grpc::Status Authorize(const grpc::ServerContext* context, Role role) const;
+  bool enabled() const { return tokens_.enabled(); }
+
+ private:
+  TokenAuthenticator tokens_;
+  bool require_worker_cert_ = false;
+};
+
+// One service's authorization: the role its every call needs, checked by
+// the CallAuthorizer. Each RPC handler starts with
+//   if (grpc::Status denied = guard_.Check(context); !denied.ok()) return denied;
+class CallGuard {
+ public:
+  // `authorizer` must outlive the guard.
+  CallGuard(const CallAuthorizer* authorizer, Role role)
+      : authorizer_(authorizer), role_(role) {}
+
+  grpc::Status Check(const grpc::ServerContext* context) const {
+    return authorizer_->Authorize(context, role_);
+  }
+
+ private:
+  const CallAuthorizer* const authorizer_;
+  const Role role_;
+};
+
+}  // namespace twist::common
+
+#endif  // TWIST_COMMON_RPC_SECURITY_H_

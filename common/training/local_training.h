@@ -1,0 +1,56 @@
+// What a worker does with its subnetwork in a round: L local steps of AdamW
+// on batches drawn from its copy of the training data. No networking: the
+// worker daemon, the in-process reference of the determinism test and the
+// benchmarks all call this.
+#ifndef TWIST_COMMON_TRAINING_LOCAL_TRAINING_H_
+#define TWIST_COMMON_TRAINING_LOCAL_TRAINING_H_
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+
+#include "absl/status/statusor.h"
+#include "common/data/token_file.h"
+#include "common/model/gpt.h"
+#include "common/training/lr_schedule.h"
+
+namespace twist::common {
+
+struct LocalTrainingOptions {
+  int steps = 20;       // L
+  int batch_size = 16;  // B
+  int context = 128;    // T, at most the model's block_size
+  LrSchedule schedule;
+  int64_t first_global_step = 0;  // (round - 1) * L
+  double weight_decay = 0.1;      // on matrices and embeddings only
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double grad_clip = 1.0;  // <= 0 disables clipping
+  // Batches are drawn with BatchSeed(job_seed, round, slot, step).
+  uint64_t job_seed = 1;
+  int64_t round = 1;
+  int64_t slot = 0;
+  // Polled before every step; training stops with Cancelled when it returns
+  // true (the worker is shutting down or the round was abandoned).
+  std::function<bool()> should_stop;
+};
+
+struct LocalTrainingResult {
+  double mean_loss = 0;  // over the local steps
+  int64_t tokens = 0;    // B * T * L
+  double compute_s = 0;
+};
+
+// Trains `model` in place (it must already be on its device) for
+// options.steps AdamW steps with fresh moments. Cancelled when should_stop
+// says so. FailedPrecondition when the
+// training data is shorter than one context; InvalidArgument for a context
+// beyond the model's block size; Internal when the loss becomes NaN.
+absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
+    GptImpl& model, const TokenFile& train,
+    const LocalTrainingOptions& options);
+
+}  // namespace twist::common
+
+#endif  // TWIST_COMMON_TRAINING_LOCAL_TRAINING_H_
