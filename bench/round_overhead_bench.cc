@@ -5,7 +5,9 @@
 //
 //   partition  PlanRound (one balls-in-hats draw per layer and kind)
 //   extract    every slot's slices into the slice pool (JobRunner::Deal)
-//   check      each update's finiteness, as it arrives (RoundCollector)
+//   check      each update's finiteness, as it arrives: the extra time the
+//              assembly of received chunks takes with the check fused into
+//              its copy (ChunkAssembler check_finite) over without it
 //   merge      MergeUpdates into the model, sums of shared units pooled
 //
 // The first round fills the pools; the measured rounds reuse them, so their
@@ -27,6 +29,7 @@
 #include "common/ist/tensor_pool.h"
 #include "common/model/model_io.h"
 #include "common/model/threads.h"
+#include "common/transport/tensor_chunks.h"
 #include "coordinator/round_plan.h"
 
 namespace twist::bench {
@@ -112,28 +115,45 @@ int main(int argc, char** argv) {
             config, full, plan, at::kFloat, &slice_pool);
         const double extract_s = bench::Now() - t;
 
-        // The workers' trained slices arrive in pooled update buffers: the
-        // received values, slightly moved (the copy stands in for the
-        // network and is not timed).
-        update_pool.Trim();
-        std::vector<common::NamedTensors> updates(workers);
+        // The workers train (the received values, slightly moved) and their
+        // updates arrive in pooled update buffers, chunk by chunk, once
+        // without and once with the finiteness check fused into the copy.
         bytes = 0;
         for (int w = 0; w < workers; ++w) {
-          for (const auto& [name, s] : slices[w]) {
-            at::Tensor u = update_pool.Acquire(s.sizes(), s.options());
-            std::memcpy(u.data_ptr(), s.data_ptr(), s.nbytes());
-            u.add_(1e-3);
-            updates[w].Set(name, u);
-          }
+          for (const auto& [name, s] : slices[w]) s.add_(1e-3);
           bytes += slices[w].NumBytes();
         }
-        slices.clear();  // sent: the pool may hand them out again
-
-        t = bench::Now();
-        for (const auto& u : updates) {
-          if (!common::CheckFinite(u).ok()) std::abort();
+        update_pool.Trim();
+        std::vector<common::NamedTensors> updates(workers);
+        for (int w = 0; w < workers; ++w) {
+          for (const auto& [name, s] : slices[w]) {
+            updates[w].Set(name, update_pool.Acquire(s.sizes(), s.options()));
+          }
         }
-        const double check_s = bench::Now() - t;
+        double receive_s[2] = {0, 0};
+        for (bool check : {false, true}) {
+          t = bench::Now();
+          for (int w = 0; w < workers; ++w) {
+            common::ChunkAssembler assembler(
+                updates[w], {common::kChunkBytes, check});
+            absl::Status s = common::ForEachChunk(
+                slices[w], common::kChunkBytes,
+                [&](const common::ChunkRef& c) {
+                  common::ChunkView view;
+                  view.name = c.name;
+                  view.shape = c.shape;
+                  view.dtype = c.dtype;
+                  view.offset = c.offset;
+                  view.data.push_back({c.data, c.size});
+                  view.data_size = c.size;
+                  return assembler.Add(view);
+                });
+            if (!s.ok() || !assembler.Finish().ok()) std::abort();
+          }
+          receive_s[check] = bench::Now() - t;
+        }
+        const double check_s = std::max(0.0, receive_s[1] - receive_s[0]);
+        slices.clear();  // sent: the pool may hand them out again
 
         t = bench::Now();
         std::vector<common::SliceUpdate> merge;

@@ -88,7 +88,8 @@ class TransportService final : public TransportBench::Service {
         int64_t n = 1;
         for (int64_t d : chunk.shape()) n *= d;
         assembler = std::make_unique<common::ChunkAssembler>(
-            Target(&target_, n), size_t{4} << 20);
+            Target(&target_, n),
+            common::ChunkAssembler::Options{size_t{4} << 20, false});
       }
       if (absl::Status s = assembler->Add(common::ViewOf(chunk)); !s.ok())
         return common::ToGrpcStatus(s);
@@ -174,7 +175,8 @@ class RawTransportService final : public grpc::Service {
         common::NamedTensors target;
         target.Set("x", targets_.Acquire({n}, at::kFloat));
         assembler =
-            std::make_unique<common::ChunkAssembler>(target, size_t{4} << 20);
+            std::make_unique<common::ChunkAssembler>(
+                target, common::ChunkAssembler::Options{size_t{4} << 20, false});
       }
       absl::StatusOr<bool> chunk =
           common::AddChunkBuffer(buffer, kChunkField, assembler.get(), &bytes);
@@ -305,8 +307,9 @@ int main(int argc, char** argv) {
         grpc::ClientContext context;
         auto reader = common::OpenServerStream(
             channels[k].get(), bench::kRawDownload, &context, request_buffer);
-        common::ChunkAssembler assembler(bench::Target(&targets[k], part / 4),
-                                         size_t{4} << 20);
+        common::ChunkAssembler assembler(
+            bench::Target(&targets[k], part / 4),
+            common::ChunkAssembler::Options{size_t{4} << 20, false});
         grpc::ByteBuffer buffer;
         int64_t got = 0;
         while (reader->Read(&buffer)) {
@@ -348,8 +351,9 @@ int main(int argc, char** argv) {
       request.set_bytes(bytes);
       request.set_chunk_bytes(chunk);
       auto reader = stub->Download(&context, request);
-      common::ChunkAssembler assembler(bench::Target(&target, bytes / 4),
-                                       size_t{4} << 20);
+      common::ChunkAssembler assembler(
+          bench::Target(&target, bytes / 4),
+          common::ChunkAssembler::Options{size_t{4} << 20, false});
       twist::v1::TensorChunk c;
       while (reader->Read(&c)) {
         if (!assembler.Add(common::ViewOf(c)).ok()) std::abort();

@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/ist/merge.h"
+#include "common/model/finite.h"
 #include "common/model/model_io.h"
 
 namespace twist::coordinator {
@@ -103,13 +103,15 @@ absl::StatusOr<common::NamedTensors> RoundCollector::Expect(
 
 absl::Status RoundCollector::Deliver(const twist::v1::UpdateHeader& h,
                                      common::NamedTensors tensors,
-                                     int64_t bytes_received) {
+                                     int64_t bytes_received,
+                                     bool checked_finite) {
   {
     absl::ReaderMutexLock lock(&mu_);
     if (absl::Status s = CheckHeader(h); !s.ok()) return s;
   }
-  // The check reads every byte once: do it here, on the RPC thread, while
-  // other workers are still training, not in the round loop.
+  // The finiteness check reads every byte once: on the RPC thread, while
+  // other workers are still training, not in the round loop (and on the
+  // wire path, during the copy out of gRPC's buffers).
   absl::Status check = common::CheckParameterShapes(
       common::SubnetConfig(full_, slots_[h.slot()].units), tensors);
   for (const auto& [name, t] : tensors) {
@@ -120,7 +122,7 @@ absl::Status RoundCollector::Deliver(const twist::v1::UpdateHeader& h,
           ", expected ", c10::toString(wire_dtype_)));
     }
   }
-  if (check.ok()) check = common::CheckFinite(tensors);
+  if (check.ok() && !checked_finite) check = common::CheckFinite(tensors);
   absl::MutexLock lock(&mu_);
   if (absl::Status s = CheckHeader(h); !s.ok()) return s;
   SlotResult& r = results_[h.slot()];

@@ -84,11 +84,13 @@ class RoundCollector {
   absl::StatusOr<common::NamedTensors> Expect(
       const twist::v1::UpdateHeader& h) const;
 
-  // Takes a fully received update: checks it (element type, finiteness) and
-  // keeps it for the merge. A bad update ends its slot as kRejected and
+  // Takes a fully received update: checks it (shapes, element type, and
+  // finiteness unless `checked_finite` says the receiver did that already)
+  // and keeps it for the merge. A bad update ends its slot as kRejected and
   // returns InvalidArgument naming the tensor; header errors as Expect.
   absl::Status Deliver(const twist::v1::UpdateHeader& h,
-                       common::NamedTensors tensors, int64_t bytes_received);
+                       common::NamedTensors tensors, int64_t bytes_received,
+                       bool checked_finite = false);
 
   // Ends the slot as kRefused: its worker cannot train this job (`reason`
   // says why: a missing dataset, a LibTorch error).

@@ -155,15 +155,21 @@ grpc::Status WorkerTransferService::SendUpdate(
   }
   absl::StatusOr<common::NamedTensors> targets = (*round)->Expect(header);
   if (!targets.ok()) return finish(targets.status());
-  common::ChunkAssembler assembler(*std::move(targets));
+  // The values are checked as they are copied out of gRPC's buffers.
+  common::ChunkAssembler assembler(
+      *std::move(targets), {common::kChunkBytes, /*check_finite=*/true});
   int64_t bytes = 0;
   if (absl::Status s = ReadChunks(reader, &assembler, &bytes); !s.ok()) {
     (*round)
-        ->Reject(header, absl::StrCat("malformed update: ", s.message()))
+        ->Reject(header, absl::StrCat(assembler.non_finite()
+                                          ? "update rejected: "
+                                          : "malformed update: ",
+                                      s.message()))
         .IgnoreError();
     return finish(s);
   }
-  if (absl::Status s = (*round)->Deliver(header, assembler.tensors(), bytes);
+  if (absl::Status s = (*round)->Deliver(header, assembler.tensors(), bytes,
+                                         /*checked_finite=*/true);
       !s.ok()) {
     return finish(s);
   }

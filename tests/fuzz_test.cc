@@ -70,7 +70,7 @@ TEST(DecoderFuzzTest, ChunkAssemblerSurvivesRandomAndMutatedChunks) {
       *twist::testing::SplitIntoChunks(source, 64);
   int accepted = 0;
   for (int i = 0; i < kIterations; ++i) {
-    ChunkAssembler assembler(Targets(), 64);
+    ChunkAssembler assembler(Targets(), {64, false});
     const int n = 1 + static_cast<int>(rng.UniformBelow(valid.size() + 2));
     for (int k = 0; k < n; ++k) {
       twist::v1::TensorChunk chunk;
@@ -126,7 +126,7 @@ TEST(DecoderFuzzTest, InPlaceChunkDecoderAgreesWithProtobufOrFails) {
     ASSERT_EQ(view.dtype, c.dtype());
     ASSERT_EQ(view.offset, c.offset());
     ASSERT_EQ(data, c.data());
-    ChunkAssembler assembler(Targets(), 64);
+    ChunkAssembler assembler(Targets(), {64, false});
     (void)assembler.Add(view);
     ++agreed;
   }

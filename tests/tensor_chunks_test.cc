@@ -1,6 +1,9 @@
 #include "common/transport/tensor_chunks.h"
-#include "common/transport/wire_dtype.h"
 
+#include <cmath>
+#include <limits>
+
+#include "common/transport/wire_dtype.h"
 #include "gtest/gtest.h"
 #include "tests/chunk_messages.h"
 #include "tests/test_models.h"
@@ -39,7 +42,7 @@ TEST(ChunkTest, RoundTripsBitForBitAroundTheChunkSize) {
   tensors.Set("matrix", torch::randn({5, 7}));
   auto chunks = twist::testing::SplitIntoChunks(tensors, kChunk);
   ASSERT_TRUE(chunks.ok());
-  ChunkAssembler assembler(EmptyLike(tensors), kChunk);
+  ChunkAssembler assembler(EmptyLike(tensors), {kChunk, false});
   for (const auto& chunk : *chunks) {
     EXPECT_LE(chunk.data().size(), kChunk);
     ASSERT_TRUE(assembler.Add(common::ViewOf(chunk)).ok()) << assembler.Add(common::ViewOf(chunk));
@@ -51,6 +54,40 @@ TEST(ChunkTest, RoundTripsBitForBitAroundTheChunkSize) {
     EXPECT_EQ(0, std::memcmp(got.data_ptr(), tensor.data_ptr(),
                              tensor.numel() * tensor.element_size()))
         << name;
+  }
+}
+
+// With check_finite the assembler rejects a NaN or infinity in the chunk that
+// brings it, even when chunks cut elements in two (6-byte chunks of 4-byte
+// floats), and accepts finite data whatever the chunking.
+TEST(ChunkTest, FiniteCheckFindsNaNAndInfinityAcrossSplitElements) {
+  for (torch::Dtype dtype : {torch::kFloat32, torch::kBFloat16}) {
+    for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity(),
+                      -std::numeric_limits<float>::infinity(), 0.5f}) {
+      NamedTensors tensors;
+      tensors.Set("a", RandomBytesTensor(64, dtype, 1));
+      at::Tensor b = RandomBytesTensor(96, dtype, 2);
+      b.index_put_({7}, bad);
+      tensors.Set("b", b);
+      ChunkAssembler assembler(EmptyLike(tensors), {6, /*check_finite=*/true});
+      absl::Status status;
+      const auto chunks = twist::testing::SplitIntoChunks(tensors, 6);
+      ASSERT_TRUE(chunks.ok());
+      for (const auto& chunk : *chunks) {
+        status = assembler.Add(ViewOf(chunk));
+        if (!status.ok()) break;
+      }
+      if (bad == 0.5f) {
+        EXPECT_TRUE(status.ok()) << status;
+        EXPECT_TRUE(assembler.Finish().ok());
+        EXPECT_FALSE(assembler.non_finite());
+      } else {
+        EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+        EXPECT_EQ(status.message(), "tensor 'b' holds NaN or infinite values");
+        EXPECT_TRUE(assembler.non_finite());
+        EXPECT_FALSE(assembler.Finish().ok());
+      }
+    }
   }
 }
 
@@ -92,7 +129,7 @@ class ChunkRejectTest : public ::testing::Test {
   // Feeds chunks_[0..upto) then `bad`; expects `bad` refused with `message`.
   void ExpectRejected(size_t upto, const twist::v1::TensorChunk& bad,
                       const std::string& message) {
-    ChunkAssembler assembler(EmptyLike(tensors_), kChunk);
+    ChunkAssembler assembler(EmptyLike(tensors_), {kChunk, false});
     for (size_t i = 0; i < upto; ++i)
       ASSERT_TRUE(assembler.Add(common::ViewOf(chunks_[i])).ok());
     absl::Status s = assembler.Add(common::ViewOf(bad));
@@ -147,7 +184,7 @@ TEST_F(ChunkRejectTest, DataPastTheEnd) {
   c.set_offset(600);
   ExpectRejected(9, c, "offset 600 but the next byte is 576");
   // A chunk within the limit that would run past the tensor's end.
-  ChunkAssembler assembler(EmptyLike(tensors_), 1024);
+  ChunkAssembler assembler(EmptyLike(tensors_), {1024, false});
   twist::v1::TensorChunk over = chunks_[10];  // "b", 16 bytes
   over.set_data(std::string(32, 'x'));
   absl::Status s = assembler.Add(common::ViewOf(over));
@@ -166,7 +203,7 @@ TEST_F(ChunkRejectTest, EmptyChunkForANonEmptyTensor) {
 }
 
 TEST_F(ChunkRejectTest, TruncatedStreamFailsFinish) {
-  ChunkAssembler assembler(EmptyLike(tensors_), kChunk);
+  ChunkAssembler assembler(EmptyLike(tensors_), {kChunk, false});
   for (size_t i = 0; i < 5; ++i) ASSERT_TRUE(assembler.Add(common::ViewOf(chunks_[i])).ok());
   absl::Status s = assembler.Finish();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);

@@ -134,7 +134,7 @@ TEST(WireChunkTest, AssemblerFillsTensorsFromViews) {
   source.Set("b", torch::randn({5}).to(torch::kBFloat16));
   NamedTensors targets;
   for (const auto& [name, t] : source) targets.Set(name, torch::zeros_like(t));
-  ChunkAssembler assembler(targets, 128);
+  ChunkAssembler assembler(targets, {128, false});
   SplitMix64 rng(9);
   absl::StatusOr<std::vector<twist::v1::TensorChunk>> chunks =
       twist::testing::SplitIntoChunks(source, 128);

@@ -7,33 +7,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "common/model/finite.h"
 #include "common/model/model_io.h"
 
 namespace twist::common {
 namespace {
-
-// True when no element is NaN or infinite; one read of the tensor. A float
-// is NaN or infinite exactly when its exponent bits are all ones; as an
-// integer test the loop vectorises (std::isfinite's does not).
-bool AllFinite(const at::Tensor& t) {
-  if (t.device().is_cpu() && t.is_contiguous()) {
-    if (t.scalar_type() == at::kFloat) {
-      const auto* p = static_cast<const uint32_t*>(t.data_ptr());
-      uint32_t bad = 0;
-      for (int64_t i = 0, n = t.numel(); i < n; ++i)
-        bad |= (p[i] & 0x7f800000u) == 0x7f800000u;
-      return bad == 0;
-    }
-    if (t.scalar_type() == at::kBFloat16) {
-      const auto* p = static_cast<const uint16_t*>(t.data_ptr());
-      uint16_t bad = 0;
-      for (int64_t i = 0, n = t.numel(); i < n; ++i)
-        bad |= (p[i] & 0x7f80u) == 0x7f80u;
-      return bad == 0;
-    }
-  }
-  return at::isfinite(t).all().item<bool>();
-}
 
 // Where the update of `units` lands in tensor `name`: its slice rule, or for
 // a replicated tensor every row.
@@ -48,16 +26,6 @@ SliceRule RuleOrAll(const ModelConfig& full, const SubnetUnits& units,
 }
 
 }  // namespace
-
-absl::Status CheckFinite(const NamedTensors& tensors) {
-  for (const auto& [name, tensor] : tensors) {
-    if (!AllFinite(tensor)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tensor '", name, "' holds NaN or infinite values"));
-    }
-  }
-  return absl::OkStatus();
-}
 
 absl::Status ValidateUpdate(const ModelConfig& full,
                             const NamedTensors& full_params,
@@ -140,7 +108,6 @@ absl::Status MergeUpdates(const ModelConfig& full, const NamedTensors& params,
       is_delta.push_back(updates[k].is_delta);
     }
     MergeSlices(theta, dim, indices, tensors, is_delta, count, sum, step, v);
-    if (shared) ApplyShared(theta, dim, count, sum, step, v);
   }
   return absl::OkStatus();
 }

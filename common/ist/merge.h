@@ -35,14 +35,11 @@ struct SliceUpdate {
   bool is_delta = false;
 };
 
-// InvalidArgument naming the first tensor holding a NaN or infinite value.
-// One read of each tensor (a vectorised bit test for float32 and bfloat16).
-absl::Status CheckFinite(const NamedTensors& tensors);
-
 // OK when `update` is a well-formed update for its units of the model whose
 // parameters are `full_params`: every parameter present with the
 // subnetwork's shape, all in the model's element type or all in bfloat16
-// (deltas only), and finite. InvalidArgument naming the tensor otherwise.
+// (deltas only), and finite (CheckFinite). InvalidArgument naming the
+// tensor otherwise.
 absl::Status ValidateUpdate(const ModelConfig& full,
                             const NamedTensors& full_params,
                             const SliceUpdate& update);

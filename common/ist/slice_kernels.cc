@@ -137,19 +137,57 @@ struct Block {
   bool single;
 };
 
-std::vector<Block> BlocksOf(const std::vector<int64_t>& index,
-                            const std::vector<int32_t>& count) {
+// Where one update's values go in one tensor, worked out once per tensor:
+// contiguous blocks, or for scattered single columns the (position, place in
+// the slice) pairs of positions held once and of shared ones, so the per-row
+// loops have no branch on the holder count.
+struct UpdatePlan {
+  bool scattered = false;
   std::vector<Block> blocks;
-  for (const Run& r : RunsOf(index)) {
+  std::vector<int64_t> single_at, single_from;
+  std::vector<int64_t> shared_at, shared_from;
+};
+
+UpdatePlan PlanUpdate(const Layout& lf, const std::vector<int64_t>& index,
+                      const std::vector<int32_t>& count) {
+  UpdatePlan plan;
+  const std::vector<Run> runs = RunsOf(index);
+  plan.scattered = Scattered(lf, runs, index.size());
+  if (plan.scattered) {
+    for (size_t k = 0; k < index.size(); ++k) {
+      const bool single = count[index[k]] == 1;
+      (single ? plan.single_at : plan.shared_at).push_back(index[k]);
+      (single ? plan.single_from : plan.shared_from)
+          .push_back(static_cast<int64_t>(k));
+    }
+    return plan;
+  }
+  for (const Run& r : runs) {
     for (int64_t k = 0; k < r.length;) {
       const bool single = count[r.from + k] == 1;
       int64_t n = 1;
       while (k + n < r.length && (count[r.from + k + n] == 1) == single) ++n;
-      blocks.push_back({{r.from + k, r.to + k, n}, single});
+      plan.blocks.push_back({{r.from + k, r.to + k, n}, single});
       k += n;
     }
   }
-  return blocks;
+  return plan;
+}
+
+// The runs of positions along `dim` held more than once.
+std::vector<Run> SharedRuns(const std::vector<int32_t>& count) {
+  std::vector<Run> runs;
+  for (int64_t a = 0, along = static_cast<int64_t>(count.size()); a < along;) {
+    if (count[a] <= 1) {
+      ++a;
+      continue;
+    }
+    int64_t n = 1;
+    while (a + n < along && count[a + n] > 1) ++n;
+    runs.push_back({a, a, n});
+    a += n;
+  }
+  return runs;
 }
 
 // theta[i] gets its step for the n positions of a block held once.
@@ -178,28 +216,36 @@ inline void AccumulateBlock(T* sum, const T* theta, const U* u, int64_t n) {
 
 // Merges outer row `o` of one update.
 template <bool kDelta, typename T, typename U, typename Rule>
-inline void MergeRow(T* full, const Layout& lf, const std::vector<Block>& blocks,
-                     bool scattered, const int64_t* index, int64_t m,
-                     const int32_t* count, const U* update, T* sum, T* velocity,
+inline void MergeRow(T* full, const Layout& lf, const UpdatePlan& plan,
+                     int64_t m, const U* update, T* sum, T* velocity,
                      const Rule& rule, int64_t o) {
   const int64_t row = o * lf.along * lf.inner;
   T* theta = full + row;
   T* acc = sum == nullptr ? nullptr : sum + row;
   T* vel = velocity == nullptr ? nullptr : velocity + row;
   const U* w = update + o * m * lf.inner;
-  if (scattered) {  // inner == 1
-    for (int64_t k = 0; k < m; ++k) {
-      const int64_t a = index[k];
-      if (count[a] == 1) {
-        StepBlock<kDelta>(theta + a, w + k, vel == nullptr ? nullptr : vel + a,
-                          1, rule);
+  if (plan.scattered) {  // inner == 1
+    const int64_t* at = plan.single_at.data();
+    const int64_t* from = plan.single_from.data();
+    for (size_t i = 0, n = plan.single_at.size(); i < n; ++i) {
+      const T x = Convert<T>(w[from[i]]);
+      T& t = theta[at[i]];
+      const T d = kDelta ? x : x - t;
+      if constexpr (Rule::kVelocity) {
+        rule.Step(t, d, vel + at[i]);
       } else {
-        AccumulateBlock<kDelta>(acc + a, theta + a, w + k, 1);
+        rule.Step(t, d, nullptr);
       }
+    }
+    at = plan.shared_at.data();
+    from = plan.shared_from.data();
+    for (size_t i = 0, n = plan.shared_at.size(); i < n; ++i) {
+      const T x = Convert<T>(w[from[i]]);
+      acc[at[i]] += kDelta ? x : x - theta[at[i]];
     }
     return;
   }
-  for (const Block& b : blocks) {
+  for (const Block& b : plan.blocks) {
     const int64_t at = b.run.from * lf.inner;
     const int64_t n = b.run.length * lf.inner;
     const U* u = w + b.run.to * lf.inner;
@@ -215,6 +261,7 @@ inline void MergeRow(T* full, const Layout& lf, const std::vector<Block>& blocks
 // All updates of one tensor, one outer row at a time so that a row of the
 // full tensor stays in cache while every update merges its part of it;
 // within a row, updates go in order, so shared sums add up in update order.
+// Then the shared positions get their step, d = sum / count.
 template <typename T, typename U, typename Rule>
 void Merge(T* full, const Layout& lf,
            const std::vector<const std::vector<int64_t>*>& indices,
@@ -222,39 +269,37 @@ void Merge(T* full, const Layout& lf,
            const std::vector<bool>& is_delta, const std::vector<int32_t>& count,
            T* sum, T* velocity, const Rule& rule) {
   const size_t n = indices.size();
-  std::vector<std::vector<Block>> blocks(n);
-  std::vector<bool> scattered(n);
+  std::vector<UpdatePlan> plans;
+  plans.reserve(n);
   for (size_t w = 0; w < n; ++w) {
-    scattered[w] = Scattered(lf, RunsOf(*indices[w]), indices[w]->size());
-    if (!scattered[w]) blocks[w] = BlocksOf(*indices[w], count);
+    plans.push_back(PlanUpdate(lf, *indices[w], count));
   }
+  const std::vector<Run> shared = SharedRuns(count);
   for (int64_t o = 0; o < lf.outer; ++o) {
+    for (const Run& r : shared) {
+      std::memset(sum + (o * lf.along + r.from) * lf.inner, 0,
+                  r.length * lf.inner * sizeof(T));
+    }
     for (size_t w = 0; w < n; ++w) {
       const int64_t m = static_cast<int64_t>(indices[w]->size());
       if (is_delta[w]) {
-        MergeRow<true>(full, lf, blocks[w], scattered[w], indices[w]->data(),
-                       m, count.data(), updates[w], sum, velocity, rule, o);
+        MergeRow<true>(full, lf, plans[w], m, updates[w], sum, velocity, rule,
+                       o);
       } else {
-        MergeRow<false>(full, lf, blocks[w], scattered[w], indices[w]->data(),
-                        m, count.data(), updates[w], sum, velocity, rule, o);
+        MergeRow<false>(full, lf, plans[w], m, updates[w], sum, velocity, rule,
+                        o);
       }
     }
-  }
-}
-
-template <typename T, typename Rule>
-void Apply(T* full, const Layout& lf, const std::vector<int32_t>& count,
-           const T* sum, T* velocity, const Rule& rule) {
-  for (int64_t o = 0; o < lf.outer; ++o) {
-    for (int64_t a = 0; a < lf.along; ++a) {
-      if (count[a] <= 1) continue;
-      const T n = static_cast<T>(count[a]);
-      const int64_t at = (o * lf.along + a) * lf.inner;
-      for (int64_t i = 0; i < lf.inner; ++i) {
-        if constexpr (Rule::kVelocity) {
-          rule.Step(full[at + i], sum[at + i] / n, velocity + at + i);
-        } else {
-          rule.Step(full[at + i], sum[at + i] / n, nullptr);
+    for (const Run& r : shared) {
+      for (int64_t a = r.from; a < r.from + r.length; ++a) {
+        const T c = static_cast<T>(count[a]);
+        const int64_t at = (o * lf.along + a) * lf.inner;
+        for (int64_t i = 0; i < lf.inner; ++i) {
+          if constexpr (Rule::kVelocity) {
+            rule.Step(full[at + i], sum[at + i] / c, velocity + at + i);
+          } else {
+            rule.Step(full[at + i], sum[at + i] / c, nullptr);
+          }
         }
       }
     }
@@ -271,24 +316,6 @@ void WithRule(const OuterStep& step, F&& f) {
   } else {
     f(MomentumRule<T>{static_cast<T>(step.learning_rate),
                       static_cast<T>(step.momentum), step.nesterov});
-  }
-}
-
-// Zeroes the positions of `sum` with count > 1, where shared changes add up.
-template <typename T>
-void ZeroShared(T* sum, const Layout& lf, const std::vector<int32_t>& count) {
-  for (int64_t o = 0; o < lf.outer; ++o) {
-    for (int64_t a = 0; a < lf.along;) {
-      if (count[a] <= 1) {
-        ++a;
-        continue;
-      }
-      int64_t n = 1;
-      while (a + n < lf.along && count[a + n] > 1) ++n;
-      std::memset(sum + (o * lf.along + a) * lf.inner, 0,
-                  n * lf.inner * sizeof(T));
-      a += n;
-    }
   }
 }
 
@@ -317,7 +344,6 @@ void MergeAs(const at::Tensor& full, const Layout& lf,
   // round); mixed ones would be merged in turn, each with its own type.
   const bool narrow =
       !updates.empty() && updates[0].scalar_type() == at::kBFloat16;
-  if (sum.defined()) ZeroShared(sum.data_ptr<T>(), lf, count);
   WithRule<T>(step, [&](const auto& rule) {
     if (narrow) {
       Merge(full.data_ptr<T>(), lf, indices,
@@ -373,23 +399,6 @@ void MergeSlices(const at::Tensor& full, int64_t dim,
   } else {
     MergeAs<double>(full, lf, indices, updates, is_delta, count, sum, step,
                     velocity);
-  }
-}
-
-void ApplyShared(const at::Tensor& full, int64_t dim,
-                 const std::vector<int32_t>& count, const at::Tensor& sum,
-                 const OuterStep& step, const at::Tensor& velocity) {
-  const Layout lf = LayoutOf(full, dim);
-  if (full.scalar_type() == at::kFloat) {
-    WithRule<float>(step, [&](const auto& rule) {
-      Apply(full.data_ptr<float>(), lf, count, sum.data_ptr<float>(),
-            DataOrNull<float>(velocity), rule);
-    });
-  } else {
-    WithRule<double>(step, [&](const auto& rule) {
-      Apply(full.data_ptr<double>(), lf, count, sum.data_ptr<double>(),
-            DataOrNull<double>(velocity), rule);
-    });
   }
 }
 

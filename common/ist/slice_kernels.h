@@ -51,18 +51,14 @@ struct OuterStep {
 // Positions held once get their step at once; shared positions accumulate
 // their changes in `sum` (scratch of full's shape: only its positions with
 // count > 1 are touched, zeroed first; undefined when no count exceeds 1) in
-// the order of `updates`, and ApplyShared finishes them. `is_delta[k]`: update k holds
-// trained-minus-received changes rather than trained weights. `velocity`
-// (full's shape) is read and written only with momentum; undefined otherwise.
+// the order of `updates`, then get their step with d = sum / count.
+// `is_delta[k]`: update k holds trained-minus-received changes rather than
+// trained weights. `velocity` (full's shape) is read and written only with
+// momentum; undefined otherwise.
 void MergeSlices(const at::Tensor& full, int64_t dim,
                  const std::vector<const std::vector<int64_t>*>& indices,
                  const std::vector<at::Tensor>& updates,
                  const std::vector<bool>& is_delta,
-                 const std::vector<int32_t>& count, const at::Tensor& sum,
-                 const OuterStep& step, const at::Tensor& velocity);
-
-// The step of every shared position: d = sum / count.
-void ApplyShared(const at::Tensor& full, int64_t dim,
                  const std::vector<int32_t>& count, const at::Tensor& sum,
                  const OuterStep& step, const at::Tensor& velocity);
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/base/status_macros.h"
+#include "common/model/finite.h"
 #include "common/transport/wire_dtype.h"
 
 namespace twist::common {
@@ -51,10 +52,13 @@ void ToMessage(const ChunkRef& chunk, twist::v1::TensorChunk* message) {
   message->set_data(chunk.data, chunk.size);
 }
 
-ChunkAssembler::ChunkAssembler(NamedTensors targets, size_t max_chunk_bytes)
+ChunkAssembler::ChunkAssembler(NamedTensors targets)
+    : ChunkAssembler(std::move(targets), Options()) {}
+
+ChunkAssembler::ChunkAssembler(NamedTensors targets, Options options)
     : targets_(std::move(targets)),
       progress_(targets_.size()),
-      max_chunk_bytes_(max_chunk_bytes) {
+      options_(options) {
   for (size_t i = 0; i < targets_.size(); ++i) {
     const at::Tensor& t = targets_[i].tensor;
     TORCH_CHECK(t.device().is_cpu() && t.is_contiguous(),
@@ -89,10 +93,10 @@ absl::Status ChunkAssembler::Add(const ChunkView& chunk) {
                              c10::toString(target.scalar_type())));
   }
   const uint64_t total = target.numel() * target.element_size();
-  if (chunk.data_size > max_chunk_bytes_) {
+  if (chunk.data_size > options_.max_chunk_bytes) {
     return fail(absl::StrCat("chunk carries ", chunk.data_size,
                              " bytes, more than the limit of ",
-                             max_chunk_bytes_));
+                             options_.max_chunk_bytes));
   }
   if (progress.seen &&
       static_cast<uint64_t>(progress.received_bytes) == total) {
@@ -118,6 +122,21 @@ absl::Status ChunkAssembler::Add(const ChunkView& chunk) {
   }
   progress.received_bytes += static_cast<int64_t>(chunk.data_size);
   progress.seen = true;
+  if (options_.check_finite) {
+    // The whole elements received since the last check, hot in cache.
+    const int64_t element = static_cast<int64_t>(target.element_size());
+    const int64_t upto = progress.received_bytes / element * element;
+    const char* from =
+        static_cast<const char*>(target.data_ptr()) + progress.checked_bytes;
+    if (!AllFinite(from, (upto - progress.checked_bytes) / element,
+                   target.scalar_type())) {
+      non_finite_ = true;
+      failed_ = absl::InvalidArgumentError(absl::StrCat(
+          "tensor '", chunk.name, "' holds NaN or infinite values"));
+      return failed_;
+    }
+    progress.checked_bytes = upto;
+  }
   return absl::OkStatus();
 }
 

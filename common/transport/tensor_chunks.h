@@ -59,20 +59,31 @@ void ToMessage(const ChunkRef& chunk, twist::v1::TensorChunk* message);
 // Receives chunks into preallocated CPU tensors. Not thread-safe.
 class ChunkAssembler {
  public:
+  struct Options {
+    size_t max_chunk_bytes = kChunkBytes;  // bounds each chunk's data
+    // Check every received value for NaN and infinity while it is still in
+    // cache from the copy, instead of in a pass of its own later.
+    bool check_finite = false;
+  };
+
   // `targets` are the tensors to fill, contiguous and on the CPU; the
   // assembler writes into their memory (they may be a model's parameters).
-  // `max_chunk_bytes` bounds each chunk's data.
-  explicit ChunkAssembler(NamedTensors targets,
-                          size_t max_chunk_bytes = kChunkBytes);
+  explicit ChunkAssembler(NamedTensors targets);
+  ChunkAssembler(NamedTensors targets, Options options);
 
   // Writes one chunk (decoded in place: common/transport/wire_chunks.h); its
   // data is copied once, from wherever it was received into the tensor.
   // InvalidArgument, naming the tensor, for an unknown name, a shape or dtype
   // other than the target's, an offset other than the next expected byte (out
   // of order, repeated or overlapping), data running past the tensor's end,
-  // an oversize chunk, or a chunk for a tensor that is already complete. After
-  // an error the assembler accepts nothing more.
+  // an oversize chunk, or a chunk for a tensor that is already complete; with
+  // check_finite, InvalidArgument naming the tensor that received a NaN or
+  // infinite value (non_finite() then says so). After an error the assembler
+  // accepts nothing more.
   absl::Status Add(const ChunkView& chunk);
+
+  // True when the failure was a NaN or infinite value, not a malformed stream.
+  bool non_finite() const { return non_finite_; }
 
   // OK when every target has received all its bytes; otherwise
   // InvalidArgument naming the first incomplete tensor (a truncated stream).
@@ -83,14 +94,16 @@ class ChunkAssembler {
  private:
   struct Progress {
     int64_t received_bytes = 0;
+    int64_t checked_bytes = 0;  // a prefix of whole elements, check_finite
     bool seen = false;
   };
 
   NamedTensors targets_;
   std::vector<Progress> progress_;
   std::unordered_map<std::string, size_t> position_;
-  size_t max_chunk_bytes_;
+  const Options options_;
   absl::Status failed_;
+  bool non_finite_ = false;
 };
 
 }  // namespace twist::common
