@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/base/files.h"
 #include "common/base/sha256.h"
 #include "common/model/safetensors.h"
 #include "common/base/status_macros.h"
@@ -62,17 +63,24 @@ absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path) {
 
 }  // namespace
 
-std::vector<std::pair<int32_t, std::string>> ListCheckpoints(
+absl::StatusOr<std::vector<std::pair<int32_t, std::string>>> ListCheckpoints(
     const std::string& job_dir) {
   std::vector<std::pair<int32_t, std::string>> out;
   std::error_code ec;
+  fs::directory_iterator it(job_dir, ec);
+  if (ec == std::errc::no_such_file_or_directory) return out;
   static const std::regex pattern("checkpoint-(\\d+)\\.safetensors");
-  for (const auto& entry : fs::directory_iterator(job_dir, ec)) {
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
     std::smatch m;
-    const std::string name = entry.path().filename().string();
+    const std::string name = it->path().filename().string();
     if (std::regex_match(name, m, pattern)) {
-      out.emplace_back(std::stoi(m[1]), entry.path().string());
+      out.emplace_back(std::stoi(m[1]), it->path().string());
     }
+  }
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot list the checkpoints in ", job_dir, " on host ",
+                     common::HostName(), ": ", ec.message()));
   }
   std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return a.first > b.first; });
@@ -103,15 +111,17 @@ absl::Status WriteCheckpoint(const std::string& job_dir, int32_t round,
        // Partitions and batches are pure functions of (seed, round, slot,
        // step): the round is the whole random state to restore.
        {"twist.rng", "stateless: seed and round"}}));
-  const auto all = ListCheckpoints(job_dir);
-  for (size_t i = std::max(keep, 1); i < all.size(); ++i)
-    fs::remove(all[i].second, ec);
+  TWIST_ASSIGN_OR_RETURN(const auto all, ListCheckpoints(job_dir));
+  for (size_t i = std::max(keep, 1); i < all.size(); ++i) {
+    fs::remove(all[i].second, ec);  // a stale file left over is harmless
+  }
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<Checkpoint>> LoadLatestCheckpoint(
     const std::string& job_dir, std::vector<std::string>* skipped) {
-  for (const auto& [round, path] : ListCheckpoints(job_dir)) {
+  TWIST_ASSIGN_OR_RETURN(const auto all, ListCheckpoints(job_dir));
+  for (const auto& [round, path] : all) {
     absl::StatusOr<Checkpoint> checkpoint = ReadCheckpoint(path);
     if (checkpoint.ok())
       return std::optional<Checkpoint>(*std::move(checkpoint));

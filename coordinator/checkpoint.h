@@ -36,13 +36,17 @@ absl::Status WriteCheckpoint(const std::string& job_dir, int32_t round,
                              const common::NamedTensors& state, int keep = 3);
 
 // The newest checkpoint in `job_dir` that reads back intact, or nullopt when
-// there is none. Each newer one that was skipped (corrupt, truncated,
-// unreadable) is described in `skipped`.
+// the folder holds none (or does not exist). Each newer one that was skipped
+// (corrupt, truncated, unreadable) is described in `skipped`. Errors: those
+// of ListCheckpoints.
 absl::StatusOr<std::optional<Checkpoint>> LoadLatestCheckpoint(
     const std::string& job_dir, std::vector<std::string>* skipped);
 
-// Checkpoint files in `job_dir`, newest round first.
-std::vector<std::pair<int32_t, std::string>> ListCheckpoints(
+// Checkpoint files in `job_dir`, newest round first; empty when the folder
+// does not exist. Any other failure to list it (a file in its place, no
+// permission, an I/O error) is an error naming the folder and the cause:
+// never mistaken for "no checkpoint".
+absl::StatusOr<std::vector<std::pair<int32_t, std::string>>> ListCheckpoints(
     const std::string& job_dir);
 
 }  // namespace twist::coordinator

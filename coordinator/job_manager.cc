@@ -183,13 +183,14 @@ void JobManager::SchedulerLoop() {
     runner_options.incarnation = options_.incarnation;
     runner_options.job_dir = JobDir(id);
     runner_options.poll_interval = options_.poll_interval;
-    JobRunner runner(*job, registry_, &board_, runner_options, std::move(hooks));
+    auto runner = std::make_shared<JobRunner>(*job, registry_, &board_,
+                                              runner_options, std::move(hooks));
     {
       absl::MutexLock lock(&mu_);
-      runner_ = &runner;
+      runner_ = runner;
     }
     LOG(INFO) << "job " << id << " starting";
-    runner.Run(cancel_running_, stop_)
+    runner->Run(cancel_running_, stop_)
         .IgnoreError();  // the runner records failures
     {
       absl::MutexLock lock(&mu_);
@@ -211,12 +212,15 @@ absl::StatusOr<ExportedModel> JobManager::Export(int64_t job_id,
   }
   TWIST_ASSIGN_OR_RETURN(twist::v1::Job job, store_->GetJob(job_id, false));
   const common::ModelConfig config = ModelConfigOf(job.spec());
-  common::NamedTensors params;
+  // The running job's model is copied without holding mu_ (the copy may take
+  // a while, and every other call of the manager needs mu_).
+  std::shared_ptr<JobRunner> runner;
   {
     absl::MutexLock lock(&mu_);
-    if (running_id_ == job_id && runner_ != nullptr)
-      params = runner_->SnapshotParameters();
+    if (running_id_ == job_id) runner = runner_;
   }
+  common::NamedTensors params;
+  if (runner != nullptr) params = runner->SnapshotParameters();
   if (params.empty()) {
     const std::string path = JobRunner::ModelPath(JobDir(job_id));
     if (!std::filesystem::exists(path)) {

@@ -93,7 +93,7 @@ class JobManager {
   absl::Mutex mu_;
   std::deque<int64_t> queue_ ABSL_GUARDED_BY(mu_);
   int64_t running_id_ ABSL_GUARDED_BY(mu_) = 0;
-  JobRunner* runner_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::shared_ptr<JobRunner> runner_ ABSL_GUARDED_BY(mu_);
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 

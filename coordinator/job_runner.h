@@ -7,12 +7,16 @@
 //   Await  updates until every slot ended or the straggler deadline passed;
 //          give up on slots whose worker is lost
 //   Merge  the delivered updates into the model, in slot order
-//   Record the round (evaluating every E rounds)
+//   Finish evaluate, checkpoint and record the round, on the RoundFinisher's
+//          thread while the next round runs
 //
+// A round without an accepted update does not count: it is dealt again,
+// without the workers that said they cannot train the job, and after
+// kMaxEmptyAttempts such attempts the job fails with the workers' reasons.
 // It talks to workers only through the WorkerRegistry (mailboxes) and the
-// RoundBoard (updates), never through gRPC, so it runs the same in tests. It
-// checkpoints every K rounds and when stopped, and a job that ran before
-// resumes from its newest intact checkpoint.
+// RoundBoard (updates), never through gRPC, so it runs the same in tests. A
+// job that ran before resumes from its newest intact checkpoint; one whose
+// checkpoints cannot be read fails with the reason and keeps its history.
 #ifndef TWIST_COORDINATOR_JOB_RUNNER_H_
 #define TWIST_COORDINATOR_JOB_RUNNER_H_
 
@@ -20,6 +24,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +42,7 @@
 #include "common/model/named_tensors.h"
 #include "coordinator/round_board.h"
 #include "coordinator/round_collector.h"
+#include "coordinator/round_finisher.h"
 #include "coordinator/round_merge.h"
 #include "coordinator/straggler_deadline.h"
 #include "coordinator/worker_registry.h"
@@ -46,9 +52,15 @@ namespace twist::coordinator {
 
 class JobRunner {
  public:
-  // How the runner reports progress; called on the runner's thread.
+  // Attempts of one round that may end without an accepted update before
+  // the job fails.
+  static constexpr int kMaxEmptyAttempts = 3;
+
+  // How the runner reports progress. Called on the runner's thread, or on
+  // the finisher's (round_finished, and job_changed after a checkpoint).
   struct Hooks {
-    // The job's state, reason or round changed (persist it, tell watchers).
+    // The job's state, reason, round or checkpoint changed (persist it, tell
+    // watchers).
     std::function<void(const twist::v1::Job&)> job_changed;
     // A round (or the round-0 evaluation) finished.
     std::function<void(int64_t job_id, const twist::v1::RoundRecord&)>
@@ -71,7 +83,8 @@ class JobRunner {
 
   // Runs the job to its end. Returns OK when the job completed, was cancelled
   // (`cancel` set) or interrupted (`stop` set: the job stays unfinished); an
-  // error when it failed (the job's state is then FAILED with the reason).
+  // error when it failed (the job's state is then FAILED with the reason). A
+  // LibTorch exception fails the job, not the process.
   absl::Status Run(const std::atomic<bool>& cancel,
                    const std::atomic<bool>& stop);
 
@@ -91,11 +104,15 @@ class JobRunner {
 
   absl::Status RunRounds(const std::atomic<bool>& cancel,
                          const std::atomic<bool>& stop);
-  // Waits until min_workers are live; false when cancelled or stopped.
-  bool WaitForWorkers(const std::atomic<bool>& cancel,
-                      const std::atomic<bool>& stop);
+  // Waits until min_workers are live and able to train this job (not among
+  // the refusers); false when cancelled or stopped. Fails the wait (an
+  // error) when every live worker refused the job for longer than the
+  // straggler floor.
+  absl::StatusOr<bool> WaitForWorkers(const std::atomic<bool>& cancel,
+                                      const std::atomic<bool>& stop);
+  // Runs one attempt of `round`; `accepted` tells how many updates merged.
   absl::Status RunOneRound(int32_t round, const std::atomic<bool>& cancel,
-                           const std::atomic<bool>& stop);
+                           const std::atomic<bool>& stop, int* accepted);
 
   // The steps of a round, in order.
   absl::StatusOr<RoundPlan> Plan(int32_t round);
@@ -104,39 +121,50 @@ class JobRunner {
   void Await(RoundCollector& collector, double deadline_s,
              const std::atomic<bool>& cancel, const std::atomic<bool>& stop);
   absl::StatusOr<RoundOutcome> Merge(RoundCollector& collector);
-  absl::Status Record(int32_t round, const RoundOutcome& outcome,
+  absl::Status Finish(int32_t round, const RoundOutcome& outcome,
                       std::chrono::steady_clock::time_point start,
                       twist::v1::RoundRecord record);
 
   // Every slot's tensors in the wire's element type, shift-corrected under
   // SCALING_CORRECTION (the shifts go into `shifts`). local_sgd slots share
-  // one extraction. Requires model_mu_.
+  // one extraction.
   absl::StatusOr<std::vector<common::NamedTensors>> SliceForSlots(
       const std::vector<common::SubnetUnits>& units,
       std::vector<common::NamedTensors>* shifts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(model_mu_);
-  absl::StatusOr<double> Evaluate();
   // For a job that ran before (started_at set): loads the newest intact
-  // checkpoint, or starts over, and truncates the recorded history to match.
+  // checkpoint, or starts over when the job never had one, and truncates the
+  // recorded history to match. FailedPrecondition (nothing truncated) when
+  // its checkpoints cannot be listed or read.
   absl::Status Resume();
-  absl::Status SaveCheckpoint();
   // Each unit's mean contribution on a calibration batch of training data
-  // (shift correction). Requires model_mu_.
+  // (shift correction).
   absl::StatusOr<common::UnitContributions> Contributions()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(model_mu_);
+  // Copies the parameters (and the outer state) into a snapshot's tensors.
+  void CopyModelInto(const common::NamedTensors& params,
+                     common::NamedTensors* state) const;
   void SetState(twist::v1::JobState state, const std::string& reason);
+  // Refusals of this job by worker id, as "worker NAME on HOST: why".
+  std::string DescribeRefusals() const;
 
-  twist::v1::Job job_;
+  twist::v1::Job job_ ABSL_GUARDED_BY(job_mu_);
+  mutable absl::Mutex job_mu_;  // the runner and the finisher both update it
   WorkerRegistry* const registry_;
   RoundBoard* const board_;
   const Options options_;
   const Hooks hooks_;
+  const twist::v1::JobSpec spec_;
+  const int64_t job_id_;
   const common::ModelConfig config_;
   const at::ScalarType wire_dtype_;
   const common::OuterStep outer_step_;
   std::unique_ptr<common::Dataset> dataset_;
-  int32_t last_checkpoint_round_ = 0;
+  std::unique_ptr<RoundFinisher> finisher_;
   StragglerDeadline deadline_;
+  // Workers that reported they cannot train this job, with their reasons:
+  // they are not dealt its rounds again.
+  std::map<std::string, std::string> refusers_;
 
   mutable absl::Mutex model_mu_;  // guards the parameter values, not the module
   common::Gpt model_ ABSL_GUARDED_BY(model_mu_){nullptr};

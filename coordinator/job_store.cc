@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/base/status_macros.h"
+#include "coordinator/job_store_schema.h"
 #include "coordinator/sqlite_db.h"
 
 namespace twist::coordinator {
@@ -24,42 +25,11 @@ using ::twist::v1::JobSpec;
 using ::twist::v1::JobState;
 using ::twist::v1::RoundRecord;
 
-// Applied to a database whose user_version is 0 and that holds no tables.
-// AUTOINCREMENT keeps ids of deleted jobs from being reused, so an id in an
-// old log or checkpoint folder never names a different job.
-constexpr char kSchemaSql[] = R"sql(
-CREATE TABLE jobs (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  name TEXT NOT NULL,
-  spec BLOB NOT NULL,
-  state INTEGER NOT NULL,
-  reason TEXT NOT NULL DEFAULT '',
-  round INTEGER NOT NULL DEFAULT 0,
-  created_at REAL NOT NULL,
-  started_at REAL,
-  finished_at REAL,
-  parameters INTEGER NOT NULL DEFAULT 0,
-  notice TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE rounds (
-  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-  round INTEGER NOT NULL,
-  record BLOB NOT NULL,
-  train_loss REAL,
-  val_loss REAL,
-  bytes_sent INTEGER NOT NULL,
-  bytes_received INTEGER NOT NULL,
-  duration_s REAL NOT NULL,
-  rejected INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (job_id, round)
-);
-)sql";
-
 // Column order of every job query; ReadJob depends on it. The summaries of
 // the job's rounds come from the rounds table (indexed by its primary key).
 constexpr char kJobColumns[] =
     "SELECT id, spec, state, reason, round, created_at, started_at, "
-    "finished_at, parameters, notice, "
+    "finished_at, parameters, notice, checkpoint_round, "
     "(SELECT COALESCE(SUM(rejected), 0) FROM rounds r WHERE r.job_id = "
     "jobs.id), "
     "(SELECT train_loss FROM rounds r WHERE r.job_id = jobs.id AND "
@@ -105,12 +75,13 @@ absl::StatusOr<Job> ReadJob(const sqlite::Statement& stmt, absl::string_view pat
   job.set_finished_at(stmt.IsNull(7) ? 0.0 : stmt.Double(7));
   job.set_parameters(stmt.Int64(8));
   job.set_notice(stmt.Text(9));
-  job.set_rejected_updates_total(stmt.Int64(10));
-  if (!stmt.IsNull(11)) job.set_last_train_loss(stmt.Double(11));
-  if (!stmt.IsNull(12)) job.set_last_val_loss(stmt.Double(12));
-  job.set_bytes_sent_total(stmt.Int64(13));
-  job.set_bytes_received_total(stmt.Int64(14));
-  job.set_last_round_duration_s(stmt.IsNull(15) ? 0.0 : stmt.Double(15));
+  job.set_checkpoint_round(static_cast<int32_t>(stmt.Int64(10)));
+  job.set_rejected_updates_total(stmt.Int64(11));
+  if (!stmt.IsNull(12)) job.set_last_train_loss(stmt.Double(12));
+  if (!stmt.IsNull(13)) job.set_last_val_loss(stmt.Double(13));
+  job.set_bytes_sent_total(stmt.Int64(14));
+  job.set_bytes_received_total(stmt.Int64(15));
+  job.set_last_round_duration_s(stmt.IsNull(16) ? 0.0 : stmt.Double(16));
   return job;
 }
 
@@ -150,88 +121,7 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(
 
 absl::Status JobStore::Initialize() {
   absl::MutexLock lock(&mu_);
-  sqlite3_extended_result_codes(db_, 1);
-  // Set before the first read: opening a file another process is writing
-  // can meet a lock.
-  int rc = sqlite3_busy_timeout(db_, kBusyTimeoutMs);
-  if (rc != SQLITE_OK) return sqlite::Error(rc, db_, path_, "set busy timeout");
-
-  // Nothing is written before the version and ownership checks pass, so a
-  // foreign or newer file is left exactly as it was. Reading user_version is
-  // also the first read of the file header, which catches a file that is not
-  // a database at all.
-  TWIST_ASSIGN_OR_RETURN(
-      const int64_t version,
-      sqlite::QueryInt64(db_, path_, "read schema version", "PRAGMA user_version"));
-  if (version > kSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job database ", path_, " has schema version ", version,
-        " but this coordinator understands up to version ", kSchemaVersion,
-        ": it was written by a newer coordinator; run that version, or use "
-        "another --state_dir"));
-  }
-  if (version < 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job database ", path_, " has schema version ", version,
-        ", which no coordinator writes: it belongs to another program; use "
-        "another --state_dir"));
-  }
-  if (version == 0) {
-    TWIST_ASSIGN_OR_RETURN(
-        const int64_t tables,
-        sqlite::QueryInt64(db_, path_, "list tables",
-                   "SELECT count(*) FROM sqlite_master WHERE type = 'table'"));
-    if (tables > 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          path_, " is an SQLite database of another program (", tables,
-          " tables, no TwIST schema version): use another --state_dir or "
-          "move the file aside"));
-    }
-  }
-
-  // WAL lets readers (the sqlite3 shell, a backup) run while the coordinator
-  // writes, and makes each commit one sequential append.
-  {
-    TWIST_ASSIGN_OR_RETURN(sqlite::Statement stmt,
-                           sqlite::Statement::Prepare(db_, path_, "enable WAL journal",
-                                              "PRAGMA journal_mode=WAL"));
-    TWIST_ASSIGN_OR_RETURN(const bool row, stmt.Step());
-    const std::string mode = row ? stmt.Text(0) : std::string();
-    if (mode != "wal") {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "job database ", path_,
-          " could not switch to WAL journal mode (got '", mode,
-          "'): the file system does not support it; put --state_dir on a "
-          "local disk"));
-    }
-  }
-  // With WAL, NORMAL never corrupts the database and survives a crash of the
-  // coordinator; only a power loss or OS crash can lose the last few commits.
-  // Those are at most the latest round records, which a resumed job runs and
-  // records again from its checkpoint, so the fsync per commit that FULL
-  // costs buys nothing here.
-  TWIST_RETURN_IF_ERROR(
-      sqlite::Exec(db_, path_, "set synchronous mode", "PRAGMA synchronous=NORMAL"));
-  TWIST_RETURN_IF_ERROR(
-      sqlite::Exec(db_, path_, "enable foreign keys", "PRAGMA foreign_keys=ON"));
-
-  if (version == 0) {
-    TWIST_ASSIGN_OR_RETURN(sqlite::Transaction txn,
-                           sqlite::Transaction::Begin(db_, path_, "create schema"));
-    // Another coordinator may have created the schema between the check
-    // above and the write lock just taken.
-    TWIST_ASSIGN_OR_RETURN(
-        const int64_t locked_version,
-        sqlite::QueryInt64(db_, path_, "read schema version", "PRAGMA user_version"));
-    if (locked_version == 0) {
-      TWIST_RETURN_IF_ERROR(sqlite::Exec(db_, path_, "create schema", kSchemaSql));
-      TWIST_RETURN_IF_ERROR(
-          sqlite::Exec(db_, path_, "set schema version",
-               absl::StrCat("PRAGMA user_version=", kSchemaVersion)));
-    }
-    TWIST_RETURN_IF_ERROR(txn.Commit());
-  }
-  return absl::OkStatus();
+  return InitializeSchema(db_, path_, kBusyTimeoutMs);
 }
 
 absl::StatusOr<int64_t> JobStore::CreateJob(const JobSpec& spec,
@@ -271,7 +161,7 @@ absl::Status JobStore::UpdateJob(const Job& job) {
       sqlite::Statement::Prepare(db_, path_, operation,
                          "UPDATE jobs SET state = ?, reason = ?, round = ?, "
                          "started_at = ?, finished_at = ?, parameters = ?, "
-                         "notice = ? WHERE id = ?"));
+                         "notice = ?, checkpoint_round = ? WHERE id = ?"));
   stmt.BindInt64(1, job.state());
   stmt.BindText(2, job.reason());
   stmt.BindInt64(3, job.round());
@@ -279,7 +169,8 @@ absl::Status JobStore::UpdateJob(const Job& job) {
   stmt.BindTimeOrNull(5, job.finished_at());
   stmt.BindInt64(6, job.parameters());
   stmt.BindText(7, job.notice());
-  stmt.BindInt64(8, job.id());
+  stmt.BindInt64(8, job.checkpoint_round());
+  stmt.BindInt64(9, job.id());
   TWIST_RETURN_IF_ERROR(stmt.Run());
   // Counts rows matched, even those whose values did not change.
   if (sqlite3_changes(db_) == 0) return JobNotFound(job.id());

@@ -4,16 +4,8 @@
 // only remembers how far each job got, so that a restarted coordinator can
 // find its unfinished jobs and resume them.
 //
-// Layout (schema version 1, kept in PRAGMA user_version):
-//   jobs(id, name, spec, state, reason, round, created_at, started_at,
-//        finished_at, parameters)
-//     spec is a serialized twist.v1.JobSpec, state a twist.v1.JobState;
-//     started_at and finished_at are NULL while 0 (not yet).
-//   rounds(job_id, round, record, train_loss, val_loss, bytes_sent,
-//          bytes_received, duration_s), PRIMARY KEY(job_id, round)
-//     record is a serialized twist.v1.RoundRecord and the source of truth;
-//     the other columns copy it for ad-hoc queries with the sqlite3 shell
-//     (train_loss NULL when NaN, val_loss NULL when not evaluated).
+// Layout: see coordinator/job_store_schema.h (versioned, with migrations
+// from every earlier version).
 //
 // One process (the coordinator) is expected to write the file; readers in
 // other processes (the sqlite3 shell, backups) are fine thanks to WAL.
@@ -46,8 +38,6 @@ namespace twist::coordinator {
 // be opened or written.
 class JobStore {
  public:
-  // The schema version this code writes and reads.
-  static constexpr int kSchemaVersion = 1;
   // How long a statement waits for another process's lock before failing
   // with Unavailable.
   static constexpr int kBusyTimeoutMs = 5000;
@@ -56,8 +46,8 @@ class JobStore {
   // The folder must exist. Errors: InvalidArgument for an empty path;
   // DataLoss for a file that is not an SQLite database or is damaged;
   // FailedPrecondition for a file that cannot be opened, an SQLite database
-  // of some other program, a schema newer than kSchemaVersion (written by a
-  // newer coordinator), or a file system without WAL support. A failed Open
+  // of some other program, a schema newer than kSchemaVersion
+  // (job_store_schema.h: written by a newer coordinator), or a file system without WAL support. A failed Open
   // leaves an existing file as it was.
   static absl::StatusOr<std::unique_ptr<JobStore>> Open(
       const std::string& path);

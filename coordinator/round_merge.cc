@@ -65,6 +65,7 @@ absl::StatusOr<RoundOutcome> MergeRound(const common::ModelConfig& full,
   for (size_t i = 0; i < slots.size(); ++i) {
     SlotResult& r = results[i];
     out.workers.push_back(Describe(full, slots[i], r, static_cast<int>(i)));
+    out.ends.push_back(r.end);
     out.bytes_received += r.bytes_received;
     if (r.end == SlotEnd::kDelivered) {
       ++out.accepted;

@@ -21,6 +21,7 @@ namespace twist::coordinator {
 // What a round produced.
 struct RoundOutcome {
   std::vector<twist::v1::RoundWorker> workers;  // one per slot, slot order
+  std::vector<SlotEnd> ends;                    // how each slot ended
   int accepted = 0;
   double mean_train_loss = 0;  // over accepted updates; NaN when none
   int64_t tokens = 0;

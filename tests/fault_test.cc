@@ -347,7 +347,9 @@ TEST_F(FaultTest, CorruptNewestCheckpointFallsBackToThePreviousOne) {
   // SIGTERM: the coordinator checkpoints the last finished round and stops.
   EXPECT_EQ(cluster_->coordinator()->Signal(SIGTERM, /*wait=*/true), 0);
   const std::string job_dir = absl::StrCat(*dir_, "/state/jobs/", id);
-  auto checkpoints = coordinator::ListCheckpoints(job_dir);
+  auto listed = coordinator::ListCheckpoints(job_dir);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  const auto& checkpoints = *listed;
   ASSERT_GE(checkpoints.size(), 2u);
   const int newest = checkpoints[0].first, previous = checkpoints[1].first;
   EXPECT_GE(newest, 7);  // the one written at SIGTERM

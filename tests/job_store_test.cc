@@ -4,6 +4,7 @@
 #include "coordinator/job_store.h"
 
 #include <google/protobuf/util/message_differencer.h>
+#include "absl/strings/str_cat.h"
 #include <sqlite3.h>
 #include <stdlib.h>
 
@@ -16,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "coordinator/job_store_schema.h"
 #include "gtest/gtest.h"
 
 namespace twist::coordinator {
@@ -132,6 +134,88 @@ class JobStoreTest : public ::testing::Test {
   std::string path_;
 };
 
+// A database as the first version-1 coordinators wrote it (no notice, no
+// rejected, no checkpoint_round), with one job and two rounds, one of which
+// had a worker's update rejected.
+void WriteVersion1Database(const std::string& path, bool with_later_columns) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  std::string sql = absl::StrCat(
+      "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT "
+      "NULL, spec BLOB NOT NULL, state INTEGER NOT NULL, reason TEXT NOT NULL "
+      "DEFAULT '', round INTEGER NOT NULL DEFAULT 0, created_at REAL NOT "
+      "NULL, started_at REAL, finished_at REAL, parameters INTEGER NOT NULL "
+      "DEFAULT 0",
+      with_later_columns ? ", notice TEXT NOT NULL DEFAULT ''" : "",
+      "); CREATE TABLE rounds (job_id INTEGER NOT NULL REFERENCES jobs(id) ON "
+      "DELETE CASCADE, round INTEGER NOT NULL, record BLOB NOT NULL, "
+      "train_loss REAL, val_loss REAL, bytes_sent INTEGER NOT NULL, "
+      "bytes_received INTEGER NOT NULL, duration_s REAL NOT NULL",
+      with_later_columns ? ", rejected INTEGER NOT NULL DEFAULT 0" : "",
+      ", PRIMARY KEY (job_id, round)); PRAGMA user_version=1;");
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  std::string spec;
+  MakeSpec("old").SerializeToString(&spec);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "INSERT INTO jobs (name, spec, state, round, "
+                               "created_at, started_at) VALUES ('old', ?, 3, "
+                               "2, 1.0, 2.0)",
+                               -1, &stmt, nullptr),
+            SQLITE_OK);
+  sqlite3_bind_blob(stmt, 1, spec.data(), spec.size(), SQLITE_TRANSIENT);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_DONE);
+  sqlite3_finalize(stmt);
+  for (int round : {1, 2}) {
+    RoundRecord record = MakeRound(round, 3.0 - round);
+    if (round == 2) record.add_workers()->set_accepted(false);
+    std::string bytes;
+    record.SerializeToString(&bytes);
+    ASSERT_EQ(sqlite3_prepare_v2(
+                  db,
+                  "INSERT INTO rounds (job_id, round, record, train_loss, "
+                  "bytes_sent, bytes_received, duration_s) VALUES (1, ?, ?, "
+                  "1.0, 1, 1, 1.0)",
+                  -1, &stmt, nullptr),
+              SQLITE_OK);
+    sqlite3_bind_int(stmt, 1, round);
+    sqlite3_bind_blob(stmt, 2, bytes.data(), bytes.size(), SQLITE_TRANSIENT);
+    ASSERT_EQ(sqlite3_step(stmt), SQLITE_DONE);
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(db);
+}
+
+TEST_F(JobStoreTest, Version1DatabasesAreMigratedKeepingEveryJobAndRound) {
+  for (bool later_columns : {false, true}) {
+    std::filesystem::remove(path_);
+    WriteVersion1Database(path_, later_columns);
+    std::unique_ptr<JobStore> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(Query(path_, "PRAGMA user_version"),
+              (Rows{{std::to_string(kSchemaVersion)}}));
+    absl::StatusOr<Job> job = store->GetJob(1, /*include_rounds=*/true);
+    ASSERT_TRUE(job.ok()) << job.status();
+    EXPECT_EQ(job->spec().name(), "old");
+    EXPECT_EQ(job->state(), twist::v1::JOB_STATE_RUNNING);
+    EXPECT_EQ(RoundNumbers(*job), (std::vector<int>{1, 2}));
+    EXPECT_EQ(job->notice(), "");
+    // Its checkpoints were never recorded: unknown, not "none".
+    EXPECT_EQ(job->checkpoint_round(), -1);
+    if (!later_columns) {  // filled in from the round records
+      EXPECT_EQ(job->rejected_updates_total(), 1);
+    }
+    // The migrated store takes new jobs and checkpoint rounds.
+    job->set_checkpoint_round(2);
+    ASSERT_TRUE(store->UpdateJob(*job).ok());
+    EXPECT_EQ(store->GetJob(1, false)->checkpoint_round(), 2);
+    absl::StatusOr<int64_t> id = store->CreateJob(MakeSpec("new"), 3.0);
+    ASSERT_TRUE(id.ok());
+    EXPECT_EQ(store->GetJob(*id, false)->checkpoint_round(), 0);
+  }
+}
+
 TEST_F(JobStoreTest, CreateGetAndListRoundTripTheSpec) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
@@ -179,7 +263,7 @@ TEST_F(JobStoreTest, NewDatabaseHasWalAndSchemaVersion) {
   ASSERT_NE(OpenStore(), nullptr);
   EXPECT_EQ(Query(path_, "PRAGMA journal_mode"), (Rows{{"wal"}}));
   EXPECT_EQ(Query(path_, "PRAGMA user_version"),
-            (Rows{{std::to_string(JobStore::kSchemaVersion)}}));
+            (Rows{{std::to_string(kSchemaVersion)}}));
   EXPECT_EQ(Query(path_,
                   "SELECT name FROM sqlite_master WHERE type = 'table' AND "
                   "name IN ('jobs', 'rounds') ORDER BY name"),
@@ -571,16 +655,16 @@ TEST_F(JobStoreTest, NewerSchemaVersionIsRefused) {
     ASSERT_NE(store, nullptr);
     ASSERT_TRUE(store->CreateJob(MakeSpec("old"), 1.0).ok());
   }
-  Query(path_, "PRAGMA user_version = 2");
+  Query(path_, "PRAGMA user_version = 3");
   auto store = JobStore::Open(path_);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition)
       << store.status();
-  EXPECT_NE(store.status().message().find("schema version 2"),
+  EXPECT_NE(store.status().message().find("schema version 3"),
             std::string::npos)
       << store.status();
   EXPECT_NE(store.status().message().find(path_), std::string::npos);
-  EXPECT_EQ(Query(path_, "PRAGMA user_version"), (Rows{{"2"}}));
+  EXPECT_EQ(Query(path_, "PRAGMA user_version"), (Rows{{"3"}}));
   EXPECT_EQ(Query(path_, "SELECT name FROM jobs"), (Rows{{"old"}}));
 }
 

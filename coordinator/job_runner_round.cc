@@ -1,0 +1,225 @@
+// The steps of one round of JobRunner: plan, deal, await, merge, finish.
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/base/clock.h"
+#include "common/base/status_macros.h"
+#include "common/training/evaluation.h"
+#include "common/transport/subnet_proto.h"
+#include "coordinator/job_runner.h"
+#include "coordinator/round_plan.h"
+#include "glog/logging.h"
+
+namespace twist::coordinator {
+
+using common::SecondsSince;
+
+absl::Status JobRunner::RunOneRound(int32_t round,
+                                    const std::atomic<bool>& cancel,
+                                    const std::atomic<bool>& stop,
+                                    int* accepted) {
+  const auto start = std::chrono::steady_clock::now();
+  TWIST_ASSIGN_OR_RETURN(RoundPlan plan, Plan(round));
+  TWIST_ASSIGN_OR_RETURN(std::shared_ptr<RoundCollector> collector,
+                         Deal(round, plan));
+  const double deadline_s = deadline_.Seconds();
+  Await(*collector, deadline_s, cancel, stop);
+  if (cancel.load() || stop.load()) return absl::OkStatus();
+  const auto merge_start = std::chrono::steady_clock::now();
+  TWIST_ASSIGN_OR_RETURN(RoundOutcome outcome, Merge(*collector));
+  const double merge_s = SecondsSince(merge_start);
+  *accepted = outcome.accepted;
+  for (size_t i = 0; i < outcome.ends.size(); ++i) {
+    const twist::v1::RoundWorker& w = outcome.workers[i];
+    if (!w.accepted()) {
+      LOG(WARNING) << "job " << job_id_ << " round " << round << ": worker "
+                   << w.worker_id() << " (" << w.worker_name()
+                   << "): " << w.reason();
+    }
+    if (outcome.ends[i] == SlotEnd::kRefused) {
+      refusers_[w.worker_id()] = w.reason();
+    }
+  }
+  if (outcome.accepted == 0) return absl::OkStatus();  // not a round
+  deadline_.Learn(outcome.accepted_seconds, plan.workers.size());
+  twist::v1::RoundRecord record;
+  record.set_round(round);
+  record.set_deadline_s(deadline_s);
+  record.set_merge_s(merge_s);
+  TWIST_RETURN_IF_ERROR(Finish(round, outcome, start, std::move(record)));
+  LOG(INFO) << absl::StrFormat("job %d round %d/%d: %d/%d updates, %.2f s",
+                               job_id_, round, spec_.rounds(), outcome.accepted,
+                               collector->num_slots(), SecondsSince(start));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<JobRunner::RoundPlan> JobRunner::Plan(int32_t round) {
+  RoundPlan plan;
+  for (auto& w : registry_->LiveWorkers()) {
+    if (refusers_.count(w.id()) == 0) plan.workers.push_back(std::move(w));
+  }
+  if (spec_.max_workers() > 0 &&
+      static_cast<int>(plan.workers.size()) > spec_.max_workers()) {
+    plan.workers.resize(spec_.max_workers());
+  }
+  std::vector<double> capacities;
+  for (const auto& w : plan.workers) capacities.push_back(w.capacity());
+  TWIST_ASSIGN_OR_RETURN(plan.units,
+                         PlanRound(spec_, config_, round, capacities));
+  return plan;
+}
+
+absl::StatusOr<common::UnitContributions> JobRunner::Contributions() {
+  // A fixed calibration batch carved from the training data (never the
+  // validation data), the same every round.
+  TWIST_ASSIGN_OR_RETURN(
+      torch::Tensor idx,
+      common::CalibrationTokens(dataset_->train(), /*batches=*/1,
+                                spec_.batch_size(), config_.block_size));
+  return common::EstimateUnitContributions(*model_, idx);
+}
+
+absl::StatusOr<std::vector<common::NamedTensors>> JobRunner::SliceForSlots(
+    const std::vector<common::SubnetUnits>& units,
+    std::vector<common::NamedTensors>* shifts) {
+  bool same = true;
+  for (const auto& u : units) same = same && u == units[0];
+  // Into last round's slice tensors where they are free again (sent and
+  // dropped): fresh memory would cost a page fault per page.
+  slice_pool_.Trim();
+  TWIST_ASSIGN_OR_RETURN(
+      std::vector<common::NamedTensors> sliced,
+      common::ExtractSubnets(
+          config_, params_,
+          same ? std::vector<common::SubnetUnits>{units[0]} : units,
+          wire_dtype_, &slice_pool_));
+  shifts->assign(units.size(), common::NamedTensors());
+  if (spec_.scaling() == twist::v1::SCALING_CORRECTION && !same) {
+    // Each slot's missing units' mean contributions go into its output
+    // biases (and come out again when its update is merged).
+    TWIST_ASSIGN_OR_RETURN(common::UnitContributions contributions,
+                           Contributions());
+    for (size_t i = 0; i < units.size(); ++i) {
+      (*shifts)[i] = common::BiasShifts(contributions, units[i]);
+      common::ApplyBiasShifts((*shifts)[i], sliced[i]);
+    }
+  }
+  // local_sgd: one extraction, shared read-only by every slot.
+  if (same) sliced.resize(units.size(), sliced[0]);
+  return sliced;
+}
+
+absl::StatusOr<std::shared_ptr<RoundCollector>> JobRunner::Deal(
+    int32_t round, const RoundPlan& plan) {
+  std::vector<SlotSpec> slots;
+  std::vector<std::shared_ptr<Assignment>> assignments;
+  {
+    absl::MutexLock lock(&model_mu_);
+    std::vector<common::NamedTensors> shifts;
+    TWIST_ASSIGN_OR_RETURN(std::vector<common::NamedTensors> sliced,
+                           SliceForSlots(plan.units, &shifts));
+    for (size_t i = 0; i < plan.workers.size(); ++i) {
+      auto a = std::make_shared<Assignment>();
+      a->tensors = std::move(sliced[i]);
+      auto& h = a->header;
+      h.set_incarnation(options_.incarnation);
+      h.set_job_id(job_id_);
+      h.set_round(round);
+      h.set_slot(static_cast<int32_t>(i));
+      *h.mutable_spec() = spec_;
+      *h.mutable_units() = common::ToProto(plan.units[i]);
+      *h.mutable_tensors() = common::DescribeTensors(a->tensors);
+      slots.push_back(SlotSpec{plan.workers[i].id(), plan.workers[i].name(),
+                               plan.units[i], a->tensors.NumBytes(),
+                               std::move(shifts[i])});
+      assignments.push_back(std::move(a));
+    }
+  }
+  update_pool_.Trim();
+  auto collector = std::make_shared<RoundCollector>(
+      options_.incarnation, job_id_, round, config_, std::move(slots),
+      wire_dtype_, &update_pool_);
+  board_->Publish(collector);
+  for (size_t i = 0; i < assignments.size(); ++i) {
+    registry_->Offer(plan.workers[i].id(), std::move(assignments[i]));
+  }
+  return collector;
+}
+
+void JobRunner::Await(RoundCollector& collector, double deadline_s,
+                      const std::atomic<bool>& cancel,
+                      const std::atomic<bool>& stop) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(deadline_s);
+  for (;;) {
+    if (collector.WaitAllSettled(absl::Now() + options_.poll_interval)) break;
+    if (cancel.load() || stop.load()) break;
+    for (int slot : collector.Outstanding()) {
+      const Liveness liveness = registry_->Check(collector.slot(slot).worker_id);
+      if (liveness.live()) continue;
+      if (liveness.state == Liveness::State::kLeft) {
+        collector.Abandon(slot, SlotEnd::kWorkerLeft,
+                          "worker left (shut down cleanly)");
+      } else {
+        collector.Abandon(slot, SlotEnd::kWorkerLost,
+                          absl::StrCat("worker lost: ", liveness.reason));
+      }
+    }
+    if (absl::Now() >= deadline) {
+      for (int slot : collector.Outstanding()) {
+        collector.Abandon(slot, SlotEnd::kDeadline,
+                          deadline_.Explain(deadline_s));
+      }
+    }
+  }
+  for (int slot : collector.Outstanding()) {
+    collector.Abandon(
+        slot, SlotEnd::kInterrupted,
+        cancel.load() ? "job cancelled" : "coordinator stopping");
+  }
+  // Workers still busy with a slot that was given up are told to drop it;
+  // one that delivered may already be on the next round.
+  for (int slot : collector.Abandoned()) {
+    registry_->Revoke(collector.slot(slot).worker_id, job_id_,
+                      collector.round());
+  }
+  board_->Publish(nullptr);
+}
+
+absl::StatusOr<RoundOutcome> JobRunner::Merge(RoundCollector& collector) {
+  std::vector<SlotResult> results = collector.Close();
+  absl::MutexLock lock(&model_mu_);
+  merge_pool_.Trim();
+  return MergeRound(config_, params_, collector.slots(), results, outer_step_,
+                    &velocity_, &merge_pool_);
+}
+
+absl::Status JobRunner::Finish(int32_t round, const RoundOutcome& outcome,
+                               std::chrono::steady_clock::time_point start,
+                               twist::v1::RoundRecord record) {
+  record.set_train_loss(outcome.mean_train_loss);
+  record.set_tokens(outcome.tokens);
+  int64_t bytes_sent = 0;
+  for (const auto& w : outcome.workers) {
+    bytes_sent += w.bytes_sent();
+    if (w.accepted() && w.compute_s() > 0) {
+      registry_->RecordRound(w.worker_id(), w.tokens() / w.compute_s());
+    }
+    *record.add_workers() = w;
+  }
+  record.set_bytes_sent(bytes_sent);
+  record.set_bytes_received(outcome.bytes_received);
+  record.set_duration_s(SecondsSince(start));
+  const bool evaluate =
+      round % spec_.eval_every() == 0 || round == spec_.rounds();
+  const bool checkpoint = spec_.checkpoint_every() > 0 &&
+                          round % spec_.checkpoint_every() == 0 &&
+                          round < spec_.rounds();
+  return finisher_->Submit(
+      std::move(record), evaluate, checkpoint,
+      [this](const common::NamedTensors& params, common::NamedTensors* state) {
+        CopyModelInto(params, state);
+      });
+}
+
+}  // namespace twist::coordinator
