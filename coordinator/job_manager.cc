@@ -96,6 +96,11 @@ absl::StatusOr<twist::v1::Job> JobManager::Get(int64_t job_id,
   return store_->GetJob(job_id, include_rounds);
 }
 
+absl::StatusOr<std::vector<twist::v1::RoundRecord>> JobManager::RoundsAfter(
+    int64_t job_id, int32_t after_round) {
+  return store_->GetRounds(job_id, after_round);
+}
+
 absl::StatusOr<std::vector<twist::v1::Job>> JobManager::List() {
   return store_->ListJobs();
 }

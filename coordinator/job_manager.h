@@ -59,6 +59,9 @@ class JobManager {
   absl::StatusOr<twist::v1::Job> Submit(twist::v1::JobSpec spec);
   absl::StatusOr<twist::v1::Job> Get(int64_t job_id, bool include_rounds);
   absl::StatusOr<std::vector<twist::v1::Job>> List();
+  // The job's rounds after `after_round`, in order.
+  absl::StatusOr<std::vector<twist::v1::RoundRecord>> RoundsAfter(
+      int64_t job_id, int32_t after_round);
   // FailedPrecondition for a job that already ended.
   absl::StatusOr<twist::v1::Job> Cancel(int64_t job_id);
 

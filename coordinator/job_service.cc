@@ -10,10 +10,12 @@ namespace twist::coordinator {
 using common::ToGrpcStatus;
 
 JobServiceImpl::JobServiceImpl(JobManager* jobs, WorkerRegistry* registry,
-                               const common::CallAuthorizer* authorizer)
+                               const common::CallAuthorizer* authorizer,
+                               int max_watchers)
     : jobs_(jobs),
       registry_(registry),
-      guard_(authorizer, common::Role::kClient) {}
+      guard_(authorizer, common::Role::kClient),
+      max_watchers_(max_watchers) {}
 
 namespace {
 
@@ -77,6 +79,18 @@ grpc::Status JobServiceImpl::WatchJob(
     grpc::ServerContext* context, const twist::v1::WatchJobRequest* request,
     grpc::ServerWriter<twist::v1::JobEvent>* writer) {
   if (grpc::Status denied = guard_.Check(context); !denied.ok()) return denied;
+  // Each watcher holds a server thread for as long as it watches: bounded.
+  struct Seat {
+    std::atomic<int>* count;
+    ~Seat() { count->fetch_sub(1); }
+  } seat{&watchers_};
+  if (watchers_.fetch_add(1) >= max_watchers_) {
+    return grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("this coordinator already serves ", max_watchers_,
+                     " WatchJob streams (its --max_watchers): poll GetJob "
+                     "or the HTTP API instead, or retry later"));
+  }
   uint64_t version = jobs_->version();
   absl::StatusOr<twist::v1::Job> job =
       jobs_->Get(request->job_id(), /*include_rounds=*/true);
@@ -100,9 +114,14 @@ grpc::Status JobServiceImpl::WatchJob(
     while (jobs_->WaitForChange(version, absl::Seconds(1)) == version) {
       if (context->IsCancelled()) return grpc::Status::CANCELLED;
     }
+    // Only what is new: the job's fields and the rounds not sent yet.
     version = jobs_->version();
-    job = jobs_->Get(request->job_id(), /*include_rounds=*/true);
+    job = jobs_->Get(request->job_id(), /*include_rounds=*/false);
     if (!job.ok()) return ToGrpcStatus(job.status());
+    absl::StatusOr<std::vector<twist::v1::RoundRecord>> rounds =
+        jobs_->RoundsAfter(request->job_id(), sent_round);
+    if (!rounds.ok()) return ToGrpcStatus(rounds.status());
+    for (auto& r : *rounds) *job->add_rounds() = std::move(r);
   }
 }
 

@@ -3,6 +3,8 @@
 #ifndef TWIST_COORDINATOR_JOB_SERVICE_H_
 #define TWIST_COORDINATOR_JOB_SERVICE_H_
 
+#include <atomic>
+
 #include "common/rpc/security.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/worker_registry.h"
@@ -14,8 +16,10 @@ class JobServiceImpl final : public twist::v1::JobService::Service {
  public:
   // `jobs`, `registry` and `authorizer` must outlive the service. Every call
   // needs the client role.
+  // At most `max_watchers` WatchJob streams are served at once; more get
+  // RESOURCE_EXHAUSTED.
   JobServiceImpl(JobManager* jobs, WorkerRegistry* registry,
-                 const common::CallAuthorizer* authorizer);
+                 const common::CallAuthorizer* authorizer, int max_watchers);
 
   grpc::Status SubmitJob(grpc::ServerContext* context,
                          const twist::v1::SubmitJobRequest* request,
@@ -44,6 +48,8 @@ class JobServiceImpl final : public twist::v1::JobService::Service {
   JobManager* const jobs_;
   WorkerRegistry* const registry_;
   const common::CallGuard guard_;
+  const int max_watchers_;
+  std::atomic<int> watchers_{0};
 };
 
 }  // namespace twist::coordinator

@@ -1,5 +1,7 @@
 #include "coordinator/job_spec.h"
 
+#include <filesystem>
+
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -263,6 +265,15 @@ absl::StatusOr<JobSpec> ResolveJobSpec(JobSpec spec) {
   if (spec.data().path().empty()) {
     return Bad("data.path",
                "is empty: give the folder written by `twistctl prepare`");
+  }
+  std::error_code ec;
+  if (std::filesystem::exists(spec.data().path(), ec) &&
+      !std::filesystem::is_directory(spec.data().path(), ec)) {
+    return Bad("data.path",
+               absl::StrCat(spec.data().path(),
+                            " is a file, not a folder: give the folder "
+                            "`twistctl prepare` wrote (it holds meta.json, "
+                            "train.bin and val.bin)"));
   }
   absl::StatusOr<common::DatasetMeta> meta =
       common::ReadDatasetMeta(spec.data().path());

@@ -280,27 +280,43 @@ absl::StatusOr<Job> JobStore::GetJob(int64_t id, bool include_rounds) {
     TWIST_ASSIGN_OR_RETURN(job, ReadJob(stmt, path_));
   }
   if (!include_rounds) return job;
+  TWIST_RETURN_IF_ERROR(ReadRoundsLocked(id, -1, job.mutable_rounds()));
+  return job;
+}
 
+absl::StatusOr<std::vector<RoundRecord>> JobStore::GetRounds(
+    int64_t job_id, int32_t after_round) {
+  absl::MutexLock lock(&mu_);
+  google::protobuf::RepeatedPtrField<RoundRecord> rounds;
+  TWIST_RETURN_IF_ERROR(ReadRoundsLocked(job_id, after_round, &rounds));
+  return std::vector<RoundRecord>(std::make_move_iterator(rounds.begin()),
+                                  std::make_move_iterator(rounds.end()));
+}
+
+absl::Status JobStore::ReadRoundsLocked(
+    int64_t job_id, int32_t after_round,
+    google::protobuf::RepeatedPtrField<RoundRecord>* out) {
   TWIST_ASSIGN_OR_RETURN(
       sqlite::Statement stmt,
-      sqlite::Statement::Prepare(db_, path_, absl::StrCat("read rounds of job ", id),
-                         "SELECT round, record FROM rounds WHERE job_id = ? "
-                         "ORDER BY round"));
-  stmt.BindInt64(1, id);
-  while (true) {
+      sqlite::Statement::Prepare(
+          db_, path_, absl::StrCat("read rounds of job ", job_id),
+          "SELECT round, record FROM rounds WHERE job_id = ? AND round > ? "
+          "ORDER BY round"));
+  stmt.BindInt64(1, job_id);
+  stmt.BindInt64(2, after_round);
+  for (;;) {
     TWIST_ASSIGN_OR_RETURN(const bool row, stmt.Step());
-    if (!row) break;
+    if (!row) return absl::OkStatus();
     const int64_t round = stmt.Int64(0);
-    RoundRecord* record = job.add_rounds();
+    RoundRecord* record = out->Add();
     if (!record->ParseFromString(stmt.Blob(1)) || record->round() != round) {
       return absl::DataLossError(absl::StrCat(
-          "round ", round, " of job ", id, " in ", path_,
+          "round ", round, " of job ", job_id, " in ", path_,
           ": the stored record is not a valid twist.v1.RoundRecord for that "
           "round; the database is damaged: restore a backup or move the file "
           "aside"));
     }
   }
-  return job;
 }
 
 absl::StatusOr<std::vector<Job>> JobStore::SelectJobs(

@@ -90,6 +90,11 @@ class JobStore {
   // `include_rounds`. Errors: NotFound for an unknown id.
   absl::StatusOr<twist::v1::Job> GetJob(int64_t id, bool include_rounds);
 
+  // The rounds of job `job_id` after `after_round`, ascending (none for an
+  // unknown job). DataLoss for a stored record that does not parse.
+  absl::StatusOr<std::vector<twist::v1::RoundRecord>> GetRounds(
+      int64_t job_id, int32_t after_round);
+
   // Every job, newest (largest id) first, without rounds.
   absl::StatusOr<std::vector<twist::v1::Job>> ListJobs();
 
@@ -109,6 +114,12 @@ class JobStore {
   absl::Status SetRoundLocked(int64_t job_id, int32_t round,
                               int32_t keep_up_to_round,
                               const std::string& operation)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Appends the rounds of `job_id` after `after_round` to `out`.
+  absl::Status ReadRoundsLocked(
+      int64_t job_id, int32_t after_round,
+      google::protobuf::RepeatedPtrField<twist::v1::RoundRecord>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Reads jobs selected by `where_and_order` (SQL after the FROM clause,

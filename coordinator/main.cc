@@ -24,6 +24,7 @@
 #include "coordinator/job_manager.h"
 #include "coordinator/job_service.h"
 #include "coordinator/job_store.h"
+#include "coordinator/state_lock.h"
 #include "coordinator/worker_registry.h"
 #include "coordinator/worker_service.h"
 #include "coordinator/worker_transfer_service.h"
@@ -55,6 +56,12 @@ ABSL_FLAG(std::string, worker_token_file, "",
 ABSL_FLAG(bool, insecure, false,
           "allow listening beyond loopback without TLS and tokens (trusted "
           "networks only)");
+ABSL_FLAG(int, max_watchers, 64,
+          "WatchJob streams served at once; more get RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, max_rpc_threads, 512,
+          "threads the gRPC server may use for calls in flight (each long-poll "
+          "of a worker and each watcher holds one); calls beyond get "
+          "RESOURCE_EXHAUSTED");
 ABSL_FLAG(double, heartbeat_timeout_s, 10.0,
           "a worker silent this long is dropped from its round and from the "
           "live set");
@@ -91,6 +98,10 @@ int main(int argc, char** argv) {
     return Fail(absl::FailedPreconditionError(absl::StrCat(
         "cannot create --state_dir ", state_dir, ": ", ec.message())));
   }
+  // Before anything in the folder is read or written.
+  absl::StatusOr<std::unique_ptr<tc::StateLock>> lock =
+      tc::StateLock::Acquire(state_dir);
+  if (!lock.ok()) return Fail(lock.status());
   absl::StatusOr<uint64_t> incarnation = tc::NextIncarnation(state_dir);
   if (!incarnation.ok()) return Fail(incarnation.status());
   absl::StatusOr<std::unique_ptr<tc::JobStore>> store =
@@ -161,7 +172,8 @@ int main(int argc, char** argv) {
   const twist::common::CallAuthorizer authorizer(*tokens,
                                                  security.require_worker_cert);
 
-  tc::JobServiceImpl job_service(&jobs, &registry, &authorizer);
+  tc::JobServiceImpl job_service(&jobs, &registry, &authorizer,
+                                 absl::GetFlag(FLAGS_max_watchers));
   tc::WorkerServiceImpl worker_service(&registry, *incarnation, &authorizer);
   tc::WorkerTransferService worker_transfer(
       &registry, jobs.board(), &authorizer,
@@ -170,6 +182,9 @@ int main(int argc, char** argv) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   twist::common::ConfigureServerBuilder(&builder);
+  grpc::ResourceQuota quota("twist-coordinator");
+  quota.SetMaxThreads(absl::GetFlag(FLAGS_max_rpc_threads));
+  builder.SetResourceQuota(quota);
   int grpc_port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), *credentials,
                            &grpc_port);

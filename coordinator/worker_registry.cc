@@ -1,14 +1,25 @@
 #include "coordinator/worker_registry.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/base/clock.h"
 
 namespace twist::coordinator {
+namespace {
 
 using common::NowSeconds;
+
+// A monotonic clock as absl::Time, for time-outs (absl::Now() follows the wall
+// clock, which may be stepped).
+absl::Time SteadyNow() {
+  return absl::UnixEpoch() +
+         absl::FromChrono(std::chrono::steady_clock::now().time_since_epoch());
+}
+
+}  // namespace
 
 WorkerRegistry::WorkerRegistry(const Options& options) : options_(options) {}
 
@@ -29,20 +40,41 @@ std::string WorkerRegistry::Join(const twist::v1::JoinRequest& request,
   w.info.set_live(true);
   w.info.set_status("idle");
   w.liveness = {Liveness::State::kLive, ""};
+  w.last_heartbeat = SteadyNow();
+  SweepLocked();
   return id;
 }
 
-void WorkerRegistry::SweepLocked(double now) {
-  for (auto& [id, w] : workers_) {
-    if (!w.info.live()) continue;
-    const double silent = now - w.info.last_heartbeat_at();
-    if (silent > options_.heartbeat_timeout_s) {
-      w.info.set_live(false);
-      w.info.set_status("dropped");
-      w.liveness = {Liveness::State::kTimedOut,
-                    absl::StrFormat("no heartbeat for %.1f s (timeout %.1f s)",
-                                    silent, options_.heartbeat_timeout_s)};
-      w.mailbox.reset();
+void WorkerRegistry::SweepLocked() {
+  const absl::Time now = SteadyNow();
+  std::vector<std::pair<absl::Time, std::string>> departed;
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    Worker& w = it->second;
+    if (w.info.live()) {
+      const double silent = absl::ToDoubleSeconds(now - w.last_heartbeat);
+      if (silent > options_.heartbeat_timeout_s) {
+        w.info.set_live(false);
+        w.info.set_status("dropped");
+        w.liveness = {Liveness::State::kTimedOut,
+                      absl::StrFormat("no heartbeat for %.1f s (timeout %.1f s)",
+                                      silent, options_.heartbeat_timeout_s)};
+        w.mailbox.reset();
+        w.busy = false;
+        w.departed = now;
+      }
+    }
+    if (!w.info.live() &&
+        absl::ToDoubleSeconds(now - w.departed) > options_.forget_after_s) {
+      it = workers_.erase(it);
+      continue;
+    }
+    if (!w.info.live()) departed.emplace_back(w.departed, it->first);
+    ++it;
+  }
+  if (static_cast<int>(departed.size()) > options_.max_departed) {
+    std::sort(departed.begin(), departed.end());
+    for (size_t i = 0; i + options_.max_departed < departed.size(); ++i) {
+      workers_.erase(departed[i].second);
     }
   }
 }
@@ -50,8 +82,7 @@ void WorkerRegistry::SweepLocked(double now) {
 absl::Status WorkerRegistry::Heartbeat(
     const twist::v1::HeartbeatRequest& request) {
   absl::MutexLock lock(&mu_);
-  const double now = NowSeconds();
-  SweepLocked(now);
+  SweepLocked();
   auto it = workers_.find(request.worker_id());
   if (it == workers_.end()) {
     return absl::NotFoundError(
@@ -64,8 +95,12 @@ absl::Status WorkerRegistry::Heartbeat(
                                             " was dropped (", w.liveness.reason,
                                             "): join again"));
   }
-  w.info.set_last_heartbeat_at(now);
-  if (!request.status().empty()) w.info.set_status(request.status());
+  w.info.set_last_heartbeat_at(NowSeconds());
+  w.last_heartbeat = SteadyNow();
+  // Between answering an assignment and taking the next, the worker is idle,
+  // whatever a heartbeat sent before its answer arrived says.
+  w.info.set_status(w.busy && !request.status().empty() ? request.status()
+                                                         : "idle");
   w.info.set_resident_parameters(request.resident_parameters());
   return absl::OkStatus();
 }
@@ -81,12 +116,14 @@ absl::Status WorkerRegistry::Leave(const std::string& worker_id) {
   it->second.info.set_status("left");
   it->second.liveness = {Liveness::State::kLeft, "shut down cleanly"};
   it->second.mailbox.reset();
+  it->second.busy = false;
+  it->second.departed = SteadyNow();
   return absl::OkStatus();
 }
 
 std::vector<twist::v1::WorkerInfo> WorkerRegistry::LiveWorkers() {
   absl::MutexLock lock(&mu_);
-  SweepLocked(NowSeconds());
+  SweepLocked();
   std::vector<std::pair<double, twist::v1::WorkerInfo>> live;
   for (const auto& [id, w] : workers_) {
     if (w.info.live()) live.emplace_back(w.info.joined_at(), w.info);
@@ -104,7 +141,7 @@ std::vector<twist::v1::WorkerInfo> WorkerRegistry::LiveWorkers() {
 
 std::vector<twist::v1::WorkerInfo> WorkerRegistry::AllWorkers() {
   absl::MutexLock lock(&mu_);
-  SweepLocked(NowSeconds());
+  SweepLocked();
   std::vector<twist::v1::WorkerInfo> out;
   for (const auto& [id, w] : workers_) out.push_back(w.info);
   std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
@@ -116,7 +153,7 @@ std::vector<twist::v1::WorkerInfo> WorkerRegistry::AllWorkers() {
 
 Liveness WorkerRegistry::Check(const std::string& worker_id) {
   absl::MutexLock lock(&mu_);
-  SweepLocked(NowSeconds());
+  SweepLocked();
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) {
     return {Liveness::State::kUnknown, "unknown worker"};
@@ -127,7 +164,7 @@ Liveness WorkerRegistry::Check(const std::string& worker_id) {
 void WorkerRegistry::Offer(const std::string& worker_id,
                            std::shared_ptr<const Assignment> a) {
   absl::MutexLock lock(&mu_);
-  SweepLocked(NowSeconds());
+  SweepLocked();
   auto it = workers_.find(worker_id);
   if (it == workers_.end() || !it->second.info.live()) return;
   it->second.mailbox = std::move(a);
@@ -139,7 +176,7 @@ absl::StatusOr<std::shared_ptr<const Assignment>> WorkerRegistry::Take(
   const absl::Time deadline = absl::Now() + wait;
   absl::MutexLock lock(&mu_);
   for (;;) {
-    SweepLocked(NowSeconds());
+    SweepLocked();
     auto it = workers_.find(worker_id);
     if (it == workers_.end() || !it->second.info.live()) {
       return absl::NotFoundError(
@@ -152,6 +189,8 @@ absl::StatusOr<std::shared_ptr<const Assignment>> WorkerRegistry::Take(
       w.mailbox.reset();
       w.taken_job = a->header.job_id();
       w.taken_round = a->header.round();
+      w.busy = true;
+      w.info.set_status("receiving");
       return a;
     }
     // Wake when an assignment arrives, the worker leaves, or the wait ends.
@@ -172,7 +211,19 @@ void WorkerRegistry::Revoke(const std::string& worker_id, int64_t job_id,
       w.mailbox->header.round() == round) {
     w.mailbox.reset();
   }
-  if (w.taken_job == job_id && w.taken_round == round) w.abandon = true;
+  if (w.taken_job == job_id && w.taken_round == round && w.busy) {
+    w.abandon = true;
+    w.busy = false;
+    if (w.info.live()) w.info.set_status("idle");
+  }
+}
+
+void WorkerRegistry::AnswerReceived(const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) return;
+  it->second.busy = false;
+  if (it->second.info.live()) it->second.info.set_status("idle");
 }
 
 std::optional<std::pair<int64_t, int32_t>> WorkerRegistry::TakeAbandon(

@@ -46,6 +46,10 @@ class WorkerRegistry {
     double heartbeat_interval_s = 1.0;  // told to workers at join
     double heartbeat_timeout_s =
         10.0;  // silence after which a worker is dropped
+    // Workers no longer live are forgotten after this long, and beyond this
+    // many the oldest are, so that joins cannot grow the registry forever.
+    double forget_after_s = 3600;
+    int max_departed = 256;
   };
 
   explicit WorkerRegistry(const Options& options);
@@ -83,6 +87,11 @@ class WorkerRegistry {
   // The worker's throughput and rounds in its last round.
   void RecordRound(const std::string& worker_id, double tokens_per_s);
 
+  // The worker's answer to its assignment arrived (an update or a refusal):
+  // it is idle until it takes the next one, whatever a heartbeat already on
+  // its way says.
+  void AnswerReceived(const std::string& worker_id);
+
   const Options& options() const { return options_; }
 
   // The (job, round) the worker should stop working on, once, if any.
@@ -96,11 +105,16 @@ class WorkerRegistry {
     std::shared_ptr<const Assignment> mailbox;
     int64_t taken_job = 0;
     int32_t taken_round = 0;
+    bool busy = false;     // holds an assignment it has not answered
     bool abandon = false;
+    // Steady-clock times: liveness must not jump with the wall clock.
+    absl::Time last_heartbeat;  // when the last heartbeat arrived
+    absl::Time departed;        // when it stopped being live
   };
 
-  // Marks workers silent for longer than the timeout as dropped.
-  void SweepLocked(double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks workers silent for longer than the timeout as dropped, and
+  // forgets departed ones (Options::forget_after_s, max_departed).
+  void SweepLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   absl::Mutex mu_;

@@ -143,11 +143,17 @@ grpc::Status WorkerTransferService::SendUpdate(
   absl::StatusOr<std::shared_ptr<RoundCollector>> round =
       board_->Find(header.incarnation(), header.job_id(), header.round());
   if (!round.ok()) return finish(round.status());
+  // Whatever happens to it below, the worker has answered its assignment.
+  registry_->AnswerReceived(header.worker_id());
   if (!header.error().empty()) {
     LOG(WARNING) << "worker " << header.worker_id() << " could not train round "
                  << header.round() << ": " << header.error();
     absl::Status refused = (*round)->Refuse(
         header, absl::StrCat("worker could not train: ", header.error()));
+    if (!refused.ok()) {
+      LOG(WARNING) << "refusal of worker " << header.worker_id()
+                   << " not recorded: " << refused;
+    }
     response.set_accepted(false);
     response.set_reason(refused.ok() ? "recorded"
                                      : std::string(refused.message()));
@@ -160,12 +166,14 @@ grpc::Status WorkerTransferService::SendUpdate(
       *std::move(targets), {common::kChunkBytes, /*check_finite=*/true});
   int64_t bytes = 0;
   if (absl::Status s = ReadChunks(reader, &assembler, &bytes); !s.ok()) {
-    (*round)
-        ->Reject(header, absl::StrCat(assembler.non_finite()
-                                          ? "update rejected: "
-                                          : "malformed update: ",
-                                      s.message()))
-        .IgnoreError();
+    const absl::Status rejected = (*round)->Reject(
+        header, absl::StrCat(assembler.non_finite() ? "update rejected: "
+                                                    : "malformed update: ",
+                             s.message()));
+    if (!rejected.ok()) {
+      LOG(WARNING) << "rejection of worker " << header.worker_id()
+                   << "'s update not recorded: " << rejected;
+    }
     return finish(s);
   }
   if (absl::Status s = (*round)->Deliver(header, assembler.tensors(), bytes,

@@ -1,8 +1,15 @@
 // twist-worker: joins a coordinator, trains the subnetworks it is dealt on its
 // GPU (or CPU) and returns the updated slices.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -41,11 +48,25 @@ ABSL_FLAG(
     double, test_delay_after_train_s, 0,
     "testing only: wait this long after training each round (a straggler)");
 
+ABSL_FLAG(int64_t, max_assignment_bytes, 0,
+          "refuse (with a clear error to the coordinator) assignments whose "
+          "tensors exceed this many bytes; 0: no limit");
+
 namespace {
-twist::worker::WorkerClient* g_client = nullptr;
-void OnSignal(int) {
-  if (g_client) g_client->Stop();
+
+// SIGINT and SIGTERM reach a handler that only writes the signal's number to
+// a pipe (async-signal-safe); a thread reading the pipe stops the client,
+// which takes locks and cancels calls, as a signal handler may not. (Masking
+// the signals instead would miss threads that libraries start before main.)
+int g_signal_pipe[2] = {-1, -1};
+
+void OnStopSignal(int signal) {
+  const char byte = static_cast<char>(signal);
+  const int saved = errno;
+  (void)!::write(g_signal_pipe[1], &byte, 1);
+  errno = saved;
 }
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -75,6 +96,8 @@ int main(int argc, char** argv) {
   trainer_options.device = *device;
   trainer_options.data_dir = absl::GetFlag(FLAGS_data_dir);
   trainer_options.worker_name = name;
+  trainer_options.max_assignment_bytes =
+      absl::GetFlag(FLAGS_max_assignment_bytes);
   twist::worker::SubnetTrainer trainer(trainer_options);
 
   twist::worker::WorkerClient::Options options;
@@ -97,13 +120,39 @@ int main(int argc, char** argv) {
     return 1;
   }
   twist::worker::WorkerClient client(options, *connection, &trainer);
-  g_client = &client;
-  signal(SIGINT, OnSignal);
-  signal(SIGTERM, OnSignal);
+  if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
+    std::fprintf(stderr, "twist-worker: cannot create a pipe: %s\n",
+                 std::strerror(errno));
+    return 1;
+  }
+  std::thread signals([&] {
+    char byte = 0;
+    while (::read(g_signal_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    if (byte == 0) return;  // main ends the thread
+    LOG(INFO) << "signal " << static_cast<int>(byte)
+              << ": leaving the coordinator";
+    client.Stop();
+  });
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
   LOG(INFO) << "twist-worker " << name << " on " << device->str()
             << ", coordinator " << options.coordinator;
   absl::Status status = client.Run();
-  g_client = nullptr;
+  const char done = 0;
+  (void)!::write(g_signal_pipe[1], &done, 1);
+  signals.join();
+  if (client.training_left_running()) {
+    // A local step is still computing on its thread: do not wait for it.
+    LOG(INFO) << "left with a local step unfinished; exiting";
+    google::FlushLogFiles(google::GLOG_INFO);
+    std::fflush(nullptr);
+    std::_Exit(status.ok() ? 0 : 1);
+  }
   if (!status.ok()) {
     std::fprintf(stderr, "twist-worker: %s\n",
                  std::string(status.message()).c_str());

@@ -28,6 +28,22 @@ absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
   TWIST_RETURN_IF_ERROR(full.Validate());
   const common::SubnetUnits units = common::FromProto(header.units());
   TWIST_RETURN_IF_ERROR(common::ValidateUnits(full, units));
+  if (options_.max_assignment_bytes > 0) {
+    const int64_t bytes =
+        common::SubnetConfig(full, units).NumParameters() *
+        (header.tensors_size() > 0 &&
+                 header.tensors(0).dtype() == twist::v1::DTYPE_BFLOAT16
+             ? 2
+             : 4);
+    if (bytes > options_.max_assignment_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "worker ", options_.worker_name, " on ", common::HostName(),
+          ": the assignment's tensors take ", bytes,
+          " bytes, more than its --max_assignment_bytes=",
+          options_.max_assignment_bytes,
+          ": raise the limit or give the job a smaller keep_ratio"));
+    }
+  }
   PreparedSubnet out;
   out.header = header;
   out.model = common::Gpt(common::SubnetConfig(full, units));

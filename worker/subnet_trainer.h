@@ -49,12 +49,15 @@ class SubnetTrainer {
     // of its data.path> instead of data.path itself.
     std::string data_dir;
     std::string worker_name;  // named in errors
+    // Assignments whose tensors take more bytes are refused (0: no limit).
+    int64_t max_assignment_bytes = 0;
   };
 
   explicit SubnetTrainer(Options options);
 
   // Allocates the subnetwork the header describes. InvalidArgument when the
-  // header's units or tensor list do not match its spec.
+  // header's units or tensor list do not match its spec; ResourceExhausted
+  // when its tensors exceed max_assignment_bytes.
   absl::StatusOr<PreparedSubnet> Prepare(
       const twist::v1::AssignmentHeader& header) const;
 

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "common/model/torch_errors.h"
 #include "common/rpc/tensor_streams.h"
 #include "common/rpc/rpc_util.h"
 #include "common/base/status_macros.h"
@@ -35,9 +36,9 @@ const std::string& SendUpdateMethod() {
   return path;
 }
 
-// Largest subnetwork the worker accepts to receive (guards memory against a
-// malformed header).
-constexpr int64_t kMaxAssignmentBytes = int64_t{64} << 30;
+// Retries of a failed call, doubling from the first to the last.
+constexpr double kMinBackoffS = 0.1;
+constexpr double kMaxBackoffS = 1.0;
 
 }  // namespace
 
@@ -167,7 +168,7 @@ void WorkerClient::HeartbeatLoop() {
 
 absl::Status WorkerClient::Run() {
   heartbeat_ = std::thread([this] { HeartbeatLoop(); });
-  double backoff_s = 0.25;
+  double backoff_s = kMinBackoffS;
   while (!stop_.load()) {
     bool need_join = false;
     {
@@ -176,7 +177,7 @@ absl::Status WorkerClient::Run() {
     }
     absl::Status s = need_join ? Join() : ServeOnce();
     if (s.ok()) {
-      backoff_s = 0.25;
+      backoff_s = kMinBackoffS;
       continue;
     }
     if (stop_.load()) break;
@@ -186,6 +187,7 @@ absl::Status WorkerClient::Run() {
       // Another protocol version or wrong credentials: retrying cannot help.
       return s;
     }
+    if (s.code() == absl::StatusCode::kAborted) return s;  // device unusable
     if (s.code() == absl::StatusCode::kNotFound) {
       absl::MutexLock lock(&mu_);
       need_join_ = true;
@@ -198,7 +200,9 @@ absl::Status WorkerClient::Run() {
     while (!stop_.load() && std::chrono::steady_clock::now() < until) {
       absl::SleepFor(absl::Milliseconds(20));
     }
-    backoff_s = std::min(backoff_s * 2, 10.0);
+    // Short: a coordinator that restarted is back within seconds, and every
+    // second of backoff is a second its job waits.
+    backoff_s = std::min(backoff_s * 2, kMaxBackoffS);
   }
   // A clean goodbye, so the coordinator records a leave rather than a loss.
   std::string id;
@@ -265,7 +269,9 @@ absl::Status WorkerClient::ServeOnce() {
   update.set_round(message.header().round());
   update.set_slot(message.header().slot());
 
-  absl::StatusOr<PreparedSubnet> prepared = trainer_->Prepare(message.header());
+  absl::StatusOr<PreparedSubnet> prepared = common::CatchTorchErrors(
+      "preparing the subnetwork",
+      [&] { return trainer_->Prepare(message.header()); });
   if (!prepared.ok()) {
     context.TryCancel();
     reader->Finish();
@@ -303,9 +309,7 @@ absl::Status WorkerClient::ServeOnce() {
     resident_parameters_ = prepared->receive_into.NumElements();
   }
 
-  absl::StatusOr<TrainedSubnet> trained = trainer_->Train(
-      *prepared, [this] { return abandon_.load() || stop_.load(); });
-  prepared->model = nullptr;  // drop the model; the trained copy remains
+  absl::StatusOr<TrainedSubnet> trained = Train(*std::move(prepared));
   if (!trained.ok()) {
     if (trained.status().code() == absl::StatusCode::kCancelled) {
       LOG(INFO) << "round " << update.round()
@@ -315,7 +319,13 @@ absl::Status WorkerClient::ServeOnce() {
     update.set_error(std::string(trained.status().message()));
     LOG(WARNING) << "cannot train round " << update.round() << ": "
                  << trained.status();
-    return SendUpdate(update, {});
+    TWIST_RETURN_IF_ERROR(SendUpdate(update, {}));
+    // A device that cannot be trusted any more ends the worker; anything
+    // else (out of memory included) was this round's problem only.
+    if (trained.status().code() == absl::StatusCode::kAborted) {
+      return trained.status();
+    }
+    return absl::OkStatus();
   }
   if (options_.delay_after_train_s > 0) {
     const auto until = std::chrono::steady_clock::now() +
@@ -333,6 +343,41 @@ absl::Status WorkerClient::ServeOnce() {
   update.set_parameters(trained->parameters);
   update.set_deltas(trained->deltas);
   return SendUpdate(update, trained->tensors);
+}
+
+absl::StatusOr<TrainedSubnet> WorkerClient::Train(PreparedSubnet prepared) {
+  // On a thread of its own, so that Stop() is answered at once whatever the
+  // length of a local step: a stopping worker leaves the coordinator and
+  // exits while the step is still running (training_left_running()).
+  struct Task {
+    absl::Mutex mu;
+    bool done ABSL_GUARDED_BY(mu) = false;
+    absl::StatusOr<TrainedSubnet> result ABSL_GUARDED_BY(mu) =
+        absl::UnknownError("not trained");
+  };
+  auto task = std::make_shared<Task>();
+  auto subnet = std::make_shared<PreparedSubnet>(std::move(prepared));
+  std::thread([this, task, subnet] {
+    absl::StatusOr<TrainedSubnet> result =
+        common::CatchTorchErrors("training the subnetwork", [&] {
+          return trainer_->Train(
+              *subnet, [this] { return abandon_.load() || stop_.load(); });
+        });
+    subnet->model = nullptr;  // drop the model; the trained copy remains
+    absl::MutexLock lock(&task->mu);
+    task->result = std::move(result);
+    task->done = true;
+  }).detach();
+  absl::MutexLock lock(&task->mu);
+  while (!task->done && !stop_.load()) {
+    task->mu.AwaitWithTimeout(absl::Condition(&task->done),
+                              absl::Milliseconds(50));
+  }
+  if (!task->done) {
+    training_left_running_.store(true);
+    return absl::CancelledError("the worker is stopping");
+  }
+  return std::move(task->result);
 }
 
 absl::Status WorkerClient::SendUpdate(const twist::v1::UpdateHeader& header,

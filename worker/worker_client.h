@@ -39,16 +39,23 @@ class WorkerClient {
                SubnetTrainer* trainer);
   ~WorkerClient();
 
-  // Runs until Stop(); returns the reason it stopped.
+  // Runs until Stop(); returns the reason it stopped (an error when it had
+  // to: wrong credentials, another protocol version, an unusable device).
   absl::Status Run();
-  // Asks Run() to return: abandons the current round and leaves.
+  // Asks Run() to return: abandons the current round and leaves. Safe to
+  // call from any thread (not from a signal handler).
   void Stop();
+  // True when Run() returned while a local step was still computing on its
+  // thread: the process should exit at once rather than wait for it.
+  bool training_left_running() const { return training_left_running_.load(); }
 
  private:
   absl::Status Join();
   void HeartbeatLoop();
   // One receive -> train -> send cycle; OK when there was no work.
   absl::Status ServeOnce();
+  // Trains on a thread of its own and waits for it, or for Stop().
+  absl::StatusOr<TrainedSubnet> Train(PreparedSubnet prepared);
   absl::Status SendUpdate(const twist::v1::UpdateHeader& header,
                           const common::NamedTensors& tensors);
 
@@ -77,6 +84,7 @@ class WorkerClient {
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> abandon_{false};
+  std::atomic<bool> training_left_running_{false};
   double last_send_s_ = 0;
   std::thread heartbeat_;
 };
