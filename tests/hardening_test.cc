@@ -13,11 +13,16 @@
 #include <regex>
 #include <thread>
 
+#include <algorithm>
+#include <atomic>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"
 #include "tests/test_models.h"
+#include "common/rpc/rpc_util.h"
+#include "twist/v1/job_service.grpc.pb.h"
 
 namespace twist {
 namespace {
@@ -232,6 +237,167 @@ TEST_F(HardeningTest, LibTorchErrorInAWorkerIsAnErrorUpdateAndTheWorkerLives) {
   EXPECT_TRUE(absl::StrContains(reason, "training the subnetwork")) << reason;
   EXPECT_TRUE(absl::StrContains(reason, "out of range")) << reason;
   EXPECT_TRUE(cluster_->worker("w")->Running()) << cluster_->worker("w")->Log();
+}
+
+}  // namespace
+}  // namespace twist
+
+namespace twist {
+namespace {
+
+// The job's wall time per round from its records (rounds 1..R).
+double MedianRoundSeconds(const nlohmann::json& job) {
+  std::vector<double> t;
+  for (const auto& r : job["rounds"]) {
+    if (r["round"].get<int>() > 0) t.push_back(r["duration_s"].get<double>());
+  }
+  if (t.empty()) return 0;
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// Resident memory and threads of a process, from /proc.
+std::pair<int64_t, int> MemoryAndThreads(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  int64_t rss_kb = 0;
+  int threads = 0;
+  while (std::getline(status, line)) {
+    if (absl::StartsWith(line, "VmRSS:")) rss_kb = std::stoll(line.substr(6));
+    if (absl::StartsWith(line, "Threads:")) threads = std::stoi(line.substr(8));
+  }
+  return {rss_kb * 1024, threads};
+}
+
+TEST_F(HardeningTest, UnderLoadEveryWatcherSeesEveryRoundOnceInOrder) {
+  ASSERT_TRUE(cluster_->StartCoordinator().ok());
+  ASSERT_TRUE(cluster_->StartWorker("a").ok());
+  ASSERT_TRUE(cluster_->StartWorker("b").ok());
+  ASSERT_TRUE(cluster_->WaitForLiveWorkers(2).ok());
+  // Rounds of about a second: what the load is measured against.
+  const std::vector<std::string> job = {
+      "--rounds=12",    "--local_steps=20", "--min_workers=2", "--eval_every=4",
+      "--n_layer=2",    "--n_embd=64",      "--n_head=4",      "--block_size=64",
+      "--batch_size=8"};
+  // Quiet.
+  const int64_t quiet = Submit(job);
+  ASSERT_TRUE(WaitForState(quiet, "completed", 300));
+  const double quiet_s = MedianRoundSeconds(Job(quiet));
+
+  // The same job with 64 watchers, 16 GetJob pollers and 4 HTTP pollers.
+  const int64_t loaded = quiet + 1;
+  constexpr int kWatchers = 64, kPollers = 16, kHttpPollers = 4;
+  std::atomic<bool> done{false};
+  std::vector<std::vector<int>> seen(kWatchers);
+  std::vector<std::string> watch_status(kWatchers);
+  std::atomic<int64_t> polls{0}, poll_errors{0};
+  auto channel = common::MakeChannel(cluster_->coordinator_address());
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kWatchers; ++i) {
+    threads.emplace_back([&, i] {
+      auto stub = twist::v1::JobService::NewStub(channel);
+      // The job may not exist yet: watch once it does.
+      for (int attempt = 0; attempt < 400 && !done.load(); ++attempt) {
+        grpc::ClientContext context;
+        context.set_deadline(common::DeadlineIn(600));
+        twist::v1::WatchJobRequest request;
+        request.set_job_id(loaded);
+        auto reader = stub->WatchJob(&context, request);
+        twist::v1::JobEvent event;
+        while (reader->Read(&event)) {
+          if (event.has_round()) seen[i].push_back(event.round().round());
+        }
+        const grpc::Status s = reader->Finish();
+        if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(25));
+          continue;
+        }
+        watch_status[i] = s.ok() ? "ok" : s.error_message();
+        return;
+      }
+    });
+  }
+  for (int i = 0; i < kPollers; ++i) {
+    threads.emplace_back([&] {
+      auto stub = twist::v1::JobService::NewStub(channel);
+      while (!done.load()) {
+        grpc::ClientContext context;
+        context.set_deadline(common::DeadlineIn(30));
+        twist::v1::GetJobRequest request;
+        request.set_job_id(loaded);
+        request.set_include_rounds(true);
+        twist::v1::Job job;
+        const grpc::Status s = stub->GetJob(&context, request, &job);
+        ++polls;
+        if (!s.ok() && s.error_code() != grpc::StatusCode::NOT_FOUND) {
+          ++poll_errors;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
+  }
+  for (int i = 0; i < kHttpPollers; ++i) {
+    threads.emplace_back([&] {
+      while (!done.load()) {
+        if (!HttpGet(cluster_->http_port(), "/api/v1/jobs").ok()) ++poll_errors;
+        ++polls;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_EQ(Submit(job), loaded);
+  ASSERT_TRUE(WaitForState(loaded, "completed", 300));
+  const auto [rss, coordinator_threads] =
+      MemoryAndThreads(cluster_->coordinator()->pid());
+  done.store(true);
+  for (auto& t : threads) t.join();
+  const double loaded_s = MedianRoundSeconds(Job(loaded));
+
+  std::vector<int> every(13);
+  for (int r = 0; r <= 12; ++r) every[r] = r;
+  for (int i = 0; i < kWatchers; ++i) {
+    EXPECT_EQ(watch_status[i], "ok") << "watcher " << i;
+    EXPECT_EQ(seen[i], every) << "watcher " << i;
+  }
+  EXPECT_GT(polls.load(), 0);
+  EXPECT_EQ(poll_errors.load(), 0);
+  std::printf(
+      "[figures] load (64 watchers; 16 GetJob and 4 HTTP pollers, 10/s each): "
+      "median "
+      "round %.3f s against %.3f s quiet (%+.1f%%); %lld polls; coordinator "
+      "%d threads, %.0f MB resident\n",
+      loaded_s, quiet_s, 100.0 * (loaded_s / quiet_s - 1),
+      static_cast<long long>(polls.load()), coordinator_threads, rss / 1e6);
+}
+
+TEST_F(HardeningTest, WatchersBeyondTheCapAreRefusedWithResourceExhausted) {
+  ASSERT_TRUE(cluster_->StartCoordinator({"--max_watchers=2"}).ok());
+  const int64_t id = Submit({});  // no worker: it waits, watchers stay
+  auto channel = common::MakeChannel(cluster_->coordinator_address());
+  auto stub = twist::v1::JobService::NewStub(channel);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<twist::v1::JobEvent>>> readers;
+  for (int i = 0; i < 2; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    twist::v1::WatchJobRequest request;
+    request.set_job_id(id);
+    readers.push_back(stub->WatchJob(contexts.back().get(), request));
+    twist::v1::JobEvent event;
+    ASSERT_TRUE(readers.back()->Read(&event));  // the stream is being served
+  }
+  grpc::ClientContext context;
+  twist::v1::WatchJobRequest request;
+  request.set_job_id(id);
+  auto third = stub->WatchJob(&context, request);
+  twist::v1::JobEvent event;
+  EXPECT_FALSE(third->Read(&event));
+  const grpc::Status s = third->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "--max_watchers"))
+      << s.error_message();
+  for (auto& c : contexts) c->TryCancel();
+  for (auto& r : readers) r->Finish();
 }
 
 }  // namespace

@@ -47,7 +47,25 @@ WorkerClient::WorkerClient(Options options, common::Connection connection,
     : options_(std::move(options)),
       trainer_(trainer),
       connection_(std::move(connection)),
-      stub_(twist::v1::WorkerService::NewStub(connection_.channel)) {}
+      channel_(connection_.channel),
+      renewed_at_(std::chrono::steady_clock::now()) {}
+
+std::shared_ptr<grpc::Channel> WorkerClient::Channel() {
+  absl::MutexLock lock(&channel_mu_);
+  return channel_;
+}
+
+std::unique_ptr<twist::v1::WorkerService::Stub> WorkerClient::Stub() {
+  return twist::v1::WorkerService::NewStub(Channel());
+}
+
+void WorkerClient::RenewChannel() {
+  absl::MutexLock lock(&channel_mu_);
+  const auto now = std::chrono::steady_clock::now();
+  if (now - renewed_at_ < std::chrono::seconds(1)) return;
+  channel_ = connection_.NewChannel();
+  renewed_at_ = now;
+}
 
 void WorkerClient::Prepare(grpc::ClientContext* context,
                            double deadline_s) const {
@@ -101,7 +119,7 @@ absl::Status WorkerClient::Join() {
   grpc::ClientContext context;
   Prepare(&context, 10);
   TWIST_RETURN_IF_ERROR(
-      FromGrpcStatus(stub_->Join(&context, request, &response)));
+      FromGrpcStatus(Stub()->Join(&context, request, &response)));
   absl::MutexLock lock(&mu_);
   worker_id_ = response.worker_id();
   incarnation_ = response.incarnation();
@@ -131,7 +149,8 @@ void WorkerClient::HeartbeatLoop() {
       twist::v1::HeartbeatResponse response;
       grpc::ClientContext context;
       Prepare(&context, std::max(2.0, 2 * interval));
-      grpc::Status s = stub_->Heartbeat(&context, request, &response);
+      grpc::Status s = Stub()->Heartbeat(&context, request, &response);
+      if (s.error_code() == grpc::StatusCode::UNAVAILABLE) RenewChannel();
       if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
         LOG(WARNING) << "coordinator does not know this worker ("
                      << s.error_message() << "): joining again";
@@ -192,6 +211,7 @@ absl::Status WorkerClient::Run() {
       absl::MutexLock lock(&mu_);
       need_join_ = true;
     }
+    if (s.code() == absl::StatusCode::kUnavailable) RenewChannel();
     LOG(WARNING) << (need_join ? "cannot join: " : "") << s << "; retrying in "
                  << backoff_s << " s";
     const auto until =
@@ -216,7 +236,7 @@ absl::Status WorkerClient::Run() {
     twist::v1::LeaveResponse response;
     grpc::ClientContext context;
     Prepare(&context, 3);
-    stub_->Leave(&context, request, &response);
+    Stub()->Leave(&context, request, &response);
     LOG(INFO) << "left the coordinator";
   }
   if (heartbeat_.joinable()) heartbeat_.join();
@@ -237,7 +257,8 @@ absl::Status WorkerClient::ServeOnce() {
   // The coordinator holds the call up to poll_s, then the transfer follows.
   Prepare(&context, options_.poll_s + 600);
   ActiveCall active(this, &context);
-  auto reader = common::OpenServerStream(connection_.channel.get(),
+  const std::shared_ptr<grpc::Channel> channel = Channel();
+  auto reader = common::OpenServerStream(channel.get(),
                                          ReceiveAssignmentMethod().c_str(), &context,
                                          common::ToByteBuffer(request));
   grpc::ByteBuffer buffer;
@@ -393,8 +414,9 @@ absl::Status WorkerClient::SendUpdate(const twist::v1::UpdateHeader& header,
   Prepare(&context, 600);
   ActiveCall active(this, &context);
   grpc::ByteBuffer response;
+  const std::shared_ptr<grpc::Channel> channel = Channel();
   auto writer = common::OpenClientStream(
-      connection_.channel.get(), SendUpdateMethod().c_str(), &context, &response);
+      channel.get(), SendUpdateMethod().c_str(), &context, &response);
   twist::v1::UpdateMessage message;
   *message.mutable_header() = h;
   bool ok = writer->Write(common::ToByteBuffer(message));

@@ -6,6 +6,7 @@
 #define TWIST_WORKER_WORKER_CLIENT_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -67,9 +68,18 @@ class WorkerClient {
   void AbandonCurrent();
   class ActiveCall;
 
+  // The channel now (see RenewChannel) and a stub on it.
+  std::shared_ptr<grpc::Channel> Channel();
+  std::unique_ptr<twist::v1::WorkerService::Stub> Stub();
+  // After UNAVAILABLE: a fresh channel, at most once per second.
+  void RenewChannel();
+
   SubnetTrainer* const trainer_;
   const common::Connection connection_;
-  std::unique_ptr<twist::v1::WorkerService::Stub> stub_;
+  absl::Mutex channel_mu_;
+  std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(channel_mu_);
+  std::chrono::steady_clock::time_point renewed_at_
+      ABSL_GUARDED_BY(channel_mu_);
 
   absl::Mutex mu_;
   std::string worker_id_ ABSL_GUARDED_BY(mu_);

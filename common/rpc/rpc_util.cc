@@ -44,9 +44,10 @@ grpc::ChannelArguments DefaultChannelArguments() {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   // Reconnect quickly after the coordinator comes back: gRPC's own backoff
-  // starts at 1 s and grows to 2 min by default.
+  // starts at 1 s and grows to 2 min by default. (Its "minimum reconnect
+  // backoff" is the time one connection attempt may take: left long, so a
+  // handshake on a busy machine is not cut short.)
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   SetTransferArguments(
       [&](const char* name, int value) { args.SetInt(name, value); });

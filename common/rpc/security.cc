@@ -39,9 +39,18 @@ absl::StatusOr<Connection> Connect(const std::string& target,
   } else {
     credentials = grpc::InsecureChannelCredentials();
   }
-  out.channel =
-      grpc::CreateCustomChannel(target, credentials, DefaultChannelArguments());
+  out.target = target;
+  out.credentials = credentials;
+  out.channel = out.NewChannel();
   return out;
+}
+
+std::shared_ptr<grpc::Channel> Connection::NewChannel() const {
+  grpc::ChannelArguments args = DefaultChannelArguments();
+  // Its own subchannel, not one shared through gRPC's global pool (which a
+  // channel to the same target would otherwise reuse, state and all).
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(target, credentials, args);
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(

@@ -26,9 +26,17 @@ struct ClientSecurity {
 struct Connection {
   std::shared_ptr<grpc::Channel> channel;
   std::string bearer;  // "Bearer <token>" or empty
+  std::string target;
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
 
   // Adds the token to a call (no-op without one).
   void Authorize(grpc::ClientContext* context) const;
+
+  // A new channel to the same target with the same credentials and a
+  // connection of its own: what a long-lived client switches to when its
+  // channel stays unavailable after the server restarted (gRPC's reconnect
+  // of the old one can lag the server's return by seconds).
+  std::shared_ptr<grpc::Channel> NewChannel() const;
 };
 
 absl::StatusOr<Connection> Connect(const std::string& target,
