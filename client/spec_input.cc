@@ -74,6 +74,9 @@ const std::vector<std::pair<std::string, std::string>>& OptionFields() {
           {"outer_lr", "outer_learning_rate"},
           {"outer_momentum", "outer_momentum"},
           {"transport_dtype", "transport_dtype"},
+          {"optimizer_state", "optimizer.state"},
+          {"deal", "deal"},
+          {"outer_heavy_ball", "outer_heavy_ball"},
       };
   return *fields;
 }
@@ -87,6 +90,15 @@ std::string EnumValue(const std::string& option, const std::string& value) {
   if (option == "transport_dtype") {
     if (value == "float32") return "TRANSPORT_DTYPE_FLOAT32";
     if (value == "bfloat16") return "TRANSPORT_DTYPE_BFLOAT16";
+  }
+  if (option == "optimizer_state") {
+    if (value == "fresh") return "OPTIMIZER_STATE_FRESH";
+    if (value == "worker") return "OPTIMIZER_STATE_WORKER";
+    if (value == "coordinator") return "OPTIMIZER_STATE_COORDINATOR";
+  }
+  if (option == "deal") {
+    if (value == "random") return "DEAL_RANDOM";
+    if (value == "rolling") return "DEAL_ROLLING";
   }
   if (option == "scaling") {
     if (value == "inverse_keep_ratio") return "SCALING_INVERSE_KEEP_RATIO";

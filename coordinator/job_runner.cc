@@ -84,12 +84,16 @@ void JobRunner::CopyModelInto(const common::NamedTensors& params,
   absl::ReaderMutexLock lock(&model_mu_);
   for (const auto& [name, t] : params_) params.Find(name)->copy_(t);
   if (state == nullptr) return;
-  if (state->size() != velocity_.size()) *state = common::NamedTensors();
-  for (const auto& [name, v] : velocity_) {
+  common::NamedTensors all = velocity_;
+  if (optimizer_state_) {
+    for (const auto& [name, t] : optimizer_state_->Named()) all.Set(name, t);
+  }
+  if (state->size() != all.size()) *state = common::NamedTensors();
+  for (const auto& [name, t] : all) {
     if (at::Tensor* s = state->Find(name)) {
-      s->copy_(v);
+      s->copy_(t);
     } else {
-      state->Set(name, v.clone());
+      state->Set(name, t.clone());
     }
   }
 }
@@ -122,6 +126,9 @@ absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
     model_ = common::Gpt(config_);
     model_->InitWeights(spec_.seed());
     params_ = common::ParameterTensors(*model_);
+    if (spec_.optimizer().state() == twist::v1::OPTIMIZER_STATE_COORDINATOR) {
+      optimizer_state_ = common::FullOptimizerState::ZerosLike(config_, params_);
+    }
   }
   {
     absl::MutexLock lock(&job_mu_);
@@ -208,11 +215,16 @@ absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
       checkpointed = job_.checkpoint_round();
     }
     if (last_round > checkpointed && last_round > 0) {
-      common::NamedTensors velocity;
       {
         absl::ReaderMutexLock lock(&model_mu_);
+        common::NamedTensors state = velocity_;
+        if (optimizer_state_) {
+          for (const auto& [name, t] : optimizer_state_->Named()) {
+            state.Set(name, t);
+          }
+        }
         TWIST_RETURN_IF_ERROR(WriteCheckpoint(options_.job_dir, last_round,
-                                              params_, velocity_,
+                                              params_, state,
                                               options_.checkpoints_kept));
       }
       twist::v1::Job copy;
@@ -284,11 +296,25 @@ absl::Status JobRunner::Resume() {
   if (checkpoint) {
     absl::MutexLock lock(&model_mu_);
     absl::Status fits = common::LoadParameters(*model_, checkpoint->model);
-    for (const auto& [name, v] : checkpoint->state) {
-      const at::Tensor* p = params_.Find(name);
-      if (fits.ok() && (p == nullptr || p->sizes() != v.sizes())) {
+    // The state holds the outer optimizer's velocity (by parameter name) and
+    // the coordinator-kept optimizer state ("exp_avg.<name>", ...).
+    common::NamedTensors velocity, local;
+    for (const auto& [name, t] : checkpoint->state) {
+      (params_.Contains(name) ? velocity : local).Set(name, t);
+    }
+    for (const auto& [name, v] : velocity) {
+      if (fits.ok() && params_.Find(name)->sizes() != v.sizes()) {
         fits = absl::InvalidArgumentError(absl::StrCat(
             "outer optimizer state '", name, "' does not match the model"));
+      }
+    }
+    if (fits.ok() && optimizer_state_) {
+      absl::StatusOr<common::FullOptimizerState> loaded_state =
+          common::FullOptimizerState::FromNamed(config_, params_, local);
+      if (loaded_state.ok()) {
+        optimizer_state_ = *std::move(loaded_state);
+      } else {
+        fits = loaded_state.status();
       }
     }
     if (!fits.ok()) {
@@ -297,7 +323,7 @@ absl::Status JobRunner::Resume() {
                        " does not fit the job's model: ", fits.message()));
     }
     velocity_ = common::NamedTensors();
-    for (const auto& [name, v] : checkpoint->state) {
+    for (const auto& [name, v] : velocity) {
       velocity_.Set(name, v.to(params_.Find(name)->options()).clone());
     }
     round = checkpoint->round;

@@ -26,6 +26,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,7 @@
 #include "absl/time/time.h"
 #include "common/data/dataset.h"
 #include "common/ist/merge.h"
+#include "common/ist/optimizer_state.h"
 #include "common/ist/shift_correction.h"
 #include "common/ist/tensor_pool.h"
 #include "common/model/gpt.h"
@@ -171,6 +173,9 @@ class JobRunner {
   common::NamedTensors params_ ABSL_GUARDED_BY(model_mu_);
   // The outer optimizer's momentum per parameter (empty without momentum).
   common::NamedTensors velocity_ ABSL_GUARDED_BY(model_mu_);
+  // The local optimizer's state, when the coordinator keeps it.
+  std::optional<common::FullOptimizerState> optimizer_state_
+      ABSL_GUARDED_BY(model_mu_);
   // Memory reused from round to round, so a steady-state round allocates
   // nothing: the slices sent, the updates received, the merge's sums.
   common::TensorPool slice_pool_;

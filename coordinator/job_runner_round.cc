@@ -5,6 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "common/base/clock.h"
 #include "common/base/status_macros.h"
+#include "common/training/adamw.h"
 #include "common/training/evaluation.h"
 #include "common/transport/subnet_proto.h"
 #include "coordinator/job_runner.h"
@@ -105,6 +106,30 @@ absl::StatusOr<std::vector<common::NamedTensors>> JobRunner::SliceForSlots(
       common::ApplyBiasShifts((*shifts)[i], sliced[i]);
     }
   }
+  if (optimizer_state_) {
+    // The units' moments and step counts travel with them, after the
+    // parameters: per parameter, exp_avg, exp_avg_sq, steps.
+    const std::vector<common::SubnetUnits> distinct =
+        same ? std::vector<common::SubnetUnits>{units[0]} : units;
+    TWIST_ASSIGN_OR_RETURN(
+        std::vector<common::NamedTensors> m,
+        common::ExtractSubnets(config_, optimizer_state_->exp_avg, distinct,
+                               wire_dtype_, &slice_pool_));
+    TWIST_ASSIGN_OR_RETURN(
+        std::vector<common::NamedTensors> v,
+        common::ExtractSubnets(config_, optimizer_state_->exp_avg_sq, distinct,
+                               wire_dtype_, &slice_pool_));
+    for (size_t i = 0; i < distinct.size(); ++i) {
+      const common::NamedTensors steps =
+          common::SliceSteps(config_, distinct[i], optimizer_state_->steps);
+      for (const auto& [name, t] : m[i]) {
+        sliced[i].Set(common::ExpAvgName(name), t);
+        sliced[i].Set(common::ExpAvgSqName(name), *v[i].Find(name));
+        sliced[i].Set(common::StepsName(name),
+                      *steps.Find(common::StepsName(name)));
+      }
+    }
+  }
   // local_sgd: one extraction, shared read-only by every slot.
   if (same) sliced.resize(units.size(), sliced[0]);
   return sliced;
@@ -139,7 +164,9 @@ absl::StatusOr<std::shared_ptr<RoundCollector>> JobRunner::Deal(
   update_pool_.Trim();
   auto collector = std::make_shared<RoundCollector>(
       options_.incarnation, job_id_, round, config_, std::move(slots),
-      wire_dtype_, &update_pool_);
+      wire_dtype_,
+      spec_.optimizer().state() == twist::v1::OPTIMIZER_STATE_COORDINATOR,
+      &update_pool_);
   board_->Publish(collector);
   for (size_t i = 0; i < assignments.size(); ++i) {
     registry_->Offer(plan.workers[i].id(), std::move(assignments[i]));
@@ -190,8 +217,14 @@ absl::StatusOr<RoundOutcome> JobRunner::Merge(RoundCollector& collector) {
   std::vector<SlotResult> results = collector.Close();
   absl::MutexLock lock(&model_mu_);
   merge_pool_.Trim();
-  return MergeRound(config_, params_, collector.slots(), results, outer_step_,
-                    &velocity_, &merge_pool_);
+  MergeTargets targets;
+  targets.params = &params_;
+  targets.step = outer_step_;
+  targets.velocity = &velocity_;
+  targets.optimizer_state = optimizer_state_ ? &*optimizer_state_ : nullptr;
+  targets.local_steps = spec_.local_steps();
+  targets.scratch = &merge_pool_;
+  return MergeRound(config_, collector.slots(), results, targets);
 }
 
 absl::Status JobRunner::Finish(int32_t round, const RoundOutcome& outcome,

@@ -44,6 +44,12 @@ void ApplyDefaults(JobSpec* spec) {
   if (o->beta1() == 0) o->set_beta1(0.9);
   if (o->beta2() == 0) o->set_beta2(0.95);
   if (o->grad_clip() == 0) o->set_grad_clip(1.0);
+  if (o->state() == twist::v1::OPTIMIZER_STATE_UNSPECIFIED) {
+    o->set_state(twist::v1::OPTIMIZER_STATE_WORKER);
+  }
+  if (spec->deal() == twist::v1::DEAL_UNSPECIFIED) {
+    spec->set_deal(twist::v1::DEAL_RANDOM);
+  }
   if (spec->seed() == 0) spec->set_seed(1);
   if (spec->scaling() == twist::v1::SCALING_UNSPECIFIED) {
     spec->set_scaling(twist::v1::SCALING_INVERSE_KEEP_RATIO);
@@ -230,6 +236,19 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
         absl::StrCat(
             "must be in [0, 1) (0: plain merging; DiLoCo uses 0.9), got ",
             spec.outer_momentum()));
+  }
+  if (spec.deal() == twist::v1::DEAL_ROLLING && spec.capacity_weighted()) {
+    return Bad("deal",
+               "rolling windows need equal quotas: drop capacity_weighted or "
+               "deal at random");
+  }
+  if (!twist::v1::OptimizerState_IsValid(spec.optimizer().state()) ||
+      spec.optimizer().state() == twist::v1::OPTIMIZER_STATE_UNSPECIFIED) {
+    return Bad("optimizer.state", "must be fresh, worker or coordinator");
+  }
+  if (!twist::v1::Deal_IsValid(spec.deal()) ||
+      spec.deal() == twist::v1::DEAL_UNSPECIFIED) {
+    return Bad("deal", "must be random or rolling");
   }
   if (spec.transport_dtype() != twist::v1::TRANSPORT_DTYPE_FLOAT32 &&
       spec.transport_dtype() != twist::v1::TRANSPORT_DTYPE_BFLOAT16) {

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/model/finite.h"
+#include "common/training/adamw.h"
 #include "common/model/model_io.h"
 
 namespace twist::coordinator {
@@ -36,6 +37,7 @@ RoundCollector::RoundCollector(uint64_t incarnation, int64_t job_id,
                                int32_t round, const common::ModelConfig& full,
                                std::vector<SlotSpec> slots,
                                at::ScalarType wire_dtype,
+                               bool with_optimizer_state,
                                common::TensorPool* update_pool)
     : incarnation_(incarnation),
       job_id_(job_id),
@@ -43,8 +45,23 @@ RoundCollector::RoundCollector(uint64_t incarnation, int64_t job_id,
       full_(full),
       slots_(std::move(slots)),
       wire_dtype_(wire_dtype),
+      with_optimizer_state_(with_optimizer_state),
       update_pool_(update_pool),
       results_(slots_.size()) {}
+
+std::vector<common::ParameterShape> RoundCollector::UpdateShapes(
+    int slot) const {
+  std::vector<common::ParameterShape> out =
+      common::ParameterShapes(common::SubnetConfig(full_, slots_[slot].units));
+  if (!with_optimizer_state_) return out;
+  const size_t params = out.size();
+  for (size_t i = 0; i < params; ++i) {
+    const common::ParameterShape p = out[i];
+    out.push_back({common::ExpAvgName(p.name), p.shape});
+    out.push_back({common::ExpAvgSqName(p.name), p.shape});
+  }
+  return out;
+}
 
 absl::Status RoundCollector::CheckHeader(
     const twist::v1::UpdateHeader& h) const {
@@ -90,10 +107,8 @@ absl::StatusOr<common::NamedTensors> RoundCollector::Expect(
     if (absl::Status s = CheckHeader(h); !s.ok()) return s;
   }
   common::NamedTensors out;
-  const common::ModelConfig sub =
-      common::SubnetConfig(full_, slots_[h.slot()].units);
   const auto options = at::TensorOptions().dtype(wire_dtype_);
-  for (const auto& p : common::ParameterShapes(sub)) {
+  for (const auto& p : UpdateShapes(h.slot())) {
     out.Set(p.name, update_pool_ != nullptr
                         ? update_pool_->Acquire(p.shape, options)
                         : at::empty(p.shape, options));
@@ -112,14 +127,20 @@ absl::Status RoundCollector::Deliver(const twist::v1::UpdateHeader& h,
   // The finiteness check reads every byte once: on the RPC thread, while
   // other workers are still training, not in the round loop (and on the
   // wire path, during the copy out of gRPC's buffers).
-  absl::Status check = common::CheckParameterShapes(
-      common::SubnetConfig(full_, slots_[h.slot()].units), tensors);
-  for (const auto& [name, t] : tensors) {
-    if (!check.ok()) break;
-    if (t.scalar_type() != wire_dtype_) {
+  absl::Status check;
+  const std::vector<common::ParameterShape> shapes = UpdateShapes(h.slot());
+  if (tensors.size() != shapes.size()) {
+    check = absl::InvalidArgumentError(absl::StrCat(
+        "update holds ", tensors.size(), " tensors, expected ", shapes.size()));
+  }
+  for (size_t i = 0; check.ok() && i < shapes.size(); ++i) {
+    const auto& [name, t] = tensors[i];
+    if (name != shapes[i].name || t.sizes().vec() != shapes[i].shape ||
+        t.scalar_type() != wire_dtype_) {
       check = absl::InvalidArgumentError(absl::StrCat(
-          "tensor '", name, "' has dtype ", c10::toString(t.scalar_type()),
-          ", expected ", c10::toString(wire_dtype_)));
+          "update tensor ", i, " is '", name, "' of dtype ",
+          c10::toString(t.scalar_type()), ", expected '", shapes[i].name,
+          "' of its subnetwork's shape in ", c10::toString(wire_dtype_)));
     }
   }
   if (check.ok() && !checked_finite) check = common::CheckFinite(tensors);

@@ -19,6 +19,7 @@
 #include "common/ist/subnet.h"
 #include "common/ist/tensor_pool.h"
 #include "common/model/model_config.h"
+#include "common/model/model_io.h"
 #include "common/model/named_tensors.h"
 #include "twist/v1/worker_service.pb.h"
 
@@ -64,11 +65,15 @@ struct SlotResult {
 class RoundCollector {
  public:
   // `wire_dtype` is the element type updates travel in (float32 weights, or
-  // bfloat16 deltas). Update buffers come from `update_pool` (may be null:
-  // fresh memory), which must outlive the collector.
+  // bfloat16 deltas). With `with_optimizer_state`, an update carries the
+  // moments of its units after its parameters ("exp_avg.<name>",
+  // "exp_avg_sq.<name>" per parameter). Update buffers come from
+  // `update_pool` (may be null: fresh memory), which must outlive the
+  // collector.
   RoundCollector(uint64_t incarnation, int64_t job_id, int32_t round,
                  const common::ModelConfig& full, std::vector<SlotSpec> slots,
-                 at::ScalarType wire_dtype, common::TensorPool* update_pool);
+                 at::ScalarType wire_dtype, bool with_optimizer_state,
+                 common::TensorPool* update_pool);
 
   uint64_t incarnation() const { return incarnation_; }
   int64_t job_id() const { return job_id_; }
@@ -134,7 +139,11 @@ class RoundCollector {
   const common::ModelConfig full_;
   const std::vector<SlotSpec> slots_;
   const absl::Time started_ = absl::Now();
+  // The tensors an update of slot `slot` holds: names and shapes, in order.
+  std::vector<common::ParameterShape> UpdateShapes(int slot) const;
+
   const at::ScalarType wire_dtype_;
+  const bool with_optimizer_state_;
   common::TensorPool* const update_pool_;
 
   mutable absl::Mutex mu_;

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/ist/merge.h"
+#include "common/ist/optimizer_state.h"
 #include "common/ist/tensor_pool.h"
 #include "common/model/model_config.h"
 #include "common/model/named_tensors.h"
@@ -31,18 +32,29 @@ struct RoundOutcome {
   std::vector<double> accepted_seconds;
 };
 
+// Where a round's updates go: the model, and (coordinator-kept optimizer
+// state) the moments.
+struct MergeTargets {
+  const common::NamedTensors* params = nullptr;
+  common::OuterStep step;                  // the outer optimizer's
+  common::NamedTensors* velocity = nullptr;  // its momentum
+  // Null unless the coordinator keeps the optimizer state: then each update
+  // carries its units' moments after its parameters, and they are averaged
+  // over the workers that held each unit (never through the outer
+  // optimizer), and the step counts of what was trained advance.
+  common::FullOptimizerState* optimizer_state = nullptr;
+  int local_steps = 0;
+  common::TensorPool* scratch = nullptr;  // the merge's sums
+};
+
 // Merges the delivered updates of `results` (Close()d from the collector of
-// `slots`) into `params` through `step` (common/ist/merge.h), in slot order;
-// a weight update of a shift-corrected slot has its bias shift taken off
-// first. `velocity` and `scratch` as MergeUpdates. Errors: those of
+// `slots`) into `targets`, in slot order; a weight update of a
+// shift-corrected slot has its bias shift taken off first. Errors: those of
 // MergeUpdates (nothing merged).
 absl::StatusOr<RoundOutcome> MergeRound(const common::ModelConfig& full,
-                                        const common::NamedTensors& params,
                                         const std::vector<SlotSpec>& slots,
                                         std::vector<SlotResult>& results,
-                                        const common::OuterStep& step,
-                                        common::NamedTensors* velocity,
-                                        common::TensorPool* scratch);
+                                        const MergeTargets& targets);
 
 }  // namespace twist::coordinator
 

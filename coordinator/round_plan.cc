@@ -52,9 +52,12 @@ absl::StatusOr<std::vector<common::SubnetUnits>> PlanRound(
                              Quotas(spec, k, kind, capacities));
       TWIST_ASSIGN_OR_RETURN(
           common::UnitAssignment hats,
-          common::AssignUnits(k, quotas,
-                              common::PartitionKey{spec.seed(), round, l, kind},
-                              /*require_cover=*/false));
+          spec.deal() == twist::v1::DEAL_ROLLING
+              ? common::RollingWindows(k, quotas, round)
+              : common::AssignUnits(
+                    k, quotas,
+                    common::PartitionKey{spec.seed(), round, l, kind},
+                    /*require_cover=*/false));
       for (int w = 0; w < n; ++w) {
         auto& layer = plan[w].layers[l];
         (kind == UnitKind::kHead ? layer.heads : layer.ffn_columns) =

@@ -99,8 +99,11 @@ absl::Status WorkerRegistry::Heartbeat(
   w.last_heartbeat = SteadyNow();
   // Between answering an assignment and taking the next, the worker is idle,
   // whatever a heartbeat sent before its answer arrived says.
-  w.info.set_status(w.busy && !request.status().empty() ? request.status()
-                                                         : "idle");
+  if (!w.busy) {
+    w.info.set_status("idle");
+  } else if (!request.status().empty()) {
+    w.info.set_status(request.status());
+  }
   w.info.set_resident_parameters(request.resident_parameters());
   return absl::OkStatus();
 }

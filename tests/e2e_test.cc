@@ -10,6 +10,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/data/batches.h"
+#include "common/data/dataset.h"
 #include "common/job/job_config.h"
 #include "common/ist/merge.h"
 #include "common/model/model_io.h"
@@ -277,9 +279,11 @@ TEST_F(EndToEndTest, OneRoundOverGrpcEqualsTheSameRoundInProcess) {
   const common::NamedTensors params = common::ParameterTensors(*model);
   auto plan = coordinator::PlanRound(spec, config, /*round=*/1, {1.0, 1.0});
   ASSERT_TRUE(plan.ok());
-  worker::SubnetTrainer trainer(worker::SubnetTrainer::Options{});
   std::vector<common::NamedTensors> trained_slots;
   for (int slot = 0; slot < 2; ++slot) {
+    // Each slot a worker of its own, as over gRPC (a worker's optimizer state
+    // is its own).
+    worker::SubnetTrainer trainer(worker::SubnetTrainer::Options{});
     auto sliced = twist::testing::ExtractOne(config, params, (*plan)[slot]);
     ASSERT_TRUE(sliced.ok());
     twist::v1::AssignmentHeader header;
@@ -310,6 +314,122 @@ TEST_F(EndToEndTest, OneRoundOverGrpcEqualsTheSameRoundInProcess) {
     ASSERT_NE(remote, nullptr) << name;
     EXPECT_TRUE(t.equal(*remote)) << name << " differs by up to "
                                   << (t - *remote).abs().max().item<double>();
+  }
+}
+
+}  // namespace
+}  // namespace twist
+
+namespace twist {
+namespace {
+
+// The plain training loop a one-worker job must equal: one model, one
+// torch::optim::AdamW for all R*L steps, the job's batches in the order the
+// rounds take them (global step g: round g / L + 1, slot 0, step g mod L),
+// its learning-rate schedule, clipping and weight decay on matrices only.
+common::NamedTensors PlainLoop(const twist::v1::JobSpec& spec) {
+  const common::ModelConfig config = common::ModelConfigOf(spec);
+  common::Gpt model(config);
+  model->InitWeights(spec.seed());
+  auto dataset = common::Dataset::Open(spec.data().path());
+  EXPECT_TRUE(dataset.ok());
+  const common::LocalTrainingOptions o =
+      common::TrainingOptionsOf(spec, /*round=*/1, /*slot=*/0);
+  std::vector<torch::Tensor> decay, no_decay;
+  for (auto& p : model->parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+  auto adamw = [&](double wd) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(o.schedule.At(0))
+            .betas({o.beta1, o.beta2})
+            .eps(1e-8)
+            .weight_decay(wd));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, adamw(o.weight_decay));
+  groups.emplace_back(no_decay, adamw(0.0));
+  torch::optim::AdamW optimizer(groups);
+  model->train();
+  std::vector<int64_t> inputs, targets;
+  const int64_t L = spec.local_steps();
+  for (int64_t g = 0; g < spec.rounds() * L; ++g) {
+    EXPECT_TRUE(common::SampleBatch(dataset->train(), spec.batch_size(),
+                                    config.block_size,
+                                    common::BatchSeed(spec.seed(), g / L + 1,
+                                                      /*slot=*/0, g % L),
+                                    &inputs, &targets)
+                    .ok());
+    for (auto& group : optimizer.param_groups()) {
+      static_cast<torch::optim::AdamWOptions&>(group.options())
+          .lr(o.schedule.At(g));
+    }
+    model->zero_grad(true);
+    auto to_tensor = [&](std::vector<int64_t>& v) {
+      return torch::from_blob(v.data(), {spec.batch_size(), config.block_size},
+                              torch::kLong)
+          .clone();
+    };
+    model->Loss(to_tensor(inputs), to_tensor(targets)).backward();
+    torch::nn::utils::clip_grad_norm_(model->parameters(), o.grad_clip);
+    optimizer.step();
+  }
+  return twist::testing::Clone(common::ParameterTensors(*model));
+}
+
+TEST_F(EndToEndTest, OneWorkerJobIsPlainTrainingAcrossRounds) {
+  for (const char* mode : {"twist", "local_sgd"}) {
+    const int64_t id = SubmitAndWatch(
+        With(kSmallModel,
+             {absl::StrCat("--name=e2e-plain-", mode),
+              absl::StrCat("--mode=", mode), "--rounds=3", "--local_steps=5",
+              "--max_workers=1", "--eval_every=3", "--checkpoint_every=-1"}));
+    ASSERT_GT(id, 0);
+    ASSERT_EQ(JobJson(id)["state"], "completed");
+    const common::NamedTensors job =
+        Export(id, absl::StrCat("plain-", mode, ".safetensors"));
+    const common::NamedTensors plain = PlainLoop(ResolvedSpec(id));
+    double worst = 0;
+    for (const auto& [name, t] : plain) {
+      const at::Tensor* remote = job.Find(name);
+      ASSERT_NE(remote, nullptr) << name;
+      worst = std::max(worst, (t - *remote).abs().max().item<double>());
+    }
+    EXPECT_LT(worst, 1e-5) << mode;
+    std::printf("[figures] one-worker %s job against the plain loop: max "
+                "|difference| %.3g after 3 rounds of 5 steps\n",
+                mode, worst);
+  }
+}
+
+}  // namespace
+}  // namespace twist
+
+namespace twist {
+namespace {
+
+TEST_F(EndToEndTest, CoordinatorKeptOptimizerStateTravelsWithTheSlices) {
+  for (const char* dtype : {"float32", "bfloat16"}) {
+    const int64_t id = SubmitAndWatch(With(
+        kSmallModel,
+        {absl::StrCat("--name=e2e-kept-", dtype), "--optimizer_state=coordinator",
+         absl::StrCat("--transport_dtype=", dtype), "--deal=rolling",
+         "--rounds=4", "--local_steps=15", "--lr=3e-3", "--eval_every=4",
+         "--min_workers=2", "--checkpoint_every=2"}));
+    ASSERT_GT(id, 0);
+    const nlohmann::json job = JobJson(id);
+    ASSERT_EQ(job["state"], "completed") << job["reason"];
+    const int64_t element = std::string(dtype) == "float32" ? 4 : 2;
+    for (size_t r = 1; r < job["rounds"].size(); ++r) {
+      for (const auto& w : job["rounds"][r]["workers"]) {
+        EXPECT_TRUE(w["accepted"].get<bool>()) << w.dump();
+        const int64_t n = w["parameters"].get<int64_t>();
+        // Parameters and both moments back; out, the step counts too.
+        EXPECT_EQ(w["bytes_received"], 3 * element * n) << w.dump();
+        EXPECT_GT(w["bytes_sent"].get<int64_t>(), 3 * element * n);
+        EXPECT_LT(w["bytes_sent"].get<int64_t>(), 3 * element * n + 4 * n / 8);
+      }
+    }
+    EXPECT_LT(job["rounds"][4]["val_loss"].get<double>(),
+              0.9 * job["rounds"][0]["val_loss"].get<double>());
   }
 }
 

@@ -109,9 +109,11 @@ class RoundCollectorTest : public ::testing::Test {
                                     const NamedTensors& params) {
     std::vector<SlotResult> results = collector.Close();
     NamedTensors velocity;
+    MergeTargets targets;
+    targets.params = &params;
+    targets.velocity = &velocity;
     absl::StatusOr<RoundOutcome> outcome =
-        MergeRound(Config(), params, collector.slots(), results,
-                   common::OuterStep(), &velocity, nullptr);
+        MergeRound(Config(), collector.slots(), results, targets);
     EXPECT_TRUE(outcome.ok()) << outcome.status();
     return outcome.ok() ? *outcome : RoundOutcome();
   }
@@ -122,6 +124,7 @@ class RoundCollectorTest : public ::testing::Test {
       at::ScalarType wire_dtype = at::kFloat) {
     return std::make_unique<RoundCollector>(kIncarnation, kJob, kRound,
                                             Config(), slots, wire_dtype,
+                                            /*with_optimizer_state=*/false,
                                             nullptr);
   }
 

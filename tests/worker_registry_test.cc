@@ -103,14 +103,28 @@ TEST(WorkerRegistryTest, HeartbeatUpdatesStatusAndResidentParameters) {
   const std::string id = registry.Join(JoinAs("a"), "x");
   const double joined = registry.LiveWorkers()[0].joined_at();
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // Without an assignment in hand a worker is idle, whatever it says.
   ASSERT_TRUE(registry.Heartbeat(Beat(id, "training")).ok());
   twist::v1::WorkerInfo info = registry.LiveWorkers()[0];
-  EXPECT_EQ(info.status(), "training");
+  EXPECT_EQ(info.status(), "idle");
   EXPECT_EQ(info.resident_parameters(), 1234);
   EXPECT_GT(info.last_heartbeat_at(), joined);
+  auto a = std::make_shared<Assignment>();
+  a->header.set_job_id(1);
+  a->header.set_round(1);
+  registry.Offer(id, a);
+  ASSERT_TRUE(registry.Take(id, absl::Milliseconds(10)).ok());
+  EXPECT_EQ(registry.LiveWorkers()[0].status(), "receiving");
+  ASSERT_TRUE(registry.Heartbeat(Beat(id, "training")).ok());
+  EXPECT_EQ(registry.LiveWorkers()[0].status(), "training");
   // An empty status keeps the last one.
   ASSERT_TRUE(registry.Heartbeat(Beat(id, "")).ok());
   EXPECT_EQ(registry.LiveWorkers()[0].status(), "training");
+  // Once its answer arrived, a heartbeat sent before it cannot make it busy.
+  registry.AnswerReceived(id);
+  EXPECT_EQ(registry.LiveWorkers()[0].status(), "idle");
+  ASSERT_TRUE(registry.Heartbeat(Beat(id, "training")).ok());
+  EXPECT_EQ(registry.LiveWorkers()[0].status(), "idle");
 }
 
 TEST(WorkerRegistryTest, SilentWorkerIsDroppedAndMustJoinAgain) {

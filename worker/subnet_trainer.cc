@@ -1,18 +1,30 @@
 #include "worker/subnet_trainer.h"
 
-#include <unistd.h>
-
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/files.h"
+#include "common/base/status_macros.h"
+#include "common/ist/optimizer_state.h"
 #include "common/job/job_config.h"
 #include "common/model/model_io.h"
-#include "common/base/status_macros.h"
-#include "common/ist/subnet.h"
+#include "common/training/adamw.h"
 #include "common/transport/subnet_proto.h"
+#include "common/transport/wire_dtype.h"
 
 namespace twist::worker {
+namespace {
+
+bool CoordinatorKeepsState(const twist::v1::JobSpec& spec) {
+  return spec.optimizer().state() == twist::v1::OPTIMIZER_STATE_COORDINATOR;
+}
+
+// A tensor that arrived in `wire` form, widened to float32 (a copy either
+// way: it is kept to take deltas against).
+at::Tensor Widened(const at::Tensor& wire) { return wire.to(at::kFloat, false, true); }
+
+}  // namespace
+
 SubnetTrainer::SubnetTrainer(Options options) : options_(std::move(options)) {}
 
 std::string SubnetTrainer::DatasetPath(const twist::v1::JobSpec& spec) const {
@@ -24,17 +36,22 @@ std::string SubnetTrainer::DatasetPath(const twist::v1::JobSpec& spec) const {
 
 absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
     const twist::v1::AssignmentHeader& header) const {
-  const common::ModelConfig full = common::ModelConfigOf(header.spec());
-  TWIST_RETURN_IF_ERROR(full.Validate());
-  const common::SubnetUnits units = common::FromProto(header.units());
-  TWIST_RETURN_IF_ERROR(common::ValidateUnits(full, units));
+  PreparedSubnet out;
+  out.header = header;
+  out.full = common::ModelConfigOf(header.spec());
+  TWIST_RETURN_IF_ERROR(out.full.Validate());
+  out.units = common::FromProto(header.units());
+  TWIST_RETURN_IF_ERROR(common::ValidateUnits(out.full, out.units));
+  out.reduced_precision =
+      header.tensors_size() > 0 &&
+      header.tensors(0).dtype() == twist::v1::DTYPE_BFLOAT16;
+  out.with_optimizer_state = CoordinatorKeepsState(header.spec());
+  const at::ScalarType wire =
+      out.reduced_precision ? at::kBFloat16 : at::kFloat;
+  const common::ModelConfig sub = common::SubnetConfig(out.full, out.units);
   if (options_.max_assignment_bytes > 0) {
-    const int64_t bytes =
-        common::SubnetConfig(full, units).NumParameters() *
-        (header.tensors_size() > 0 &&
-                 header.tensors(0).dtype() == twist::v1::DTYPE_BFLOAT16
-             ? 2
-             : 4);
+    const int64_t bytes = sub.NumParameters() * c10::elementSize(wire) *
+                          (out.with_optimizer_state ? 3 : 1);
     if (bytes > options_.max_assignment_bytes) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "worker ", options_.worker_name, " on ", common::HostName(),
@@ -44,46 +61,51 @@ absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
           ": raise the limit or give the job a smaller keep_ratio"));
     }
   }
-  PreparedSubnet out;
-  out.header = header;
-  out.model = common::Gpt(common::SubnetConfig(full, units));
+  out.model = common::Gpt(sub);
   out.model->SetPartialSumScales(
-      common::ScalesFor(full, units, common::ScalingOf(header.spec())));
-  out.receive_into = common::ParameterTensors(*out.model);
-  if (header.tensors_size() > 0 &&
-      header.tensors(0).dtype() == twist::v1::DTYPE_BFLOAT16) {
-    out.reduced_precision = true;
+      common::ScalesFor(out.full, out.units, common::ScalingOf(header.spec())));
+  // What the header must announce, in order: the parameters, then the state.
+  common::NamedTensors expected;
+  for (const auto& [name, p] : common::ParameterTensors(*out.model)) {
+    expected.Set(name, out.reduced_precision
+                           ? at::empty(p.sizes(), at::TensorOptions().dtype(wire))
+                           : p);
   }
-  // The announced tensors must be exactly this model's parameters, in order,
-  // all in float32 or all in bfloat16.
-  if (header.tensors_size() != static_cast<int>(out.receive_into.size())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("assignment announces ", header.tensors_size(),
-                     " tensors but the subnetwork has ",
-                     out.receive_into.size(), " parameters"));
+  if (out.with_optimizer_state) {
+    const std::vector<int64_t> dims = common::StepDims(out.full, out.units);
+    size_t i = 0;
+    for (const auto& p : common::ParameterShapes(sub)) {
+      const auto options = at::TensorOptions().dtype(wire);
+      expected.Set(common::ExpAvgName(p.name), at::empty(p.shape, options));
+      expected.Set(common::ExpAvgSqName(p.name), at::empty(p.shape, options));
+      const int64_t positions = dims[i] < 0 ? 1 : p.shape[dims[i]];
+      expected.Set(common::StepsName(p.name),
+                   at::empty({positions}, at::TensorOptions().dtype(at::kFloat)));
+      ++i;
+    }
+  }
+  if (header.tensors_size() != static_cast<int>(expected.size())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "assignment announces ", header.tensors_size(), " tensors but the ",
+        out.with_optimizer_state ? "subnetwork and its optimizer state have "
+                                 : "subnetwork has ",
+        expected.size()));
   }
   for (int i = 0; i < header.tensors_size(); ++i) {
     const auto& info = header.tensors(i);
-    const auto& expected = out.receive_into[i];
-    const auto wanted = out.reduced_precision ? twist::v1::DTYPE_BFLOAT16
-                                              : twist::v1::DTYPE_FLOAT32;
-    if (info.name() != expected.name || info.dtype() != wanted ||
+    const auto& want = expected[i];
+    absl::StatusOr<twist::v1::DType> dtype =
+        common::ToWireDType(want.tensor.scalar_type());
+    if (info.name() != want.name || !dtype.ok() || info.dtype() != *dtype ||
         std::vector<int64_t>(info.shape().begin(), info.shape().end()) !=
-            expected.tensor.sizes().vec()) {
+            want.tensor.sizes().vec()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "assignment tensor ", i, " is '", info.name(), "', expected '",
-          expected.name, "' of the subnetwork's shape, in ",
-          twist::v1::DType_Name(wanted)));
+          want.name, "' of the subnetwork's shape, in ",
+          dtype.ok() ? twist::v1::DType_Name(*dtype) : "?"));
     }
   }
-  if (out.reduced_precision) {
-    common::NamedTensors staging;
-    for (const auto& [name, t] : out.receive_into) {
-      staging.Set(
-          name, at::empty(t.sizes(), at::TensorOptions().dtype(at::kBFloat16)));
-    }
-    out.receive_into = std::move(staging);
-  }
+  out.receive_into = std::move(expected);
   return out;
 }
 
@@ -94,8 +116,8 @@ absl::StatusOr<const common::Dataset*> SubnetTrainer::OpenDataset(
     absl::StatusOr<common::Dataset> opened = common::Dataset::Open(path);
     if (!opened.ok()) {
       return absl::FailedPreconditionError(
-          absl::StrCat("worker ", options_.worker_name, " on ", common::HostName(),
-                       ": ", opened.status().message()));
+          absl::StrCat("worker ", options_.worker_name, " on ",
+                       common::HostName(), ": ", opened.status().message()));
     }
     dataset_ = std::make_unique<common::Dataset>(std::move(*opened));
     dataset_path_ = path;
@@ -103,13 +125,40 @@ absl::StatusOr<const common::Dataset*> SubnetTrainer::OpenDataset(
   const std::string& want = spec.data().content_hash();
   if (!want.empty() && dataset_->meta().content_hash != want) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "worker ", options_.worker_name, " on ", common::HostName(), ": dataset ", path,
-        " has content hash ", dataset_->meta().content_hash,
-        " but the job expects ", want,
+        "worker ", options_.worker_name, " on ", common::HostName(),
+        ": dataset ", path, " has content hash ",
+        dataset_->meta().content_hash, " but the job expects ", want,
         ": copy the coordinator's dataset to this machine (or pass "
         "--data_dir)"));
   }
   return dataset_.get();
+}
+
+absl::StatusOr<common::NamedTensors> SubnetTrainer::StartingState(
+    const PreparedSubnet& subnet) {
+  const auto& h = subnet.header;
+  switch (h.spec().optimizer().state()) {
+    case twist::v1::OPTIMIZER_STATE_COORDINATOR: {
+      common::NamedTensors state;
+      const size_t params =
+          common::ParameterShapes(common::SubnetConfig(subnet.full, subnet.units))
+              .size();
+      for (size_t i = params; i < subnet.receive_into.size(); ++i) {
+        state.Set(subnet.receive_into[i].name,
+                  Widened(subnet.receive_into[i].tensor));
+      }
+      return state;
+    }
+    case twist::v1::OPTIMIZER_STATE_WORKER:
+      if (kept_ != nullptr && kept_->incarnation == h.incarnation() &&
+          kept_->job_id == h.job_id()) {
+        return common::CarryState(subnet.full, kept_->units, subnet.units,
+                                  kept_->state);
+      }
+      return common::NamedTensors();
+    default:
+      return common::NamedTensors();
+  }
 }
 
 absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
@@ -126,24 +175,56 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
       received.Set(name, param.detach().clone());
     }
   }
+  TWIST_ASSIGN_OR_RETURN(common::NamedTensors start, StartingState(subnet));
+  if (subnet.reduced_precision) {
+    for (const auto& [name, t] : start) {
+      if (!received.Contains(name)) received.Set(name, t.clone());
+    }
+  }
   subnet.model->to(options_.device);
   common::LocalTrainingOptions options =
       common::TrainingOptionsOf(h.spec(), h.round(), h.slot());
   options.should_stop = std::move(should_stop);
+  common::AdamW optimizer(common::ParameterTensors(*subnet.model),
+                          common::StepDims(subnet.full, subnet.units),
+                          common::AdamWOptionsOf(options));
+  if (!start.empty()) TWIST_RETURN_IF_ERROR(optimizer.LoadState(start));
   TrainedSubnet out;
-  TWIST_ASSIGN_OR_RETURN(
-      out.result,
-      common::TrainLocalSteps(*subnet.model, dataset->train(), options));
+  TWIST_ASSIGN_OR_RETURN(out.result,
+                         common::TrainLocalSteps(*subnet.model, dataset->train(),
+                                                 options, &optimizer));
   torch::NoGradGuard no_grad;
+  // What goes back: the parameters, then the moments the coordinator keeps.
+  common::NamedTensors trained;
   for (const auto& [name, param] : common::ParameterTensors(*subnet.model)) {
-    at::Tensor trained = param.detach().to(torch::kCPU).contiguous();
-    if (subnet.reduced_precision) {
-      trained = (trained - *received.Find(name)).to(at::kBFloat16).contiguous();
+    trained.Set(name, param.detach());
+  }
+  const common::NamedTensors state = optimizer.State();
+  if (subnet.with_optimizer_state) {
+    for (const auto& [name, t] : state) {
+      // Step counts do not go back: the coordinator advances its own.
+      if (name.rfind("steps.", 0) != 0) trained.Set(name, t);
     }
-    out.tensors.Set(name, trained);
+  }
+  for (const auto& [name, t] : trained) {
+    at::Tensor cpu = t.to(torch::kCPU).contiguous();
+    if (subnet.reduced_precision) {
+      cpu = (cpu - *received.Find(name)).to(at::kBFloat16).contiguous();
+    }
+    out.tensors.Set(name, cpu);
+  }
+  if (h.spec().optimizer().state() == twist::v1::OPTIMIZER_STATE_WORKER) {
+    auto kept = std::make_unique<KeptState>();
+    kept->incarnation = h.incarnation();
+    kept->job_id = h.job_id();
+    kept->units = subnet.units;
+    for (const auto& [name, t] : state) kept->state.Set(name, t.to(torch::kCPU).clone());
+    kept_ = std::move(kept);
+  } else {
+    kept_.reset();
   }
   out.deltas = subnet.reduced_precision;
-  out.parameters = out.tensors.NumElements();
+  out.parameters = common::SubnetConfig(subnet.full, subnet.units).NumParameters();
   return out;
 }
 

@@ -1,8 +1,12 @@
 // What a worker does with one assignment, without networking: allocate the
 // subnetwork model the header describes (its parameters are where the
 // streamed tensors land), check the dataset, train it for the round's local
-// steps, and hand back the trained tensors. The worker daemon streams around
-// this class; tests and the determinism reference call it directly.
+// steps with the optimizer state the job asks for (fresh, kept by this worker
+// from round to round, or sent by the coordinator), and hand back the trained
+// tensors. The one place where the worker converts between the wire's element
+// type and its own: it widens what arrives in bfloat16 and returns its
+// changes in bfloat16. The worker daemon streams around this class; tests and
+// the determinism reference call it directly.
 #ifndef TWIST_WORKER_SUBNET_TRAINER_H_
 #define TWIST_WORKER_SUBNET_TRAINER_H_
 
@@ -14,9 +18,11 @@
 
 #include "absl/status/statusor.h"
 #include "common/data/dataset.h"
+#include "common/ist/subnet.h"
 #include "common/model/gpt.h"
-#include "common/training/local_training.h"
+#include "common/model/model_config.h"
 #include "common/model/named_tensors.h"
+#include "common/training/local_training.h"
 #include "twist/v1/worker_service.pb.h"
 
 namespace twist::worker {
@@ -24,17 +30,23 @@ namespace twist::worker {
 // A subnetwork model allocated for an assignment, not yet filled.
 struct PreparedSubnet {
   twist::v1::AssignmentHeader header;
+  common::ModelConfig full;
+  common::SubnetUnits units;
   common::Gpt model{nullptr};  // on the CPU until Train() moves it
-  // Where the streamed chunks are written: the model's parameters themselves
-  // (float32 transport), or reduced-precision staging tensors that Train()
-  // widens into the parameters.
+  // Where the streamed chunks are written, in the header's order: the
+  // model's parameters themselves (float32 transport) or bfloat16 staging
+  // tensors that Train() widens into them, then, for coordinator-kept
+  // optimizer state, its tensors ("exp_avg.<name>", "exp_avg_sq.<name>",
+  // "steps.<name>").
   common::NamedTensors receive_into;
   bool reduced_precision = false;
+  bool with_optimizer_state = false;
 };
 
 struct TrainedSubnet {
   // CPU, contiguous, model order: the trained weights, or (reduced-precision
-  // transport) trained-minus-received deltas in the wire's element type.
+  // transport) trained-minus-received deltas in the wire's element type;
+  // then, for coordinator-kept state, the moments the same way.
   common::NamedTensors tensors;
   bool deltas = false;
   common::LocalTrainingResult result;
@@ -73,10 +85,23 @@ class SubnetTrainer {
  private:
   absl::StatusOr<const common::Dataset*> OpenDataset(
       const twist::v1::JobSpec& spec);
+  // The optimizer state this round starts from (empty: fresh).
+  absl::StatusOr<common::NamedTensors> StartingState(
+      const PreparedSubnet& subnet);
 
   const Options options_;
   std::string dataset_path_;
   std::unique_ptr<common::Dataset> dataset_;  // the last one used, cached
+
+  // Worker-resident optimizer state: the moments and steps of the units of
+  // the last round trained, for the next round of the same job.
+  struct KeptState {
+    uint64_t incarnation = 0;
+    int64_t job_id = 0;
+    common::SubnetUnits units;
+    common::NamedTensors state;  // CPU
+  };
+  std::unique_ptr<KeptState> kept_;
 };
 
 }  // namespace twist::worker

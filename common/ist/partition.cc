@@ -176,4 +176,27 @@ int DefaultQuota(int num_units, int num_workers) {
   return (num_units + num_workers - 1) / num_workers;
 }
 
+absl::StatusOr<UnitAssignment> RollingWindows(int num_units,
+                                              const std::vector<int>& quotas,
+                                              int64_t round) {
+  const int n = static_cast<int>(quotas.size());
+  if (n == 0) return absl::InvalidArgumentError("no workers to deal units to");
+  UnitAssignment out(n);
+  for (int w = 0; w < n; ++w) {
+    if (quotas[w] < 0 || quotas[w] > num_units) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("quota ", quotas[w], " of worker ", w,
+                       " is outside [0, ", num_units, "]"));
+    }
+    if (num_units == 0) continue;
+    const int64_t start =
+        (static_cast<int64_t>(w) * num_units / n + round) % num_units;
+    for (int i = 0; i < quotas[w]; ++i) {
+      out[w].push_back(static_cast<int>((start + i) % num_units));
+    }
+    std::sort(out[w].begin(), out[w].end());
+  }
+  return out;
+}
+
 }  // namespace twist::common

@@ -42,6 +42,16 @@ absl::StatusOr<UnitAssignment> AssignUnits(int num_units,
                                            const PartitionKey& key,
                                            bool require_cover);
 
+// Rolling windows (FedRolex): worker w of n holds quotas[w] consecutive units
+// (wrapping around) starting at floor(w * num_units / n) + round, so each
+// worker keeps all but one of its units from one round to the next and the
+// windows cover every unit when the quotas add up to num_units. Ascending ids
+// within a worker. Errors (InvalidArgument): no workers, a negative quota or
+// one above num_units.
+absl::StatusOr<UnitAssignment> RollingWindows(int num_units,
+                                              const std::vector<int>& quotas,
+                                              int64_t round);
+
 // The same quota for each of `num_workers` workers: round(keep_ratio *
 // num_units), at least 1 when the layer has units. keep_ratio in (0, 1].
 absl::StatusOr<std::vector<int>> QuotasFromKeepRatio(int num_units,

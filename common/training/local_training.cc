@@ -10,9 +10,18 @@
 #include "common/training/batch_tensor.h"
 
 namespace twist::common {
+AdamWOptions AdamWOptionsOf(const LocalTrainingOptions& options) {
+  AdamWOptions out;
+  out.beta1 = options.beta1;
+  out.beta2 = options.beta2;
+  out.eps = 1e-8;
+  out.weight_decay = options.weight_decay;
+  return out;
+}
+
 absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
-    GptImpl& model, const TokenFile& train,
-    const LocalTrainingOptions& options) {
+    GptImpl& model, const TokenFile& train, const LocalTrainingOptions& options,
+    AdamW* optimizer) {
   if (options.context > model.config().block_size) {
     return absl::InvalidArgumentError(absl::StrCat(
         "context ", options.context, " exceeds the model's block size ",
@@ -20,24 +29,14 @@ absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
   }
   const auto start = std::chrono::steady_clock::now();
   const torch::Device device = model.transformer->wte->weight.device();
-
-  // Weight decay on matrices and embeddings, none on biases and norms.
-  std::vector<torch::Tensor> decay, no_decay;
-  for (auto& p : model.parameters())
-    (p.dim() >= 2 ? decay : no_decay).push_back(p);
-  auto adamw = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(
-            options.schedule.At(options.first_global_step))
-            .betas({options.beta1, options.beta2})
-            .eps(1e-8)
-            .weight_decay(wd));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, adamw(options.weight_decay));
-  groups.emplace_back(no_decay, adamw(0.0));
-  torch::optim::AdamW optimizer(groups);
-
+  std::unique_ptr<AdamW> fresh;
+  if (optimizer == nullptr) {
+    const NamedTensors params = ParameterTensors(model);
+    fresh = std::make_unique<AdamW>(
+        params, std::vector<int64_t>(params.size(), -1),
+        AdamWOptionsOf(options));
+    optimizer = fresh.get();
+  }
   model.train();
   std::vector<int64_t> inputs, targets;
   double loss_sum = 0;
@@ -52,9 +51,6 @@ absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
         BatchSeed(options.job_seed, options.round, options.slot, step), &inputs,
         &targets));
     const double lr = options.schedule.At(options.first_global_step + step);
-    for (auto& group : optimizer.param_groups()) {
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    }
     model.zero_grad(/*set_to_none=*/true);  // no memset of every gradient
     auto loss = model.Loss(
         BatchTensor(inputs, options.batch_size, options.context, device),
@@ -63,7 +59,7 @@ absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
     if (options.grad_clip > 0) {
       torch::nn::utils::clip_grad_norm_(model.parameters(), options.grad_clip);
     }
-    optimizer.step();
+    optimizer->Step(lr);
     const double value = loss.item<double>();
     if (!std::isfinite(value)) {
       return absl::InternalError(absl::StrCat(

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "common/data/token_file.h"
 #include "common/model/gpt.h"
+#include "common/training/adamw.h"
 #include "common/training/lr_schedule.h"
 
 namespace twist::common {
@@ -42,14 +43,19 @@ struct LocalTrainingResult {
   double compute_s = 0;
 };
 
+// The AdamW settings of `options`.
+AdamWOptions AdamWOptionsOf(const LocalTrainingOptions& options);
+
 // Trains `model` in place (it must already be on its device) for
-// options.steps AdamW steps with fresh moments. Cancelled when should_stop
-// says so. FailedPrecondition when the
+// options.steps steps of `optimizer`, whose parameters are the model's (its
+// state goes on from wherever it stands: fresh, or carried over from earlier
+// rounds). Without an optimizer, one with fresh moments is made for these
+// steps. Cancelled when should_stop says so. FailedPrecondition when the
 // training data is shorter than one context; InvalidArgument for a context
 // beyond the model's block size; Internal when the loss becomes NaN.
 absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
-    GptImpl& model, const TokenFile& train,
-    const LocalTrainingOptions& options);
+    GptImpl& model, const TokenFile& train, const LocalTrainingOptions& options,
+    AdamW* optimizer = nullptr);
 
 }  // namespace twist::common
 

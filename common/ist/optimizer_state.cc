@@ -1,0 +1,176 @@
+#include "common/ist/optimizer_state.h"
+
+#include <ATen/ATen.h>
+
+#include <optional>
+#include <unordered_map>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
+#include "common/model/model_io.h"
+#include "common/training/adamw.h"
+
+namespace twist::common {
+namespace {
+
+// For each position of `to` along the rule's dimension, its place in `from`,
+// or -1 when `from` does not hold it.
+std::vector<int64_t> PlacesIn(const SliceRule& from, const SliceRule& to) {
+  std::unordered_map<int64_t, int64_t> place;
+  for (size_t k = 0; k < from.index.size(); ++k) place[from.index[k]] = k;
+  std::vector<int64_t> out;
+  out.reserve(to.index.size());
+  for (int64_t a : to.index) {
+    auto it = place.find(a);
+    out.push_back(it == place.end() ? -1 : it->second);
+  }
+  return out;
+}
+
+// `t` gathered along `dim` at `places`, zero where a place is -1.
+at::Tensor GatherOrZero(const at::Tensor& t, int64_t dim,
+                        const std::vector<int64_t>& places) {
+  // A zero slice appended at the end stands for "not held before".
+  std::vector<int64_t> zero_shape = t.sizes().vec();
+  zero_shape[dim] = 1;
+  const at::Tensor padded = at::cat({t, at::zeros(zero_shape, t.options())}, dim);
+  std::vector<int64_t> index(places);
+  for (int64_t& i : index) {
+    if (i < 0) i = t.size(dim);
+  }
+  return padded
+      .index_select(dim, at::tensor(index, at::TensorOptions().dtype(at::kLong))
+                             .to(t.device()))
+      .contiguous();
+}
+
+}  // namespace
+
+std::vector<int64_t> StepDims(const ModelConfig& full,
+                              const SubnetUnits& units) {
+  std::vector<int64_t> dims;
+  for (const auto& p : ParameterShapes(SubnetConfig(full, units))) {
+    absl::StatusOr<std::optional<SliceRule>> rule =
+        SliceRuleFor(full, units, p.name);
+    dims.push_back(rule.ok() && rule->has_value() ? (*rule)->dim : -1);
+  }
+  return dims;
+}
+
+absl::StatusOr<NamedTensors> CarryState(const ModelConfig& full,
+                                        const SubnetUnits& from,
+                                        const SubnetUnits& to,
+                                        const NamedTensors& state) {
+  NamedTensors out;
+  for (const auto& p : ParameterShapes(SubnetConfig(full, to))) {
+    const at::Tensor* m = state.Find(ExpAvgName(p.name));
+    const at::Tensor* v = state.Find(ExpAvgSqName(p.name));
+    const at::Tensor* steps = state.Find(StepsName(p.name));
+    if (m == nullptr || v == nullptr || steps == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("optimizer state lacks parameter '", p.name, "'"));
+    }
+    TWIST_ASSIGN_OR_RETURN(std::optional<SliceRule> rule_to,
+                           SliceRuleFor(full, to, p.name));
+    if (!rule_to) {
+      out.Set(ExpAvgName(p.name), m->clone());
+      out.Set(ExpAvgSqName(p.name), v->clone());
+      out.Set(StepsName(p.name), steps->clone());
+      continue;
+    }
+    TWIST_ASSIGN_OR_RETURN(std::optional<SliceRule> rule_from,
+                           SliceRuleFor(full, from, p.name));
+    if (m->size(rule_from->dim) !=
+        static_cast<int64_t>(rule_from->index.size())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "optimizer state of '", p.name, "' does not fit the units held"));
+    }
+    const std::vector<int64_t> places = PlacesIn(*rule_from, *rule_to);
+    out.Set(ExpAvgName(p.name), GatherOrZero(*m, rule_to->dim, places));
+    out.Set(ExpAvgSqName(p.name), GatherOrZero(*v, rule_to->dim, places));
+    out.Set(StepsName(p.name), GatherOrZero(*steps, 0, places));
+  }
+  return out;
+}
+
+FullOptimizerState FullOptimizerState::ZerosLike(const ModelConfig& full,
+                                                 const NamedTensors& params) {
+  FullOptimizerState out;
+  const SubnetUnits all = AllUnits(full);
+  for (const auto& [name, p] : params) {
+    out.exp_avg.Set(name, at::zeros_like(p));
+    out.exp_avg_sq.Set(name, at::zeros_like(p));
+    std::optional<SliceRule> rule = *SliceRuleFor(full, all, name);
+    out.steps.Set(name, at::zeros({rule ? p.size(rule->dim) : int64_t{1}},
+                                  at::TensorOptions().dtype(at::kFloat)));
+  }
+  return out;
+}
+
+NamedTensors FullOptimizerState::Named() const {
+  NamedTensors out;
+  for (const auto& [name, t] : exp_avg) out.Set(ExpAvgName(name), t);
+  for (const auto& [name, t] : exp_avg_sq) out.Set(ExpAvgSqName(name), t);
+  for (const auto& [name, t] : steps) out.Set(StepsName(name), t);
+  return out;
+}
+
+absl::StatusOr<FullOptimizerState> FullOptimizerState::FromNamed(
+    const ModelConfig& full, const NamedTensors& params,
+    const NamedTensors& named) {
+  FullOptimizerState out = ZerosLike(full, params);
+  for (auto* part : {&out.exp_avg, &out.exp_avg_sq, &out.steps}) {
+    const bool steps = part == &out.steps;
+    for (const auto& [name, t] : *part) {
+      const std::string key = part == &out.exp_avg ? ExpAvgName(name)
+                              : steps             ? StepsName(name)
+                                                  : ExpAvgSqName(name);
+      const at::Tensor* saved = named.Find(key);
+      if (saved == nullptr || saved->sizes() != t.sizes()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "optimizer state '", key, "' is ",
+            saved == nullptr ? "missing" : "misshapen", " in the checkpoint"));
+      }
+      t.copy_(*saved);
+    }
+  }
+  return out;
+}
+
+NamedTensors SliceSteps(const ModelConfig& full, const SubnetUnits& units,
+                        const NamedTensors& steps) {
+  NamedTensors out;
+  for (const auto& p : ParameterShapes(SubnetConfig(full, units))) {
+    const at::Tensor& s = *steps.Find(p.name);
+    std::optional<SliceRule> rule = *SliceRuleFor(full, units, p.name);
+    out.Set(StepsName(p.name),
+            rule ? s.index_select(
+                        0, at::tensor(rule->index,
+                                      at::TensorOptions().dtype(at::kLong)))
+                 : s.clone());
+  }
+  return out;
+}
+
+void AdvanceSteps(const ModelConfig& full,
+                  const std::vector<const SubnetUnits*>& trained,
+                  int local_steps, NamedTensors* steps) {
+  if (trained.empty()) return;
+  for (const auto& [name, s] : *steps) {
+    std::vector<bool> held(s.numel(), false);
+    for (const SubnetUnits* units : trained) {
+      std::optional<SliceRule> rule = *SliceRuleFor(full, *units, name);
+      if (!rule) {
+        held.assign(held.size(), true);
+        break;
+      }
+      for (int64_t a : rule->index) held[a] = true;
+    }
+    float* counts = s.data_ptr<float>();
+    for (size_t a = 0; a < held.size(); ++a) {
+      if (held[a]) counts[a] += static_cast<float>(local_steps);
+    }
+  }
+}
+
+}  // namespace twist::common

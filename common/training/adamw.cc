@@ -1,0 +1,134 @@
+#include "common/training/adamw.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace twist::common {
+namespace {
+
+// Shape of per-position counts along `dim` of a tensor shaped like `like`,
+// ready to broadcast against it; a single count when dim < 0.
+std::vector<int64_t> StepsShape(const at::Tensor& like, int64_t dim) {
+  if (dim < 0) return {};
+  std::vector<int64_t> shape(like.dim(), 1);
+  shape[dim] = like.size(dim);
+  return shape;
+}
+
+int64_t Positions(const at::Tensor& like, int64_t dim) {
+  return dim < 0 ? 1 : like.size(dim);
+}
+
+}  // namespace
+
+std::string ExpAvgName(const std::string& param) {
+  return "exp_avg." + param;
+}
+std::string ExpAvgSqName(const std::string& param) {
+  return "exp_avg_sq." + param;
+}
+std::string StepsName(const std::string& param) { return "steps." + param; }
+
+AdamW::AdamW(NamedTensors params, const std::vector<int64_t>& step_dims,
+             AdamWOptions options)
+    : options_(options) {
+  size_t i = 0;
+  for (const auto& [name, p] : params) {
+    Entry e;
+    e.name = name;
+    e.param = p;
+    e.dim = step_dims[i++];
+    e.decay = p.dim() >= 2;
+    const at::Tensor data = p.detach();
+    e.exp_avg = at::zeros_like(data, at::MemoryFormat::Contiguous);
+    e.exp_avg_sq = at::zeros_like(data, at::MemoryFormat::Contiguous);
+    // On the CPU whatever the parameter's device: the step counts are read
+    // every step, and a read from a GPU would wait for it.
+    e.steps = at::zeros(StepsShape(data, e.dim),
+                        at::TensorOptions().dtype(at::kDouble));
+    entries_.push_back(std::move(e));
+  }
+}
+
+void AdamW::Step(double lr) {
+  at::NoGradGuard no_grad;
+  const double b1 = options_.beta1, b2 = options_.beta2;
+  for (Entry& e : entries_) {
+    const at::Tensor& grad = e.param.grad();
+    if (!grad.defined()) continue;
+    at::Tensor p = e.param.detach();
+    if (e.decay && options_.weight_decay != 0) {
+      p.mul_(1 - lr * options_.weight_decay);
+    }
+    e.steps.add_(1);
+    e.exp_avg.mul_(b1).add_(grad, 1 - b1);
+    e.exp_avg_sq.mul_(b2).addcmul_(grad, grad, 1 - b2);
+    const double first = e.steps.min().item<double>();
+    const double last = e.steps.max().item<double>();
+    if (first == last) {
+      // Every position at step t: torch::optim::AdamW's own arithmetic.
+      const double bias1 = 1 - std::pow(b1, first);
+      const double bias2 = 1 - std::pow(b2, first);
+      const at::Tensor denom =
+          (e.exp_avg_sq.sqrt() / std::sqrt(bias2)).add_(options_.eps);
+      p.addcdiv_(e.exp_avg, denom, -lr / bias1);
+    } else {
+      const auto like = p.options();
+      const at::Tensor bias1 = (1 - at::pow(b1, e.steps)).to(like);
+      const at::Tensor bias2 = (1 - at::pow(b2, e.steps)).to(like);
+      const at::Tensor denom =
+          (e.exp_avg_sq.sqrt() / bias2.sqrt()).add_(options_.eps);
+      p.addcdiv_(e.exp_avg / bias1, denom, -lr);
+    }
+  }
+}
+
+NamedTensors AdamW::State() const {
+  NamedTensors out;
+  for (const Entry& e : entries_) {
+    out.Set(ExpAvgName(e.name), e.exp_avg);
+    out.Set(ExpAvgSqName(e.name), e.exp_avg_sq);
+    out.Set(StepsName(e.name),
+            e.steps.reshape({Positions(e.param, e.dim)}).to(at::kFloat));
+  }
+  return out;
+}
+
+absl::Status AdamW::LoadState(const NamedTensors& state) {
+  for (const Entry& e : entries_) {
+    for (const std::string& name : {ExpAvgName(e.name), ExpAvgSqName(e.name)}) {
+      const at::Tensor* t = state.Find(name);
+      if (t == nullptr || t->sizes() != e.param.sizes()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "optimizer state '", name, "' is ",
+            t == nullptr ? "missing" : "misshapen", " for parameter '", e.name,
+            "'"));
+      }
+    }
+    const at::Tensor* steps = state.Find(StepsName(e.name));
+    if (steps == nullptr || steps->numel() != Positions(e.param, e.dim)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("optimizer state '", StepsName(e.name), "' is ",
+                       steps == nullptr ? "missing" : "misshapen"));
+    }
+    if (steps->numel() > 0 && steps->min().item<double>() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "optimizer state '", StepsName(e.name), "' has a negative count"));
+    }
+    const at::Tensor* sq = state.Find(ExpAvgSqName(e.name));
+    if (sq->numel() > 0 && sq->min().item<double>() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "optimizer state '", ExpAvgSqName(e.name), "' is negative"));
+    }
+  }
+  for (Entry& e : entries_) {
+    e.exp_avg.copy_(*state.Find(ExpAvgName(e.name)));
+    e.exp_avg_sq.copy_(*state.Find(ExpAvgSqName(e.name)));
+    e.steps.copy_(
+        state.Find(StepsName(e.name))->to(at::kCPU).reshape(e.steps.sizes()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace twist::common
