@@ -57,6 +57,8 @@ const std::vector<std::pair<std::string, std::string>>& OptionFields() {
           {"min_lr_ratio", "optimizer.min_lr_ratio"},
           {"warmup_steps", "optimizer.warmup_steps"},
           {"weight_decay", "optimizer.weight_decay"},
+          {"beta1", "optimizer.beta1"},
+          {"beta2", "optimizer.beta2"},
           {"grad_clip", "optimizer.grad_clip"},
           {"heads_per_worker", "heads_per_worker"},
           {"ffn_columns_per_worker", "ffn_columns_per_worker"},
