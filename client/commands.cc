@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <memory>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -14,15 +16,16 @@
 #include "client/progress.h"
 #include "client/sampling.h"
 #include "client/spec_input.h"
-#include "common/model/model_io.h"
-#include "common/rpc/rpc_util.h"
-#include "common/rpc/tensor_streams.h"
-#include "common/model/safetensors.h"
 #include "common/base/status_macros.h"
-#include "common/transport/subnet_proto.h"
-#include "common/transport/tensor_chunks.h"
 #include "common/data/prepare.h"
 #include "common/job/job_states.h"
+#include "common/model/model_io.h"
+#include "common/model/safetensors.h"
+#include "common/rpc/rpc_util.h"
+#include "common/rpc/tensor_streams.h"
+#include "common/tokenizer/text_codec.h"
+#include "common/transport/subnet_proto.h"
+#include "common/transport/tensor_chunks.h"
 #include "twist/v1/job_service.grpc.pb.h"
 
 namespace twist::client {
@@ -97,15 +100,19 @@ std::string Loss(bool has, double v) {
 
 absl::Status Prepare(const CommandLine& line) {
   TWIST_RETURN_IF_ERROR(
-      CheckOptions(line, {"input", "output", "val_fraction", "strip_tags"}));
+      CheckOptions(line, {"input", "output", "val_fraction", "strip_tags",
+                          "tokenizer", "tokenizer_dir"}));
   common::PrepareOptions options;
   options.input = line.Get("input");
   options.output_dir = line.Get("output");
   if (options.input.empty() || options.output_dir.empty()) {
     return absl::InvalidArgumentError(
         "usage: twistctl prepare --input=FILE_OR_FOLDER --output=DIR "
-        "[--val_fraction=0.1] [--strip_tags]");
+        "[--val_fraction=0.1] [--strip_tags] [--tokenizer=bytes|gpt2] "
+        "[--tokenizer_dir=DIR]");
   }
+  options.tokenizer = line.Get("tokenizer", "bytes");
+  options.tokenizer_dir = line.Get("tokenizer_dir");
   TWIST_ASSIGN_OR_RETURN(options.val_fraction,
                          line.GetDouble("val_fraction", 0.1));
   TWIST_ASSIGN_OR_RETURN(options.strip_tags, line.GetBool("strip_tags", false));
@@ -168,7 +175,8 @@ absl::Status List(const CommandLine& line) {
     std::printf(
         "%-5lld %-20s %-10s %-9s %-11s %-10s %-10s %s\n",
         static_cast<long long>(job.id()),
-        job.spec().name().substr(0, 20).c_str(), common::JobStateName(job.state()).c_str(),
+        job.spec().name().substr(0, 20).c_str(),
+        common::JobStateName(job.state()).c_str(),
         job.spec().mode() == twist::v1::MODE_LOCAL_SGD ? "local_sgd" : "twist",
         absl::StrCat(job.round(), "/", job.spec().rounds()).c_str(),
         Loss(job.has_last_train_loss(), job.last_train_loss()).c_str(),
@@ -198,11 +206,11 @@ absl::Status Status(const CommandLine& line) {
     std::printf("%s\n", json.c_str());
     return absl::OkStatus();
   }
-  std::printf("job %lld (%s): %s%s\n", static_cast<long long>(job.id()),
-              job.spec().name().c_str(), common::JobStateName(job.state()).c_str(),
-              job.reason().empty()
-                  ? ""
-                  : absl::StrCat(" (", job.reason(), ")").c_str());
+  std::printf(
+      "job %lld (%s): %s%s\n", static_cast<long long>(job.id()),
+      job.spec().name().c_str(), common::JobStateName(job.state()).c_str(),
+      job.reason().empty() ? ""
+                           : absl::StrCat(" (", job.reason(), ")").c_str());
   std::printf(
       "  round %d of %d, %lld parameters, created %s, started %s, finished "
       "%s\n",
@@ -349,8 +357,8 @@ absl::Status Export(const CommandLine& line) {
   // into the tensors (common/rpc/tensor_streams.h).
   static const std::string kMethod = common::MethodPath(
       twist::v1::JobService::service_full_name(), "ExportModel");
-  auto reader = common::OpenServerStream(stub.channel(), kMethod.c_str(),
-                                         &context, common::ToByteBuffer(request));
+  auto reader = common::OpenServerStream(
+      stub.channel(), kMethod.c_str(), &context, common::ToByteBuffer(request));
   grpc::ByteBuffer buffer;
   twist::v1::ExportMessage message;
   if (!reader->Read(&buffer) ||
@@ -385,17 +393,58 @@ absl::Status Export(const CommandLine& line) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// The tokenizer of an exported model: --tokenizer when given, else the one
+// its metadata names, else bytes for a model of at most 256 tokens.
+absl::StatusOr<std::unique_ptr<common::TextCodec>> OpenModelCodec(
+    const CommandLine& line, const common::GptImpl& model,
+    const common::Metadata& metadata, const std::string& path) {
+  std::string name = line.Get("tokenizer");
+  if (name.empty()) {
+    const auto it = metadata.find("twist.tokenizer");
+    if (it != metadata.end() && !it->second.empty()) {
+      name = it->second;
+    } else if (model.config().UsedVocab() <= 256) {
+      name = "bytes";
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, " does not say which tokenizer its ",
+                       model.config().UsedVocab(),
+                       " tokens come from: pass --tokenizer=gpt2 (or bytes)"));
+    }
+  }
+  TWIST_ASSIGN_OR_RETURN(
+      std::unique_ptr<common::TextCodec> codec,
+      common::TextCodec::Open(name, line.Get("tokenizer_dir")));
+  if (codec->vocab_size() != model.config().UsedVocab()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the model's vocabulary is ", model.config().UsedVocab(),
+        " tokens and tokenizer ", name, "'s is ", codec->vocab_size(),
+        ": pass the tokenizer the model was trained with (--tokenizer)"));
+  }
+  return codec;
+}
+
+}  // namespace
+
 absl::Status Generate(const CommandLine& line) {
-  TWIST_RETURN_IF_ERROR(CheckOptions(
-      line, {"model", "prompt", "tokens", "temperature", "top_k", "seed"}));
+  TWIST_RETURN_IF_ERROR(
+      CheckOptions(line, {"model", "prompt", "tokens", "temperature", "top_k",
+                          "seed", "tokenizer", "tokenizer_dir"}));
   const std::string path = line.Get("model");
   if (path.empty()) {
     return absl::InvalidArgumentError(
         "usage: twistctl generate --model=FILE.safetensors [--prompt=TEXT] "
         "[--tokens=200] "
-        "[--temperature=0.8] [--top_k=40] [--seed=1]");
+        "[--temperature=0.8] [--top_k=40] [--seed=1] "
+        "[--tokenizer=bytes|gpt2] [--tokenizer_dir=DIR]");
   }
-  TWIST_ASSIGN_OR_RETURN(common::Gpt model, common::LoadModel(path));
+  common::Metadata metadata;
+  TWIST_ASSIGN_OR_RETURN(common::Gpt model,
+                         common::LoadModel(path, torch::kCPU, &metadata));
+  TWIST_ASSIGN_OR_RETURN(std::unique_ptr<common::TextCodec> codec,
+                         OpenModelCodec(line, *model, metadata, path));
   SamplingOptions options;
   TWIST_ASSIGN_OR_RETURN(int64_t tokens,
                          line.GetInt("tokens", options.max_new_tokens));
@@ -407,7 +456,11 @@ absl::Status Generate(const CommandLine& line) {
   options.top_k = static_cast<int>(top_k);
   options.seed = static_cast<uint64_t>(seed);
   const std::string prompt = line.Get("prompt");
-  TWIST_ASSIGN_OR_RETURN(std::string text, SampleText(*model, prompt, options));
+  TWIST_ASSIGN_OR_RETURN(std::vector<int> prompt_ids, codec->Encode(prompt));
+  if (prompt_ids.empty()) prompt_ids.push_back(codec->document_separator());
+  TWIST_ASSIGN_OR_RETURN(std::vector<int> ids,
+                         SampleTokens(*model, prompt_ids, options));
+  TWIST_ASSIGN_OR_RETURN(std::string text, codec->Decode(ids));
   std::printf("%s%s\n", prompt.c_str(), text.c_str());
   return absl::OkStatus();
 }
@@ -423,7 +476,10 @@ usage: twistctl [--coordinator=HOST:PORT] [--token_file=FILE] [--tls_ca=FILE]
 
 commands:
   prepare --input=FILE_OR_DIR --output=DIR [--val_fraction=0.1] [--strip_tags]
-      text to train.bin / val.bin / meta.json (byte-level tokens)
+          [--tokenizer=bytes|gpt2] [--tokenizer_dir=DIR]
+      text to train.bin / val.bin / meta.json; gpt2 is GPT-2's byte-pair
+      encoding, its files in --tokenizer_dir (default data/tokenizers/gpt2,
+      fetched by deploy/fetch-tokenizer.sh)
   submit [--spec=FILE] [--data=DIR] [--watch] [spec options]
       queue a job; spec options override the file: --name --mode=twist|local_sgd
       --rounds --local_steps --batch_size --lr --seed --n_layer --n_head --n_embd
@@ -440,7 +496,8 @@ commands:
       the model (or a random subnetwork keeping R of each layer's units) as safetensors;
       --correction folds the dropped units' mean output into the biases instead of scaling
   generate --model=FILE [--prompt=TEXT] [--tokens=200] [--temperature=0.8] [--top_k=40]
-      sample text from an exported model
+           [--tokenizer=bytes|gpt2] [--tokenizer_dir=DIR]
+      sample text from an exported model (its tokenizer from the file's metadata)
 )";
 }
 

@@ -1,10 +1,10 @@
-// Text from a trained byte-level model: autoregressive sampling with a
-// temperature and top-k, seeded, in a sliding window of the model's context.
+// Token ids from a trained model: autoregressive sampling with a temperature
+// and top-k, seeded, in a sliding window of the model's context.
 #ifndef TWIST_CLIENT_SAMPLING_H_
 #define TWIST_CLIENT_SAMPLING_H_
 
 #include <cstdint>
-#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/model/gpt.h"
@@ -18,12 +18,13 @@ struct SamplingOptions {
   uint64_t seed = 1;
 };
 
-// Continues `prompt` (bytes as tokens; an empty prompt starts from a
-// newline). InvalidArgument for a bad temperature or a vocabulary that is not
-// byte-level (tokens above 255 have no text).
-absl::StatusOr<std::string> SampleText(common::GptImpl& model,
-                                       const std::string& prompt,
-                                       const SamplingOptions& options);
+// The ids that continue `prompt` (not empty; ids below the model's used
+// vocabulary). Padding ids (ModelConfig::vocab_used) are never drawn.
+// InvalidArgument for a bad temperature, an empty prompt or an id the model
+// does not know.
+absl::StatusOr<std::vector<int>> SampleTokens(common::GptImpl& model,
+                                              const std::vector<int>& prompt,
+                                              const SamplingOptions& options);
 
 }  // namespace twist::client
 

@@ -3,13 +3,13 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "common/model/model_io.h"
-#include "common/ist/partition.h"
-#include "common/ist/pruning.h"
 #include "common/base/clock.h"
 #include "common/base/status_macros.h"
-#include "common/training/evaluation.h"
+#include "common/ist/partition.h"
+#include "common/ist/pruning.h"
 #include "common/ist/subnet.h"
+#include "common/model/model_io.h"
+#include "common/training/evaluation.h"
 #include "coordinator/job_spec.h"
 #include "glog/logging.h"
 
@@ -272,6 +272,9 @@ absl::StatusOr<ExportedModel> JobManager::Export(int64_t job_id,
       {"twist.round", absl::StrCat(job.round())},
       {"twist.keep_ratio", absl::StrCat(keep_ratio > 0 ? keep_ratio : 1.0)},
       {"twist.shift_correction", correction ? "true" : "false"}};
+  if (!job.spec().data().tokenizer().empty()) {
+    extra["twist.tokenizer"] = job.spec().data().tokenizer();
+  }
   TWIST_ASSIGN_OR_RETURN(out.tensors,
                          common::ExportTensors(*model, extra, &out.metadata));
   out.parameters = model->config().NumParameters();

@@ -1,8 +1,7 @@
 #include "coordinator/job_spec.h"
 
-#include <filesystem>
-
 #include <cmath>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
@@ -315,6 +314,8 @@ absl::StatusOr<JobSpec> ResolveJobSpec(JobSpec spec) {
   if (spec.data().content_hash().empty()) {
     spec.mutable_data()->set_content_hash(meta->content_hash);
   }
+  spec.mutable_data()->set_tokenizer(meta->tokenizer);
+  spec.mutable_data()->set_vocab_size(meta->vocab_size);
   return spec;
 }
 

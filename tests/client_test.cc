@@ -1,5 +1,6 @@
 // Tests of twistctl's offline parts: the command line, spec files and
-// command-line overrides, and the progress line of `twistctl watch`.
+// command-line overrides, the progress line of `twistctl watch`, and
+// sampling.
 #include <unistd.h>
 
 #include <filesystem>
@@ -9,6 +10,7 @@
 
 #include "client/command_line.h"
 #include "client/progress.h"
+#include "client/sampling.h"
 #include "client/spec_input.h"
 #include "gtest/gtest.h"
 #include "tests/test_models.h"
@@ -442,6 +444,32 @@ TEST(FormatTest, Bytes) {
   EXPECT_EQ(FormatBytes(1536), "1.5 KiB");
   EXPECT_EQ(FormatBytes(5.0 * 1024 * 1024), "5.0 MiB");
   EXPECT_EQ(FormatBytes(3.0 * 1024 * 1024 * 1024), "3.00 GiB");
+}
+
+TEST(SampleTokensTest, NeverDrawsPaddingAndIsSeeded) {
+  common::ModelConfig config = twist::testing::SmallConfig();
+  config.vocab_size = 320;
+  config.vocab_used = 200;
+  common::Gpt model = twist::testing::MakeModel(config, 3);
+  SamplingOptions options;
+  options.max_new_tokens = 300;
+  options.temperature = 5.0;  // flat: every used id has a real chance
+  options.top_k = 0;
+  absl::StatusOr<std::vector<int>> a = SampleTokens(*model, {1, 2, 3}, options);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(a->size(), 300u);
+  for (int id : *a) ASSERT_LT(id, 200);
+  absl::StatusOr<std::vector<int>> b = SampleTokens(*model, {1, 2, 3}, options);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(*a, *b);
+
+  EXPECT_EQ(SampleTokens(*model, {1, 250}, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SampleTokens(*model, {}, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.temperature = 0;
+  EXPECT_EQ(SampleTokens(*model, {1}, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

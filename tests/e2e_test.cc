@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -12,14 +13,15 @@
 #include "absl/strings/str_cat.h"
 #include "common/data/batches.h"
 #include "common/data/dataset.h"
-#include "common/job/job_config.h"
+#include "common/data/synthetic_corpus.h"
 #include "common/ist/merge.h"
-#include "common/model/model_io.h"
-#include "common/rpc/rpc_util.h"
-#include "common/model/safetensors.h"
 #include "common/ist/subnet.h"
-#include "common/transport/subnet_proto.h"
+#include "common/job/job_config.h"
+#include "common/model/model_io.h"
+#include "common/model/safetensors.h"
 #include "common/model/threads.h"
+#include "common/rpc/rpc_util.h"
+#include "common/transport/subnet_proto.h"
 #include "coordinator/round_plan.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"
@@ -57,8 +59,10 @@ class EndToEndTest : public ::testing::Test {
   }
 
   // Submits with twistctl and waits for the end; returns the job id.
-  int64_t SubmitAndWatch(const std::vector<std::string>& options) {
-    std::vector<std::string> args = {"submit", "--data=" + *data_, "--watch"};
+  int64_t SubmitAndWatch(const std::vector<std::string>& options,
+                         const std::string& data = "") {
+    std::vector<std::string> args = {
+        "submit", "--data=" + (data.empty() ? *data_ : data), "--watch"};
     args.insert(args.end(), options.begin(), options.end());
     std::string output;
     const int rc = cluster_->Twistctl(args, &output);
@@ -220,6 +224,69 @@ TEST_F(EndToEndTest, TwistJobTrainsReportsExportsAndGenerates) {
   EXPECT_EQ((*half_model)->config(), common::SubnetConfig(full, half));
 }
 
+// GPT-2 byte-pair encoding through the whole path: twistctl prepares the
+// text, a job trains with the vocabulary padded to 50304 (padding masked),
+// the export records the tokenizer and generate decodes with it.
+TEST_F(EndToEndTest, Gpt2DatasetTrainsWithAPaddedVocabularyAndGenerates) {
+  const std::string gpt2 = TWIST_GPT2_DIR;
+  if (!std::filesystem::exists(gpt2 + "/encoder.json")) {
+    GTEST_SKIP() << gpt2 << "/encoder.json not found: run "
+                 << "`bash deploy/fetch-tokenizer.sh`";
+  }
+  const std::string text = *dir_ + "/gpt2-corpus.txt";
+  {
+    std::ofstream out(text);
+    out << common::GenerateSyntheticCorpus(11, 120000);
+  }
+  std::string output;
+  ASSERT_EQ(cluster_->Twistctl({"prepare", "--input=" + text,
+                                "--output=" + *dir_ + "/gpt2-data",
+                                "--tokenizer=gpt2", "--tokenizer_dir=" + gpt2},
+                               &output),
+            0)
+      << output;
+  auto meta = common::ReadDatasetMeta(*dir_ + "/gpt2-data");
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  EXPECT_EQ(meta->tokenizer, "gpt2");
+  EXPECT_EQ(meta->vocab_size, 50257);
+
+  const int64_t id = SubmitAndWatch(
+      {"--n_layer=1", "--n_embd=32", "--n_head=2", "--block_size=32",
+       "--batch_size=4", "--rounds=2", "--local_steps=3", "--eval_every=1",
+       "--vocab_size=50304"},
+      *dir_ + "/gpt2-data");
+  const nlohmann::json job = JobJson(id);
+  ASSERT_EQ(job["state"], "completed") << job.dump();
+  const double first = job["rounds"][0]["val_loss"];
+  const double last = job["rounds"].back()["val_loss"];
+  EXPECT_LT(first, std::log(50257.0) + 0.5);  // no mass on padding at start
+  EXPECT_LT(last, first);
+
+  Export(id, "gpt2.safetensors");
+  common::Metadata metadata;
+  auto model =
+      common::LoadModel(*dir_ + "/gpt2.safetensors", torch::kCPU, &metadata);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(metadata["twist.tokenizer"], "gpt2");
+  EXPECT_EQ(metadata["twist.vocab_used"], "50257");
+  EXPECT_EQ((*model)->config().vocab_size, 50304);
+  ASSERT_EQ(
+      cluster_->Twistctl(
+          {"generate", "--model=" + *dir_ + "/gpt2.safetensors",
+           "--prompt=The county", "--tokens=20", "--tokenizer_dir=" + gpt2},
+          &output),
+      0)
+      << output;
+  EXPECT_TRUE(absl::StartsWith(output, "The county")) << output;
+  // Without the tokenizer's files, generate says where to get them.
+  EXPECT_NE(
+      cluster_->Twistctl({"generate", "--model=" + *dir_ + "/gpt2.safetensors",
+                          "--tokenizer_dir=" + *dir_ + "/nowhere"},
+                         &output),
+      0);
+  EXPECT_NE(output.find("fetch-tokenizer.sh"), std::string::npos) << output;
+}
+
 TEST_F(EndToEndTest, LocalSgdJobCompletesThroughTheSamePath) {
   const int64_t id = SubmitAndWatch(With(
       kSmallModel,
@@ -336,7 +403,8 @@ common::NamedTensors PlainLoop(const twist::v1::JobSpec& spec) {
   const common::LocalTrainingOptions o =
       common::TrainingOptionsOf(spec, /*round=*/1, /*slot=*/0);
   std::vector<torch::Tensor> decay, no_decay;
-  for (auto& p : model->parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+  for (auto& p : model->parameters())
+    (p.dim() >= 2 ? decay : no_decay).push_back(p);
   auto adamw = [&](double wd) {
     return std::make_unique<torch::optim::AdamWOptions>(
         torch::optim::AdamWOptions(o.schedule.At(0))
@@ -394,9 +462,10 @@ TEST_F(EndToEndTest, OneWorkerJobIsPlainTrainingAcrossRounds) {
       worst = std::max(worst, (t - *remote).abs().max().item<double>());
     }
     EXPECT_LT(worst, 1e-5) << mode;
-    std::printf("[figures] one-worker %s job against the plain loop: max "
-                "|difference| %.3g after 3 rounds of 5 steps\n",
-                mode, worst);
+    std::printf(
+        "[figures] one-worker %s job against the plain loop: max "
+        "|difference| %.3g after 3 rounds of 5 steps\n",
+        mode, worst);
   }
 }
 
@@ -408,12 +477,13 @@ namespace {
 
 TEST_F(EndToEndTest, CoordinatorKeptOptimizerStateTravelsWithTheSlices) {
   for (const char* dtype : {"float32", "bfloat16"}) {
-    const int64_t id = SubmitAndWatch(With(
-        kSmallModel,
-        {absl::StrCat("--name=e2e-kept-", dtype), "--optimizer_state=coordinator",
-         absl::StrCat("--transport_dtype=", dtype), "--deal=rolling",
-         "--rounds=4", "--local_steps=15", "--lr=3e-3", "--eval_every=4",
-         "--min_workers=2", "--checkpoint_every=2"}));
+    const int64_t id = SubmitAndWatch(
+        With(kSmallModel,
+             {absl::StrCat("--name=e2e-kept-", dtype),
+              "--optimizer_state=coordinator",
+              absl::StrCat("--transport_dtype=", dtype), "--deal=rolling",
+              "--rounds=4", "--local_steps=15", "--lr=3e-3", "--eval_every=4",
+              "--min_workers=2", "--checkpoint_every=2"}));
     ASSERT_GT(id, 0);
     const nlohmann::json job = JobJson(id);
     ASSERT_EQ(job["state"], "completed") << job["reason"];

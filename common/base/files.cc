@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
 
 namespace twist::common {
 
@@ -82,29 +83,43 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return text;
 }
 
-absl::Status WriteFileAtomically(
-    const std::string& path,
-    const std::function<absl::Status(int fd, const std::string& tmp_path)>&
-        write) {
-  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
-  const std::string what = absl::StrCat(tmp, " on host ", HostName());
+absl::StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Create(
+    const std::string& path) {
+  std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
   const int fd =
       ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(errno, what, "create");
-  absl::Status status = write(fd, tmp);
-  if (status.ok() && ::fsync(fd) != 0) status = ErrnoStatus(errno, what, "fsync");
-  if (::close(fd) != 0 && status.ok()) status = ErrnoStatus(errno, what, "close");
-  if (status.ok() && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    status = ErrnoStatus(errno, absl::StrCat(path, " on host ", HostName()),
-                         "rename into place");
+  if (fd < 0) {
+    return ErrnoStatus(errno, absl::StrCat(tmp, " on host ", HostName()),
+                       "create");
   }
-  if (!status.ok()) {
-    ::unlink(tmp.c_str());
-    return status;
+  return std::unique_ptr<AtomicFileWriter>(
+      new AtomicFileWriter(path, std::move(tmp), fd));
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_.c_str());
+}
+
+absl::Status AtomicFileWriter::Write(const void* data, size_t size) {
+  return WriteAll(fd_, data, size, absl::StrCat(tmp_, " on host ", HostName()));
+}
+
+absl::Status AtomicFileWriter::Commit() {
+  const std::string what = absl::StrCat(tmp_, " on host ", HostName());
+  if (::fsync(fd_) != 0) return ErrnoStatus(errno, what, "fsync");
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) return ErrnoStatus(errno, what, "close");
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat(path_, " on host ", HostName()),
+                       "rename into place");
   }
+  committed_ = true;
   // The rename is durable only once the folder's entry is on disk.
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const size_t slash = path_.find_last_of('/');
+  const std::string dir =
+      slash == std::string::npos ? "." : path_.substr(0, slash + 1);
   const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) return ErrnoStatus(errno, dir, "open the folder to fsync");
   const bool synced = ::fsync(dir_fd) == 0;
@@ -114,13 +129,22 @@ absl::Status WriteFileAtomically(
   return absl::OkStatus();
 }
 
+absl::Status WriteFileAtomically(
+    const std::string& path,
+    const std::function<absl::Status(int fd, const std::string& tmp_path)>&
+        write) {
+  TWIST_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileWriter> file,
+                         AtomicFileWriter::Create(path));
+  TWIST_RETURN_IF_ERROR(write(file->fd(), file->tmp_path()));
+  return file->Commit();
+}
+
 absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view content) {
-  return WriteFileAtomically(
-      path, [&](int fd, const std::string& tmp) {
-        return WriteAll(fd, content.data(), content.size(),
-                        absl::StrCat(tmp, " on host ", HostName()));
-      });
+  return WriteFileAtomically(path, [&](int fd, const std::string& tmp) {
+    return WriteAll(fd, content.data(), content.size(),
+                    absl::StrCat(tmp, " on host ", HostName()));
+  });
 }
 
 }  // namespace twist::common

@@ -6,6 +6,7 @@
 #define TWIST_COMMON_BASE_FILES_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -32,6 +33,37 @@ absl::Status WriteAll(int fd, const void* data, size_t size,
 // missing; other errors as ErrnoStatus. Meant for small files (metadata,
 // tokens, configuration), not for data.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// A file written in pieces that appears under its name only when complete:
+// the pieces go to a temporary file beside `path`; Commit() fsyncs it,
+// renames it over `path` and fsyncs the folder. Destroyed uncommitted (an
+// error, an interruption), it removes the temporary file and leaves `path`
+// untouched.
+class AtomicFileWriter {
+ public:
+  // Creates the temporary file. Errors as ErrnoStatus, naming it and the
+  // host.
+  static absl::StatusOr<std::unique_ptr<AtomicFileWriter>> Create(
+      const std::string& path);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  absl::Status Write(const void* data, size_t size);
+  absl::Status Commit();
+
+  int fd() const { return fd_; }
+  const std::string& tmp_path() const { return tmp_; }
+
+ private:
+  AtomicFileWriter(std::string path, std::string tmp, int fd)
+      : path_(std::move(path)), tmp_(std::move(tmp)), fd_(fd) {}
+
+  const std::string path_;
+  const std::string tmp_;
+  int fd_;
+  bool committed_ = false;
+};
 
 // Calls `write` with a descriptor of a new temporary file beside `path`,
 // then fsyncs the file, renames it over `path` and fsyncs the folder, so that

@@ -1,149 +1,200 @@
 #include "common/data/prepare.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
+#include <memory>
 #include <system_error>
-#include <utility>
 #include <vector>
 
-#include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/files.h"
 #include "common/base/status_macros.h"
+#include "common/data/token_file.h"
+#include "common/tokenizer/document_encoder.h"
+#include "common/tokenizer/gpt2_tokenizer.h"
 
 namespace twist::common {
 namespace {
 
 namespace fs = std::filesystem;
 
-// Below this much text a byte-level model has nothing to learn and a
-// validation split of a few bytes measures nothing.
-constexpr size_t kMinCorpusBytes = 1000;
+// Below this much text a model has nothing to learn and a validation split
+// of a few bytes measures nothing.
+constexpr int64_t kMinCorpusBytes = 1000;
 
-// Files in a corpus folder that are not corpus text. The Brown Corpus npm
-// package (`brown-corpus`) ships its texts (ca01 ... cr09) beside README,
-// CONTENTS (the list of texts), cats.txt (each text's category), a LICENSE
-// and package.json, and a categories.pickle; hidden files (.npmignore,
-// .DS_Store, ...) are skipped too. README* and LICENSE* match any case and
-// suffix (README.md, license). Binary files are skipped when read (see
-// LooksBinary).
-bool IsNonCorpusFile(const std::string& name) {
-  return name.empty() || name[0] == '.' ||
-         absl::StartsWithIgnoreCase(name, "README") ||
-         absl::StartsWithIgnoreCase(name, "LICENSE") || name == "CONTENTS" ||
-         name == "cats.txt" || name == "package.json" ||
-         absl::EndsWith(name, ".pickle");
-}
+// The train and validation token files, written side by side.
+struct Outputs {
+  std::unique_ptr<TokenFileWriter> train, val;
 
-// Text files hold no NUL bytes; anything that does (a pickle, an image) in a
-// corpus folder is not text to train on.
-bool LooksBinary(const std::string& content) {
-  return content.find('\0') != std::string::npos;
-}
-
-absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot read input file ", path, " on host ", HostName(),
-                     ": check its permissions"));
+  static absl::StatusOr<Outputs> Create(const std::string& dir) {
+    Outputs out;
+    TWIST_ASSIGN_OR_RETURN(
+        out.train,
+        TokenFileWriter::Create((fs::path(dir) / kTrainFile).string()));
+    TWIST_ASSIGN_OR_RETURN(
+        out.val, TokenFileWriter::Create((fs::path(dir) / kValFile).string()));
+    return out;
   }
-  std::string text((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  if (in.bad()) {
-    return absl::DataLossError(absl::StrCat("error while reading input file ",
-                                            path, " on host ", HostName()));
-  }
-  return text;
+};
+
+absl::Status TooShort(const PrepareOptions& options, int64_t bytes) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "input ", options.input, " yields only ", bytes, " bytes of text",
+      options.strip_tags ? " after stripping tags" : "", "; at least ",
+      kMinCorpusBytes,
+      " are needed: use a larger corpus (or check strip_tags: it drops "
+      "tokens without a word before their last '/')"));
 }
 
-// The corpus files under `folder`, sorted by path so the byte stream (and
-// hence the content hash) is the same on every machine, whatever order the
-// file system lists them in. `skip_dir` (canonical, may be empty) is left out.
-absl::StatusOr<std::vector<std::string>> ListCorpusFiles(
-    const std::string& folder, const fs::path& skip_dir) {
-  std::vector<std::string> files;
-  std::error_code error;
-  fs::recursive_directory_iterator it(folder, error);
-  const fs::recursive_directory_iterator end;
-  for (; !error && it != end; it.increment(error)) {
-    const fs::path& path = it->path();
-    const std::string name = path.filename().string();
-    std::error_code type_error;
-    if (it->is_directory(type_error)) {
-      // Hidden folders (.git, .cache) and the output folder hold no corpus.
-      std::error_code canonical_error;
-      if (name.empty() || name[0] == '.' ||
-          (!skip_dir.empty() &&
-           fs::weakly_canonical(path, canonical_error) == skip_dir)) {
-        it.disable_recursion_pending();
-      }
-      continue;
+// The bytes of text StreamText gives for `file` (tags stripped).
+absl::StatusOr<int64_t> CountTextBytes(const CorpusFile& file, bool strip_tags,
+                                       bool skip_binary) {
+  int64_t bytes = 0;
+  bool skipped = false;
+  TWIST_RETURN_IF_ERROR(StreamText(
+      file, strip_tags, skip_binary,
+      [&](std::string_view text) {
+        bytes += static_cast<int64_t>(text.size());
+        return absl::OkStatus();
+      },
+      &skipped));
+  return bytes;
+}
+
+// Bytes: one stream, its last val_fraction of bytes for validation. A first
+// pass counts the stream's bytes (tags stripped), the second writes.
+absl::Status PrepareBytes(const PrepareOptions& options,
+                          const std::vector<CorpusFile>& files, Outputs* out,
+                          DatasetMeta* meta) {
+  const bool skip_binary = files.size() > 1;
+  int64_t total = 0;
+  for (const CorpusFile& file : files) {
+    TWIST_ASSIGN_OR_RETURN(
+        const int64_t bytes,
+        CountTextBytes(file, options.strip_tags, skip_binary));
+    total += bytes;
+  }
+  if (total < kMinCorpusBytes) return TooShort(options, total);
+  // The validation set is the tail of the stream, as in nanoGPT, so it is
+  // text the model never trains on (not interleaved windows of it).
+  const int64_t val_bytes = std::max<int64_t>(
+      1, static_cast<int64_t>(
+             std::floor(static_cast<double>(total) * options.val_fraction)));
+  const int64_t train_bytes = total - val_bytes;
+  int64_t written = 0;
+  for (const CorpusFile& file : files) {
+    bool skipped = false;
+    TWIST_RETURN_IF_ERROR(StreamText(
+        file, options.strip_tags, skip_binary,
+        [&](std::string_view text) {
+          for (unsigned char c : text) {
+            TokenFileWriter* to =
+                written++ < train_bytes ? out->train.get() : out->val.get();
+            TWIST_RETURN_IF_ERROR(to->Append(static_cast<uint16_t>(c)));
+          }
+          return absl::OkStatus();
+        },
+        &skipped));
+  }
+  meta->vocab_size = 256;
+  meta->tokenizer = "bytes";
+  return absl::OkStatus();
+}
+
+// GPT-2: a document per file, <|endoftext|> between the documents of each
+// split; validation from the last documents, or, for a lone document, from
+// the first line break at or past the split point of its text.
+absl::Status PrepareGpt2(const PrepareOptions& options,
+                         const std::vector<CorpusFile>& files, Outputs* out,
+                         DatasetMeta* meta) {
+  const std::string dir = options.tokenizer_dir.empty()
+                              ? Gpt2Tokenizer::DefaultDir()
+                              : options.tokenizer_dir;
+  TWIST_ASSIGN_OR_RETURN(Gpt2Tokenizer tokenizer, Gpt2Tokenizer::Load(dir));
+  const bool lone = files.size() == 1;
+  int64_t total = 0;  // input bytes; a lone document: its text's bytes
+  if (lone) {
+    TWIST_ASSIGN_OR_RETURN(total, CountTextBytes(files[0], options.strip_tags,
+                                                 /*skip_binary=*/false));
+  } else {
+    for (const CorpusFile& f : files) total += f.bytes;
+  }
+  const int64_t val_target = std::max<int64_t>(
+      1, static_cast<int64_t>(
+             std::floor(static_cast<double>(total) * options.val_fraction)));
+  // The first validation document: where the suffix reaches the target.
+  size_t first_val = files.size();
+  for (int64_t suffix = 0; first_val > 1 && suffix < val_target;) {
+    suffix += files[--first_val].bytes;
+  }
+  const int64_t split_at = total - val_target;  // lone document: text bytes
+
+  TokenFileWriter* writer = out->train.get();
+  DocumentEncoder encoder(&tokenizer, [&](const int* ids, size_t n) {
+    return writer->Append(ids, n);
+  });
+  bool split_has_document = false;  // an end-of-text goes before the next
+  bool in_document = false;
+  // Documents begin at their first piece of text, so a skipped (binary) file
+  // leaves no empty document behind.
+  auto begin_document = [&]() -> absl::Status {
+    if (split_has_document) {
+      const int eot = tokenizer.eot_id();
+      TWIST_RETURN_IF_ERROR(writer->Append(&eot, 1));
     }
-    if (!it->is_regular_file(type_error) || IsNonCorpusFile(name)) continue;
-    files.push_back(path.string());
+    split_has_document = true;
+    in_document = true;
+    encoder.Begin();
+    return absl::OkStatus();
+  };
+  auto switch_to_val = [&]() -> absl::Status {
+    if (in_document) TWIST_RETURN_IF_ERROR(encoder.End());
+    in_document = false;
+    writer = out->val.get();
+    split_has_document = false;
+    return absl::OkStatus();
+  };
+  int64_t text_bytes = 0;
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (i == first_val && !lone) TWIST_RETURN_IF_ERROR(switch_to_val());
+    bool skipped = false;
+    absl::Status status = StreamText(
+        files[i], options.strip_tags, /*skip_binary=*/!lone,
+        [&](std::string_view text) -> absl::Status {
+          if (!in_document) TWIST_RETURN_IF_ERROR(begin_document());
+          const int64_t read = text_bytes;
+          text_bytes += static_cast<int64_t>(text.size());
+          if (lone && writer == out->train.get() && text_bytes > split_at) {
+            const size_t from =
+                static_cast<size_t>(std::max<int64_t>(0, split_at - read));
+            const size_t line_end = text.find('\n', from);
+            if (line_end != std::string_view::npos) {
+              TWIST_RETURN_IF_ERROR(encoder.Add(text.substr(0, line_end + 1)));
+              TWIST_RETURN_IF_ERROR(switch_to_val());
+              text.remove_prefix(line_end + 1);
+              if (text.empty()) return absl::OkStatus();
+              TWIST_RETURN_IF_ERROR(begin_document());
+            }
+          }
+          return encoder.Add(text);
+        },
+        &skipped);
+    if (status.ok() && in_document) status = encoder.End();
+    in_document = false;
+    if (!status.ok()) {
+      return absl::Status(
+          status.code(),
+          absl::StrCat("input file ", files[i].path, ": ", status.message()));
+    }
   }
-  if (error) {
-    return absl::InternalError(absl::StrCat("cannot list input folder ", folder,
-                                            " on host ", HostName(), ": ",
-                                            error.message()));
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-// Whitespace within a line (the locale-independent set of isspace).
-bool IsBlank(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
-}
-
-std::vector<uint16_t> BytesToTokens(const std::string& text, size_t begin,
-                                    size_t end) {
-  std::vector<uint16_t> tokens(end - begin);
-  for (size_t i = begin; i < end; ++i) {
-    tokens[i - begin] = static_cast<unsigned char>(text[i]);
-  }
-  return tokens;
+  if (text_bytes < kMinCorpusBytes) return TooShort(options, text_bytes);
+  meta->vocab_size = tokenizer.vocab_size();
+  meta->tokenizer = "gpt2";
+  return absl::OkStatus();
 }
 
 }  // namespace
-
-std::string StripBrownTags(const std::string& text) {
-  std::string out;
-  out.reserve(text.size() / 2);
-  size_t line_begin = 0;
-  while (line_begin < text.size()) {
-    size_t line_end = text.find('\n', line_begin);
-    if (line_end == std::string::npos) line_end = text.size();
-    bool first_word = true;
-    size_t i = line_begin;
-    while (i < line_end) {
-      // Skip whitespace, then take one token.
-      while (i < line_end && IsBlank(text[i])) ++i;
-      const size_t token_begin = i;
-      while (i < line_end && !IsBlank(text[i])) ++i;
-      if (token_begin == i) continue;
-      // Words may hold slashes themselves ("1/2/cd"): the tag follows the last.
-      const std::string token = text.substr(token_begin, i - token_begin);
-      const size_t slash = token.rfind('/');
-      const std::string word =
-          slash == std::string::npos ? token : token.substr(0, slash);
-      if (word.empty()) continue;
-      if (!first_word) out.push_back(' ');
-      out += word;
-      first_word = false;
-    }
-    if (!first_word) out.push_back('\n');
-    line_begin = line_end + 1;
-  }
-  return out;
-}
 
 absl::StatusOr<DatasetMeta> PrepareDataset(const PrepareOptions& options) {
   // Written so that NaN fails too.
@@ -158,80 +209,35 @@ absl::StatusOr<DatasetMeta> PrepareDataset(const PrepareOptions& options) {
         "prepare needs both an input (a text file or folder) and an output "
         "folder");
   }
-  std::error_code error;
-  const fs::file_status input_status = fs::status(options.input, error);
-  if (!fs::exists(input_status)) {
-    return absl::NotFoundError(absl::StrCat(
-        "input ", options.input, " does not exist on host ", HostName(),
-        ": pass a text file or a folder of text files"));
-  }
-
-  std::vector<std::string> files;
-  if (fs::is_directory(input_status)) {
-    std::error_code canonical_error;
-    fs::path skip_dir =
-        fs::weakly_canonical(options.output_dir, canonical_error);
-    if (canonical_error) skip_dir.clear();
-    TWIST_ASSIGN_OR_RETURN(files, ListCorpusFiles(options.input, skip_dir));
-    if (files.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "input folder ", options.input, " on host ", HostName(),
-          " holds no corpus files (hidden files, README*, LICENSE*, CONTENTS, "
-          "cats.txt, package.json and *.pickle are skipped)"));
-    }
-  } else {
-    // A file named explicitly is read whatever its name.
-    files.push_back(options.input);
-  }
-
-  std::string text;
-  for (const std::string& file : files) {
-    TWIST_ASSIGN_OR_RETURN(std::string content, ReadTextFile(file));
-    if (files.size() > 1 && LooksBinary(content)) continue;
-    if (options.strip_tags) {
-      text += StripBrownTags(content);
-    } else {
-      text += content;
-      // Keep the last line of one file from running into the next.
-      if (!content.empty() && content.back() != '\n') text.push_back('\n');
-    }
-  }
-  if (text.size() < kMinCorpusBytes) {
+  if (options.tokenizer != "bytes" && options.tokenizer != "gpt2") {
     return absl::InvalidArgumentError(absl::StrCat(
-        "input ", options.input, " yields only ", text.size(), " bytes of text",
-        options.strip_tags ? " after stripping tags" : "", "; at least ",
-        kMinCorpusBytes,
-        " are needed: use a larger corpus (or check strip_tags: it drops "
-        "tokens without a word before their last '/')"));
+        "tokenizer '", options.tokenizer, "' is unknown: use bytes or gpt2"));
   }
-
-  // The validation set is the tail of the stream, as in nanoGPT, so it is
-  // text the model never trains on (not interleaved windows of it).
-  const size_t val_bytes = std::max<size_t>(
-      1, static_cast<size_t>(std::floor(static_cast<double>(text.size()) *
-                                        options.val_fraction)));
-  const size_t train_bytes = text.size() - val_bytes;
-
+  TWIST_ASSIGN_OR_RETURN(std::vector<CorpusFile> files,
+                         ListCorpus(options.input, options.output_dir));
+  std::error_code error;
   fs::create_directories(options.output_dir, error);
   if (error) {
     return absl::InternalError(absl::StrCat("cannot create output folder ",
                                             options.output_dir, " on host ",
                                             HostName(), ": ", error.message()));
   }
-  const std::string train_path =
-      (fs::path(options.output_dir) / "train.bin").string();
-  const std::string val_path =
-      (fs::path(options.output_dir) / "val.bin").string();
-  TWIST_RETURN_IF_ERROR(
-      WriteTokenFile(train_path, BytesToTokens(text, 0, train_bytes)));
-  TWIST_RETURN_IF_ERROR(
-      WriteTokenFile(val_path, BytesToTokens(text, train_bytes, text.size())));
-
+  TWIST_ASSIGN_OR_RETURN(Outputs out, Outputs::Create(options.output_dir));
   DatasetMeta meta;
-  meta.vocab_size = 256;
-  meta.train_tokens = static_cast<int64_t>(train_bytes);
-  meta.val_tokens = static_cast<int64_t>(val_bytes);
-  meta.tokenizer = "bytes";
+  TWIST_RETURN_IF_ERROR(options.tokenizer == "gpt2"
+                            ? PrepareGpt2(options, files, &out, &meta)
+                            : PrepareBytes(options, files, &out, &meta));
+  if (out.train->tokens() == 0 || out.val->tokens() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input ", options.input, " gives ", out.train->tokens(),
+        " training and ", out.val->tokens(),
+        " validation tokens: both need some; with one file, give it more "
+        "lines (it is split at a line break), or give more files"));
+  }
+  meta.train_tokens = out.train->tokens();
+  meta.val_tokens = out.val->tokens();
+  TWIST_RETURN_IF_ERROR(out.train->Finish());
+  TWIST_RETURN_IF_ERROR(out.val->Finish());
   meta.source = options.input;
   // Hash what is on disk, not what was meant to be written.
   TWIST_ASSIGN_OR_RETURN(meta.content_hash,

@@ -24,6 +24,47 @@ absl::Status WriteTokenFile(const std::string& path,
   return WriteFileAtomically(path, bytes);
 }
 
+absl::StatusOr<std::unique_ptr<TokenFileWriter>> TokenFileWriter::Create(
+    const std::string& path) {
+  absl::StatusOr<std::unique_ptr<AtomicFileWriter>> file =
+      AtomicFileWriter::Create(path);
+  if (!file.ok()) return file.status();
+  return std::unique_ptr<TokenFileWriter>(
+      new TokenFileWriter(*std::move(file)));
+}
+
+absl::Status TokenFileWriter::Append(uint16_t id) {
+  // Little-endian on any host.
+  buffer_.push_back(static_cast<char>(id & 0xff));
+  buffer_.push_back(static_cast<char>(id >> 8));
+  ++tokens_;
+  return buffer_.size() >= (size_t{1} << 20) ? Flush() : absl::OkStatus();
+}
+
+absl::Status TokenFileWriter::Append(const int* ids, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (ids[i] < 0 || ids[i] > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "token id ", ids[i], " does not fit a uint16 token file"));
+    }
+    absl::Status s = Append(static_cast<uint16_t>(ids[i]));
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TokenFileWriter::Flush() {
+  absl::Status s = file_->Write(buffer_.data(), buffer_.size());
+  buffer_.clear();
+  return s;
+}
+
+absl::Status TokenFileWriter::Finish() {
+  absl::Status s = Flush();
+  if (!s.ok()) return s;
+  return file_->Commit();
+}
+
 TokenFile::TokenFile(std::string path, void* mapping, int64_t size)
     : path_(std::move(path)),
       mapping_(mapping),

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/base/files.h"
 
 namespace twist::common {
 
@@ -18,6 +19,30 @@ namespace twist::common {
 // temporary file that is fsynced and renamed.
 absl::Status WriteTokenFile(const std::string& path,
                             const std::vector<uint16_t>& tokens);
+
+// Writes a token file in pieces, through a temporary file that is renamed
+// into place by Finish() (common/base/files.h AtomicFileWriter), buffering
+// what it is given; memory stays constant whatever the file's size.
+class TokenFileWriter {
+ public:
+  static absl::StatusOr<std::unique_ptr<TokenFileWriter>> Create(
+      const std::string& path);
+
+  // Appends ids; InvalidArgument for an id outside [0, 65536).
+  absl::Status Append(const int* ids, size_t n);
+  absl::Status Append(uint16_t id);
+  absl::Status Finish();
+  int64_t tokens() const { return tokens_; }
+
+ private:
+  explicit TokenFileWriter(std::unique_ptr<AtomicFileWriter> file)
+      : file_(std::move(file)) {}
+  absl::Status Flush();
+
+  std::unique_ptr<AtomicFileWriter> file_;
+  std::string buffer_;  // little-endian bytes not written yet
+  int64_t tokens_ = 0;
+};
 
 // A token file mapped read-only into memory. Pages load on demand, so opening
 // a multi-gigabyte file costs nothing and random batches touch only what they

@@ -6,8 +6,13 @@ using twist::v1::JobSpec;
 
 ModelConfig ModelConfigOf(const JobSpec& spec) {
   const auto& m = spec.model();
-  return ModelConfig::Full(m.n_layer(), m.n_head(), m.n_embd(), m.block_size(),
-                           m.vocab_size());
+  ModelConfig config = ModelConfig::Full(m.n_layer(), m.n_head(), m.n_embd(),
+                                         m.block_size(), m.vocab_size());
+  const int data_vocab = spec.data().vocab_size();
+  if (data_vocab > 0 && data_vocab < m.vocab_size()) {
+    config.vocab_used = data_vocab;
+  }
+  return config;
 }
 
 PartialSumScaling ScalingOf(const JobSpec& spec) {

@@ -140,7 +140,14 @@ torch::Tensor GptImpl::forward(const torch::Tensor& idx,
                                         scales_.attn[l], scales_.mlp[l]);
   }
   x = transformer->ln_f->forward(x);
-  return torch::linear(x, transformer->wte->weight);  // (B, T, V), tied
+  auto logits = torch::linear(x, transformer->wte->weight);  // (B, T, V), tied
+  const int64_t used = config_.UsedVocab();
+  if (used < config_.vocab_size) {
+    // (B, T, V - used): padding ids get no probability and no gradient.
+    logits.narrow(-1, used, config_.vocab_size - used)
+        .fill_(-std::numeric_limits<float>::infinity());
+  }
+  return logits;
 }
 
 torch::Tensor GptImpl::Loss(const torch::Tensor& idx,

@@ -31,6 +31,11 @@ absl::Status ModelConfig::Validate() const {
     return bad("vocab_size",
                "must be at most 65536: token files hold uint16 ids");
   }
+  if (vocab_used < 0 || vocab_used > vocab_size) {
+    return bad("vocab_used",
+               absl::StrCat(vocab_used, " must be in [0, vocab_size ",
+                            vocab_size, "]"));
+  }
   if (static_cast<int>(n_head.size()) != n_layer) {
     return bad("n_head", absl::StrCat("has ", n_head.size(), " entries for ",
                                       n_layer, " layers"));
@@ -77,17 +82,19 @@ bool ModelConfig::IsNanoGptLayout() const {
 }
 
 std::string ModelConfig::DebugString() const {
-  return absl::StrCat("n_layer=", n_layer, " n_embd=", n_embd,
-                      " head_dim=", head_dim, " n_head=[",
-                      absl::StrJoin(n_head, ","), "] ffn_width=[",
-                      absl::StrJoin(ffn_width, ","),
-                      "] block_size=", block_size, " vocab_size=", vocab_size);
+  return absl::StrCat(
+      "n_layer=", n_layer, " n_embd=", n_embd, " head_dim=", head_dim,
+      " n_head=[", absl::StrJoin(n_head, ","), "] ffn_width=[",
+      absl::StrJoin(ffn_width, ","), "] block_size=", block_size,
+      " vocab_size=", vocab_size,
+      vocab_used > 0 ? absl::StrCat(" vocab_used=", vocab_used) : "");
 }
 
 bool ModelConfig::operator==(const ModelConfig& o) const {
   return n_layer == o.n_layer && n_embd == o.n_embd && head_dim == o.head_dim &&
          n_head == o.n_head && ffn_width == o.ffn_width &&
-         block_size == o.block_size && vocab_size == o.vocab_size;
+         block_size == o.block_size && vocab_size == o.vocab_size &&
+         UsedVocab() == o.UsedVocab();
 }
 
 }  // namespace twist::common

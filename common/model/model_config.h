@@ -26,6 +26,14 @@ struct ModelConfig {
   std::vector<int> ffn_width = {512, 512, 512, 512};  // F per layer
   int block_size = 128;                               // longest context T
   int vocab_size = 256;  // V (byte-level by default)
+  // Ids at or above vocab_used are padding (vocab_size rounded up for faster
+  // matrix multiplies): their logits are -inf, so they are never sampled and
+  // never in the loss. 0: no padding, every id is used.
+  int vocab_used = 0;
+
+  // The ids a tokenizer can produce: vocab_used, or vocab_size without
+  // padding.
+  int UsedVocab() const { return vocab_used > 0 ? vocab_used : vocab_size; }
 
   // A full model: H heads of width C / H and F = 4 * C in every layer.
   // n_embd must be divisible by n_head (checked by Validate()).

@@ -108,7 +108,7 @@ void FoldPartialSumScales(GptImpl& model) {
 }
 
 Metadata ConfigToMetadata(const ModelConfig& c) {
-  return {
+  Metadata metadata = {
       {"format", "pt"},
       {"twist.n_layer", absl::StrCat(c.n_layer)},
       {"twist.n_embd", absl::StrCat(c.n_embd)},
@@ -118,6 +118,9 @@ Metadata ConfigToMetadata(const ModelConfig& c) {
       {"twist.block_size", absl::StrCat(c.block_size)},
       {"twist.vocab_size", absl::StrCat(c.vocab_size)},
   };
+  if (c.vocab_used > 0)
+    metadata["twist.vocab_used"] = absl::StrCat(c.vocab_used);
+  return metadata;
 }
 
 absl::StatusOr<ModelConfig> ConfigFromMetadata(const Metadata& metadata) {
@@ -161,6 +164,9 @@ absl::StatusOr<ModelConfig> ConfigFromMetadata(const Metadata& metadata) {
   TWIST_RETURN_IF_ERROR(get_list("twist.ffn_width", &c.ffn_width));
   TWIST_RETURN_IF_ERROR(get_int("twist.block_size", &c.block_size));
   TWIST_RETURN_IF_ERROR(get_int("twist.vocab_size", &c.vocab_size));
+  if (metadata.count("twist.vocab_used")) {
+    TWIST_RETURN_IF_ERROR(get_int("twist.vocab_used", &c.vocab_used));
+  }
   TWIST_RETURN_IF_ERROR(c.Validate());
   return c;
 }
@@ -199,7 +205,7 @@ absl::Status SaveModel(const std::string& path, GptImpl& model,
 }
 
 absl::StatusOr<Gpt> LoadModel(const std::string& path,
-                              const torch::Device& device) {
+                              const torch::Device& device, Metadata* metadata) {
   TWIST_ASSIGN_OR_RETURN(SafetensorsContents contents, ReadSafetensors(path));
   TWIST_ASSIGN_OR_RETURN(ModelConfig config,
                          ConfigFromMetadata(contents.metadata));
@@ -211,6 +217,7 @@ absl::StatusOr<Gpt> LoadModel(const std::string& path,
         absl::StrCat("model file ", path,
                      " does not match its metadata: ", status.message()));
   }
+  if (metadata != nullptr) *metadata = std::move(contents.metadata);
   return model;
 }
 

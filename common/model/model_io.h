@@ -57,9 +57,11 @@ absl::StatusOr<NamedTensors> ExportTensors(GptImpl& model,
 absl::Status SaveModel(const std::string& path, GptImpl& model,
                        const Metadata& extra_metadata = {});
 
-// Reads a model written by SaveModel onto `device`.
+// Reads a model written by SaveModel onto `device`; the file's metadata
+// ("twist.tokenizer", ...) into *metadata when given.
 absl::StatusOr<Gpt> LoadModel(const std::string& path,
-                              const torch::Device& device = torch::kCPU);
+                              const torch::Device& device = torch::kCPU,
+                              Metadata* metadata = nullptr);
 
 }  // namespace twist::common
 

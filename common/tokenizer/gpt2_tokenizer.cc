@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <queue>
 #include <utility>
@@ -128,6 +129,14 @@ struct Gpt2Tokenizer::Vocab {
 const std::array<char32_t, 256>& Gpt2ByteToUnicode() {
   static const std::array<char32_t, 256> table = MakeByteToUnicode();
   return table;
+}
+
+std::string Gpt2Tokenizer::DefaultDir() {
+  if (const char* dir = std::getenv("TWIST_TOKENIZER_DIR");
+      dir != nullptr && dir[0] != '\0') {
+    return dir;
+  }
+  return "data/tokenizers/gpt2";
 }
 
 absl::StatusOr<Gpt2Tokenizer> Gpt2Tokenizer::Load(const std::string& dir) {

@@ -56,6 +56,12 @@ class Gpt2Tokenizer {
   //     offending token for encoder.json content errors).
   static absl::StatusOr<Gpt2Tokenizer> Load(const std::string& dir);
 
+  // Where the files are looked for when no folder is named (twistctl's
+  // --tokenizer_dir): $TWIST_TOKENIZER_DIR when set, else
+  // data/tokenizers/gpt2, where deploy/fetch-tokenizer.sh puts them (relative
+  // to the folder the command runs in).
+  static std::string DefaultDir();
+
   // Copies share the vocabulary and start with an empty cache. A moved-from
   // tokenizer may only be assigned to or destroyed.
   Gpt2Tokenizer(const Gpt2Tokenizer& other);
