@@ -4,6 +4,7 @@ python3-matplotlib).
 
     plot.py learning docs/bench/learning.csv docs/bench
     plot.py tickets docs/bench/tickets.csv docs/bench
+    plot.py optimizer_state docs/bench/optimizer_state.csv ROUNDS.csv docs/bench
 """
 import collections
 import csv
@@ -129,5 +130,47 @@ def tickets(path, out):
         print(f"| {model} | full model | 1 | {loss:.4f} | | | 1.00x |")
 
 
+def optimizer_state(summary_path, rounds_path, out):
+    """Validation loss against steps per worker and against bytes moved, seed
+    1 of every run of bench/optimizer_state.sh, and a markdown table of the
+    final scores (mean and spread over the seeds run)."""
+    rounds = list(csv.DictReader(open(rounds_path)))
+    series = collections.defaultdict(list)  # label -> [(steps, bytes, val)]
+    for r in rounds:
+        if r["seed"] == "1" and r["val_loss"]:
+            series[r["label"]].append(
+                (int(r["steps_per_worker"]), float(r["bytes"]), float(r["val_loss"])))
+    for name, column, xlabel, logx in (
+            ("optimizer_state_val_vs_steps.png", 0, "steps per worker", False),
+            ("optimizer_state_val_vs_bytes.png", 1, "bytes moved (coordinator <-> workers)", True)):
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for label, points in sorted(series.items()):
+            points.sort()
+            xs = [p[column] for p in points if p[column] > 0 or not logx]
+            ys = [p[2] for p in points if p[column] > 0 or not logx]
+            style = "--" if "coordinator" in label else (":" if "fresh" in label else "-")
+            ax.plot(xs, ys, style, label=label, linewidth=1)
+        if logx:
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("validation loss (nats per byte)")
+        ax.set_ylim(top=2.6)
+        ax.legend(fontsize=6, ncol=2)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, name), dpi=120)
+        plt.close(fig)
+    by_label = collections.defaultdict(list)
+    for r in csv.DictReader(open(summary_path)):
+        by_label[r["label"]].append(r)
+    print("| run | seeds | final val loss | MB moved | wall s (seed 1) |")
+    print("|---|---|---|---|---|")
+    for label, rs in by_label.items():
+        m, sd = mean_std([float(r["final_val_loss"]) for r in rs])
+        mb = (float(rs[0]["bytes_sent"]) + float(rs[0]["bytes_received"])) / 1e6
+        print(f"| {label} | {len(rs)} | {m:.4f} ± {sd:.4f} | {mb:.0f} | {float(rs[0]['wall_seconds']):.0f} |")
+
+
 if __name__ == "__main__":
-    {"learning": learning, "tickets": tickets}[sys.argv[1]](sys.argv[2], sys.argv[3])
+    {"learning": learning, "tickets": tickets,
+     "optimizer_state": optimizer_state}[sys.argv[1]](*sys.argv[2:])

@@ -14,16 +14,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/progress.h"
-#include "client/sampling.h"
 #include "client/spec_input.h"
 #include "common/base/status_macros.h"
-#include "common/data/prepare.h"
 #include "common/job/job_states.h"
-#include "common/model/model_io.h"
+#include "common/model/hf_gpt2.h"
 #include "common/model/safetensors.h"
 #include "common/rpc/rpc_util.h"
 #include "common/rpc/tensor_streams.h"
-#include "common/tokenizer/text_codec.h"
 #include "common/transport/subnet_proto.h"
 #include "common/transport/tensor_chunks.h"
 #include "twist/v1/job_service.grpc.pb.h"
@@ -97,35 +94,6 @@ std::string Loss(bool has, double v) {
 }
 
 }  // namespace
-
-absl::Status Prepare(const CommandLine& line) {
-  TWIST_RETURN_IF_ERROR(
-      CheckOptions(line, {"input", "output", "val_fraction", "strip_tags",
-                          "tokenizer", "tokenizer_dir"}));
-  common::PrepareOptions options;
-  options.input = line.Get("input");
-  options.output_dir = line.Get("output");
-  if (options.input.empty() || options.output_dir.empty()) {
-    return absl::InvalidArgumentError(
-        "usage: twistctl prepare --input=FILE_OR_FOLDER --output=DIR "
-        "[--val_fraction=0.1] [--strip_tags] [--tokenizer=bytes|gpt2] "
-        "[--tokenizer_dir=DIR]");
-  }
-  options.tokenizer = line.Get("tokenizer", "bytes");
-  options.tokenizer_dir = line.Get("tokenizer_dir");
-  TWIST_ASSIGN_OR_RETURN(options.val_fraction,
-                         line.GetDouble("val_fraction", 0.1));
-  TWIST_ASSIGN_OR_RETURN(options.strip_tags, line.GetBool("strip_tags", false));
-  TWIST_ASSIGN_OR_RETURN(common::DatasetMeta meta,
-                         common::PrepareDataset(options));
-  std::printf(
-      "prepared %s: %lld training and %lld validation tokens (vocabulary %d), "
-      "content hash %s\n",
-      options.output_dir.c_str(), static_cast<long long>(meta.train_tokens),
-      static_cast<long long>(meta.val_tokens), meta.vocab_size,
-      meta.content_hash.substr(0, 16).c_str());
-  return absl::OkStatus();
-}
 
 absl::Status Submit(const CommandLine& line) {
   std::set<std::string> allowed = SpecOptionNames();
@@ -333,14 +301,17 @@ absl::Status Workers(const CommandLine& line) {
 }
 
 absl::Status Export(const CommandLine& line) {
-  TWIST_RETURN_IF_ERROR(
-      CheckOptions(line, {"output", "keep_ratio", "seed", "correction"}));
+  TWIST_RETURN_IF_ERROR(CheckOptions(
+      line, {"output", "keep_ratio", "seed", "correction", "format"}));
   TWIST_ASSIGN_OR_RETURN(int64_t id, JobIdArgument(line));
   const std::string output = line.Get("output");
-  if (output.empty()) {
+  const std::string format = line.Get("format", "nanogpt");
+  if (output.empty() || (format != "nanogpt" && format != "hf")) {
     return absl::InvalidArgumentError(
         "usage: twistctl export JOB --output=FILE.safetensors "
-        "[--keep_ratio=0.5 --seed=1]");
+        "[--keep_ratio=0.5 --seed=1] [--correction], or --format=hf "
+        "--output=FOLDER (model.safetensors and config.json with Hugging Face "
+        "GPT-2's names)");
   }
   twist::v1::ExportModelRequest request;
   request.set_job_id(id);
@@ -383,85 +354,15 @@ absl::Status Export(const CommandLine& line) {
   TWIST_RETURN_IF_ERROR(assembler.Finish());
   common::Metadata metadata(header.metadata().begin(), header.metadata().end());
   TWIST_RETURN_IF_ERROR(
-      common::WriteSafetensors(output, assembler.tensors(), metadata));
+      format == "hf"
+          ? common::WriteHuggingFaceModel(output, assembler.tensors(), metadata)
+          : common::WriteSafetensors(output, assembler.tensors(), metadata));
   std::printf("exported job %lld (%s, %lld parameters) to %s\n",
               static_cast<long long>(id),
               keep > 0 && keep < 1
                   ? absl::StrCat("subnetwork keeping ", keep).c_str()
                   : "full model",
               static_cast<long long>(header.parameters()), output.c_str());
-  return absl::OkStatus();
-}
-
-namespace {
-
-// The tokenizer of an exported model: --tokenizer when given, else the one
-// its metadata names, else bytes for a model of at most 256 tokens.
-absl::StatusOr<std::unique_ptr<common::TextCodec>> OpenModelCodec(
-    const CommandLine& line, const common::GptImpl& model,
-    const common::Metadata& metadata, const std::string& path) {
-  std::string name = line.Get("tokenizer");
-  if (name.empty()) {
-    const auto it = metadata.find("twist.tokenizer");
-    if (it != metadata.end() && !it->second.empty()) {
-      name = it->second;
-    } else if (model.config().UsedVocab() <= 256) {
-      name = "bytes";
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, " does not say which tokenizer its ",
-                       model.config().UsedVocab(),
-                       " tokens come from: pass --tokenizer=gpt2 (or bytes)"));
-    }
-  }
-  TWIST_ASSIGN_OR_RETURN(
-      std::unique_ptr<common::TextCodec> codec,
-      common::TextCodec::Open(name, line.Get("tokenizer_dir")));
-  if (codec->vocab_size() != model.config().UsedVocab()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the model's vocabulary is ", model.config().UsedVocab(),
-        " tokens and tokenizer ", name, "'s is ", codec->vocab_size(),
-        ": pass the tokenizer the model was trained with (--tokenizer)"));
-  }
-  return codec;
-}
-
-}  // namespace
-
-absl::Status Generate(const CommandLine& line) {
-  TWIST_RETURN_IF_ERROR(
-      CheckOptions(line, {"model", "prompt", "tokens", "temperature", "top_k",
-                          "seed", "tokenizer", "tokenizer_dir"}));
-  const std::string path = line.Get("model");
-  if (path.empty()) {
-    return absl::InvalidArgumentError(
-        "usage: twistctl generate --model=FILE.safetensors [--prompt=TEXT] "
-        "[--tokens=200] "
-        "[--temperature=0.8] [--top_k=40] [--seed=1] "
-        "[--tokenizer=bytes|gpt2] [--tokenizer_dir=DIR]");
-  }
-  common::Metadata metadata;
-  TWIST_ASSIGN_OR_RETURN(common::Gpt model,
-                         common::LoadModel(path, torch::kCPU, &metadata));
-  TWIST_ASSIGN_OR_RETURN(std::unique_ptr<common::TextCodec> codec,
-                         OpenModelCodec(line, *model, metadata, path));
-  SamplingOptions options;
-  TWIST_ASSIGN_OR_RETURN(int64_t tokens,
-                         line.GetInt("tokens", options.max_new_tokens));
-  TWIST_ASSIGN_OR_RETURN(options.temperature,
-                         line.GetDouble("temperature", options.temperature));
-  TWIST_ASSIGN_OR_RETURN(int64_t top_k, line.GetInt("top_k", options.top_k));
-  TWIST_ASSIGN_OR_RETURN(int64_t seed, line.GetInt("seed", 1));
-  options.max_new_tokens = static_cast<int>(tokens);
-  options.top_k = static_cast<int>(top_k);
-  options.seed = static_cast<uint64_t>(seed);
-  const std::string prompt = line.Get("prompt");
-  TWIST_ASSIGN_OR_RETURN(std::vector<int> prompt_ids, codec->Encode(prompt));
-  if (prompt_ids.empty()) prompt_ids.push_back(codec->document_separator());
-  TWIST_ASSIGN_OR_RETURN(std::vector<int> ids,
-                         SampleTokens(*model, prompt_ids, options));
-  TWIST_ASSIGN_OR_RETURN(std::string text, codec->Decode(ids));
-  std::printf("%s%s\n", prompt.c_str(), text.c_str());
   return absl::OkStatus();
 }
 
@@ -486,15 +387,17 @@ commands:
       --block_size --heads_per_worker --ffn_columns_per_worker --keep_ratio
       --scaling=inverse_keep_ratio|none --eval_every --checkpoint_every
       --min_workers --max_workers --round_deadline_s --deadline_factor
-      --deadline_floor_s ... (see deploy/examples/ and docs/job-spec.md)
+      --deadline_floor_s --init_from=FILE --activation=gelu|gelu_tanh ...
+      (see deploy/examples/ and docs/job-spec.md)
   list                      jobs, newest first
   status JOB [--json]       one job and its rounds
   watch JOB                 a live progress bar until the job ends
   cancel JOB
   workers                   workers, live first
-  export JOB --output=FILE [--keep_ratio=R --seed=S] [--correction]
+  export JOB --output=FILE [--keep_ratio=R --seed=S] [--correction] [--format=hf]
       the model (or a random subnetwork keeping R of each layer's units) as safetensors;
-      --correction folds the dropped units' mean output into the biases instead of scaling
+      --correction folds the dropped units' mean output into the biases instead of scaling;
+      --format=hf writes FILE as a folder: Hugging Face GPT-2's model.safetensors and config.json
   generate --model=FILE [--prompt=TEXT] [--tokens=200] [--temperature=0.8] [--top_k=40]
            [--tokenizer=bytes|gpt2] [--tokenizer_dir=DIR]
       sample text from an exported model (its tokenizer from the file's metadata)

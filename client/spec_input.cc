@@ -53,6 +53,8 @@ const std::vector<std::pair<std::string, std::string>>& OptionFields() {
           {"n_embd", "model.n_embd"},
           {"block_size", "model.block_size"},
           {"vocab_size", "model.vocab_size"},
+          {"activation", "model.activation"},
+          {"init_from", "init_from"},
           {"lr", "optimizer.learning_rate"},
           {"min_lr_ratio", "optimizer.min_lr_ratio"},
           {"warmup_steps", "optimizer.warmup_steps"},
@@ -97,6 +99,10 @@ std::string EnumValue(const std::string& option, const std::string& value) {
     if (value == "fresh") return "OPTIMIZER_STATE_FRESH";
     if (value == "worker") return "OPTIMIZER_STATE_WORKER";
     if (value == "coordinator") return "OPTIMIZER_STATE_COORDINATOR";
+  }
+  if (option == "activation") {
+    if (value == "gelu") return "ACTIVATION_GELU";
+    if (value == "gelu_tanh") return "ACTIVATION_GELU_TANH";
   }
   if (option == "deal") {
     if (value == "random") return "DEAL_RANDOM";
@@ -169,11 +175,14 @@ absl::Status ApplySpecOptions(const CommandLine& line,
   for (const auto& [option, field] : OptionFields()) {
     if (!line.Has(option)) continue;
     std::string value = line.Get(option);
-    if (option == "data" && !value.empty() && std::filesystem::exists(value)) {
+    // Paths that exist here are made absolute: the coordinator resolves
+    // them in its own working folder.
+    if ((option == "data" || option == "init_from") && !value.empty() &&
+        std::filesystem::exists(value)) {
       value = std::filesystem::absolute(value).lexically_normal().string();
     }
-    const bool is_string =
-        option == "name" || option == "data" || option == "content_hash";
+    const bool is_string = option == "name" || option == "data" ||
+                           option == "content_hash" || option == "init_from";
     // "model.n_layer" with 4 -> "model { n_layer: 4 }"
     std::vector<std::string> parts = absl::StrSplit(field, '.');
     std::string text =

@@ -14,6 +14,7 @@
 #include "common/model/model_io.h"
 #include "common/model/torch_errors.h"
 #include "coordinator/checkpoint.h"
+#include "coordinator/init_from.h"
 #include "coordinator/job_spec.h"
 #include "glog/logging.h"
 
@@ -127,7 +128,8 @@ absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
     model_->InitWeights(spec_.seed());
     params_ = common::ParameterTensors(*model_);
     if (spec_.optimizer().state() == twist::v1::OPTIMIZER_STATE_COORDINATOR) {
-      optimizer_state_ = common::FullOptimizerState::ZerosLike(config_, params_);
+      optimizer_state_ =
+          common::FullOptimizerState::ZerosLike(config_, params_);
     }
   }
   {
@@ -135,6 +137,18 @@ absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
     job_.set_parameters(config_.NumParameters());
   }
   TWIST_RETURN_IF_ERROR(Resume());
+  bool resumed = false;
+  {
+    absl::MutexLock lock(&job_mu_);
+    resumed = job_.round() > 0;
+  }
+  if (!spec_.init_from().empty() && !resumed) {
+    // Not resumed from a checkpoint: the weights the job was submitted with.
+    TWIST_ASSIGN_OR_RETURN(common::NamedTensors initial, LoadInitFrom(spec_));
+    absl::MutexLock lock(&model_mu_);
+    TWIST_RETURN_IF_ERROR(common::LoadParameters(*model_, initial));
+    LOG(INFO) << "job " << job_id_ << ": starts from " << spec_.init_from();
+  }
   RoundFinisher::Hooks finisher_hooks;
   finisher_hooks.round_finished = [this](const twist::v1::RoundRecord& r) {
     {
@@ -194,8 +208,7 @@ absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
       if (cancel.load() || stop.load() || accepted > 0) break;
       if (attempt == kMaxEmptyAttempts) {
         return absl::FailedPreconditionError(absl::StrCat(
-            "no worker could train round ", round, " in ", attempt,
-            " attempts",
+            "no worker could train round ", round, " in ", attempt, " attempts",
             refusers_.empty() ? " (no update arrived in time)"
                               : absl::StrCat(": ", DescribeRefusals())));
       }
@@ -235,8 +248,8 @@ absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
       }
       hooks_.job_changed(copy);
     }
-    LOG(INFO) << "job " << job_id_ << " interrupted after round "
-              << last_round << "; it resumes when the coordinator restarts";
+    LOG(INFO) << "job " << job_id_ << " interrupted after round " << last_round
+              << "; it resumes when the coordinator restarts";
     return absl::OkStatus();
   }
   if (cancel.load()) return absl::OkStatus();
@@ -267,9 +280,8 @@ absl::Status JobRunner::Resume() {
   absl::StatusOr<std::optional<Checkpoint>> loaded =
       LoadLatestCheckpoint(options_.job_dir, &skipped);
   if (!loaded.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot resume job ", job_id_, ": ",
-                     loaded.status().message(), kept));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot resume job ", job_id_, ": ", loaded.status().message(), kept));
   }
   std::optional<Checkpoint>& checkpoint = *loaded;
   // Whether the job should have a checkpoint: recorded, or (recorded by an
@@ -366,9 +378,8 @@ absl::StatusOr<bool> JobRunner::WaitForWorkers(const std::atomic<bool>& cancel,
       if (!all_refused_since) all_refused_since = absl::Now();
       if (absl::Now() - *all_refused_since >
           absl::Seconds(spec_.deadline_floor_s())) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("no live worker can train this job: ",
-                         DescribeRefusals()));
+        return absl::FailedPreconditionError(absl::StrCat(
+            "no live worker can train this job: ", DescribeRefusals()));
       }
     } else {
       all_refused_since.reset();

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "coordinator/init_from.h"
 
 namespace twist::coordinator {
 namespace {
@@ -279,6 +280,7 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
 }
 
 absl::StatusOr<JobSpec> ResolveJobSpec(JobSpec spec) {
+  TWIST_RETURN_IF_ERROR(ApplyInitFrom(&spec));
   ApplyDefaults(&spec);
   if (spec.data().path().empty()) {
     return Bad("data.path",

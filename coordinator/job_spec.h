@@ -16,12 +16,12 @@
 
 namespace twist::coordinator {
 
-using common::ModelConfigOf;
-using common::ScalingOf;
-using common::TrainingOptionsOf;
 using common::IsFinished;
 using common::JobStateName;
+using common::ModelConfigOf;
 using common::ModeName;
+using common::ScalingOf;
+using common::TrainingOptionsOf;
 
 // Fills every field left at 0 (or empty) with its documented default (see
 // proto/twist/v1/job.proto). The dataset's vocabulary and hash are not known
@@ -33,7 +33,8 @@ void ApplyDefaults(twist::v1::JobSpec* spec);
 absl::Status ValidateJobSpec(const twist::v1::JobSpec& spec,
                              const common::DatasetMeta& meta);
 
-// What SubmitJob runs: defaults, then the dataset at spec.data.path is read on
+// What SubmitJob runs: the model's shape from init_from (init_from.h), when
+// given; defaults; then the dataset at spec.data.path is read on
 // this machine (NotFound or DataLoss naming the path when it is missing or
 // unreadable), its vocabulary and content hash filled in (or checked, when
 // the spec names a hash: FailedPrecondition on a mismatch), then validation.

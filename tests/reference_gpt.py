@@ -9,7 +9,19 @@ It exits 0 when its logits equal the C++ logits stored in the case file.
     reference_gpt.py MODEL.safetensors CASE.safetensors [TOLERANCE]
 
 CASE holds "idx" (B, T) int64 tokens and "logits" (B, T, V) from C++. The
-safetensors reader is written here too, so this script needs only torch.
+activation is the exact GELU, or its tanh approximation when the model's
+metadata says twist.activation=gelu_tanh.
+
+    reference_gpt.py write-hf FOLDER
+
+writes what a Hugging Face GPT-2 checkpoint holds, for a small seeded model
+with GPT-2's tanh GELU: FOLDER/model.safetensors with the hub's names and
+Conv1D (in, out) layouts, the attention-mask buffers h.N.attn.bias and
+h.N.attn.masked_bias, no lm_head (tied); FOLDER/config.json; and
+FOLDER/case.safetensors with "idx" and this model's "logits".
+
+The safetensors reader and writer are written here too, so this script needs
+only torch.
 """
 import json
 import math
@@ -70,11 +82,31 @@ class CausalSelfAttention(nn.Module):
         return self.c_proj(y)
 
 
+NAMES = {v: k for k, v in DTYPES.items()}
+
+
+def save_safetensors(path, tensors, metadata=None):
+    header, offset, blobs = {}, 0, []
+    for name, t in tensors.items():
+        t = t.contiguous()
+        blob = t.numpy().tobytes() if t.numel() else b""
+        header[name] = {"dtype": NAMES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(blob)]}
+        offset += len(blob)
+        blobs.append(blob)
+    if metadata:
+        header["__metadata__"] = metadata
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
 class MLP(nn.Module):
-    def __init__(self, n_embd, width):
+    def __init__(self, n_embd, width, activation="gelu"):
         super().__init__()
         self.c_fc = nn.Linear(n_embd, width)
-        self.gelu = nn.GELU()
+        self.gelu = nn.GELU(approximate="tanh" if activation == "gelu_tanh" else "none")
         self.c_proj = nn.Linear(width, n_embd)
 
     def forward(self, x):
@@ -82,12 +114,12 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, n_embd, n_head, head_dim, width):
+    def __init__(self, n_embd, n_head, head_dim, width, activation):
         super().__init__()
         self.ln_1 = nn.LayerNorm(n_embd)
         self.attn = CausalSelfAttention(n_embd, n_head, head_dim)
         self.ln_2 = nn.LayerNorm(n_embd)
-        self.mlp = MLP(n_embd, width)
+        self.mlp = MLP(n_embd, width, activation)
 
     def forward(self, x):
         x = x + self.attn(self.ln_1(x))
@@ -95,12 +127,13 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, n_layer, n_embd, head_dim, n_head, ffn_width, block_size, vocab_size):
+    def __init__(self, n_layer, n_embd, head_dim, n_head, ffn_width, block_size, vocab_size,
+                 activation="gelu"):
         super().__init__()
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(vocab_size, n_embd),
             wpe=nn.Embedding(block_size, n_embd),
-            h=nn.ModuleList([Block(n_embd, n_head[i], head_dim, ffn_width[i])
+            h=nn.ModuleList([Block(n_embd, n_head[i], head_dim, ffn_width[i], activation)
                              for i in range(n_layer)]),
             ln_f=nn.LayerNorm(n_embd),
         ))
@@ -116,7 +149,45 @@ class GPT(nn.Module):
         return self.lm_head(self.transformer.ln_f(x))
 
 
+CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
+def write_hf(folder):
+    """A seeded GPT-2-shaped model saved as the hub saves GPT-2."""
+    import os
+    os.makedirs(folder, exist_ok=True)
+    torch.manual_seed(5)
+    n_layer, n_embd, n_head, block_size, vocab_size = 2, 48, 4, 32, 300
+    model = GPT(n_layer, n_embd, n_embd // n_head, [n_head] * n_layer,
+                [4 * n_embd] * n_layer, block_size, vocab_size, "gelu_tanh")
+    with torch.no_grad():
+        for p in model.parameters():  # biases and norms away from 0 and 1 too
+            p.copy_(torch.randn_like(p) * 0.2)
+    tensors = {}
+    for name, p in model.state_dict().items():
+        if name == "lm_head.weight":
+            continue
+        hub = name[len("transformer."):]
+        tensors[hub] = p.t().contiguous() if hub.endswith(CONV1D) else p
+    for i in range(n_layer):  # the hub's mask buffers: not parameters
+        tensors[f"h.{i}.attn.bias"] = torch.tril(
+            torch.ones(block_size, block_size)).view(1, 1, block_size, block_size)
+        tensors[f"h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
+    save_safetensors(f"{folder}/model.safetensors", tensors, {"format": "pt"})
+    with open(f"{folder}/config.json", "w") as f:
+        json.dump({"model_type": "gpt2", "n_layer": n_layer, "n_embd": n_embd,
+                   "n_head": n_head, "n_positions": block_size, "vocab_size": vocab_size,
+                   "activation_function": "gelu_new"}, f)
+    idx = torch.randint(0, vocab_size, (3, block_size), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        logits = model(idx)
+    save_safetensors(f"{folder}/case.safetensors", {"idx": idx, "logits": logits})
+
+
 def main():
+    if sys.argv[1] == "write-hf":
+        write_hf(sys.argv[2])
+        return
     model_path, case_path = sys.argv[1], sys.argv[2]
     tolerance = float(sys.argv[3]) if len(sys.argv) > 3 else 1e-5
     state, meta = load_safetensors(model_path)
@@ -124,7 +195,7 @@ def main():
     model = GPT(int(meta["twist.n_layer"]), int(meta["twist.n_embd"]),
                 int(meta["twist.head_dim"]), ints("twist.n_head"),
                 ints("twist.ffn_width"), int(meta["twist.block_size"]),
-                int(meta["twist.vocab_size"]))
+                int(meta["twist.vocab_size"]), meta.get("twist.activation", "gelu"))
     if "lm_head.weight" not in state:  # written only in nanoGPT's layout
         state["lm_head.weight"] = state["transformer.wte.weight"]
     model.load_state_dict(state, strict=True)

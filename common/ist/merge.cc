@@ -89,8 +89,9 @@ absl::Status MergeUpdates(const ModelConfig& full, const NamedTensors& params,
     }
     at::Tensor sum;
     if (shared) {
-      sum = scratch != nullptr ? scratch->Acquire(theta.sizes(), theta.options())
-                               : at::empty(theta.sizes(), theta.options());
+      sum = scratch != nullptr
+                ? scratch->Acquire(theta.sizes(), theta.options())
+                : at::empty(theta.sizes(), theta.options());
     }
     at::Tensor v;
     if (momentum) {

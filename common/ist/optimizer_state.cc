@@ -33,7 +33,8 @@ at::Tensor GatherOrZero(const at::Tensor& t, int64_t dim,
   // A zero slice appended at the end stands for "not held before".
   std::vector<int64_t> zero_shape = t.sizes().vec();
   zero_shape[dim] = 1;
-  const at::Tensor padded = at::cat({t, at::zeros(zero_shape, t.options())}, dim);
+  const at::Tensor padded =
+      at::cat({t, at::zeros(zero_shape, t.options())}, dim);
   std::vector<int64_t> index(places);
   for (int64_t& i : index) {
     if (i < 0) i = t.size(dim);
@@ -123,8 +124,8 @@ absl::StatusOr<FullOptimizerState> FullOptimizerState::FromNamed(
     const bool steps = part == &out.steps;
     for (const auto& [name, t] : *part) {
       const std::string key = part == &out.exp_avg ? ExpAvgName(name)
-                              : steps             ? StepsName(name)
-                                                  : ExpAvgSqName(name);
+                              : steps              ? StepsName(name)
+                                                   : ExpAvgSqName(name);
       const at::Tensor* saved = named.Find(key);
       if (saved == nullptr || saved->sizes() != t.sizes()) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -145,8 +146,8 @@ NamedTensors SliceSteps(const ModelConfig& full, const SubnetUnits& units,
     std::optional<SliceRule> rule = *SliceRuleFor(full, units, p.name);
     out.Set(StepsName(p.name),
             rule ? s.index_select(
-                        0, at::tensor(rule->index,
-                                      at::TensorOptions().dtype(at::kLong)))
+                       0, at::tensor(rule->index,
+                                     at::TensorOptions().dtype(at::kLong)))
                  : s.clone());
   }
   return out;

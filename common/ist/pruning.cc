@@ -1,7 +1,7 @@
 #include "common/ist/pruning.h"
 
-#include "common/ist/partition.h"
 #include "common/base/status_macros.h"
+#include "common/ist/partition.h"
 
 namespace twist::common {
 
@@ -36,9 +36,9 @@ absl::StatusOr<Gpt> PruneModel(const ModelConfig& full,
   for (const auto& [name, t] : full_params) {
     if (name != "lm_head.weight") params.Set(name, t);
   }
-  TWIST_ASSIGN_OR_RETURN(
-      std::vector<NamedTensors> sliced,
-      ExtractSubnets(full, params, {units}, params.begin()->tensor.scalar_type()));
+  TWIST_ASSIGN_OR_RETURN(std::vector<NamedTensors> sliced,
+                         ExtractSubnets(full, params, {units},
+                                        params.begin()->tensor.scalar_type()));
   if (correction != nullptr) {
     ApplyBiasShifts(BiasShifts(*correction, units), sliced[0]);
     scaling = PartialSumScaling::kNone;

@@ -9,11 +9,11 @@
 #include <cstdint>
 
 #include "absl/status/statusor.h"
+#include "common/ist/shift_correction.h"
+#include "common/ist/subnet.h"
 #include "common/model/gpt.h"
 #include "common/model/model_config.h"
 #include "common/model/named_tensors.h"
-#include "common/ist/shift_correction.h"
-#include "common/ist/subnet.h"
 
 namespace twist::common {
 

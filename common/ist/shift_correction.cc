@@ -1,47 +1,40 @@
 #include "common/ist/shift_correction.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/ist/layer_activations.h"
 
 namespace twist::common {
 
 UnitContributions EstimateUnitContributions(GptImpl& full,
                                             const torch::Tensor& idx) {
-  torch::NoGradGuard no_grad;
   const ModelConfig& config = full.config();
-  const int64_t T = idx.size(1);
-  auto pos = torch::arange(T, torch::dtype(torch::kLong).device(idx.device()));
-  auto x =
-      full.transformer->wte->forward(idx) + full.transformer->wpe->forward(pos);
   const auto& scales = full.partial_sum_scales();
   UnitContributions out;
-  for (int l = 0; l < config.n_layer; ++l) {
-    auto& block = full.transformer->blocks[l];
-    const int64_t H = config.n_head[l], D = config.head_dim, C = config.n_embd;
-    const auto& proj = block->attn->c_proj->weight;  // (C, H*D)
-    if (H > 0) {
-      auto y =
-          block->attn->HeadOutputs(block->ln_1->forward(x));  // (B, H, T, D)
-      auto mean_y = y.mean(std::vector<int64_t>{0, 2});       // (H, D)
-      // E[W_h y_h] = W_h E[y_h]: per head, (C, D) x (D) -> (C); all heads
-      // at once as (H, 1, D) x (H, D, C) -> (H, C).
-      auto w = proj.view({C, H, D}).permute({1, 2, 0});  // (H, D, C)
-      out.heads.push_back(mean_y.unsqueeze(1).bmm(w).squeeze(1) *
-                          scales.attn[l]);
-    } else {
-      out.heads.push_back(torch::zeros({0, C}, proj.options()));
-    }
-    x = x + block->attn->forward(block->ln_1->forward(x), {}, scales.attn[l]);
-    const auto& fc_proj = block->mlp->c_proj->weight;  // (C, F)
-    if (config.ffn_width[l] > 0) {
-      auto a = block->mlp->Hidden(block->ln_2->forward(x));  // (B, T, F)
-      auto mean_a = a.mean(std::vector<int64_t>{0, 1});      // (F)
-      out.ffn.push_back(mean_a.unsqueeze(1) * fc_proj.t() *
-                        scales.mlp[l]);  // (F, C)
-    } else {
-      out.ffn.push_back(torch::zeros({0, C}, fc_proj.options()));
-    }
-    x = x + block->mlp->forward(block->ln_2->forward(x), {}, scales.mlp[l]);
-  }
+  ForEachLayerActivations(
+      full, idx, [&](int l, const torch::Tensor& y, const torch::Tensor& a) {
+        auto& block = full.transformer->blocks[l];
+        const int64_t H = config.n_head[l], D = config.head_dim,
+                      C = config.n_embd;
+        const auto& proj = block->attn->c_proj->weight;  // (C, H*D)
+        if (y.defined()) {
+          auto mean_y = y.mean(std::vector<int64_t>{0, 2});  // (H, D)
+          // E[W_h y_h] = W_h E[y_h]: per head, (C, D) x (D) -> (C); all
+          // heads at once as (H, 1, D) x (H, D, C) -> (H, C).
+          auto w = proj.view({C, H, D}).permute({1, 2, 0});  // (H, D, C)
+          out.heads.push_back(mean_y.unsqueeze(1).bmm(w).squeeze(1) *
+                              scales.attn[l]);
+        } else {
+          out.heads.push_back(torch::zeros({0, C}, proj.options()));
+        }
+        const auto& fc_proj = block->mlp->c_proj->weight;  // (C, F)
+        if (a.defined()) {
+          auto mean_a = a.mean(std::vector<int64_t>{0, 1});  // (F)
+          out.ffn.push_back(mean_a.unsqueeze(1) * fc_proj.t() *
+                            scales.mlp[l]);  // (F, C)
+        } else {
+          out.ffn.push_back(torch::zeros({0, C}, fc_proj.options()));
+        }
+      });
   return out;
 }
 

@@ -14,9 +14,9 @@
 
 #include <vector>
 
+#include "common/ist/subnet.h"
 #include "common/model/gpt.h"
 #include "common/model/named_tensors.h"
-#include "common/ist/subnet.h"
 
 namespace twist::common {
 

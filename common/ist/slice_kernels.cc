@@ -192,8 +192,7 @@ std::vector<Run> SharedRuns(const std::vector<int32_t>& count) {
 
 // theta[i] gets its step for the n positions of a block held once.
 template <bool kDelta, typename T, typename U, typename Rule>
-inline void StepBlock(T* theta, const U* u, T* v, int64_t n,
-                      const Rule& rule) {
+inline void StepBlock(T* theta, const U* u, T* v, int64_t n, const Rule& rule) {
   for (int64_t i = 0; i < n; ++i) {
     const T w = Convert<T>(u[i]);
     const T d = kDelta ? w : w - theta[i];
@@ -362,8 +361,8 @@ bool KernelSupports(const at::Tensor& full, at::ScalarType slice_type) {
   const bool full_ok =
       full.device().is_cpu() && full.is_contiguous() &&
       (full.scalar_type() == at::kFloat || full.scalar_type() == at::kDouble);
-  return full_ok && (slice_type == full.scalar_type() ||
-                     slice_type == at::kBFloat16);
+  return full_ok &&
+         (slice_type == full.scalar_type() || slice_type == at::kBFloat16);
 }
 
 void GatherSlices(const at::Tensor& full, int64_t dim,
@@ -374,11 +373,11 @@ void GatherSlices(const at::Tensor& full, int64_t dim,
     using T = decltype(full_type);
     using O = decltype(out_type);
     std::vector<O*> out;
-    for (const auto& t : outs) out.push_back(reinterpret_cast<O*>(t.data_ptr()));
+    for (const auto& t : outs)
+      out.push_back(reinterpret_cast<O*>(t.data_ptr()));
     Gather(full.data_ptr<T>(), lf, indices, out);
   };
-  const bool narrow =
-      !outs.empty() && outs[0].scalar_type() == at::kBFloat16;
+  const bool narrow = !outs.empty() && outs[0].scalar_type() == at::kBFloat16;
   if (full.scalar_type() == at::kFloat) {
     narrow ? run(float(), BFloat16()) : run(float(), float());
   } else {

@@ -37,7 +37,8 @@ void GatherSlices(const at::Tensor& full, int64_t dim,
 // theta) is applied (the outer optimizer; DiLoCo's with g = -d):
 //   plain (learning_rate 1, momentum 0):  theta = theta + d
 //   no momentum:                          theta = theta + d * lr
-//   momentum mu:   v = v * mu + g;  theta = theta - (Nesterov ? g + v * mu : v) * lr
+//   momentum mu:   v = v * mu + g;  theta = theta - (Nesterov ? g + v * mu : v)
+//   * lr
 struct OuterStep {
   double learning_rate = 1.0;
   double momentum = 0.0;

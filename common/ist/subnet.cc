@@ -5,9 +5,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/model/model_io.h"
-#include "common/ist/slice_kernels.h"
 #include "common/base/status_macros.h"
+#include "common/ist/slice_kernels.h"
+#include "common/model/model_io.h"
 
 namespace twist::common {
 namespace {

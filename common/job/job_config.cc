@@ -8,6 +8,9 @@ ModelConfig ModelConfigOf(const JobSpec& spec) {
   const auto& m = spec.model();
   ModelConfig config = ModelConfig::Full(m.n_layer(), m.n_head(), m.n_embd(),
                                          m.block_size(), m.vocab_size());
+  config.activation = m.activation() == twist::v1::ACTIVATION_GELU_TANH
+                          ? Activation::kGeluTanh
+                          : Activation::kGelu;
   const int data_vocab = spec.data().vocab_size();
   if (data_vocab > 0 && data_vocab < m.vocab_size()) {
     config.vocab_used = data_vocab;

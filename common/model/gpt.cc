@@ -63,7 +63,8 @@ torch::Tensor CausalSelfAttentionImpl::HeadOutputs(const torch::Tensor& x) {
   return att.matmul(v);  // (B, H, T, D)
 }
 
-MlpImpl::MlpImpl(int n_embd, int ffn_width) : ffn_width_(ffn_width) {
+MlpImpl::MlpImpl(int n_embd, int ffn_width, Activation activation)
+    : ffn_width_(ffn_width), activation_(activation) {
   c_fc = register_module("c_fc", ScaledLinear(n_embd, ffn_width));
   c_proj = register_module("c_proj", ScaledLinear(ffn_width, n_embd));
 }
@@ -79,7 +80,9 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x,
 }
 
 torch::Tensor MlpImpl::Hidden(const torch::Tensor& x) {
-  return torch::gelu(c_fc->forward(x));  // exact erf GELU
+  return activation_ == Activation::kGeluTanh
+             ? torch::gelu(c_fc->forward(x), "tanh")  // GPT-2's approximation
+             : torch::gelu(c_fc->forward(x));         // exact erf GELU
 }
 
 namespace {
@@ -90,11 +93,12 @@ torch::nn::LayerNorm MakeLayerNorm(int n_embd) {
 }
 }  // namespace
 
-BlockImpl::BlockImpl(int n_embd, int n_head, int head_dim, int ffn_width) {
+BlockImpl::BlockImpl(int n_embd, int n_head, int head_dim, int ffn_width,
+                     Activation activation) {
   ln_1 = register_module("ln_1", MakeLayerNorm(n_embd));
   attn = register_module("attn", CausalSelfAttention(n_embd, n_head, head_dim));
   ln_2 = register_module("ln_2", MakeLayerNorm(n_embd));
-  mlp = register_module("mlp", Mlp(n_embd, ffn_width));
+  mlp = register_module("mlp", Mlp(n_embd, ffn_width, activation));
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x,
@@ -113,7 +117,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& config) {
   h = register_module("h", torch::nn::ModuleList());
   for (int l = 0; l < config.n_layer; ++l) {
     Block block(config.n_embd, config.n_head[l], config.head_dim,
-                config.ffn_width[l]);
+                config.ffn_width[l], config.activation);
     h->push_back(block);
     blocks.push_back(block);
   }

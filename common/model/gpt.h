@@ -74,7 +74,7 @@ TORCH_MODULE(CausalSelfAttention);
 
 class MlpImpl : public torch::nn::Module {
  public:
-  MlpImpl(int n_embd, int ffn_width);
+  MlpImpl(int n_embd, int ffn_width, Activation activation);
   // x (B, T, C) -> (B, T, C). column_mask (F) or undefined.
   torch::Tensor forward(const torch::Tensor& x,
                         const torch::Tensor& column_mask, double scale);
@@ -87,12 +87,14 @@ class MlpImpl : public torch::nn::Module {
 
  private:
   int ffn_width_;
+  Activation activation_;
 };
 TORCH_MODULE(Mlp);
 
 class BlockImpl : public torch::nn::Module {
  public:
-  BlockImpl(int n_embd, int n_head, int head_dim, int ffn_width);
+  BlockImpl(int n_embd, int n_head, int head_dim, int ffn_width,
+            Activation activation);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& head_mask,
                         const torch::Tensor& column_mask, double attn_scale,
                         double mlp_scale);

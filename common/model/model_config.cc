@@ -5,6 +5,17 @@
 
 namespace twist::common {
 
+const char* ActivationName(Activation activation) {
+  return activation == Activation::kGeluTanh ? "gelu_tanh" : "gelu";
+}
+
+absl::StatusOr<Activation> ParseActivation(const std::string& name) {
+  if (name == "gelu") return Activation::kGelu;
+  if (name == "gelu_tanh") return Activation::kGeluTanh;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "activation '", name, "' is unknown: use gelu or gelu_tanh"));
+}
+
 ModelConfig ModelConfig::Full(int n_layer, int n_head, int n_embd,
                               int block_size, int vocab_size) {
   ModelConfig c;
@@ -87,14 +98,17 @@ std::string ModelConfig::DebugString() const {
       " n_head=[", absl::StrJoin(n_head, ","), "] ffn_width=[",
       absl::StrJoin(ffn_width, ","), "] block_size=", block_size,
       " vocab_size=", vocab_size,
-      vocab_used > 0 ? absl::StrCat(" vocab_used=", vocab_used) : "");
+      vocab_used > 0 ? absl::StrCat(" vocab_used=", vocab_used) : "",
+      activation == Activation::kGelu
+          ? ""
+          : absl::StrCat(" activation=", ActivationName(activation)));
 }
 
 bool ModelConfig::operator==(const ModelConfig& o) const {
   return n_layer == o.n_layer && n_embd == o.n_embd && head_dim == o.head_dim &&
          n_head == o.n_head && ffn_width == o.ffn_width &&
          block_size == o.block_size && vocab_size == o.vocab_size &&
-         UsedVocab() == o.UsedVocab();
+         UsedVocab() == o.UsedVocab() && activation == o.activation;
 }
 
 }  // namespace twist::common

@@ -15,8 +15,18 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace twist::common {
+
+// The FFN's nonlinearity: GELU exactly (erf; this project's default, as
+// nanoGPT's), or its tanh approximation (GPT-2's, Hugging Face's "gelu_new").
+enum class Activation { kGelu, kGeluTanh };
+
+// "gelu" or "gelu_tanh", as exports' metadata ("twist.activation") spell it.
+const char* ActivationName(Activation activation);
+// InvalidArgument naming the accepted spellings for anything else.
+absl::StatusOr<Activation> ParseActivation(const std::string& name);
 
 struct ModelConfig {
   int n_layer = 4;                                    // L
@@ -30,6 +40,7 @@ struct ModelConfig {
   // matrix multiplies): their logits are -inf, so they are never sampled and
   // never in the loss. 0: no padding, every id is used.
   int vocab_used = 0;
+  Activation activation = Activation::kGelu;
 
   // The ids a tokenizer can produce: vocab_used, or vocab_size without
   // padding.

@@ -118,8 +118,10 @@ Metadata ConfigToMetadata(const ModelConfig& c) {
       {"twist.block_size", absl::StrCat(c.block_size)},
       {"twist.vocab_size", absl::StrCat(c.vocab_size)},
   };
-  if (c.vocab_used > 0)
+  if (c.vocab_used > 0) {
     metadata["twist.vocab_used"] = absl::StrCat(c.vocab_used);
+  }
+  metadata["twist.activation"] = ActivationName(c.activation);
   return metadata;
 }
 
@@ -166,6 +168,15 @@ absl::StatusOr<ModelConfig> ConfigFromMetadata(const Metadata& metadata) {
   TWIST_RETURN_IF_ERROR(get_int("twist.vocab_size", &c.vocab_size));
   if (metadata.count("twist.vocab_used")) {
     TWIST_RETURN_IF_ERROR(get_int("twist.vocab_used", &c.vocab_used));
+  }
+  if (auto it = metadata.find("twist.activation"); it != metadata.end()) {
+    absl::StatusOr<Activation> activation = ParseActivation(it->second);
+    if (!activation.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model file metadata 'twist.activation': ",
+                       activation.status().message()));
+    }
+    c.activation = *activation;
   }
   TWIST_RETURN_IF_ERROR(c.Validate());
   return c;
