@@ -4,22 +4,29 @@
 #   2. round overhead: partition + extract + merge against memcpy, 1M-300M params
 #   3. worker step: C++ against PyTorch, at keep ratios 1, 1/2, 1/4
 #   4. system: a 2-worker job's round time split into compute and the rest
-# and with --all also
-#   5. learning quality on the Brown Corpus (bench/learning.sh, ~45 min)
-#   6. golden tickets of the models trained in 5
-# It prints the tables and writes docs/bench/results.json (and, with --all,
-# docs/bench/learning.csv, tickets.csv and the PNG figures).
+#   5. tokenizer: GPT-2 BPE encoding speed and preparation memory
+# and with --all also (each writes its CSV in docs/bench/)
+#   6. learning quality on the Brown Corpus (bench/learning.sh) and golden tickets
+#   7. optimizer state across rounds against a plain PyTorch loop (bench/optimizer_state.sh)
+#   8. byte-level against GPT-2 BPE on the same text (bench/tokenizers.sh)
+#   9. GPT-2 small on this machine (bench/gpt2_small.sh)
+#  10. golden tickets with GPT-2 BPE against structured pruning (bench/bpe_tickets.sh)
+# Each section of docs/bench/results.json records the commit it measured;
+# bench/report.py then writes docs/benchmarks.md from it.
 #
 #   bash bench/run.sh [--all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all=0; [ "${1:-}" = --all ] && all=1
 bash deploy/install-deps.sh
+bash deploy/fetch-tokenizer.sh >/dev/null
 build=$(realpath -m "${TWIST_BUILD_DIR:-build}")
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j "$(nproc)" --target transport_bench round_overhead_bench \
-  worker_step_bench learning_bench ticket_bench twist-coordinator twist-worker twistctl
+  worker_step_bench learning_bench ticket_bench tokenizer_bench twist-coordinator \
+  twist-worker twistctl
 out=docs/bench
+results=$out/results.json
 mkdir -p "$out"
 log=$(mktemp)
 
@@ -43,15 +50,30 @@ for keep in 1 0.5 0.25; do
   done
 done
 echo "== 4. system"; bash bench/system_bench.sh "$build" "$data" 12 | tee -a "$log"
+echo "== 5. tokenizer"
+"$build/bench/tokenizer_bench" --corpus=data/downloads/package | tee -a "$log" | grep -v '^JSON'
 if [ "$all" = 1 ]; then
-  echo "== 5. learning quality"; bash bench/learning.sh "$build" "$data"
-  echo "== 6. golden tickets"
+  echo "== 6. learning quality and golden tickets"
+  bash bench/learning.sh "$build" "$data"
   rm -f "$out/tickets.csv"
   for m in twist-2w local_sgd-2w single-RL; do
     "$build/bench/ticket_bench" --model="runs/bench/models/$m.safetensors" --label=$m \
       --data="$data" --csv="$out/tickets.csv"
   done
   /usr/bin/python3 bench/plot.py tickets "$out/tickets.csv" "$out"
+  /usr/bin/python3 bench/summarize.py --csv learning "$results"
+  /usr/bin/python3 bench/summarize.py --csv tickets "$results"
+  echo "== 7. optimizer state"
+  bash bench/optimizer_state.sh "$build" "$data"
+  /usr/bin/python3 bench/summarize.py --csv optimizer_state "$results"
+  echo "== 8. bytes against GPT-2 BPE"
+  bash bench/tokenizers.sh "$build"
+  /usr/bin/python3 bench/summarize.py --csv tokenizers "$results"
+  echo "== 9. GPT-2 small"; bash bench/gpt2_small.sh "$build" | tee -a "$log"
+  echo "== 10. golden tickets with GPT-2 BPE"
+  bash bench/bpe_tickets.sh "$build"
+  /usr/bin/python3 bench/summarize.py --csv bpe_tickets "$results"
 fi
-/usr/bin/python3 bench/summarize.py "$log" "$out/results.json"
+/usr/bin/python3 bench/summarize.py "$log" "$results"
+/usr/bin/python3 bench/report.py "$results" docs/benchmarks.md
 rm -f "$log"

@@ -1,28 +1,147 @@
 #!/usr/bin/env python3
-"""Collects the benchmarks' JSON lines into docs/bench/results.json and
-prints the summary tables. The learning and golden-ticket figures come from
-learning.csv and tickets.csv beside OUT_JSON, when they exist.
+"""Collects benchmark results into docs/bench/results.json, one section per
+benchmark, each stamped with the commit it measured and the date.
 
-    summarize.py BENCH_LOG OUT_JSON
+    summarize.py BENCH_LOG OUT_JSON [--commit C]
+        the sections whose "JSON {...}" lines are in BENCH_LOG (transport,
+        round_overhead, worker_step, system, tokenizer, gpt2_small)
+    summarize.py --csv SECTION OUT_JSON [--commit C]
+        one section from its CSV beside OUT_JSON (learning, tickets,
+        optimizer_state, tokenizers, bpe_tickets)
+
+Sections not named are kept as they were, with their own commit. The commit
+defaults to the checkout's HEAD (`git rev-parse HEAD`). bench/report.py turns
+the file into docs/benchmarks.md.
 """
 import collections
 import csv
+import datetime
 import json
+import math
 import os
 import statistics
+import subprocess
 import sys
 
 
-def learning_summary(path):
+def head():
+    return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+# ---------------------------------------------------------------------------
+# Sections from JSON lines.
+
+def transport(rows):
+    raw = [r for r in rows if r["bench"] == "transport"]
+    sweep = [r for r in rows if r["bench"] == "transport_chunk_sweep"]
+    if not raw:
+        return None
+    largest = max(raw, key=lambda r: r["bytes"])
+    out = {"transport_ratio_vs_tcp": round(largest["ratio"], 3),
+           "transport_gbps": round(largest["grpc_gbps"], 3),
+           "tcp_gbps": round(largest["tcp_gbps"], 3), "rows": raw}
+    if sweep:
+        out["best_chunk_bytes"] = max(sweep, key=lambda r: r["grpc_gbps"])["chunk_bytes"]
+        out["chunk_sweep"] = sweep
+    return out
+
+
+def round_overhead(rows):
+    rows = [r for r in rows if r["bench"] == "round_overhead"]
+    if not rows:
+        return None
+    big = [r for r in rows if r["parameters"] >= 9e7] or rows
+    return {"round_overhead_vs_memcpy": round(statistics.median(r["ratio"] for r in big), 3),
+            "round_overhead_vs_memcpy_worst": round(max(r["ratio"] for r in big), 3),
+            "rows": rows}
+
+
+def worker_step(rows):
+    rows = [r for r in rows if r["bench"] == "worker_step"]
+    if not rows:
+        return None
+    cpp, py = {}, {}  # keep -> the fastest run of each side
+    for r in rows:
+        side = cpp if r["impl"] == "cpp" else py
+        if r["keep"] not in side or r["step_s"] < side[r["keep"]]["step_s"]:
+            side[r["keep"]] = r
+    out = {"fastest": {"cpp": list(cpp.values()), "python": list(py.values())}}
+    if 1.0 in cpp and 1.0 in py:
+        # > 1: the C++ worker is faster than the same step in PyTorch.
+        out["cpp_vs_python_step"] = round(py[1.0]["step_s"] / cpp[1.0]["step_s"], 3)
+        out["cpp_vs_python_step_by_keep"] = {
+            str(k): round(py[k]["step_s"] / cpp[k]["step_s"], 3) for k in cpp if k in py}
+    return out
+
+
+def system(rows):
+    rows = [r for r in rows if r["bench"] == "system"]
+    if not rows:
+        return None
+    return {"overhead_share": round(statistics.mean(r["overhead_share"] for r in rows), 4),
+            "overhead_share_without_eval_rounds": round(
+                statistics.mean(r["overhead_share"] for r in rows if r["eval_s"] == 0), 4),
+            "rows": rows}
+
+
+def tokenizer(rows):
+    speed = [r for r in rows if r["bench"] == "tokenizer"]
+    prepare = [r for r in rows if r["bench"] == "tokenizer_prepare"]
+    if not speed:
+        return None
+    stripped = [r for r in speed if r["text"] == "stripped"]
+    return {"bpe_encode_mb_per_s": round(stripped[0]["mb_per_s"], 2) if stripped else None,
+            "prepare_peak_rss_bytes": {str(r["copies"]): r["peak_rss_bytes"] for r in prepare},
+            "rows": speed + prepare}
+
+
+def gpt2_small(rows):
+    rows = [r for r in rows if r["bench"] == "gpt2_small"]
+    if not rows:
+        return None
+    by = collections.defaultdict(list)
+    for r in rows:
+        by[r["label"]].append(r)
+    summary = {}
+    for label, rs in by.items():
+        summary[label] = {
+            "parameters": rs[0]["parameters"],
+            "coordinator_peak_bytes": max(r["coordinator_peak_bytes"] for r in rs),
+            "worker_peak_bytes": max(r["worker_peak_bytes"] for r in rs),
+            "worker_parameters": rs[0]["worker_parameters"],
+            "bytes_to_worker": statistics.mean(r["bytes_to_worker"] for r in rs),
+            "bytes_from_worker": statistics.mean(r["bytes_from_worker"] for r in rs),
+            "step_s": statistics.median(r["step_s"] for r in rs),
+            "coordinator_overhead_s": statistics.median(r["coordinator_overhead_s"] for r in rs),
+            "merge_s": statistics.median(r["merge_s"] for r in rs),
+        }
+    out = {"runs": summary, "rows": rows}
+    model_bytes = 4 * rows[0]["parameters"]
+    out["model_bytes_f32"] = model_bytes
+    out["coordinator_peak_vs_model_bytes"] = round(
+        max(s["coordinator_peak_bytes"] for s in summary.values()) / model_bytes, 3)
+    if "keep1-f32" in summary and "keep0.5-f32" in summary:
+        out["worker_half_vs_full_memory"] = round(
+            summary["keep0.5-f32"]["worker_peak_bytes"] / summary["keep1-f32"]["worker_peak_bytes"], 3)
+    return out
+
+
+LOG_SECTIONS = {"transport": transport, "round_overhead": round_overhead,
+                "worker_step": worker_step, "system": system, "tokenizer": tokenizer,
+                "gpt2_small": gpt2_small}
+
+
+# ---------------------------------------------------------------------------
+# Sections from CSV files.
+
+def learning(path):
     """Validation loss of twist-2w and local_sgd-2w at the bytes twist-2w
     moved in its whole run (mean over seeds), and final losses."""
     rows = [r for r in csv.DictReader(open(path)) if r["val_loss"]]
-    # label -> round -> [(bytes, val)] over seeds
     by = collections.defaultdict(lambda: collections.defaultdict(list))
     for r in rows:
         by[r["label"]][int(r["round"])].append((float(r["bytes"]), float(r["val_loss"])))
-    if "twist-2w" not in by or "local_sgd-2w" not in by:
-        return {}
 
     def curve(label):  # [(mean bytes, mean val)] by round
         return [(statistics.mean(b for b, _ in v), statistics.mean(l for _, l in v))
@@ -34,96 +153,116 @@ def learning_summary(path):
                 return l0 + (l1 - l0) * (budget - b0) / (b1 - b0) if b1 > b0 else l1
         return None
 
-    twist = curve("twist-2w")
-    budget = twist[-1][0]
-    baseline = loss_at(curve("local_sgd-2w"), budget)  # None: never reached
-    out = {"loss_at_equal_bytes": {
-        "bytes": budget, "twist-2w": round(twist[-1][1], 4),
-        "local_sgd-2w": None if baseline is None else round(baseline, 4)}}
-    out["final_val_loss"] = {label: round(curve(label)[-1][1], 4) for label in sorted(by)}
+    out = {"final_val_loss": {label: round(curve(label)[-1][1], 4) for label in sorted(by)}}
+    if "twist-2w" in by and "local_sgd-2w" in by:
+        twist = curve("twist-2w")
+        budget = twist[-1][0]
+        baseline = loss_at(curve("local_sgd-2w"), budget)
+        out["loss_at_equal_bytes"] = {
+            "bytes": budget, "twist-2w": round(twist[-1][1], 4),
+            "local_sgd-2w": None if baseline is None else round(baseline, 4)}
     return out
 
 
-def ticket_summary(path):
-    """Half-width subnetworks (keep 1/2, scaled) of the TwIST-trained model
-    against the same pruning of the baselines: mean random and best loss."""
-    rows = list(csv.DictReader(open(path)))
+def tickets(path):
     out = {}
+    for r in csv.DictReader(open(path)):
+        key = "full" if r["kind"] == "full" else f"{r['kind']}_{r['scaling']}_keep{r['keep']}"
+        out.setdefault(r["model"], {})[key] = round(float(r["val_loss"]), 4)
+    return {"val_loss": out}
+
+
+def optimizer_state(path):
+    by = collections.defaultdict(list)
+    for r in csv.DictReader(open(path)):
+        by[r["label"]].append(r)
+    runs = {}
+    for label, rs in by.items():
+        losses = [float(r["final_val_loss"]) for r in rs]
+        runs[label] = {
+            "seeds": len(rs), "final_val_loss": round(statistics.mean(losses), 4),
+            "final_val_loss_sd": round(statistics.stdev(losses), 4) if len(losses) > 1 else 0.0,
+            "megabytes_moved": round((float(rs[0]["bytes_sent"]) + float(rs[0]["bytes_received"])) / 1e6, 1),
+            "workers": int(rs[0]["workers"]), "threads": int(rs[0]["threads"]),
+            "wall_seconds_seed1": float(rs[0]["wall_seconds"]) if rs[0]["wall_seconds"] else None}
+    out = {"runs": runs}
+    plain = runs.get("pytorch-loop")
+    twist = {k: v for k, v in runs.items() if k.startswith("twist-2w")}
+    if plain and twist:
+        best = min(twist, key=lambda k: twist[k]["final_val_loss"])
+        out["best_twist_2w"] = best
+        out["best_twist_2w_vs_plain_loss"] = round(
+            twist[best]["final_val_loss"] - plain["final_val_loss"], 4)
+    return out
+
+
+def tokenizers(path):
+    rows = list(csv.DictReader(open(path)))
+    return {"runs": {r["tokenizer"]: {k: (float(v) if k != "tokenizer" else v) for k, v in r.items()}
+                     for r in rows}}
+
+
+def bpe_tickets(path):
+    rows = list(csv.DictReader(open(path)))
+    ppl = lambda r: math.exp(float(r["val_loss"]))  # noqa: E731
+    out = {"val_loss": {}}
     for r in rows:
-        if r["kind"] in ("random", "best"):
-            out.setdefault(r["model"], {})[f"{r['kind']}_{r['scaling']}_keep{r['keep']}"] = \
-                round(float(r["val_loss"]), 4)
-        elif r["kind"] == "full":
-            out.setdefault(r["model"], {})["full"] = round(float(r["val_loss"]), 4)
-    return {"ticket_vs_pruning": out} if out else {}
+        key = "full" if r["kind"] == "full" else f"{r['kind']}_{r['scaling']}_keep{r['keep']}"
+        out["val_loss"].setdefault(r["model"], {})[key] = round(float(r["val_loss"]), 4)
+    for keep in ("0.5", "0.25"):
+        ticket = [r for r in rows if r["model"] == "bpe-twist" and r["kind"] == "random"
+                  and r["keep"] == keep]
+        pruned = [r for r in rows if r["model"] == "bpe-plain" and r["kind"].startswith("pruned")
+                  and r["keep"] == keep]
+        if not ticket or not pruned:
+            continue
+        best_ticket = min(ticket, key=ppl)
+        best_pruned = min(pruned, key=ppl)
+        suffix = "" if keep == "0.5" else "_keep0.25"
+        out[f"bpe_ticket_vs_pruning_ppl_ratio{suffix}"] = round(ppl(best_ticket) / ppl(best_pruned), 3)
+        out[f"ticket{suffix}"] = {"scaling": best_ticket["scaling"], "ppl": round(ppl(best_ticket), 2)}
+        out[f"best_pruning{suffix}"] = {"criterion": best_pruned["kind"],
+                                        "scaling": best_pruned["scaling"],
+                                        "ppl": round(ppl(best_pruned), 2)}
+    return out
+
+
+CSV_SECTIONS = {"learning": learning, "tickets": tickets, "optimizer_state": optimizer_state,
+                "tokenizers": tokenizers, "bpe_tickets": bpe_tickets}
 
 
 def main():
-    rows = [json.loads(line[5:]) for line in open(sys.argv[1]) if line.startswith("JSON ")]
-    by = {}
-    for r in rows:
-        by.setdefault(r["bench"], []).append(r)
-    out = {"details": by}
-    transport = by.get("transport", [])
-    if transport:
-        largest = max(transport, key=lambda r: r["bytes"])
-        out["transport_ratio_vs_tcp"] = round(largest["ratio"], 3)
-        out["transport_gbps"] = round(largest["grpc_gbps"], 3)
-        out["tcp_gbps"] = round(largest["tcp_gbps"], 3)
-    sweep = by.get("transport_chunk_sweep", [])
-    if sweep:
-        best = max(sweep, key=lambda r: r["grpc_gbps"])
-        out["best_chunk_bytes"] = best["chunk_bytes"]
-    overhead = by.get("round_overhead", [])
-    if overhead:
-        big = [r for r in overhead if r["parameters"] >= 9e7] or overhead
-        out["round_overhead_vs_memcpy"] = round(statistics.median(r["ratio"] for r in big), 3)
-        out["round_overhead_vs_memcpy_worst"] = round(max(r["ratio"] for r in big), 3)
-    steps = by.get("worker_step", [])
-    cpp, py = {}, {}  # keep -> the fastest run of each side
-    for r in steps:
-        side = cpp if r["impl"] == "cpp" else py
-        if r["keep"] not in side or r["step_s"] < side[r["keep"]]["step_s"]:
-            side[r["keep"]] = r
-    if 1.0 in cpp and 1.0 in py:
-        # > 1: the C++ worker is faster than the same step in PyTorch.
-        out["cpp_vs_python_step"] = round(py[1.0]["step_s"] / cpp[1.0]["step_s"], 3)
-        out["cpp_vs_python_step_by_keep"] = {
-            str(k): round(py[k]["step_s"] / cpp[k]["step_s"], 3) for k in cpp if k in py}
-    system = by.get("system", [])
-    if system:
-        out["overhead_share"] = round(statistics.mean(r["overhead_share"] for r in system), 4)
-        out["overhead_share_without_eval_rounds"] = round(
-            statistics.mean(r["overhead_share"] for r in system if r["eval_s"] == 0), 4)
-    folder = os.path.dirname(os.path.abspath(sys.argv[2]))
-    if os.path.exists(os.path.join(folder, "learning.csv")):
-        out.update(learning_summary(os.path.join(folder, "learning.csv")))
-    if os.path.exists(os.path.join(folder, "tickets.csv")):
-        out.update(ticket_summary(os.path.join(folder, "tickets.csv")))
-    json.dump(out, open(sys.argv[2], "w"), indent=1, sort_keys=True)
-
-    print("\n== transport (gRPC round trip vs raw TCP, loopback)")
-    for r in transport:
-        print(f"  {r['bytes'] / 1e6:7.0f} MB: gRPC {r['grpc_gbps']:.2f} GB/s "
-              f"(down {r['down_gbps']:.2f}, up {r['up_gbps']:.2f}), TCP {r['tcp_gbps']:.2f} GB/s,"
-              f" ratio {r['ratio']:.2f} (typed stubs {r.get('typed_ratio', 0):.2f})")
-    print("\n== round overhead (partition + extract + merge) vs memcpy of the bytes moved")
-    for r in overhead:
-        print(f"  {r['model']:>5} x {r['workers']:2d} workers: {r['partition_s'] + r['extract_s'] + r['merge_s']:.4f} s,"
-              f" memcpy {r['memcpy_s']:.4f} s, ratio {r['ratio']:.2f}")
-    print("\n== worker training step (1 thread)")
-    for k in sorted(cpp, reverse=True):
-        p = py.get(k)
-        print(f"  keep {k:4.2f}: C++ {cpp[k]['step_s'] * 1e3:6.1f} ms "
-              f"({cpp[k]['tokens_per_s']:.0f} tok/s, peak RSS {cpp[k]['peak_rss_bytes'] / 2**20:.0f} MiB)"
-              + (f"; PyTorch {p['step_s'] * 1e3:6.1f} ms (peak RSS {p['peak_rss_bytes'] / 2**20:.0f} MiB)"
-                 if p else ""))
-    print("\n== system: share of each round not spent computing (2 workers, 20 local steps)")
-    for r in system:
-        print(f"  round {r['round']:2d}: {r['duration_s']:.2f} s, compute {r['compute_s']:.2f} s, "
-              f"transfer {r['transfer_s'] * 1e3:.1f} ms, merge {r['merge_s'] * 1e3:.1f} ms, "
-              f"eval {r['eval_s'] * 1e3:.0f} ms -> overhead {100 * r['overhead_share']:.1f}%")
-    print("\n" + json.dumps({k: v for k, v in out.items() if k != "details"}, indent=1))
+    args = sys.argv[1:]
+    commit = None
+    if "--commit" in args:
+        i = args.index("--commit")
+        commit = args[i + 1]
+        del args[i:i + 2]
+    commit = commit or head()
+    # A commit other than HEAD: data measured earlier, dated by that commit.
+    date = datetime.date.today().isoformat() if commit == head() else subprocess.run(
+        ["git", "show", "-s", "--format=%cs", commit], capture_output=True, text=True,
+        check=True).stdout.strip()
+    stamp = {"commit": commit, "date": date}
+    if args[0] == "--csv":
+        name, out_path = args[1], args[2]
+        sections = {name: CSV_SECTIONS[name](
+            os.path.join(os.path.dirname(os.path.abspath(out_path)), f"{name}.csv"))}
+    else:
+        log, out_path = args
+        rows = [json.loads(line[5:]) for line in open(log) if line.startswith("JSON ")]
+        sections = {name: f(rows) for name, f in LOG_SECTIONS.items()}
+        sections = {k: v for k, v in sections.items() if v is not None}
+    results = json.load(open(out_path)) if os.path.exists(out_path) else {}
+    if "sections" not in results:  # the flat layout of older runs: start over
+        results = {"sections": {}}
+    for name, section in sections.items():
+        results["sections"][name] = {**stamp, **section}
+    json.dump(results, open(out_path, "w"), indent=1, sort_keys=True)
+    for name, section in sections.items():
+        print(f"== {name} ({commit[:10]})")
+        print(json.dumps({k: v for k, v in section.items() if k not in ("rows", "chunk_sweep")},
+                         indent=1, sort_keys=True)[:3000])
 
 
 if __name__ == "__main__":

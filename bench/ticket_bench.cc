@@ -3,8 +3,10 @@
 // subnetworks and of the best of them by a calibration score (computed on
 // batches carved from the training data, never the validation data), with
 // partial sums scaled by k/m or with the shift correction, and the inference
-// speedup of the pruned model on the CPU. Run it on a TwIST-trained model and
-// on a local_sgd- or single-trained one (plain structured pruning).
+// speedup of the pruned model on the CPU; and the same model pruned to the
+// same sizes by structured post-training pruning (weight magnitude, or FLAP's
+// fluctuation on the calibration batches; common/ist/unit_importance.h). Run
+// it on a TwIST-trained model and on a plainly trained one.
 //
 //   ticket_bench --model=FILE --label=NAME --data=DIR --csv=FILE [--samples=12]
 #include <torch/torch.h>
@@ -23,6 +25,7 @@
 #include "common/training/local_training.h"
 #include "common/model/model_io.h"
 #include "common/ist/pruning.h"
+#include "common/ist/unit_importance.h"
 #include "common/model/safetensors.h"
 #include "common/model/threads.h"
 
@@ -145,6 +148,38 @@ int main(int argc, char** argv) {
           "faster\n",
           label.c_str(), keep, scaling, mean, sd, samples, best_val,
           full_ms / forward_ms);
+    }
+  }
+  // Structured post-training pruning of the same model to the same sizes,
+  // by each criterion of common/ist/unit_importance.h, each with the partial
+  // sums left, scaled by k/m, or shift-corrected (FLAP's bias compensation).
+  const common::UnitScores magnitude = common::MagnitudeScores(**full);
+  const common::UnitScores fluctuation = common::FluctuationScores(
+      **full, calibration->slice(1, 0, config.block_size));
+  for (double keep : {0.5, 0.25}) {
+    for (const auto& [criterion, scores] :
+         {std::pair<const char*, const common::UnitScores*>{"magnitude",
+                                                            &magnitude},
+          {"fluctuation", &fluctuation}}) {
+      auto units = common::TopUnits(config, *scores, keep);
+      if (!units.ok()) return 1;
+      for (const char* scaling : {"none", "scaled", "correction"}) {
+        const bool corrected = std::string(scaling) == "correction";
+        auto pruned = common::PruneModel(
+            config, loaded->tensors, *units,
+            std::string(scaling) == "scaled"
+                ? common::PartialSumScaling::kInverseKeepRatio
+                : common::PartialSumScaling::kNone,
+            corrected ? &contributions : nullptr);
+        if (!pruned.ok()) return 1;
+        const double v = bench::Loss(**pruned, *val, batch);
+        const double c = bench::Loss(**pruned, *calibration, batch);
+        csv << absl::StrFormat("%s,pruned-%s,%s,%g,%.5f,0,%.5f,%d,,\n", label,
+                               criterion, scaling, keep, v, c,
+                               (*pruned)->config().NumParameters());
+        std::printf("%s keep %.2f pruned by %-11s %-10s: %.4f\n",
+                    label.c_str(), keep, criterion, scaling, v);
+      }
     }
   }
   std::ofstream(csv_path, std::ios::app) << csv.str();

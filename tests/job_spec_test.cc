@@ -120,6 +120,8 @@ TEST(ApplyDefaultsTest, KeepsFieldsThatAreSet) {
   spec.mutable_optimizer()->set_beta1(0.8);
   spec.mutable_optimizer()->set_beta2(0.99);
   spec.mutable_optimizer()->set_grad_clip(-1);
+  spec.mutable_optimizer()->set_state(twist::v1::OPTIMIZER_STATE_FRESH);
+  spec.set_deal(twist::v1::DEAL_ROLLING);
   spec.set_seed(42);
   spec.set_scaling(twist::v1::SCALING_NONE);
   spec.set_eval_every(2);
