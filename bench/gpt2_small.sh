@@ -24,11 +24,19 @@ if [ ! -f "$data/meta.json" ]; then
     --strip_tags --tokenizer=gpt2
 fi
 data=$(readlink -f "$data")
-peak() { awk '/VmHWM/ {print $2 * 1024}' "/proc/$1/status"; }
+peak() { awk '/VmHWM/ {printf "%.0f\n", $2 * 1024}' "/proc/$1/status"; }
+pids=()
+tmp=
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "$tmp" ]; then rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
 
 run() {  # label options...
   local label=$1; shift
-  local tmp; tmp=$(mktemp -d)
+  tmp=$(mktemp -d)
   pids=()
   start_local_cluster "$build" "$tmp" 2 gpt2
   "$build/client/twistctl" --coordinator="127.0.0.1:$grpc" submit \
@@ -62,9 +70,9 @@ for r in job["rounds"]:
         "coordinator_peak_bytes": int(coordinator),
         "worker_peak_bytes": max(int(w1), int(w2))}))
 PY
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
+  cleanup
+  pids=()
+  tmp=
 }
 
 run keep1-f32 --mode=local_sgd --transport_dtype=float32

@@ -69,6 +69,19 @@ absl::Status Rpc(const CommandLine& line, const grpc::Status& status) {
   return s;
 }
 
+// One unary call on a fresh connection: `call(stub, context, response)`
+// returns the call's grpc::Status.
+template <typename Response, typename Call>
+absl::StatusOr<Response> CallJobService(const CommandLine& line,
+                                        double deadline_s, Call call) {
+  TWIST_ASSIGN_OR_RETURN(Client stub, Client::Open(line));
+  grpc::ClientContext context;
+  stub.Prepare(&context, deadline_s);
+  Response response;
+  TWIST_RETURN_IF_ERROR(Rpc(line, call(stub, &context, &response)));
+  return response;
+}
+
 absl::StatusOr<int64_t> JobIdArgument(const CommandLine& line) {
   int64_t id = 0;
   if (line.positional.size() != 1 ||
@@ -132,11 +145,12 @@ absl::Status Submit(const CommandLine& line) {
 
 absl::Status List(const CommandLine& line) {
   TWIST_RETURN_IF_ERROR(CheckOptions(line, {}));
-  TWIST_ASSIGN_OR_RETURN(Client stub, Client::Open(line));
-  grpc::ClientContext context;
-  stub.Prepare(&context, 10);
-  twist::v1::ListJobsResponse response;
-  TWIST_RETURN_IF_ERROR(Rpc(line, stub->ListJobs(&context, {}, &response)));
+  TWIST_ASSIGN_OR_RETURN(
+      const twist::v1::ListJobsResponse response,
+      CallJobService<twist::v1::ListJobsResponse>(
+          line, 10, [](Client& stub, grpc::ClientContext* context, auto* out) {
+            return stub->ListJobs(context, {}, out);
+          }));
   std::printf("%-5s %-20s %-10s %-9s %-11s %-10s %-10s %s\n", "ID", "NAME",
               "STATE", "MODE", "ROUND", "TRAIN", "VAL", "CREATED");
   for (const auto& job : response.jobs()) {
@@ -157,14 +171,15 @@ absl::Status List(const CommandLine& line) {
 absl::Status Status(const CommandLine& line) {
   TWIST_RETURN_IF_ERROR(CheckOptions(line, {"json"}));
   TWIST_ASSIGN_OR_RETURN(int64_t id, JobIdArgument(line));
-  TWIST_ASSIGN_OR_RETURN(Client stub, Client::Open(line));
-  grpc::ClientContext context;
-  stub.Prepare(&context, 10);
   twist::v1::GetJobRequest request;
   request.set_job_id(id);
   request.set_include_rounds(true);
-  twist::v1::Job job;
-  TWIST_RETURN_IF_ERROR(Rpc(line, stub->GetJob(&context, request, &job)));
+  TWIST_ASSIGN_OR_RETURN(
+      const twist::v1::Job job,
+      CallJobService<twist::v1::Job>(
+          line, 10, [&](Client& stub, grpc::ClientContext* context, auto* out) {
+            return stub->GetJob(context, request, out);
+          }));
   if (line.Has("json")) {
     std::string json;
     google::protobuf::util::JsonPrintOptions options;
@@ -263,13 +278,14 @@ absl::Status Watch(const CommandLine& line) {
 absl::Status Cancel(const CommandLine& line) {
   TWIST_RETURN_IF_ERROR(CheckOptions(line, {}));
   TWIST_ASSIGN_OR_RETURN(int64_t id, JobIdArgument(line));
-  TWIST_ASSIGN_OR_RETURN(Client stub, Client::Open(line));
-  grpc::ClientContext context;
-  stub.Prepare(&context, 30);
   twist::v1::CancelJobRequest request;
   request.set_job_id(id);
-  twist::v1::Job job;
-  TWIST_RETURN_IF_ERROR(Rpc(line, stub->CancelJob(&context, request, &job)));
+  TWIST_ASSIGN_OR_RETURN(
+      const twist::v1::Job job,
+      CallJobService<twist::v1::Job>(
+          line, 30, [&](Client& stub, grpc::ClientContext* context, auto* out) {
+            return stub->CancelJob(context, request, out);
+          }));
   std::printf("job %lld: %s\n", static_cast<long long>(id),
               common::JobStateName(job.state()).c_str());
   return absl::OkStatus();
@@ -277,11 +293,12 @@ absl::Status Cancel(const CommandLine& line) {
 
 absl::Status Workers(const CommandLine& line) {
   TWIST_RETURN_IF_ERROR(CheckOptions(line, {}));
-  TWIST_ASSIGN_OR_RETURN(Client stub, Client::Open(line));
-  grpc::ClientContext context;
-  stub.Prepare(&context, 10);
-  twist::v1::ListWorkersResponse response;
-  TWIST_RETURN_IF_ERROR(Rpc(line, stub->ListWorkers(&context, {}, &response)));
+  TWIST_ASSIGN_OR_RETURN(
+      const twist::v1::ListWorkersResponse response,
+      CallJobService<twist::v1::ListWorkersResponse>(
+          line, 10, [](Client& stub, grpc::ClientContext* context, auto* out) {
+            return stub->ListWorkers(context, {}, out);
+          }));
   const double now = std::chrono::duration<double>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();

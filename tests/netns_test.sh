@@ -49,6 +49,10 @@ for h in "${hosts[@]}"; do
   ip -n "$ns" link set lo up
 done
 on() { local h=$1; shift; ip netns exec "tw$h$id" "$@"; }
+# A daemon on host $1, in the background: `ip netns exec` itself is the
+# background job (it execs the daemon), so $! is the daemon and cleanup's
+# kill reaches it.
+start_on() { local h=$1; shift; ip netns exec "tw$h$id" "$@" & pids+=($!); }
 on a ping -c 1 -W 2 "${addr[c]}" >/dev/null || { echo "the namespaces cannot reach each other"; exit 1; }
 
 bash "$src/deploy/make-credentials.sh" "$tmp/creds" "${addr[c]}" >/dev/null
@@ -56,19 +60,17 @@ python3 -c 'import random; random.seed(5); w="the a cat dog sees runs and with b
 "$bin/twistctl" prepare --input="$tmp/corpus.txt" --output="$tmp/data" >/dev/null
 
 coordinator="${addr[c]}:7070"
-on c "$bin/twist-coordinator" --listen="$coordinator" --http="${addr[c]}:8080" \
+start_on c "$bin/twist-coordinator" --listen="$coordinator" --http="${addr[c]}:8080" \
   --state_dir="$tmp/state" --threads=1 --heartbeat_interval_s=0.3 --heartbeat_timeout_s=2 \
   --tls_cert="$tmp/creds/server.pem" --tls_key="$tmp/creds/server.key" \
   --tls_client_ca="$tmp/creds/ca.pem" --require_worker_cert \
   --client_token_file="$tmp/creds/client.token" --worker_token_file="$tmp/creds/worker.token" \
-  >"$tmp/coordinator.log" 2>&1 &
-pids+=($!)
+  >"$tmp/coordinator.log" 2>&1
 for w in a b; do
-  on "$w" "$bin/twist-worker" --coordinator="$coordinator" --name="worker-$w" --threads=1 \
+  start_on "$w" "$bin/twist-worker" --coordinator="$coordinator" --name="worker-$w" --threads=1 \
     --tls_ca="$tmp/creds/ca.pem" --tls_cert="$tmp/creds/worker.pem" \
     --tls_key="$tmp/creds/worker.key" --token_file="$tmp/creds/worker.token" \
-    >"$tmp/worker-$w.log" 2>&1 &
-  pids+=($!)
+    >"$tmp/worker-$w.log" 2>&1
 done
 ctl() { on c "$bin/twistctl" --coordinator="$coordinator" --tls_ca="$tmp/creds/ca.pem" \
           --token_file="$tmp/creds/client.token" "$@"; }

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
@@ -67,20 +68,26 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(errno, what, "open");
   std::string text;
-  char buffer[1 << 16];
+  const absl::Status status =
+      ReadToEnd(fd, what, size_t{1} << 16,
+                [&](const char* data, size_t n) { text.append(data, n); });
+  ::close(fd);
+  if (!status.ok()) return status;
+  return text;
+}
+
+absl::Status ReadToEnd(int fd, absl::string_view what, size_t buffer_size,
+                       const std::function<void(const char*, size_t)>& sink) {
+  std::vector<char> buffer(buffer_size);
   for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      const absl::Status status = ErrnoStatus(errno, what, "read");
-      ::close(fd);
-      return status;
+      return ErrnoStatus(errno, what, "read");
     }
-    if (n == 0) break;
-    text.append(buffer, static_cast<size_t>(n));
+    if (n == 0) return absl::OkStatus();
+    sink(buffer.data(), static_cast<size_t>(n));
   }
-  ::close(fd);
-  return text;
 }
 
 absl::StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Create(

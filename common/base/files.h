@@ -29,10 +29,15 @@ absl::Status ErrnoStatus(int err, absl::string_view what,
 absl::Status WriteAll(int fd, const void* data, size_t size,
                       absl::string_view what);
 
-// Reads a whole file. NotFound (naming the path and host) when it is
-// missing; other errors as ErrnoStatus. Meant for small files (metadata,
-// tokens, configuration), not for data.
+// Reads a whole file into memory. NotFound (naming the path and host) when
+// it is missing; other errors as ErrnoStatus.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// Reads the open file `fd` to its end in pieces of up to `buffer_size` bytes,
+// passing each to `sink`, retrying interrupted reads; does not close `fd`.
+// Errors as ErrnoStatus, naming `what`.
+absl::Status ReadToEnd(int fd, absl::string_view what, size_t buffer_size,
+                       const std::function<void(const char*, size_t)>& sink);
 
 // A file written in pieces that appears under its name only when complete:
 // the pieces go to a temporary file beside `path`; Commit() fsyncs it,

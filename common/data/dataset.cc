@@ -33,10 +33,10 @@ absl::StatusOr<Dataset> Dataset::Open(const std::string& dir) {
                      "`twistctl prepare` there"));
   }
   TWIST_ASSIGN_OR_RETURN(DatasetMeta meta, ReadDatasetMeta(dir));
-  TWIST_ASSIGN_OR_RETURN(
-      std::unique_ptr<TokenFile> train,
-      TokenFile::OpenLabelled((std::filesystem::path(dir) / kTrainFile).string(),
-                              absl::StrCat(label, ": ", kTrainFile)));
+  TWIST_ASSIGN_OR_RETURN(std::unique_ptr<TokenFile> train,
+                         TokenFile::OpenLabelled(
+                             (std::filesystem::path(dir) / kTrainFile).string(),
+                             absl::StrCat(label, ": ", kTrainFile)));
   TWIST_ASSIGN_OR_RETURN(
       std::unique_ptr<TokenFile> val,
       TokenFile::OpenLabelled((std::filesystem::path(dir) / kValFile).string(),
@@ -61,7 +61,6 @@ absl::StatusOr<Dataset> Dataset::Open(const std::string& dir) {
 absl::StatusOr<std::string> ComputeContentHash(const std::string& dir) {
   const std::string label = DatasetLabel(dir);
   Sha256 hash;
-  std::vector<char> buffer(1 << 20);
   for (const char* name : {kTrainFile, kValFile}) {
     const std::string path = (std::filesystem::path(dir) / name).string();
     const std::string what = absl::StrCat(label, ": ", name, " (", path, ")");
@@ -82,18 +81,11 @@ absl::StatusOr<std::string> ComputeContentHash(const std::string& dir) {
       return status;
     }
     hash.Update(absl::StrCat(name, " ", st.st_size, "\n"));
-    for (;;) {
-      const ssize_t n = ::read(fd, buffer.data(), buffer.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        const absl::Status status = ErrnoStatus(errno, what, "read");
-        ::close(fd);
-        return status;
-      }
-      if (n == 0) break;
-      hash.Update(buffer.data(), static_cast<size_t>(n));
-    }
+    const absl::Status read =
+        ReadToEnd(fd, what, size_t{1} << 20,
+                  [&](const char* data, size_t n) { hash.Update(data, n); });
     ::close(fd);
+    if (!read.ok()) return read;
   }
   return hash.HexDigest();
 }

@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""Writes docs/benchmarks.md from docs/bench/results.json: every figure on the
+page comes from the file, and every section names the commit it measured.
+
+    report.py docs/bench/results.json docs/benchmarks.md
+"""
+import math
+import sys
+
+
+def fmt(x, digits=2):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def mb(b):
+    return f"{b / 1e6:,.0f}"
+
+
+def gib(b):
+    return f"{b / 2**30:.2f}"
+
+
+def stamp(s):
+    return f"*Measured at commit `{s['commit'][:10]}` on {s['date']}.*\n"
+
+
+def transport(s):
+    out = ["## Transport", "", stamp(s), """`bench/transport_bench.cc` streams one float32 tensor coordinator to worker and
+back through gRPC on loopback, assembling it into a preallocated tensor as the
+worker does, and moves the same bytes through a plain socket pair in the same
+run. *raw* is the daemons' path (`WorkerTransfer`: slices that point into the
+tensor, decoded in place, one copy into the target); *typed* is generated
+stubs on the same messages. Median of 5 transfers each way; 1 MiB chunks.
+""", "| MB | raw TCP GB/s | raw gRPC GB/s (down / up) | raw / TCP | typed / TCP |",
+           "|---|---|---|---|---|"]
+    for r in s["rows"]:
+        out.append(f"| {r['bytes'] / 1e6:.0f} | {r['tcp_gbps']:.2f} | {r['grpc_gbps']:.2f} "
+                   f"({r['down_gbps']:.2f} / {r['up_gbps']:.2f}) | {r['ratio']:.2f} | "
+                   f"{r.get('typed_ratio', 0):.2f} |")
+    if s.get("chunk_sweep"):
+        sweep = ", ".join(f"{r['chunk_bytes'] // 1024} KiB {r['grpc_gbps']:.2f}"
+                          for r in s["chunk_sweep"])
+        out += ["", f"Chunk size (raw path, {s['chunk_sweep'][0]['bytes'] / 1e6:.0f} MB, GB/s): "
+                f"{sweep}."]
+    return out
+
+
+def round_overhead(s):
+    out = ["## Round overhead on the coordinator", "", stamp(s), """`bench/round_overhead_bench.cc`: a steady-state round's partition, extraction
+of every worker's slices, the finiteness check of every update as it is
+received, and the merge, for GPT shapes of 1M to 300M parameters and 2 to 16
+workers, against a `memcpy` of the bytes that move (every worker's slices out
+and back) in the same process; one thread, median of 3, and the minor page
+faults of one round (the buffers are pooled and reused from round to round).
+""", "| model | workers | MB moved | partition | extract | check | merge | memcpy | ratio | page faults / round |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in s["rows"]:
+        out.append(f"| {r['model']} | {r['workers']} | {mb(r['bytes_moved'])} | "
+                   f"{r['partition_s'] * 1e3:.1f} ms | {r['extract_s'] * 1e3:.1f} ms | "
+                   f"{r.get('check_s', 0) * 1e3:.1f} ms | {r['merge_s'] * 1e3:.1f} ms | "
+                   f"{r['memcpy_s'] * 1e3:.1f} ms | {r['ratio']:.2f} | "
+                   f"{r.get('page_faults_per_round', '-')} |")
+    out += ["", f"Median ratio at 100M-300M parameters: **{s['round_overhead_vs_memcpy']:.2f}** "
+            f"(worst {s['round_overhead_vs_memcpy_worst']:.2f}); the target is 2."]
+    return out
+
+
+def worker_step(s):
+    out = ["## Worker compute", "", stamp(s), """`bench/worker_step_bench.cc` (C++, the worker's `TrainLocalSteps`) against
+`bench/python_step.py` (Debian's `python3-torch`, the model of
+`tests/reference_gpt.py`, the same shapes, batch 16 x 128, AdamW, gradient
+clipping), both on one thread. Quickstart model (4 layers, width 128);
+subnetworks keep that fraction of every layer's heads and FFN columns. Three
+alternating runs of 40 steps each; the fastest of each side.
+""", "| keep | parameters | C++ step | tokens/s | peak RSS | PyTorch step | peak RSS | PyTorch / C++ |",
+           "|---|---|---|---|---|---|---|---|"]
+    py = {r["keep"]: r for r in s["fastest"]["python"]}
+    for c in sorted(s["fastest"]["cpp"], key=lambda r: -r["keep"]):
+        p = py.get(c["keep"])
+        out.append(f"| {c['keep']:g} | {c['parameters']:,} | {c['step_s'] * 1e3:.1f} ms | "
+                   f"{c['tokens_per_s']:,.0f} | {c['peak_rss_bytes'] / 2**20:.0f} MiB | "
+                   + (f"{p['step_s'] * 1e3:.1f} ms | {p['peak_rss_bytes'] / 2**20:.0f} MiB | "
+                      f"{p['step_s'] / c['step_s']:.2f} |" if p else "- | - | - |"))
+    return out
+
+
+def system(s):
+    out = ["## System efficiency", "", stamp(s), """`bench/system_bench.sh`: the quickstart job with the real daemons (a
+coordinator and 2 workers, one thread each, on loopback), 20 local steps a
+round. Per round, the slowest worker's compute, and the rest of its time from
+assignment to update (transfers and waiting) as the coordinator measured it
+that round; the overhead share is the part of the round's wall time that is
+not that worker's compute.
+""", "| round | wall | compute | transfer and wait | merge | evaluation | overhead |",
+           "|---|---|---|---|---|---|---|"]
+    for r in s["rows"]:
+        out.append(f"| {r['round']} | {r['duration_s']:.2f} s | {r['compute_s']:.2f} s | "
+                   f"{r['transfer_s'] * 1e3:.1f} ms | {r['merge_s'] * 1e3:.1f} ms | "
+                   f"{r['eval_s'] * 1e3:.0f} ms | {100 * r['overhead_share']:.1f}% |")
+    out += ["", f"Mean overhead share: **{100 * s['overhead_share']:.1f}%** "
+            f"({100 * s['overhead_share_without_eval_rounds']:.1f}% in rounds without evaluation)."]
+    return out
+
+
+def tokenizer(s):
+    out = ["## GPT-2 tokenizer", "", stamp(s), """`bench/tokenizer_bench.cc`: GPT-2 byte-pair encoding of the Brown Corpus on
+one core, the text loaded into memory first (each file one document, as
+`prepare --tokenizer=gpt2` reads it), a fresh tokenizer (empty cache) each
+run, median of 5 runs; and the peak resident memory of a whole `prepare
+--tokenizer=gpt2 --strip_tags` in a child process, of the corpus and of four
+copies of it (streaming: the peak does not grow with the input).
+""", "| text | MB | tokens | bytes per token | MB/s |", "|---|---|---|---|---|"]
+    for r in s["rows"]:
+        if r["bench"] == "tokenizer":
+            out.append(f"| {'Brown, tags stripped' if r['text'] == 'stripped' else 'Brown, raw files'}"
+                       f" | {r['bytes'] / 1e6:.2f} | {r['tokens']:,} | {r['bytes_per_token']:.2f} | "
+                       f"**{r['mb_per_s']:.1f}** |")
+    out.append("")
+    for r in s["rows"]:
+        if r["bench"] == "tokenizer_prepare":
+            out.append(f"- prepare of the corpus x{r['copies']}: {r['seconds']:.1f} s, peak RSS "
+                       f"{r['peak_rss_bytes'] / 1e6:.0f} MB")
+    return out
+
+
+def learning(s):
+    out = ["## Learning quality (byte-level Brown Corpus)", "", stamp(s), """`bench/learning.sh`: the same model (4 layers, width 128, context 64) trained
+by each mode for the same steps per worker, 3 seeds; validation loss in nats
+per byte. Figures: `docs/bench/learning_val_vs_*.png`.
+""", "| run | final validation loss |", "|---|---|"]
+    for label, v in s["final_val_loss"].items():
+        out.append(f"| {label} | {v:.4f} |")
+    if "loss_at_equal_bytes" in s:
+        e = s["loss_at_equal_bytes"]
+        out += ["", f"At the {e['bytes'] / 1e6:.0f} MB twist-2w moved in its run: twist-2w "
+                f"{e['twist-2w']:.4f}, local_sgd-2w {fmt(e['local_sgd-2w'], 4)}."]
+    return out
+
+
+def tickets(s):
+    out = ["## Golden tickets (byte-level)", "", stamp(s), """`bench/ticket_bench.cc` on the seed-1 models of the learning benchmark:
+subnetworks at keep 3/4, 1/2 and 1/4 with no fine-tuning, partial sums scaled
+by k/m or shift-corrected; random (mean of 12) and the best of 12 by a
+calibration score on training data.
+""", "| model | full | random 1/2, scaled | random 1/2, corrected | random 1/4, scaled |",
+           "|---|---|---|---|---|"]
+    for model, v in s["val_loss"].items():
+        out.append(f"| {model} | {fmt(v.get('full'), 4)} | {fmt(v.get('random_scaled_keep0.5'), 4)} | "
+                   f"{fmt(v.get('random_correction_keep0.5'), 4)} | "
+                   f"{fmt(v.get('random_scaled_keep0.25'), 4)} |")
+    return out
+
+
+def optimizer_state(s):
+    out = ["## Optimizer state across rounds", "", stamp(s), """`bench/optimizer_state.sh`: the Brown Corpus, 4 layers, width 128, context
+64, batch 12, 2000 local steps per worker (40 rounds of 50, or 20 of 100)
+from the same seeded initialisation, scored at the end on 200 fixed
+validation batches (nats per byte). `pytorch-loop` is `bench/plain_loop.py`,
+a plain PyTorch training loop on the same prepared files, the same batches
+and the same schedule, scored by the same code. `single-*` is one worker
+holding the whole model; `fresh`, `worker` and `coordinator` are where
+AdamW's state lives between rounds; `rolling` deals each worker a window of
+units that moves by one a round; `nesterov` adds the outer optimizer
+(learning rate 0.7, momentum 0.9). Wall times were taken on a machine that
+was also building and testing: compare losses and bytes, not seconds.
+Figures: `docs/bench/optimizer_state_val_vs_{steps,bytes}.png`.
+""", "| run | seeds | final validation loss | MB moved |", "|---|---|---|---|"]
+    for label, r in s["runs"].items():
+        spread = f" ± {r['final_val_loss_sd']:.4f}" if r["seeds"] > 1 else ""
+        out.append(f"| {label} | {r['seeds']} | {r['final_val_loss']:.4f}{spread} | "
+                   f"{r['megabytes_moved']:.0f} |")
+    if "best_twist_2w" in s:
+        out += ["", f"Best two-worker TwIST run: `{s['best_twist_2w']}`, "
+                f"{s['best_twist_2w_vs_plain_loss']:+.4f} nats per byte from the plain loop."]
+    return out
+
+
+def tokenizers(s):
+    out = ["## Bytes against GPT-2 BPE on the same text", "", stamp(s), """`bench/tokenizers.sh`: the quickstart's job (4 layers, width 128, context
+128, batch 16, 2 workers, 30 rounds of 20 steps) on the Brown Corpus prepared both ways,
+scored on 100 fixed validation batches. Losses per token do not compare
+across tokenizers; divided by the validation text's bytes per token they are
+nats per byte of text.
+""", "| tokenizer | vocabulary | training tokens | bytes per token | loss per token | loss per byte | wall s |",
+           "|---|---|---|---|---|---|---|"]
+    for name, r in s["runs"].items():
+        out.append(f"| {name} | {r['vocab_size']:.0f} | {r['train_tokens']:,.0f} | "
+                   f"{r['val_bytes_per_token']:.2f} | {r['val_loss_per_token']:.4f} | "
+                   f"**{r['val_loss_per_byte']:.4f}** | {float(r['wall_seconds']):.0f} |")
+    return out
+
+
+def gpt2_small(s):
+    runs = s["runs"]
+    out = ["## GPT-2 small on this machine", "", stamp(s), """`bench/gpt2_small.sh` with `deploy/examples/gpt2-small.textproto` (12 layers,
+12 heads, width 768, context 1024, vocabulary 50304, batch 1): the real
+daemons, a coordinator and 2 workers with one thread each, on the Brown
+Corpus in GPT-2 BPE. Three jobs with fresh daemons each: keep 1 (local_sgd,
+every worker trains the whole model) and keep 1/2 (twist), float32, and keep
+1/2 in bfloat16. Peak memory is VmHWM.
+""", "| run | worker parameters | bytes to a worker / round | back | s per local step | coordinator overhead / round | coordinator peak | worker peak |",
+           "|---|---|---|---|---|---|---|---|"]
+    for label, r in runs.items():
+        out.append(f"| {label} | {r['worker_parameters'] / 1e6:.1f}M | {mb(r['bytes_to_worker'])} MB | "
+                   f"{mb(r['bytes_from_worker'])} MB | {r['step_s']:.1f} | "
+                   f"{r['coordinator_overhead_s']:.2f} s | {gib(r['coordinator_peak_bytes'])} GiB | "
+                   f"{gib(r['worker_peak_bytes'])} GiB |")
+    params = next(iter(runs.values()))["parameters"]
+    embedding = 50304 * 768 + 1024 * 768
+    out += ["", f"- The model: {params / 1e6:.1f}M parameters, {s['model_bytes_f32'] / 2**30:.2f} GiB in "
+            f"float32. Coordinator peak against that: **{s['coordinator_peak_vs_model_bytes']:.2f}x** "
+            "(target at most 4x)."]
+    if "worker_half_vs_full_memory" in s:
+        out.append(f"- A worker at keep 1/2 against keep 1: **{s['worker_half_vs_full_memory']:.2f}x** "
+                   "(target at most 0.7x).")
+    half = runs.get("keep0.5-f32")
+    if half:
+        share = embedding / half["worker_parameters"]
+        out.append(f"- The replicated embeddings (token 50304 x 768, position 1024 x 768: "
+                   f"{embedding / 1e6:.1f}M) are {100 * share:.0f}% of a keep-1/2 worker's "
+                   f"parameters and bytes, and {100 * embedding / params:.0f}% of the model's.")
+    out += ["", *cluster_extrapolation(s)]
+    return out
+
+
+def cluster_extrapolation(s):
+    """A round with 8 workers, from the measured bytes and the model's step
+    FLOPs: what users can read before they buy time."""
+    runs = s["runs"]
+    half = runs.get("keep0.5-bf16") or runs.get("keep0.5-f32")
+    full = runs.get("keep1-f32")
+    if not half or not full:
+        return []
+    tokens = 1024  # a step of one sequence, as measured
+    gpu_flops = 312e12 * 0.4  # an A100's dense bfloat16 peak, 40% of it used
+    out = ["### What a round costs elsewhere (extrapolated)", "",
+           """Per worker and round: the bytes measured above (they do not depend on the
+worker count at a fixed keep ratio), and 6 x parameters FLOPs per token for a
+training step (forward and backward) plus the attention's
+12 x layers x context x width x keep. Assumed: 8 workers on 10 GbE at
+1.1 GB/s each way, all through the coordinator's one link (so each direction
+carries 8 workers' bytes); GPUs of an A100's speed (312 TFLOP/s dense
+bfloat16) with 40% of it used; 20 local steps of 8 sequences of 1024 tokens;
+the coordinator's overhead as measured here (CPU, one thread). A round is
+the network time, the compute and the overhead, one after the other. Not
+measured: a real cluster.
+""", "| keep | bytes a worker moves / round | network, 8 workers | GPU compute | round on GPUs | network share | CPU compute here |",
+           "|---|---|---|---|---|---|---|"]
+    for label, keep, r in (("1", 1.0, full), ("1/2", 0.5, half)):
+        moved = r["bytes_to_worker"] + r["bytes_from_worker"]
+        network = 8 * max(r["bytes_to_worker"], r["bytes_from_worker"]) / 1.1e9
+        flops_per_token = 6 * r["worker_parameters"] + 12 * 12 * 1024 * 768 * keep
+        gpu = 20 * 8 * tokens * flops_per_token / gpu_flops
+        round_s = network + gpu + r["coordinator_overhead_s"]
+        cpu = 20 * 8 * r["step_s"]
+        dtype = "bf16" if r is runs.get("keep0.5-bf16") else "f32"
+        out.append(f"| {label} ({dtype}) | {mb(moved)} MB | {network:.1f} s | {gpu:.2f} s | "
+                   f"{round_s:.1f} s | {100 * network / round_s:.0f}% | {cpu / 60:.0f} min |")
+    return out
+
+
+def bpe_tickets(s):
+    out = ["## Golden tickets with GPT-2 BPE against structured pruning", "", stamp(s),
+           """`bench/bpe_tickets.sh`: 4 layers, width 128, context 64, vocabulary 50304,
+batch 8 on the Brown Corpus in GPT-2 BPE (chosen so that 2000 steps train in
+minutes here). Both runs start from the same `init_from` weights and take 2000
+steps per worker: TwIST with 2 workers, and plain training. Then, with no
+fine-tuning: random subnetworks of the TwIST model (mean of 12), and the
+plainly trained model pruned to the same sizes by weight magnitude and by
+FLAP's fluctuation (`common/ist/unit_importance.h`), each with the partial
+sums left, scaled, or shift-corrected. Perplexity per token = exp(loss).
+""", "| model | cut | keep 1/2 | keep 1/4 |", "|---|---|---|---|"]
+    v = s["val_loss"]
+    rows = []
+    for model in ("bpe-twist", "bpe-plain"):
+        m = v.get(model, {})
+        rows.append((model, "full model", m.get("full"), m.get("full")))
+        for kind in ("random", "best", "pruned-magnitude", "pruned-fluctuation"):
+            for scaling in ("none", "scaled", "correction"):
+                a, b = m.get(f"{kind}_{scaling}_keep0.5"), m.get(f"{kind}_{scaling}_keep0.25")
+                if a is not None or b is not None:
+                    rows.append((model, f"{kind}, {scaling}", a, b))
+    for model, cut, a, b in rows:
+        pa = "-" if a is None else f"{math.exp(a):.1f}"
+        pb = "-" if b is None else f"{math.exp(b):.1f}"
+        out.append(f"| {model} | {cut} | {pa} | {pb} |")
+    for suffix, keep in (("", "1/2"), ("_keep0.25", "1/4")):
+        key = f"bpe_ticket_vs_pruning_ppl_ratio{suffix}"
+        if key in s:
+            t, p = s[f"ticket{suffix}"], s[f"best_pruning{suffix}"]
+            out += ["", f"At keep {keep}: the TwIST ticket ({t['scaling']}) {t['ppl']:.1f} against the "
+                    f"best pruning of the plain model ({p['criterion']}, {p['scaling']}) {p['ppl']:.1f}: "
+                    f"ratio **{s[key]:.3f}** (the TwIST paper's at 50%: 23.14 / 31.64 = 0.73)."]
+    return out
+
+
+SECTIONS = [("transport", transport), ("round_overhead", round_overhead),
+            ("worker_step", worker_step), ("system", system), ("tokenizer", tokenizer),
+            ("optimizer_state", optimizer_state), ("tokenizers", tokenizers),
+            ("gpt2_small", gpt2_small), ("bpe_tickets", bpe_tickets),
+            ("learning", learning), ("tickets", tickets)]
+
+
+def main():
+    import json
+    results = json.load(open(sys.argv[1]))["sections"]
+    lines = ["# Benchmarks", "", """Every figure on this page is generated by `bench/report.py` from
+[`bench/results.json`](bench/results.json), which the scripts in `bench/`
+write; each section names the commit it measured. Ratios are taken in the
+same process or script as their baseline, on the same machine: a 2-core
+virtual machine with Debian 12, LibTorch 1.13.1 (CPU) and OpenBLAS. Loopback
+throughput and step times on such a machine move by 10-30% from one run to
+the next.
+
+```sh
+bash bench/run.sh         # transport, round overhead, worker step, system, tokenizer (~20 min)
+bash bench/run.sh --all   # and learning, optimizer state, tokenizers, GPT-2 small, BPE tickets (hours)
+```
+""", "## Summary", "", "| key | figure | commit |", "|---|---|---|"]
+    summary = [("transport", "transport_ratio_vs_tcp", "raw gRPC / raw TCP at the largest transfer"),
+               ("round_overhead", "round_overhead_vs_memcpy", "round overhead / memcpy, 100M-300M (target 2)"),
+               ("worker_step", "cpp_vs_python_step", "PyTorch step / C++ step at keep 1"),
+               ("system", "overhead_share", "share of a round outside compute"),
+               ("tokenizer", "bpe_encode_mb_per_s", "GPT-2 BPE MB/s on one core (target 5)"),
+               ("optimizer_state", "best_twist_2w_vs_plain_loss", "best 2-worker TwIST - plain loop, nats/byte"),
+               ("gpt2_small", "coordinator_peak_vs_model_bytes", "GPT-2 small: coordinator peak / model bytes (target 4)"),
+               ("gpt2_small", "worker_half_vs_full_memory", "GPT-2 small: worker at keep 1/2 / keep 1 (target 0.7)"),
+               ("bpe_tickets", "bpe_ticket_vs_pruning_ppl_ratio", "BPE ticket / best pruning perplexity at keep 1/2")]
+    for section, key, what in summary:
+        sec = results.get(section)
+        if sec and key in sec:
+            lines.append(f"| `{key}` | {sec[key]} ({what}) | `{sec['commit'][:10]}` |")
+    lines.append("")
+    for name, render in SECTIONS:
+        if name in results:
+            lines += render(results[name]) + [""]
+    open(sys.argv[2], "w").write("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
