@@ -16,8 +16,8 @@ def mb(b):
     return f"{b / 1e6:,.0f}"
 
 
-def gib(b):
-    return f"{b / 2**30:.2f}"
+def gb(b):
+    return f"{b / 1e9:.2f}"
 
 
 def stamp(s):
@@ -177,12 +177,16 @@ Figures: `docs/bench/optimizer_state_val_vs_{steps,bytes}.png`.
 
 def tokenizers(s):
     out = ["## Bytes against GPT-2 BPE on the same text", "", stamp(s), """`bench/tokenizers.sh`: the quickstart's job (4 layers, width 128, context
-128, batch 16, 2 workers, 30 rounds of 20 steps) on the Brown Corpus prepared both ways,
-scored on 100 fixed validation batches. Losses per token do not compare
+128, batch 16, 2 workers) on the Brown Corpus prepared both ways, scored on
+100 fixed validation batches. Losses per token do not compare
 across tokenizers; divided by the validation text's bytes per token they are
 nats per byte of text.
 """, "| tokenizer | vocabulary | training tokens | bytes per token | loss per token | loss per byte | wall s |",
            "|---|---|---|---|---|---|---|"]
+    first = next(iter(s["runs"].values()))
+    if "rounds" in first:
+        out[-2:-2] = [f"Each job: {first['rounds']:.0f} rounds of {first['local_steps']:.0f} "
+                      "local steps.", ""]
     for name, r in s["runs"].items():
         out.append(f"| {name} | {r['vocab_size']:.0f} | {r['train_tokens']:,.0f} | "
                    f"{r['val_bytes_per_token']:.2f} | {r['val_loss_per_token']:.4f} | "
@@ -200,20 +204,28 @@ every worker trains the whole model) and keep 1/2 (twist), float32, and keep
 1/2 in bfloat16. Peak memory is VmHWM.
 """, "| run | worker parameters | bytes to a worker / round | back | s per local step | coordinator overhead / round | coordinator peak | worker peak |",
            "|---|---|---|---|---|---|---|---|"]
-    for label, r in runs.items():
+    for label, r in sorted(runs.items(), key=lambda kv: (-kv[1]["worker_parameters"], kv[0])):
         out.append(f"| {label} | {r['worker_parameters'] / 1e6:.1f}M | {mb(r['bytes_to_worker'])} MB | "
                    f"{mb(r['bytes_from_worker'])} MB | {r['step_s']:.1f} | "
-                   f"{r['coordinator_overhead_s']:.2f} s | {gib(r['coordinator_peak_bytes'])} GiB | "
-                   f"{gib(r['worker_peak_bytes'])} GiB |")
+                   f"{r['coordinator_overhead_s']:.2f} s | {gb(r['coordinator_peak_bytes'])} GB | "
+                   f"{gb(r['worker_peak_bytes'])} GB |")
     params = next(iter(runs.values()))["parameters"]
     embedding = 50304 * 768 + 1024 * 768
-    out += ["", f"- The model: {params / 1e6:.1f}M parameters, {s['model_bytes_f32'] / 2**30:.2f} GiB in "
+    out += ["", f"- The model: {params / 1e6:.1f}M parameters, {gb(s['model_bytes_f32'])} GB in "
             f"float32. Coordinator peak against that: **{s['coordinator_peak_vs_model_bytes']:.2f}x** "
-            "(target at most 4x)."]
+            "(target at most 4x). Besides the model it holds each worker's extracted subnetwork "
+            "and each worker's update, pooled from round to round so that rounds do not fault "
+            "pages in, the merge's sums (the model's size), and while it evaluates, a sequence's "
+            "logits (1024 x 50304 floats, 206 MB) and the loss's copies of them."]
     if "worker_half_vs_full_memory" in s:
         out.append(f"- A worker at keep 1/2 against keep 1: **{s['worker_half_vs_full_memory']:.2f}x** "
                    "(target at most 0.7x).")
-    half = runs.get("keep0.5-f32")
+    half, half_bf16 = runs.get("keep0.5-f32"), runs.get("keep0.5-bf16")
+    if half and half_bf16 and half_bf16["worker_peak_bytes"] > half["worker_peak_bytes"]:
+        out.append(f"- With bfloat16 transport a keep-1/2 worker peaks higher "
+                   f"({gb(half_bf16['worker_peak_bytes'])} GB against "
+                   f"{gb(half['worker_peak_bytes'])} GB in float32): it keeps what it received, "
+                   "widened to float32, to take its deltas against, besides the bfloat16 buffers.")
     if half:
         share = embedding / half["worker_parameters"]
         out.append(f"- The replicated embeddings (token 50304 x 768, position 1024 x 768: "
@@ -274,7 +286,7 @@ sums left, scaled, or shift-corrected. Perplexity per token = exp(loss).
     rows = []
     for model in ("bpe-twist", "bpe-plain"):
         m = v.get(model, {})
-        rows.append((model, "full model", m.get("full"), m.get("full")))
+        rows.append((model, "full model, no cut", m.get("full"), m.get("full")))
         for kind in ("random", "best", "pruned-magnitude", "pruned-fluctuation"):
             for scaling in ("none", "scaled", "correction"):
                 a, b = m.get(f"{kind}_{scaling}_keep0.5"), m.get(f"{kind}_{scaling}_keep0.25")
@@ -290,7 +302,8 @@ sums left, scaled, or shift-corrected. Perplexity per token = exp(loss).
             t, p = s[f"ticket{suffix}"], s[f"best_pruning{suffix}"]
             out += ["", f"At keep {keep}: the TwIST ticket ({t['scaling']}) {t['ppl']:.1f} against the "
                     f"best pruning of the plain model ({p['criterion']}, {p['scaling']}) {p['ppl']:.1f}: "
-                    f"ratio **{s[key]:.3f}** (the TwIST paper's at 50%: 23.14 / 31.64 = 0.73)."]
+                    f"ratio **{s[key]:.3f}**"
+                    + (" (the TwIST paper's at 50%: 23.14 / 31.64 = 0.73)." if keep == "1/2" else ".")]
     return out
 
 
