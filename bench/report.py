@@ -327,7 +327,7 @@ the next.
 
 ```sh
 bash bench/run.sh         # transport, round overhead, worker step, system, tokenizer (~20 min)
-bash bench/run.sh --all   # and learning, optimizer state, tokenizers, GPT-2 small, BPE tickets (hours)
+bash bench/run.sh --all   # and learning, optimizer state, bytes against BPE, GPT-2 small, BPE golden tickets (several hours more)
 ```
 """, "## Summary", "", "| key | figure | commit |", "|---|---|---|"]
     summary = [("transport", "transport_ratio_vs_tcp", "raw gRPC / raw TCP at the largest transfer"),
