@@ -13,13 +13,8 @@
 set -euo pipefail
 build=$(readlink -f "${1:?usage: bpe_tickets.sh BUILD_DIR}")
 cd "$(dirname "$0")/.."
-data=data/brown-gpt2
-if [ ! -f "$data/meta.json" ]; then
-  bash deploy/fetch-tokenizer.sh >/dev/null
-  "$build/client/twistctl" prepare --input=data/downloads/package --output="$data" \
-    --strip_tags --tokenizer=gpt2
-fi
-data=$(readlink -f "$data")
+source bench/brown_data.sh
+data=$(brown_dataset "$build" gpt2)
 work=runs/bench/bpe_tickets
 out=docs/bench/bpe_tickets.csv
 mkdir -p "$work"

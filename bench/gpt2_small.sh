@@ -17,13 +17,8 @@ build=$(readlink -f "${1:?usage: gpt2_small.sh BUILD_DIR [ROUNDS] [LOCAL_STEPS]}
 rounds=${2:-2}; steps=${3:-3}
 cd "$(dirname "$0")/.."
 source bench/local_cluster.sh
-data=data/brown-gpt2
-if [ ! -f "$data/meta.json" ]; then
-  bash deploy/fetch-tokenizer.sh >/dev/null
-  "$build/client/twistctl" prepare --input=data/downloads/package --output="$data" \
-    --strip_tags --tokenizer=gpt2
-fi
-data=$(readlink -f "$data")
+source bench/brown_data.sh
+data=$(brown_dataset "$build" gpt2)
 peak() { awk '/VmHWM/ {printf "%.0f\n", $2 * 1024}' "/proc/$1/status"; }
 pids=()
 tmp=

@@ -18,17 +18,12 @@ cd "$(dirname "$0")/.."
 out=docs/bench/tokenizers.csv
 work=runs/bench/tokenizers
 mkdir -p "$work"
-bash deploy/fetch-tokenizer.sh >/dev/null
+source bench/brown_data.sh
 for tokenizer in bytes gpt2; do
-  data=data/brown-$tokenizer
-  [ "$tokenizer" = bytes ] && [ -f data/brown/meta.json ] && data=data/brown
-  if [ ! -f "$data/meta.json" ]; then
-    "$build/client/twistctl" prepare --input=data/downloads/package --output="$data" \
-      --strip_tags --tokenizer=$tokenizer
-  fi
+  data=$(brown_dataset "$build" $tokenizer)
   vocab=()
   [ "$tokenizer" = gpt2 ] && vocab=(--vocab_size=50304)
-  "$build/bench/learning_bench" run --data="$(readlink -f "$data")" --workers=2 --threads=1 \
+  "$build/bench/learning_bench" run --data="$data" --workers=2 --threads=1 \
     --label="quickstart-$tokenizer" --seed=1 --rounds="$rounds" --local_steps=20 --batch_size=16 \
     --n_layer=4 --n_head=4 --n_embd=128 --block_size=128 --lr=2e-3 --warmup_steps=30 \
     --eval_every=10 --eval_batches=8 --checkpoint_every=-1 "${vocab[@]}" \

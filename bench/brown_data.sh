@@ -1,0 +1,17 @@
+# shellcheck shell=bash
+# Sourced by the benchmarks on the Brown Corpus. brown_dataset BUILD_DIR
+# TOKENIZER prepares data/brown (bytes) or data/brown-gpt2 (GPT-2 BPE) from
+# the corpus in data/downloads, tags stripped, when it is missing, and prints
+# the dataset's absolute path.
+brown_dataset() {
+  local build=$1 tokenizer=$2 data=data/brown
+  if [ "$tokenizer" = gpt2 ]; then
+    data=data/brown-gpt2
+    bash deploy/fetch-tokenizer.sh >/dev/null
+  fi
+  if [ ! -f "$data/meta.json" ]; then
+    "$build/client/twistctl" prepare --input=data/downloads/package --output="$data" \
+      --strip_tags --tokenizer="$tokenizer" >&2
+  fi
+  readlink -f "$data"
+}
