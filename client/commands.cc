@@ -404,7 +404,8 @@ commands:
       --block_size --heads_per_worker --ffn_columns_per_worker --keep_ratio
       --scaling=inverse_keep_ratio|none --eval_every --checkpoint_every
       --min_workers --max_workers --round_deadline_s --deadline_factor
-      --deadline_floor_s --init_from=FILE --activation=gelu|gelu_tanh ...
+      --deadline_floor_s --init_from=FILE --activation=gelu|gelu_tanh
+      --transport_dtype=float32|bfloat16 --compute_dtype=float32|bfloat16 ...
       (see deploy/examples/ and docs/job-spec.md)
   list                      jobs, newest first
   status JOB [--json]       one job and its rounds

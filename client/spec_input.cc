@@ -78,6 +78,7 @@ const std::vector<std::pair<std::string, std::string>>& OptionFields() {
           {"outer_lr", "outer_learning_rate"},
           {"outer_momentum", "outer_momentum"},
           {"transport_dtype", "transport_dtype"},
+          {"compute_dtype", "compute_dtype"},
           {"optimizer_state", "optimizer.state"},
           {"deal", "deal"},
           {"outer_heavy_ball", "outer_heavy_ball"},
@@ -94,6 +95,10 @@ std::string EnumValue(const std::string& option, const std::string& value) {
   if (option == "transport_dtype") {
     if (value == "float32") return "TRANSPORT_DTYPE_FLOAT32";
     if (value == "bfloat16") return "TRANSPORT_DTYPE_BFLOAT16";
+  }
+  if (option == "compute_dtype") {
+    if (value == "float32") return "COMPUTE_DTYPE_FLOAT32";
+    if (value == "bfloat16") return "COMPUTE_DTYPE_BFLOAT16";
   }
   if (option == "optimizer_state") {
     if (value == "fresh") return "OPTIMIZER_STATE_FRESH";

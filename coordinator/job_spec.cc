@@ -64,6 +64,9 @@ void ApplyDefaults(JobSpec* spec) {
   if (spec->transport_dtype() == twist::v1::TRANSPORT_DTYPE_UNSPECIFIED) {
     spec->set_transport_dtype(twist::v1::TRANSPORT_DTYPE_FLOAT32);
   }
+  if (spec->compute_dtype() == twist::v1::COMPUTE_DTYPE_UNSPECIFIED) {
+    spec->set_compute_dtype(twist::v1::COMPUTE_DTYPE_FLOAT32);
+  }
   if (spec->deadline_floor_s() == 0) {
     spec->set_deadline_floor_s(std::min(10.0, spec->round_deadline_s()));
   }
@@ -253,6 +256,10 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
   if (spec.transport_dtype() != twist::v1::TRANSPORT_DTYPE_FLOAT32 &&
       spec.transport_dtype() != twist::v1::TRANSPORT_DTYPE_BFLOAT16) {
     return Bad("transport_dtype", "must be float32 or bfloat16");
+  }
+  if (spec.compute_dtype() != twist::v1::COMPUTE_DTYPE_FLOAT32 &&
+      spec.compute_dtype() != twist::v1::COMPUTE_DTYPE_BFLOAT16) {
+    return Bad("compute_dtype", "must be float32 or bfloat16");
   }
   if (!(spec.deadline_factor() >= 1) || !Finite(spec.deadline_factor())) {
     return Bad(

@@ -43,6 +43,9 @@ LocalTrainingOptions TrainingOptionsOf(const JobSpec& spec, int32_t round,
   o.beta1 = spec.optimizer().beta1();
   o.beta2 = spec.optimizer().beta2();
   o.grad_clip = spec.optimizer().grad_clip();
+  o.compute_dtype = spec.compute_dtype() == twist::v1::COMPUTE_DTYPE_BFLOAT16
+                        ? at::kBFloat16
+                        : at::kFloat;
   o.job_seed = spec.seed();
   o.round = round;
   o.slot = slot;

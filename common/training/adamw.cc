@@ -1,6 +1,7 @@
 #include "common/training/adamw.h"
 
 #include <cmath>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 
@@ -54,33 +55,61 @@ AdamW::AdamW(NamedTensors params, const std::vector<int64_t>& step_dims,
 void AdamW::Step(double lr) {
   at::NoGradGuard no_grad;
   const double b1 = options_.beta1, b2 = options_.beta2;
+  // The arithmetic below, tensor by tensor, batched into multi-tensor
+  // (_foreach_) calls: on a GPU one launch per operation for all tensors
+  // instead of one per tensor, and the same result element by element.
+  std::vector<at::Tensor> decayed, grads, exp_avgs, exp_avg_sqs;
+  // Tensors whose positions all stand at step t take torch::optim::AdamW's
+  // own update, grouped by t; the others have per-position bias corrections.
+  struct Uniform {
+    std::vector<at::Tensor> params, exp_avgs, exp_avg_sqs;
+  };
+  std::map<double, Uniform> uniform;
+  std::vector<Entry*> mixed;
   for (Entry& e : entries_) {
     const at::Tensor& grad = e.param.grad();
     if (!grad.defined()) continue;
     at::Tensor p = e.param.detach();
-    if (e.decay && options_.weight_decay != 0) {
-      p.mul_(1 - lr * options_.weight_decay);
-    }
+    if (e.decay && options_.weight_decay != 0) decayed.push_back(p);
+    grads.push_back(grad);
+    exp_avgs.push_back(e.exp_avg);
+    exp_avg_sqs.push_back(e.exp_avg_sq);
     e.steps.add_(1);
-    e.exp_avg.mul_(b1).add_(grad, 1 - b1);
-    e.exp_avg_sq.mul_(b2).addcmul_(grad, grad, 1 - b2);
     const double first = e.steps.min().item<double>();
     const double last = e.steps.max().item<double>();
     if (first == last) {
-      // Every position at step t: torch::optim::AdamW's own arithmetic.
-      const double bias1 = 1 - std::pow(b1, first);
-      const double bias2 = 1 - std::pow(b2, first);
-      const at::Tensor denom =
-          (e.exp_avg_sq.sqrt() / std::sqrt(bias2)).add_(options_.eps);
-      p.addcdiv_(e.exp_avg, denom, -lr / bias1);
+      Uniform& u = uniform[first];
+      u.params.push_back(p);
+      u.exp_avgs.push_back(e.exp_avg);
+      u.exp_avg_sqs.push_back(e.exp_avg_sq);
     } else {
-      const auto like = p.options();
-      const at::Tensor bias1 = (1 - at::pow(b1, e.steps)).to(like);
-      const at::Tensor bias2 = (1 - at::pow(b2, e.steps)).to(like);
-      const at::Tensor denom =
-          (e.exp_avg_sq.sqrt() / bias2.sqrt()).add_(options_.eps);
-      p.addcdiv_(e.exp_avg / bias1, denom, -lr);
+      mixed.push_back(&e);
     }
+  }
+  if (grads.empty()) return;
+  // p <- p (1 - lr wd); m <- b1 m + (1 - b1) g; v <- b2 v + (1 - b2) g^2
+  if (!decayed.empty()) at::_foreach_mul_(decayed, 1 - lr * options_.weight_decay);
+  at::_foreach_mul_(exp_avgs, b1);
+  at::_foreach_add_(exp_avgs, grads, 1 - b1);
+  at::_foreach_mul_(exp_avg_sqs, b2);
+  at::_foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - b2);
+  for (auto& [t, u] : uniform) {
+    const double bias1 = 1 - std::pow(b1, t);
+    const double bias2 = 1 - std::pow(b2, t);
+    // p <- p - lr / bias1 * m / (sqrt(v) / sqrt(bias2) + eps)
+    std::vector<at::Tensor> denom = at::_foreach_sqrt(u.exp_avg_sqs);
+    at::_foreach_div_(denom, std::sqrt(bias2));
+    at::_foreach_add_(denom, options_.eps);
+    at::_foreach_addcdiv_(u.params, u.exp_avgs, denom, -lr / bias1);
+  }
+  for (Entry* e : mixed) {
+    at::Tensor p = e->param.detach();
+    const auto like = p.options();
+    const at::Tensor bias1 = (1 - at::pow(b1, e->steps)).to(like);
+    const at::Tensor bias2 = (1 - at::pow(b2, e->steps)).to(like);
+    const at::Tensor denom =
+        (e->exp_avg_sq.sqrt() / bias2.sqrt()).add_(options_.eps);
+    p.addcdiv_(e->exp_avg / bias1, denom, -lr);
   }
 }
 

@@ -1,5 +1,7 @@
 #include "common/training/local_training.h"
 
+#include <torch/version.h>
+
 #include <chrono>
 #include <cmath>
 #include <vector>
@@ -8,8 +10,35 @@
 #include "common/base/status_macros.h"
 #include "common/data/batches.h"
 #include "common/training/batch_tensor.h"
+#include "common/training/compute_dtype.h"
 
 namespace twist::common {
+namespace {
+
+// torch.nn.utils.clip_grad_norm_'s arithmetic (the same as LibTorch's
+// clip_grad_norm_) without reading the norm back: on a GPU the step goes on
+// without waiting for the device. Every gradient is scaled by
+// min(1, max_norm / (norm + 1e-6)), a no-op factor of 1 when within bounds.
+void ClipGradNorm(const std::vector<torch::Tensor>& params, double max_norm) {
+  std::vector<at::Tensor> grads, norms;
+  for (const auto& p : params) {
+    if (!p.grad().defined()) continue;
+    grads.push_back(p.grad());
+    norms.push_back(p.grad().norm(2));
+  }
+  if (grads.empty()) return;
+  const at::Tensor total =
+      norms.size() == 1 ? norms[0] : at::stack(norms).norm(2);
+  const at::Tensor coef = at::clamp_max(max_norm / (total + 1e-6), 1.0);  // ()
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+  at::_foreach_mul_(grads, coef);
+#else
+  for (auto& g : grads) g.mul_(coef);
+#endif
+}
+
+}  // namespace
+
 AdamWOptions AdamWOptionsOf(const LocalTrainingOptions& options) {
   AdamWOptions out;
   out.beta1 = options.beta1;
@@ -52,12 +81,16 @@ absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
         &targets));
     const double lr = options.schedule.At(options.first_global_step + step);
     model.zero_grad(/*set_to_none=*/true);  // no memset of every gradient
-    auto loss = model.Loss(
-        BatchTensor(inputs, options.batch_size, options.context, device),
-        BatchTensor(targets, options.batch_size, options.context, device));
+    torch::Tensor loss;
+    {
+      AutocastGuard autocast(device.type(), options.compute_dtype);
+      loss = model.Loss(
+          BatchTensor(inputs, options.batch_size, options.context, device),
+          BatchTensor(targets, options.batch_size, options.context, device));
+    }
     loss.backward();
     if (options.grad_clip > 0) {
-      torch::nn::utils::clip_grad_norm_(model.parameters(), options.grad_clip);
+      ClipGradNorm(model.parameters(), options.grad_clip);
     }
     optimizer->Step(lr);
     const double value = loss.item<double>();

@@ -28,6 +28,9 @@ struct LocalTrainingOptions {
   double beta1 = 0.9;
   double beta2 = 0.95;
   double grad_clip = 1.0;  // <= 0 disables clipping
+  // The forward pass's arithmetic: float32, or bfloat16 under autocast with
+  // float32 master weights (common/training/compute_dtype.h).
+  at::ScalarType compute_dtype = at::kFloat;
   // Batches are drawn with BatchSeed(job_seed, round, slot, step).
   uint64_t job_seed = 1;
   int64_t round = 1;
