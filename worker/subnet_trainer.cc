@@ -9,6 +9,7 @@
 #include "common/job/job_config.h"
 #include "common/model/model_io.h"
 #include "common/training/adamw.h"
+#include "common/training/compute_dtype.h"
 #include "common/transport/subnet_proto.h"
 #include "common/transport/wire_dtype.h"
 
@@ -19,9 +20,26 @@ bool CoordinatorKeepsState(const twist::v1::JobSpec& spec) {
   return spec.optimizer().state() == twist::v1::OPTIMIZER_STATE_COORDINATOR;
 }
 
-// A tensor that arrived in `wire` form, widened to float32 (a copy either
-// way: it is kept to take deltas against).
-at::Tensor Widened(const at::Tensor& wire) { return wire.to(at::kFloat, false, true); }
+// A tensor that arrived in `wire` form, widened to float32 on `device` (a
+// copy either way: it is kept to take deltas against).
+at::Tensor Widened(const at::Tensor& wire, const torch::Device& device) {
+  return wire.to(device, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
+}
+
+// Whether `model`'s parameters have exactly the shapes of `config`'s.
+bool SameShapes(common::GptImpl& model, const common::ModelConfig& config) {
+  const common::NamedTensors params = common::ParameterTensors(model);
+  const std::vector<common::ParameterShape> want =
+      common::ParameterShapes(config);
+  if (params.size() != want.size()) return false;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (params[i].name != want[i].name ||
+        params[i].tensor.sizes().vec() != want[i].shape) {
+      return false;
+    }
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -34,8 +52,14 @@ std::string SubnetTrainer::DatasetPath(const twist::v1::JobSpec& spec) const {
   return (std::filesystem::path(options_.data_dir) / p.filename()).string();
 }
 
+at::Tensor SubnetTrainer::HostBuffer(at::IntArrayRef shape,
+                                     at::ScalarType wire) const {
+  return at::empty(shape, at::TensorOptions().dtype(wire).pinned_memory(
+                              options_.device.is_cuda()));
+}
+
 absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
-    const twist::v1::AssignmentHeader& header) const {
+    const twist::v1::AssignmentHeader& header) {
   PreparedSubnet out;
   out.header = header;
   out.full = common::ModelConfigOf(header.spec());
@@ -61,23 +85,38 @@ absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
           ": raise the limit or give the job a smaller keep_ratio"));
     }
   }
-  out.model = common::Gpt(sub);
+  if (header.spec().compute_dtype() == twist::v1::COMPUTE_DTYPE_BFLOAT16) {
+    if (bfloat16_support_ == nullptr) {
+      bfloat16_support_ = std::make_unique<absl::Status>(
+          common::CheckBFloat16Compute(options_.device));
+    }
+    if (!bfloat16_support_->ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("worker ", options_.worker_name, " on ",
+                       common::HostName(), ": ", bfloat16_support_->message()));
+    }
+  }
+  if (resident_.is_empty() || !SameShapes(*resident_, sub)) {
+    resident_ = nullptr;  // free the old model before allocating the new one
+    common::Gpt model(sub);
+    model->to(options_.device);
+    resident_ = model;
+  }
+  out.model = resident_;
   out.model->SetPartialSumScales(
       common::ScalesFor(out.full, out.units, common::ScalingOf(header.spec())));
+  out.receives_in_place = !out.reduced_precision && options_.device.is_cpu();
   // What the header must announce, in order: the parameters, then the state.
   common::NamedTensors expected;
   for (const auto& [name, p] : common::ParameterTensors(*out.model)) {
-    expected.Set(name, out.reduced_precision
-                           ? at::empty(p.sizes(), at::TensorOptions().dtype(wire))
-                           : p);
+    expected.Set(name, out.receives_in_place ? p : HostBuffer(p.sizes(), wire));
   }
   if (out.with_optimizer_state) {
     const std::vector<int64_t> dims = common::StepDims(out.full, out.units);
     size_t i = 0;
     for (const auto& p : common::ParameterShapes(sub)) {
-      const auto options = at::TensorOptions().dtype(wire);
-      expected.Set(common::ExpAvgName(p.name), at::empty(p.shape, options));
-      expected.Set(common::ExpAvgSqName(p.name), at::empty(p.shape, options));
+      expected.Set(common::ExpAvgName(p.name), HostBuffer(p.shape, wire));
+      expected.Set(common::ExpAvgSqName(p.name), HostBuffer(p.shape, wire));
       const int64_t positions = dims[i] < 0 ? 1 : p.shape[dims[i]];
       expected.Set(common::StepsName(p.name),
                    at::empty({positions}, at::TensorOptions().dtype(at::kFloat)));
@@ -145,7 +184,7 @@ absl::StatusOr<common::NamedTensors> SubnetTrainer::StartingState(
               .size();
       for (size_t i = params; i < subnet.receive_into.size(); ++i) {
         state.Set(subnet.receive_into[i].name,
-                  Widened(subnet.receive_into[i].tensor));
+                  Widened(subnet.receive_into[i].tensor, options_.device));
       }
       return state;
     }
@@ -164,15 +203,19 @@ absl::StatusOr<common::NamedTensors> SubnetTrainer::StartingState(
 absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
     PreparedSubnet& subnet, std::function<bool()> should_stop) {
   const auto& h = subnet.header;
+  const torch::Device device = options_.device;
   TWIST_ASSIGN_OR_RETURN(const common::Dataset* dataset, OpenDataset(h.spec()));
-  // Reduced-precision transport: widen what arrived into the parameters and
-  // keep it, to return deltas against exactly what was received.
+  // What arrived goes to the device, in order on its stream (asynchronously
+  // from pinned buffers). In bfloat16 transport it is also what the deltas
+  // are taken against: the parameters are its exact widening.
   common::NamedTensors received;
-  if (subnet.reduced_precision) {
+  if (!subnet.receives_in_place) {
     torch::NoGradGuard no_grad;
     for (const auto& [name, param] : common::ParameterTensors(*subnet.model)) {
-      param.copy_(*subnet.receive_into.Find(name));
-      received.Set(name, param.detach().clone());
+      const at::Tensor on_device =
+          subnet.receive_into.Find(name)->to(device, /*non_blocking=*/true);
+      param.copy_(on_device, /*non_blocking=*/true);
+      if (subnet.reduced_precision) received.Set(name, on_device);
     }
   }
   TWIST_ASSIGN_OR_RETURN(common::NamedTensors start, StartingState(subnet));
@@ -181,7 +224,6 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
       if (!received.Contains(name)) received.Set(name, t.clone());
     }
   }
-  subnet.model->to(options_.device);
   common::LocalTrainingOptions options =
       common::TrainingOptionsOf(h.spec(), h.round(), h.slot());
   options.should_stop = std::move(should_stop);
@@ -193,6 +235,7 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
   TWIST_ASSIGN_OR_RETURN(out.result,
                          common::TrainLocalSteps(*subnet.model, dataset->train(),
                                                  options, &optimizer));
+  subnet.model->zero_grad(/*set_to_none=*/true);  // not kept between rounds
   torch::NoGradGuard no_grad;
   // What goes back: the parameters, then the moments the coordinator keeps.
   common::NamedTensors trained;
@@ -207,18 +250,26 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
     }
   }
   for (const auto& [name, t] : trained) {
-    at::Tensor cpu = t.to(torch::kCPU).contiguous();
-    if (subnet.reduced_precision) {
-      cpu = (cpu - *received.Find(name)).to(at::kBFloat16).contiguous();
+    at::Tensor back = subnet.reduced_precision
+                          ? (t - *received.Find(name)).to(at::kBFloat16)
+                          : t;
+    if (back.is_cpu()) {
+      back = back.contiguous();
+    } else {
+      at::Tensor host = HostBuffer(back.sizes(), back.scalar_type());
+      host.copy_(back, /*non_blocking=*/true);
+      back = host;
     }
-    out.tensors.Set(name, cpu);
+    out.tensors.Set(name, back);
   }
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
   if (h.spec().optimizer().state() == twist::v1::OPTIMIZER_STATE_WORKER) {
+    // The optimizer's own tensors, kept where they are: it ends here.
     auto kept = std::make_unique<KeptState>();
     kept->incarnation = h.incarnation();
     kept->job_id = h.job_id();
     kept->units = subnet.units;
-    for (const auto& [name, t] : state) kept->state.Set(name, t.to(torch::kCPU).clone());
+    kept->state = state;
     kept_ = std::move(kept);
   } else {
     kept_.reset();

@@ -1,12 +1,20 @@
-// What a worker does with one assignment, without networking: allocate the
-// subnetwork model the header describes (its parameters are where the
-// streamed tensors land), check the dataset, train it for the round's local
-// steps with the optimizer state the job asks for (fresh, kept by this worker
-// from round to round, or sent by the coordinator), and hand back the trained
-// tensors. The one place where the worker converts between the wire's element
-// type and its own: it widens what arrives in bfloat16 and returns its
-// changes in bfloat16. The worker daemon streams around this class; tests and
-// the determinism reference call it directly.
+// What a worker does with one assignment, without networking: make ready the
+// subnetwork model the header describes on the worker's device, check the
+// dataset, train it for the round's local steps with the optimizer state the
+// job asks for (fresh, kept by this worker from round to round, or sent by
+// the coordinator), and hand back the trained tensors. The one place where the
+// worker converts between the wire's element type and its own: it widens what
+// arrives in bfloat16 and returns its changes in bfloat16. The worker daemon
+// streams around this class; tests and the determinism reference call it
+// directly.
+//
+// Residency: the model and the worker-kept optimizer state stay on the device
+// from one round to the next. A round whose subnetwork has the shapes of the
+// last one (every round of a rolling deal with equal quotas) trains the same
+// module again: nothing is rebuilt on the CPU and moved. Chunks land in host
+// buffers (pinned when the device is a GPU, so the copies to it are
+// asynchronous), except float32 on the CPU, where they land in the
+// parameters themselves; the trained slices come back the same way.
 #ifndef TWIST_WORKER_SUBNET_TRAINER_H_
 #define TWIST_WORKER_SUBNET_TRAINER_H_
 
@@ -32,15 +40,17 @@ struct PreparedSubnet {
   twist::v1::AssignmentHeader header;
   common::ModelConfig full;
   common::SubnetUnits units;
-  common::Gpt model{nullptr};  // on the CPU until Train() moves it
-  // Where the streamed chunks are written, in the header's order: the
-  // model's parameters themselves (float32 transport) or bfloat16 staging
-  // tensors that Train() widens into them, then, for coordinator-kept
-  // optimizer state, its tensors ("exp_avg.<name>", "exp_avg_sq.<name>",
-  // "steps.<name>").
+  common::Gpt model{nullptr};  // on the worker's device
+  // Where the streamed chunks are written, in the header's order: host
+  // tensors in the wire's element type that Train() copies to the device
+  // (pinned there for a GPU), or the model's parameters themselves
+  // (receives_in_place); then, for coordinator-kept optimizer state, its
+  // tensors ("exp_avg.<name>", "exp_avg_sq.<name>", "steps.<name>").
   common::NamedTensors receive_into;
   bool reduced_precision = false;
   bool with_optimizer_state = false;
+  // float32 on the CPU: the parameters in receive_into are the model's.
+  bool receives_in_place = false;
 };
 
 struct TrainedSubnet {
@@ -67,11 +77,14 @@ class SubnetTrainer {
 
   explicit SubnetTrainer(Options options);
 
-  // Allocates the subnetwork the header describes. InvalidArgument when the
+  // Makes ready the subnetwork the header describes: the resident model when
+  // its shapes match, else a new one on the device. InvalidArgument when the
   // header's units or tensor list do not match its spec; ResourceExhausted
-  // when its tensors exceed max_assignment_bytes.
+  // when its tensors exceed max_assignment_bytes; FailedPrecondition when
+  // the job's compute_dtype is bfloat16 and the device has no bfloat16
+  // units. Not to be called while a Train() runs.
   absl::StatusOr<PreparedSubnet> Prepare(
-      const twist::v1::AssignmentHeader& header) const;
+      const twist::v1::AssignmentHeader& header);
 
   // Trains the received subnetwork. FailedPrecondition (with the worker's
   // name, host and path) when the dataset is missing or differs from the
@@ -82,6 +95,9 @@ class SubnetTrainer {
   // Where this worker reads the job's dataset.
   std::string DatasetPath(const twist::v1::JobSpec& spec) const;
 
+  // The model kept on the device since the last Prepare() (null before).
+  const common::Gpt& resident_model() const { return resident_; }
+
  private:
   absl::StatusOr<const common::Dataset*> OpenDataset(
       const twist::v1::JobSpec& spec);
@@ -89,7 +105,15 @@ class SubnetTrainer {
   absl::StatusOr<common::NamedTensors> StartingState(
       const PreparedSubnet& subnet);
 
+  // Host tensors in `wire` type shaped like `shape`, pinned for a GPU.
+  at::Tensor HostBuffer(at::IntArrayRef shape, at::ScalarType wire) const;
+
   const Options options_;
+  // Whether options_.device computes bfloat16 (CheckBFloat16Compute), asked
+  // once, at the first bfloat16 job.
+  std::unique_ptr<absl::Status> bfloat16_support_;
+  // The last round's model, on the device.
+  common::Gpt resident_{nullptr};
   std::string dataset_path_;
   std::unique_ptr<common::Dataset> dataset_;  // the last one used, cached
 
@@ -99,7 +123,7 @@ class SubnetTrainer {
     uint64_t incarnation = 0;
     int64_t job_id = 0;
     common::SubnetUnits units;
-    common::NamedTensors state;  // CPU
+    common::NamedTensors state;  // on the device (steps on the CPU)
   };
   std::unique_ptr<KeptState> kept_;
 };
