@@ -159,3 +159,55 @@ TEST(GptTest, ResolveDeviceChecksNames) {
 
 }  // namespace
 }  // namespace twist::common
+
+namespace twist::common {
+namespace {
+
+// Where LibTorch has scaled_dot_product_attention (2.0 and newer) the model
+// uses it; it must compute what the explicit products compute, forward and
+// backward, on every device the machine has.
+TEST(GptTest, FusedAttentionEqualsTheExplicitProducts) {
+  if (!kHasFusedAttention) {
+    GTEST_SKIP() << "LibTorch " << TORCH_VERSION
+                 << " has no scaled_dot_product_attention; the explicit "
+                    "products are the only path";
+  }
+  std::vector<torch::Device> devices = {torch::kCPU};
+  if (torch::cuda::is_available()) devices.push_back(torch::Device("cuda:0"));
+  for (const torch::Device& device : devices) {
+    torch::manual_seed(3);
+    const auto options = torch::TensorOptions().device(device);
+    auto make = [&] {
+      return torch::randn({2, 3, 17, 16}, options).requires_grad_(true);
+    };
+    torch::Tensor q1 = make(), k1 = make(), v1 = make();
+    torch::Tensor q2 = q1.detach().clone().requires_grad_(true),
+                  k2 = k1.detach().clone().requires_grad_(true),
+                  v2 = v1.detach().clone().requires_grad_(true);
+    const torch::Tensor fused = CausalAttention(q1, k1, v1, /*fused=*/true);
+    const torch::Tensor plain = CausalAttention(q2, k2, v2, /*fused=*/false);
+    EXPECT_LT((fused - plain).abs().max().item<double>(), 1e-5) << device;
+    const torch::Tensor weights = torch::randn(fused.sizes(), options);
+    (fused * weights).sum().backward();
+    (plain * weights).sum().backward();
+    EXPECT_LT((q1.grad() - q2.grad()).abs().max().item<double>(), 1e-4);
+    EXPECT_LT((k1.grad() - k2.grad()).abs().max().item<double>(), 1e-4);
+    EXPECT_LT((v1.grad() - v2.grad()).abs().max().item<double>(), 1e-4);
+  }
+}
+
+TEST(GptTest, ExplicitAttentionIsCausal) {
+  // Changing a later position's key and value leaves earlier outputs alone.
+  torch::manual_seed(4);
+  torch::Tensor q = torch::randn({1, 2, 6, 8}), k = torch::randn({1, 2, 6, 8}),
+                v = torch::randn({1, 2, 6, 8});
+  const torch::Tensor before = CausalAttention(q, k, v, /*fused=*/false);
+  k.select(2, 5).add_(1.0);
+  v.select(2, 5).add_(1.0);
+  const torch::Tensor after = CausalAttention(q, k, v, /*fused=*/false);
+  EXPECT_TRUE(before.narrow(2, 0, 5).equal(after.narrow(2, 0, 5)));
+  EXPECT_FALSE(before.select(2, 5).equal(after.select(2, 5)));
+}
+
+}  // namespace
+}  // namespace twist::common

@@ -59,6 +59,13 @@ std::vector<Case> Cases() {
   return cases;
 }
 
+// Copies of `tensors` on the CPU (the tensors themselves when there already).
+NamedTensors OnCpu(const NamedTensors& tensors) {
+  NamedTensors out;
+  for (const auto& [name, t] : tensors) out.Set(name, t.detach().to(torch::kCPU));
+  return out;
+}
+
 // Runs the subnetwork and the masked full model on the same tokens, on
 // `device`.
 void CompareForward(torch::Dtype dtype, double rtol, double atol,
@@ -77,10 +84,14 @@ void CompareForward(torch::Dtype dtype, double rtol, double atol,
       torch::NoGradGuard no_grad;
       auto expected = full->forward(idx, &masks);
 
-      auto sliced = twist::testing::ExtractOne(c.config, ParameterTensors(*full), c.units);
+      // Slicing runs on the CPU, as on the coordinator; the subnetwork then
+      // goes to the device, as on a worker.
+      auto sliced = twist::testing::ExtractOne(
+          c.config, OnCpu(ParameterTensors(*full)), c.units);
       ASSERT_TRUE(sliced.ok()) << sliced.status();
       auto sub = BuildSubnetModel(c.config, c.units, *sliced, scaling);
       ASSERT_TRUE(sub.ok()) << sub.status();
+      (*sub)->to(device);
       EXPECT_EQ((*sub)->config(), SubnetConfig(c.config, c.units));
       auto actual = (*sub)->forward(idx);
       ASSERT_EQ(actual.scalar_type(), dtype);
@@ -125,10 +136,12 @@ void CompareGradients(torch::Dtype dtype, double tol,
               .to(device);
       full->Loss(idx, targets, &masks).backward();
 
-      auto sliced = twist::testing::ExtractOne(c.config, ParameterTensors(*full), c.units);
+      auto sliced = twist::testing::ExtractOne(
+          c.config, OnCpu(ParameterTensors(*full)), c.units);
       ASSERT_TRUE(sliced.ok());
       auto sub = BuildSubnetModel(c.config, c.units, *sliced, scaling);
       ASSERT_TRUE(sub.ok());
+      (*sub)->to(device);
       (*sub)->Loss(idx, targets).backward();
 
       const NamedTensors full_params = ParameterTensors(*full);

@@ -48,14 +48,30 @@ torch::Tensor CausalSelfAttentionImpl::HeadOutputs(const torch::Tensor& x) {
   const int64_t B = x.size(0), T = x.size(1);
   const int64_t H = n_head_, D = head_dim_;
   auto qkv = c_attn->forward(x).split(H * D, /*dim=*/2);  // 3 x (B, T, H*D)
-  // 1/sqrt(D) on q (B, H, T, D) rather than on the scores (B, H, T, T).
-  auto q = qkv[0].view({B, T, H, D}).transpose(1, 2) *
-           (1.0 / std::sqrt(static_cast<double>(D)));  // (B, H, T, D)
+  auto q = qkv[0].view({B, T, H, D}).transpose(1, 2);  // (B, H, T, D)
   auto k = qkv[1].view({B, T, H, D}).transpose(1, 2);
   auto v = qkv[2].view({B, T, H, D}).transpose(1, 2);
-  auto att = q.matmul(k.transpose(-2, -1));  // (B, H, T, T)
+  return CausalAttention(q, k, v);  // (B, H, T, D)
+}
+
+torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v, bool fused) {
+#if TORCH_VERSION_MAJOR >= 2
+  if (fused) {
+    // Scales by 1/sqrt(D) itself.
+    return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{},
+                                            /*dropout_p=*/0.0,
+                                            /*is_causal=*/true);
+  }
+#else
+  TORCH_CHECK(!fused, "fused attention needs LibTorch 2.0 or newer");
+#endif
+  const int64_t T = q.size(2), D = q.size(3);
+  // 1/sqrt(D) on q (B, H, T, D) rather than on the scores (B, H, T, T).
+  auto att = (q * (1.0 / std::sqrt(static_cast<double>(D))))
+                 .matmul(k.transpose(-2, -1));  // (B, H, T, T)
   auto future =
-      torch::ones({T, T}, torch::dtype(torch::kBool).device(x.device()))
+      torch::ones({T, T}, torch::dtype(torch::kBool).device(q.device()))
           .triu(/*diagonal=*/1);
   // In place: the product's backward needs q and k, not its output.
   att.masked_fill_(future, -std::numeric_limits<double>::infinity());
@@ -130,8 +146,8 @@ GptImpl::GptImpl(const ModelConfig& config) : config_(config) {
   scales_.mlp.assign(config.n_layer, 1.0);
 }
 
-torch::Tensor GptImpl::forward(const torch::Tensor& idx,
-                               const UnitMasks* masks) {
+torch::Tensor GptImpl::Features(const torch::Tensor& idx,
+                                const UnitMasks* masks) {
   const int64_t T = idx.size(1);
   TORCH_CHECK(T <= config_.block_size, "sequence of length ", T,
               " is longer than the model's context ", config_.block_size);
@@ -143,21 +159,29 @@ torch::Tensor GptImpl::forward(const torch::Tensor& idx,
                                         masks ? masks->ffn[l] : kNoMask,
                                         scales_.attn[l], scales_.mlp[l]);
   }
-  x = transformer->ln_f->forward(x);
-  auto logits = torch::linear(x, transformer->wte->weight);  // (B, T, V), tied
-  const int64_t used = config_.UsedVocab();
-  if (used < config_.vocab_size) {
-    // (B, T, V - used): padding ids get no probability and no gradient.
-    logits.narrow(-1, used, config_.vocab_size - used)
-        .fill_(-std::numeric_limits<float>::infinity());
-  }
-  return logits;
+  return transformer->ln_f->forward(x);  // (B, T, C)
+}
+
+torch::Tensor GptImpl::forward(const torch::Tensor& idx,
+                               const UnitMasks* masks) {
+  auto x = Features(idx, masks);  // (B, T, C)
+  const int64_t used = config_.UsedVocab(), V = config_.vocab_size;
+  if (used == V) return torch::linear(x, transformer->wte->weight);  // (B, T, V)
+  // Padding ids get no probability and no gradient: -inf added by the
+  // output product itself, which stays as wide as the padded vocabulary (a
+  // multiple of 64, the shape fast matrix kernels want).
+  auto padding = torch::zeros({V}, x.options().dtype(torch::kFloat));  // (V)
+  padding.narrow(0, used, V - used).fill_(-std::numeric_limits<float>::infinity());
+  return torch::linear(x, transformer->wte->weight, padding);  // (B, T, V), tied
 }
 
 torch::Tensor GptImpl::Loss(const torch::Tensor& idx,
                             const torch::Tensor& targets,
                             const UnitMasks* masks) {
-  auto logits = forward(idx, masks);
+  auto logits = forward(idx, masks);  // (B, T, V)
+  // In float32 whatever the forward's arithmetic: a bfloat16 softmax over
+  // tens of thousands of classes loses the small probabilities.
+  if (logits.scalar_type() != torch::kFloat) logits = logits.to(torch::kFloat);
   return torch::nn::functional::cross_entropy(
       logits.view({-1, logits.size(-1)}), targets.reshape({-1}));
 }

@@ -15,6 +15,7 @@
 #define TWIST_COMMON_MODEL_GPT_H_
 
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <cstdint>
 #include <string>
@@ -38,6 +39,19 @@ struct PartialSumScales {
   std::vector<double> attn;
   std::vector<double> mlp;
 };
+
+// LibTorch 2.0 and newer have scaled_dot_product_attention, which runs
+// flash or memory-efficient kernels on CUDA and never materialises the
+// (B, H, T, T) scores there; Debian's 1.13 does not.
+constexpr bool kHasFusedAttention = TORCH_VERSION_MAJOR >= 2;
+
+// Causal self-attention softmax(q k^T / sqrt(D) + mask) v of q, k, v
+// (B, H, T, D) -> (B, H, T, D). `fused` picks scaled_dot_product_attention
+// (only where kHasFusedAttention) over the explicit products; both compute
+// the same function.
+torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v,
+                              bool fused = kHasFusedAttention);
 
 // y = scale * x W^T + b. Parameters "weight" (out, in) and "bias" (out).
 // Either size may be zero.
@@ -147,6 +161,9 @@ class GptImpl : public torch::nn::Module {
   Transformer transformer{nullptr};
 
  private:
+  // The final LayerNorm's output: idx (B, T) -> (B, T, C).
+  torch::Tensor Features(const torch::Tensor& idx, const UnitMasks* masks);
+
   ModelConfig config_;
   PartialSumScales scales_;
 };
