@@ -127,9 +127,80 @@ def gpt2_small(rows):
     return out
 
 
+def compute_dtype(rows):
+    """bfloat16 against float32 steps on the CPU (bench/compute_dtype.sh)."""
+    rows = [r for r in rows if r["bench"] == "compute_dtype"]
+    if not rows:
+        return None
+    best = {}  # (impl, dtype, keep, threads) -> the fastest run
+    for r in rows:
+        key = (r["impl"], r["compute_dtype"], r["keep"], r["threads"])
+        if key not in best or r["step_s"] < best[key]["step_s"]:
+            best[key] = r
+    points = sorted({(k[2], k[3]) for k in best}, key=lambda p: (-p[0], p[1]))
+    table = []
+    for keep, threads in points:
+        f32 = best.get(("cpp", "float32", keep, threads))
+        bf16 = best.get(("cpp", "bfloat16", keep, threads))
+        torch_bf16 = best.get(("python", "bfloat16", keep, threads))
+        table.append({
+            "keep": keep, "threads": threads,
+            "cpp_f32_step_s": f32 and f32["step_s"], "cpp_bf16_step_s": bf16 and bf16["step_s"],
+            "pytorch_autocast_step_s": torch_bf16 and torch_bf16["step_s"],
+            # time over time, the name saying which is on top
+            "bf16_vs_f32_step": f32 and bf16 and round(bf16["step_s"] / f32["step_s"], 3),
+            "bf16_vs_pytorch_autocast_step":
+                torch_bf16 and bf16 and round(bf16["step_s"] / torch_bf16["step_s"], 3)})
+    out = {"points": table, "rows": rows}
+    for key in ("bf16_vs_f32_step", "bf16_vs_pytorch_autocast_step"):
+        values = [p[key] for p in table if p[key] is not None]
+        if values:
+            out[key] = max(values)  # the worst point
+    return out
+
+
+# Peak dense bfloat16 FLOP/s of the GPUs the MFU is taken against.
+PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12}
+
+
+def gpu(rows):
+    """bench/gpu.sh on a GPU machine: steps, the daemons, PyTorch's loop."""
+    rows = [r for r in rows if r["bench"].startswith("gpu_")]
+    if not any(r["bench"] in ("gpu_step", "gpu_daemons") for r in rows):
+        return None
+    name = next((r["gpu"] for r in rows if r.get("gpu")), "")
+    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+    for r in rows:
+        if r["bench"] in ("gpu_step", "gpu_daemons") and r.get("tokens_per_s"):
+            keep = r["keep"]
+            # 6 x the subnetwork's parameters, plus the attention scores and
+            # their products, scaled by the heads kept, per token.
+            flops = 6 * r["parameters"] + 12 * r["n_layer"] * r["n_embd"] * r["context"] * keep
+            r["flops_per_token"] = flops
+            r["mfu"] = round(flops * r["tokens_per_s"] / peak, 4) if peak else None
+    out = {"rows": rows, "gpu": name, "peak_bf16_flops": peak}
+    torch_loop = next((r for r in rows if r["bench"] == "gpu_step" and r["impl"] == "python"
+                       and r["keep"] == 1.0), None)
+    daemon = next((r for r in rows if r["bench"] == "gpu_daemons" and r["label"] == "keep1"), None)
+    step = next((r for r in rows if r["bench"] == "gpu_step" and r["impl"] == "cpp"
+                 and r["keep"] == 1.0), None)
+    if torch_loop and daemon:
+        out["gpu_worker_vs_pytorch"] = round(daemon["tokens_per_s"] / torch_loop["tokens_per_s"], 3)
+    if torch_loop and step:
+        out["gpu_step_vs_pytorch"] = round(step["tokens_per_s"] / torch_loop["tokens_per_s"], 3)
+    for r in rows:
+        if r["bench"] == "gpu_build":
+            out["build_s"] = r["seconds"]
+        if r["bench"] == "gpu_total":
+            out["total_s"] = r["seconds"]
+        if r["bench"] == "gpu_tests":
+            out["cuda_tests_passed"], out["cuda_tests_failed"] = r["passed"], r["failed"]
+    return out
+
+
 LOG_SECTIONS = {"transport": transport, "round_overhead": round_overhead,
                 "worker_step": worker_step, "system": system, "tokenizer": tokenizer,
-                "gpt2_small": gpt2_small}
+                "gpt2_small": gpt2_small, "compute_dtype": compute_dtype, "gpu": gpu}
 
 
 # ---------------------------------------------------------------------------

@@ -4,9 +4,12 @@
 // peak resident memory is that ratio's. bench/python_step.py is the PyTorch
 // counterpart with the same model, batch and threads.
 //
-//   worker_step_bench --keep=0.5 [--threads=1] [--steps=20] [--n_layer=4
-//   --n_head=4
-//                     --n_embd=128 --block_size=128 --batch_size=16]
+//   worker_step_bench --keep=0.5 [--threads=1] [--steps=20] [--warmup=3]
+//                     [--n_layer=4
+//                     --n_head=4 --n_embd=128 --block_size=128
+//                     --batch_size=16 --vocab_size=256]
+//                     [--compute_dtype=float32|bfloat16]
+//                     [--activation=gelu|gelu_tanh] [--bench=worker_step]
 //                     [--device=cpu|cuda|cuda:N|auto]
 #include <torch/torch.h>
 #include <unistd.h>
@@ -25,13 +28,15 @@
 #include "common/base/rng.h"
 #include "common/ist/subnet.h"
 #include "common/model/threads.h"
+#include "common/training/compute_dtype.h"
 
 int main(int argc, char** argv) {
   using namespace twist;
   double keep = 1.0;
-  int threads = 1, steps = 20, n_layer = 4, n_head = 4, n_embd = 128,
-      block = 128, batch = 16;
-  std::string device_name = "cpu";
+  int threads = 1, steps = 20, warmup = 3, n_layer = 4, n_head = 4, n_embd = 128,
+      block = 128, batch = 16, vocab = 256;
+  std::string device_name = "cpu", compute = "float32", label = "worker_step",
+              activation = "gelu";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&](const char* flag) {
@@ -41,6 +46,7 @@ int main(int argc, char** argv) {
     if (auto v = value("--keep="); !v.empty()) absl::SimpleAtod(v, &keep);
     if (auto v = value("--threads="); !v.empty()) absl::SimpleAtoi(v, &threads);
     if (auto v = value("--steps="); !v.empty()) absl::SimpleAtoi(v, &steps);
+    if (auto v = value("--warmup="); !v.empty()) absl::SimpleAtoi(v, &warmup);
     if (auto v = value("--n_layer="); !v.empty()) absl::SimpleAtoi(v, &n_layer);
     if (auto v = value("--n_head="); !v.empty()) absl::SimpleAtoi(v, &n_head);
     if (auto v = value("--n_embd="); !v.empty()) absl::SimpleAtoi(v, &n_embd);
@@ -48,6 +54,10 @@ int main(int argc, char** argv) {
       absl::SimpleAtoi(v, &block);
     if (auto v = value("--batch_size="); !v.empty())
       absl::SimpleAtoi(v, &batch);
+    if (auto v = value("--vocab_size="); !v.empty()) absl::SimpleAtoi(v, &vocab);
+    if (auto v = value("--compute_dtype="); !v.empty()) compute = v;
+    if (auto v = value("--activation="); !v.empty()) activation = v;
+    if (auto v = value("--bench="); !v.empty()) label = v;
     if (auto v = value("--device="); !v.empty()) device_name = v;
   }
   const auto device = common::ResolveDevice(device_name);
@@ -55,9 +65,23 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", device.status().ToString().c_str());
     return 2;
   }
+  if (compute != "float32" && compute != "bfloat16") {
+    std::fprintf(stderr, "--compute_dtype must be float32 or bfloat16\n");
+    return 2;
+  }
+  const at::ScalarType compute_dtype =
+      compute == "bfloat16" ? at::kBFloat16 : at::kFloat;
+  if (compute_dtype == at::kBFloat16) {
+    if (absl::Status s = common::CheckBFloat16Compute(*device); !s.ok()) {
+      std::fprintf(stderr, "%s\n", s.ToString().c_str());
+      return 2;
+    }
+  }
   common::ConfigureThreads(threads);
-  const common::ModelConfig full =
-      common::ModelConfig::Full(n_layer, n_head, n_embd, block, 256);
+  common::ModelConfig full =
+      common::ModelConfig::Full(n_layer, n_head, n_embd, block, vocab);
+  full.activation = activation == "gelu_tanh" ? common::Activation::kGeluTanh
+                                              : common::Activation::kGelu;
   common::SubnetUnits units = common::AllUnits(full);
   for (auto& layer : units.layers) {
     layer.heads.resize(std::max<size_t>(1, std::lround(keep * n_head)));
@@ -76,7 +100,7 @@ int main(int argc, char** argv) {
                                .string();
   std::vector<uint16_t> tokens(1 << 20);
   common::SplitMix64 rng(7);
-  for (auto& t : tokens) t = static_cast<uint16_t>(rng.UniformBelow(256));
+  for (auto& t : tokens) t = static_cast<uint16_t>(rng.UniformBelow(vocab));
   if (!common::WriteTokenFile(path, tokens).ok()) return 1;
   auto file = common::TokenFile::Open(path);
   if (!file.ok()) return 1;
@@ -86,7 +110,8 @@ int main(int argc, char** argv) {
   options.context = block;
   options.schedule.peak = 1e-3;
   options.schedule.total_steps = 1000;
-  options.steps = 3;  // warm-up
+  options.compute_dtype = compute_dtype;
+  options.steps = warmup;
   (void)common::TrainLocalSteps(*model, **file, options);
   options.steps = steps;
   options.round = 2;
@@ -99,11 +124,13 @@ int main(int argc, char** argv) {
   const double step_s = result->compute_s / steps;
   const int64_t params = common::SubnetConfig(full, units).NumParameters();
   std::printf(
-      "JSON {\"bench\": \"worker_step\", \"impl\": \"cpp\", \"keep\": %.4f, "
-      "\"device\": \"%s\", \"threads\": %d, "
+      "JSON {\"bench\": \"%s\", \"impl\": \"cpp\", \"keep\": %.4f, "
+      "\"device\": \"%s\", \"threads\": %d, \"compute_dtype\": \"%s\", "
+      "\"batch_size\": %d, \"context\": %d, \"n_layer\": %d, \"n_embd\": %d, "
       "\"parameters\": %lld, \"step_s\": %.6f, \"tokens_per_s\": %.1f, "
       "\"peak_rss_bytes\": %lld}\n",
-      keep, device->str().c_str(), threads, static_cast<long long>(params),
+      label.c_str(), keep, device->str().c_str(), threads, compute.c_str(),
+      batch, block, n_layer, n_embd, static_cast<long long>(params),
       step_s, batch * block / step_s,
       static_cast<long long>(bench::PeakRssBytes()));
   return 0;

@@ -16,7 +16,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 echo "== shellcheck"
-shellcheck deploy/*.sh deploy/slurm/*.sbatch tests/*.sh .ci/run
+shellcheck deploy/*.sh deploy/gpu/*.sh deploy/slurm/*.sbatch tests/*.sh .ci/run
 
 echo "== yamllint"
 yamllint -d '{extends: default, rules: {line-length: {max: 100}, document-start: disable, comments: {min-spaces-from-content: 2}}}' deploy/kubernetes/
@@ -62,6 +62,8 @@ for dep in deployments:
         if "worker" in name:
             if c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu") != 1:
                 err(f"{name}: a worker must request one GPU")
+            if not c.get("image", "").startswith("twist-cuda:"):
+                err(f"{name}: a GPU worker needs the CUDA image (Containerfile.cuda)")
             if "--coordinator=" not in args: err(f"{name}: no --coordinator")
 for svc in by_kind.get("Service", []):
     sel = svc["spec"]["selector"]
@@ -76,6 +78,57 @@ if errors:
     print("\n".join(errors)); sys.exit(1)
 print(f"{len(docs)} documents: {sorted(by_kind)}")
 PY
+
+echo "== container definitions"
+python3 - deploy/container/Containerfile* <<'PY'
+import os, re, shlex, sys
+known = {"FROM", "ARG", "ENV", "RUN", "COPY", "WORKDIR", "USER", "ENTRYPOINT", "CMD", "EXPOSE",
+         "LABEL", "VOLUME"}
+ignored = set(open(".gitignore").read().split())
+errors = []
+for path in sys.argv[1:]:
+    text = re.sub(r"\\\n", " ", open(path).read())
+    stages, args = set(), set()
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        word, _, rest = line.partition(" ")
+        if word not in known:
+            errors.append(f"{path}:{n}: unknown instruction {word}")
+            continue
+        if word == "ARG":
+            args.add(rest.split("=")[0].strip())
+        if word == "FROM":
+            for var in re.findall(r"\$\{(\w+)\}", rest):
+                if var not in args:
+                    errors.append(f"{path}:{n}: FROM uses undeclared ARG {var}")
+            m = re.search(r"\bAS (\w+)", rest)
+            if m:
+                stages.add(m.group(1))
+        if word == "COPY":
+            parts = shlex.split(rest)
+            source_stage = [p.split("=", 1)[1] for p in parts if p.startswith("--from=")]
+            if source_stage and source_stage[0] not in stages:
+                errors.append(f"{path}:{n}: COPY from unknown stage {source_stage[0]}")
+            if not source_stage:
+                for src in [p for p in parts if not p.startswith("--")][:-1]:
+                    if src != "." and not os.path.exists(src):
+                        errors.append(f"{path}:{n}: COPY source {src} does not exist")
+        if word == "RUN":
+            for script in re.findall(r"bash (\S+\.sh)", rest):
+                if not os.path.exists(script):
+                    errors.append(f"{path}:{n}: RUN calls {script}, which does not exist")
+            for archive in re.findall(r"(deploy/\S+\.tar\.\w+)", rest):
+                if "/" + archive not in ignored:
+                    errors.append(f"{path}:{n}: {archive} is a build product: list it in .gitignore")
+    if not stages and "Containerfile" in path and "AS build" not in text:
+        errors.append(f"{path}: no build stage")
+if errors:
+    print("\n".join(errors)); sys.exit(1)
+print(f"{len(sys.argv) - 1} container definitions checked")
+PY
+shellcheck deploy/container/*.sh
 
 echo "== systemd units"
 if command -v systemd-analyze >/dev/null && systemd-analyze --version >/dev/null 2>&1; then
