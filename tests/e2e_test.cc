@@ -21,6 +21,7 @@
 #include "common/model/safetensors.h"
 #include "common/model/threads.h"
 #include "common/rpc/rpc_util.h"
+#include "common/training/compute_dtype.h"
 #include "common/transport/subnet_proto.h"
 #include "coordinator/round_plan.h"
 #include "gtest/gtest.h"
@@ -403,6 +404,34 @@ TEST_F(EndToEndTest, Bfloat16TransportHalvesTheBytesAndStillLearns) {
     }
   }
   EXPECT_LT(job["rounds"][4]["val_loss"].get<double>(),
+            0.9 * job["rounds"][0]["val_loss"].get<double>());
+}
+
+TEST_F(EndToEndTest, Bfloat16ComputeTrainsThroughTheDaemons) {
+  // Workers that have bfloat16 units train in mixed precision; on a CPU
+  // without them every round is refused with the reason and the job fails
+  // saying so.
+  const int64_t id = SubmitAndWatch(
+      With(kSmallModel,
+           {"--name=e2e-bf16-compute", "--compute_dtype=bfloat16",
+            "--rounds=3", "--local_steps=15", "--lr=3e-3", "--eval_every=3",
+            "--min_workers=2"}));
+  ASSERT_GT(id, 0);
+  const nlohmann::json job = JobJson(id);
+  if (!common::CheckBFloat16Compute(torch::kCPU).ok()) {
+    EXPECT_EQ(job["state"], "failed");
+    EXPECT_NE(job["reason"].get<std::string>().find("bfloat16"), std::string::npos)
+        << job["reason"];
+    return;
+  }
+  EXPECT_EQ(job["state"], "completed");
+  EXPECT_EQ(job["spec"]["compute_dtype"], "COMPUTE_DTYPE_BFLOAT16");
+  for (size_t r = 1; r < job["rounds"].size(); ++r) {
+    for (const auto& w : job["rounds"][r]["workers"]) {
+      EXPECT_TRUE(w["accepted"].get<bool>()) << w.dump();
+    }
+  }
+  EXPECT_LT(job["rounds"][3]["val_loss"].get<double>(),
             0.9 * job["rounds"][0]["val_loss"].get<double>());
 }
 

@@ -55,6 +55,7 @@ TEST(ApplyDefaultsTest, FillsEveryZeroFieldWithItsDocumentedDefault) {
   JobSpec spec;
   ApplyDefaults(&spec);
   EXPECT_EQ(spec.name(), "job");
+  EXPECT_EQ(spec.compute_dtype(), twist::v1::COMPUTE_DTYPE_FLOAT32);
   EXPECT_EQ(spec.model().n_layer(), 4);
   EXPECT_EQ(spec.model().n_head(), 4);
   EXPECT_EQ(spec.model().n_embd(), 128);
@@ -134,6 +135,7 @@ TEST(ApplyDefaultsTest, KeepsFieldsThatAreSet) {
   spec.set_deadline_floor_s(4);
   spec.set_outer_learning_rate(0.7);
   spec.set_transport_dtype(twist::v1::TRANSPORT_DTYPE_BFLOAT16);
+  spec.set_compute_dtype(twist::v1::COMPUTE_DTYPE_BFLOAT16);
   const JobSpec before = spec;
   ApplyDefaults(&spec);
   EXPECT_EQ(spec.SerializeAsString(), before.SerializeAsString())
@@ -233,6 +235,11 @@ TEST(ValidateJobSpecTest, EachBrokenRuleIsRefusedNamingTheFieldAndTheFix) {
       {"mode unknown value",
        [](JobSpec* s, auto*) { s->set_mode(static_cast<twist::v1::Mode>(9)); },
        kBad, "mode: must be twist or local_sgd"},
+      {"compute_dtype unknown value",
+       [](JobSpec* s, auto*) {
+         s->set_compute_dtype(static_cast<twist::v1::ComputeDType>(7));
+       },
+       kBad, "compute_dtype: must be float32 or bfloat16"},
       {"rounds", [](JobSpec* s, auto*) { s->set_rounds(0); }, kBad,
        "rounds: must be at least 1, got 0"},
       {"local_steps", [](JobSpec* s, auto*) { s->set_local_steps(-3); }, kBad,
