@@ -307,11 +307,59 @@ sums left, scaled, or shift-corrected. Perplexity per token = exp(loss).
     return out
 
 
+def compute_dtype(s):
+    out = ["## bfloat16 compute on the CPU", "", stamp(s), """`bench/compute_dtype.sh steps`: the worker's training step
+(`bench/worker_step_bench`) in float32 and with `compute_dtype` bfloat16, and
+the same step in PyTorch under `torch.autocast("cpu", dtype=torch.bfloat16)`
+(`bench/python_step.py --autocast`), on the GPT-2-small example's shapes (12
+layers, width 768, context 1024, vocabulary 50304, tanh GELU, one sequence per
+step). Each figure is the fastest of its runs; ratios are time over time, the
+name saying which is on top.
+""", "| keep | threads | C++ float32 | C++ bfloat16 | PyTorch autocast | bf16 / f32 | ours / PyTorch's |",
+           "|---|---|---|---|---|---|---|"]
+    for p in s["points"]:
+        out.append(f"| {p['keep']:g} | {p['threads']} | {fmt(p['cpp_f32_step_s'])} s | "
+                   f"{fmt(p['cpp_bf16_step_s'])} s | {fmt(p['pytorch_autocast_step_s'])} s | "
+                   f"{fmt(p['bf16_vs_f32_step'])} | {fmt(p['bf16_vs_pytorch_autocast_step'])} |")
+    return out
+
+
+def gpu(s):
+    out = ["## GPU", "", stamp(s), f"""`bench/gpu.sh` on one {s['gpu']} with pip's torch 2.11 (CUDA 13.0): the daemons
+built by `deploy/gpu/build.sh` against its LibTorch and the Debian prefix
+({s.get('build_s', '-')} s), GPT-2 small (124.5M parameters, context 1024, vocabulary
+50304) in bfloat16 compute, 16 sequences per step. "step" is the worker's
+training step alone (`worker_step_bench`); "daemons" a coordinator and a
+worker on `cuda:0` training the example spec for 3 rounds of 8 local steps
+(tokens per second over rounds 2 and 3, from the round records'
+`compute_s`); PyTorch is an eager loop (`bench/python_step.py --autocast
+--sdpa`, AdamW and clipping as the worker) on the same GPU, model and batch,
+measured in the same run. Run 3 ran at the commit above; run 2, the full
+script (270 s, build included), ran on the tree just before it, whose step is
+the same code (it differed only in how a padded vocabulary is masked, which
+the daemons' rows of run 2 used and which is why they are left out). MFU: (6 x the subnetwork's parameters + 12 x layers
+x width x context x keep) FLOPs per token over {s['peak_bf16_flops'] / 1e12:.0f} TFLOP/s. Logs:
+[`bench/gpu/`](bench/gpu/). CUDA tests in that run: {s.get('cuda_tests_passed', '-')} passed,
+{s.get('cuda_tests_failed', '-')} failed.
+""", "| run | what | keep | parameters | tokens/s | MFU | peak GPU memory |",
+           "|---|---|---|---|---|---|---|"]
+    for r in s["rows"]:
+        if r["bench"] not in ("gpu_step", "gpu_daemons"):
+            continue
+        what = ("PyTorch loop" if r.get("impl") == "python" else
+                "step" if r["bench"] == "gpu_step" else
+                f"daemons, {r['workers']} worker{'s' if r['workers'] > 1 else ''}")
+        out.append(f"| {r.get('run', '-')} | {what} | {r['keep']:g} | {r['parameters'] / 1e6:.1f}M | "
+                   f"{r['tokens_per_s']:,.0f} | {fmt(r.get('mfu'), 3)} | {r['gpu_peak_mib']:,} MiB |")
+    return out
+
+
 SECTIONS = [("transport", transport), ("round_overhead", round_overhead),
             ("worker_step", worker_step), ("system", system), ("tokenizer", tokenizer),
             ("optimizer_state", optimizer_state), ("tokenizers", tokenizers),
             ("gpt2_small", gpt2_small), ("bpe_tickets", bpe_tickets),
-            ("learning", learning), ("tickets", tickets)]
+            ("learning", learning), ("tickets", tickets),
+            ("compute_dtype", compute_dtype), ("gpu", gpu)]
 
 
 def main():
@@ -338,7 +386,11 @@ bash bench/run.sh --all   # and learning, optimizer state, bytes against BPE, GP
                ("optimizer_state", "best_twist_2w_vs_plain_loss", "best 2-worker TwIST - plain loop, nats/byte"),
                ("gpt2_small", "coordinator_peak_vs_model_bytes", "GPT-2 small: coordinator peak / model bytes (target 4)"),
                ("gpt2_small", "worker_half_vs_full_memory", "GPT-2 small: worker at keep 1/2 / keep 1 (target 0.7)"),
-               ("bpe_tickets", "bpe_ticket_vs_pruning_ppl_ratio", "BPE ticket / best pruning perplexity at keep 1/2")]
+               ("bpe_tickets", "bpe_ticket_vs_pruning_ppl_ratio", "BPE ticket / best pruning perplexity at keep 1/2"),
+               ("compute_dtype", "bf16_vs_f32_step", "CPU step time, bfloat16 / float32, worst point (target 0.5)"),
+               ("compute_dtype", "bf16_vs_pytorch_autocast_step", "CPU bfloat16 step time, ours / PyTorch autocast, worst point (target 1.0)"),
+               ("gpu", "gpu_worker_vs_pytorch", "H200: the worker daemon's tokens/s / PyTorch loop's at keep 1 (target 1.0)"),
+               ("gpu", "gpu_step_vs_pytorch", "H200: worker step tokens/s / PyTorch loop's at keep 1")]
     for section, key, what in summary:
         sec = results.get(section)
         if sec and key in sec:

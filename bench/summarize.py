@@ -179,15 +179,23 @@ def gpu(rows):
             r["flops_per_token"] = flops
             r["mfu"] = round(flops * r["tokens_per_s"] / peak, 4) if peak else None
     out = {"rows": rows, "gpu": name, "peak_bf16_flops": peak}
-    torch_loop = next((r for r in rows if r["bench"] == "gpu_step" and r["impl"] == "python"
-                       and r["keep"] == 1.0), None)
-    daemon = next((r for r in rows if r["bench"] == "gpu_daemons" and r["label"] == "keep1"), None)
-    step = next((r for r in rows if r["bench"] == "gpu_step" and r["impl"] == "cpp"
-                 and r["keep"] == 1.0), None)
-    if torch_loop and daemon:
-        out["gpu_worker_vs_pytorch"] = round(daemon["tokens_per_s"] / torch_loop["tokens_per_s"], 3)
-    if torch_loop and step:
-        out["gpu_step_vs_pytorch"] = round(step["tokens_per_s"] / torch_loop["tokens_per_s"], 3)
+
+    # Ratios against PyTorch's loop of the same run of bench/gpu.sh (rows may
+    # come from several runs, each marked with its "run").
+    def find(bench, run, **match):
+        return next((r for r in rows if r["bench"] == bench and r.get("run") == run
+                     and all(r.get(k) == v for k, v in match.items())), None)
+
+    for run in sorted({r.get("run") for r in rows}, key=str):
+        torch_loop = find("gpu_step", run, impl="python", keep=1.0)
+        daemon = find("gpu_daemons", run, label="keep1")
+        step = find("gpu_step", run, impl="cpp", keep=1.0)
+        if torch_loop and daemon:
+            out["gpu_worker_vs_pytorch"] = round(
+                daemon["tokens_per_s"] / torch_loop["tokens_per_s"], 3)
+        if torch_loop and step:
+            out["gpu_step_vs_pytorch"] = round(
+                step["tokens_per_s"] / torch_loop["tokens_per_s"], 3)
     for r in rows:
         if r["bench"] == "gpu_build":
             out["build_s"] = r["seconds"]
