@@ -26,6 +26,7 @@
 # ("0.25 0.5 1"). On a machine without a GPU it stops at once, saying so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/local_cluster.sh
 results=$(realpath -m "${1:-runs/bench-gpu}")
 out=$(realpath -m runs/bench-gpu)
 
@@ -140,14 +141,7 @@ fi
 fi
 
 echo "== 3. the daemons: a coordinator and a worker on cuda:0 ($(elapsed) s)"
-state=$out/state
-rm -rf "$state"
-"$build/coordinator/twist-coordinator" --listen=127.0.0.1:0 --http=127.0.0.1:0 \
-  --state_dir="$state" --threads=8 >"$out/coordinator.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do grep -q "ready" "$out/coordinator.log" && break; sleep 0.1; done
-grpc=$(sed -n 's/.*ready grpc_port=\([0-9]*\) http_port=\([0-9]*\).*/\1/p' "$out/coordinator.log")
-http=$(sed -n 's/.*ready grpc_port=\([0-9]*\) http_port=\([0-9]*\).*/\2/p' "$out/coordinator.log")
+start_coordinator "$build" "$out" 8
 start_worker() {  # NAME
   "$build/worker/twist-worker" --coordinator="127.0.0.1:$grpc" --name="$1" --device=cuda:0 \
     --threads=4 >"$out/$1.log" 2>&1 &
