@@ -10,7 +10,7 @@
 #   loss   the 2000-step Brown run of bench/optimizer_state.sh in its best
 #          recipe (2 workers, worker-kept state, rolling deal, Nesterov outer
 #          step), float32 against bfloat16, for the seeds given; appends to
-#          docs/bench/compute_dtype.csv.
+#          docs/bench/compute_dtype_loss.csv.
 #
 #   bash bench/compute_dtype.sh BUILD_DIR steps [STEPS]        (about 10 minutes on 2 cores)
 #   bash bench/compute_dtype.sh BUILD_DIR loss DATA_DIR SEED... (about 4 minutes a seed)
@@ -38,7 +38,7 @@ fi
 [ "$what" = loss ] || { echo "compute_dtype.sh: unknown part '$what' (steps or loss)" >&2; exit 2; }
 data=$(readlink -f "${3:?usage: compute_dtype.sh BUILD_DIR loss DATA_DIR SEED...}")
 shift 3
-csv=docs/bench/compute_dtype.csv
+csv=docs/bench/compute_dtype_loss.csv
 work=runs/bench/compute_dtype
 mkdir -p "$work"
 recipe=(--n_layer=4 --n_head=4 --n_embd=128 --block_size=64 --batch_size=12

@@ -324,6 +324,22 @@ name saying which is on top.
     return out
 
 
+def compute_dtype_loss(s):
+    out = ["## bfloat16 compute: validation", "", stamp(s), """`bench/compute_dtype.sh loss`: the 2000-step Brown Corpus run of
+`bench/optimizer_state.sh` in its best recipe (2 workers, 40 rounds of 50
+local steps, worker-kept AdamW state, rolling deal, Nesterov outer step 0.7 /
+0.9), the same seeds in float32 and in bfloat16 compute; validation
+nats/byte on the same 200 fixed batches.
+""", "| run | seed | validation | wall s |", "|---|---|---|---|"]
+    for r in s["rows"]:
+        out.append(f"| {r['label']} | {r['seed']} | {float(r['final_val_loss']):.4f} | "
+                   f"{float(r['wall_seconds']):.0f} |")
+    if "bf16_vs_f32_loss_delta" in s:
+        out += ["", f"bfloat16 minus float32, mean over {s['seeds']} seed(s): "
+                f"**{s['bf16_vs_f32_loss_delta']:+.4f}** nats/byte."]
+    return out
+
+
 def gpu(s):
     out = ["## GPU", "", stamp(s), f"""`bench/gpu.sh` on one {s['gpu']} with pip's torch 2.11 (CUDA 13.0): the daemons
 built by `deploy/gpu/build.sh` against its LibTorch and the Debian prefix
@@ -359,7 +375,8 @@ SECTIONS = [("transport", transport), ("round_overhead", round_overhead),
             ("optimizer_state", optimizer_state), ("tokenizers", tokenizers),
             ("gpt2_small", gpt2_small), ("bpe_tickets", bpe_tickets),
             ("learning", learning), ("tickets", tickets),
-            ("compute_dtype", compute_dtype), ("gpu", gpu)]
+            ("compute_dtype", compute_dtype), ("compute_dtype_loss", compute_dtype_loss),
+            ("gpu", gpu)]
 
 
 def main():
@@ -389,6 +406,7 @@ bash bench/run.sh --all   # and learning, optimizer state, bytes against BPE, GP
                ("bpe_tickets", "bpe_ticket_vs_pruning_ppl_ratio", "BPE ticket / best pruning perplexity at keep 1/2"),
                ("compute_dtype", "bf16_vs_f32_step", "CPU step time, bfloat16 / float32, worst point (target 0.5)"),
                ("compute_dtype", "bf16_vs_pytorch_autocast_step", "CPU bfloat16 step time, ours / PyTorch autocast, worst point (target 1.0)"),
+               ("compute_dtype_loss", "bf16_vs_f32_loss_delta", "Brown 2000 steps: bfloat16 - float32 compute, nats/byte (target at most +0.01)"),
                ("gpu", "gpu_worker_vs_pytorch", "H200: the worker daemon's tokens/s / PyTorch loop's at keep 1 (target 1.0)"),
                ("gpu", "gpu_step_vs_pytorch", "H200: worker step tokens/s / PyTorch loop's at keep 1")]
     for section, key, what in summary:

@@ -306,7 +306,22 @@ def bpe_tickets(path):
     return out
 
 
-CSV_SECTIONS = {"learning": learning, "tickets": tickets, "optimizer_state": optimizer_state,
+def compute_dtype_loss(path):
+    """bench/compute_dtype.sh loss: bfloat16 against float32 compute, same seeds."""
+    rows = list(csv.DictReader(open(path)))
+    by = collections.defaultdict(dict)  # seed -> dtype -> loss
+    for r in rows:
+        by[r["seed"]][r["label"].rsplit("-", 1)[1]] = float(r["final_val_loss"])
+    diffs = [d["bfloat16"] - d["float32"] for d in by.values() if len(d) == 2]
+    out = {"rows": rows}
+    if diffs:
+        # validation nats/byte, bfloat16 minus float32: the mean over seeds
+        out["bf16_vs_f32_loss_delta"] = round(statistics.mean(diffs), 4)
+        out["seeds"] = len(diffs)
+    return out
+
+
+CSV_SECTIONS = {"compute_dtype_loss": compute_dtype_loss, "learning": learning, "tickets": tickets, "optimizer_state": optimizer_state,
                 "tokenizers": tokenizers, "bpe_tickets": bpe_tickets}
 
 
