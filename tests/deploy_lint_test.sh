@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Lints what deploy/ ships: shell scripts (shellcheck), Kubernetes manifests
-# (yamllint, then structure: selectors match labels, volumes and secrets
-# exist, workers request GPUs, probes and ports line up) and systemd units
-# (systemd-analyze where systemd is installed, else a structural check).
+# Lints what deploy/ ships: shell scripts (shellcheck, the benchmarks' too),
+# Kubernetes manifests (yamllint, then structure: selectors match labels,
+# volumes and secrets exist, workers request GPUs in the CUDA image, probes
+# and ports line up), container definitions, and systemd units
+# (systemd-analyze where systemd is installed, else a structural check); and
+# that bench/gpu.sh stops at once, saying why, on a machine without a GPU.
 #
 #   tests/deploy_lint_test.sh SOURCE_DIR
 set -euo pipefail
@@ -16,7 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 echo "== shellcheck"
-shellcheck deploy/*.sh deploy/gpu/*.sh deploy/slurm/*.sbatch tests/*.sh .ci/run
+shellcheck deploy/*.sh deploy/gpu/*.sh deploy/slurm/*.sbatch tests/*.sh .ci/run bench/*.sh
 
 echo "== yamllint"
 yamllint -d '{extends: default, rules: {line-length: {max: 100}, document-start: disable, comments: {min-spaces-from-content: 2}}}' deploy/kubernetes/
@@ -172,4 +174,14 @@ if errors:
     print("\n".join(errors)); sys.exit(1)
 print(f"{len(sys.argv) - 1} units checked")
 PY
+echo "== bench/gpu.sh without a GPU"
+if ! command -v nvidia-smi >/dev/null 2>&1; then
+  rc=0
+  message=$(bash bench/gpu.sh "$(mktemp -d)" 2>&1) || rc=$?
+  if [ "$rc" != 2 ] || [[ $message != *"no NVIDIA GPU here"* ]]; then
+    echo "bench/gpu.sh on a machine without a GPU: exit $rc, said: $message"; exit 1
+  fi
+  echo "stops at once (exit 2) saying there is no GPU"
+fi
+
 echo "deploy lint: all clean"
