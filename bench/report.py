@@ -329,7 +329,8 @@ def compute_dtype_loss(s):
 `bench/optimizer_state.sh` in its best recipe (2 workers, 40 rounds of 50
 local steps, worker-kept AdamW state, rolling deal, Nesterov outer step 0.7 /
 0.9), the same seeds in float32 and in bfloat16 compute; validation
-nats/byte on the same 200 fixed batches.
+nats/byte on the same 200 fixed batches. These runs shared the machine with a
+build, so their wall times say little.
 """, "| run | seed | validation | wall s |", "|---|---|---|---|"]
     for r in s["rows"]:
         out.append(f"| {r['label']} | {r['seed']} | {float(r['final_val_loss']):.4f} | "
