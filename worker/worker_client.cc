@@ -384,7 +384,7 @@ absl::StatusOr<TrainedSubnet> WorkerClient::Train(PreparedSubnet prepared) {
           return trainer_->Train(
               *subnet, [this] { return abandon_.load() || stop_.load(); });
         });
-    subnet->model = nullptr;  // drop the model; the trained copy remains
+    subnet->model = nullptr;  // the trainer keeps the model resident; this handle goes
     absl::MutexLock lock(&task->mu);
     task->result = std::move(result);
     task->done = true;
@@ -435,8 +435,7 @@ absl::Status WorkerClient::SendUpdate(const twist::v1::UpdateHeader& header,
   last_send_s_ = Since(start);
   {
     absl::MutexLock lock(&mu_);
-    status_ = "idle";
-    resident_parameters_ = 0;
+    status_ = "idle";  // the model stays resident: resident_parameters_ holds
   }
   if (!status.ok()) {
     // A refused update (stale round, malformed) is the coordinator's call;
