@@ -11,7 +11,6 @@
 #include "common/base/clock.h"
 #include "common/base/files.h"
 #include "common/base/status_macros.h"
-#include "common/model/model_io.h"
 #include "common/model/torch_errors.h"
 #include "coordinator/checkpoint.h"
 #include "coordinator/init_from.h"
@@ -74,29 +73,7 @@ void JobRunner::SetState(twist::v1::JobState state, const std::string& reason) {
 
 common::NamedTensors JobRunner::SnapshotParameters() const {
   absl::ReaderMutexLock lock(&model_mu_);
-  common::NamedTensors out;
-  torch::NoGradGuard no_grad;
-  for (const auto& [name, t] : params_) out.Set(name, t.detach().clone());
-  return out;
-}
-
-void JobRunner::CopyModelInto(const common::NamedTensors& params,
-                              common::NamedTensors* state) const {
-  absl::ReaderMutexLock lock(&model_mu_);
-  for (const auto& [name, t] : params_) params.Find(name)->copy_(t);
-  if (state == nullptr) return;
-  common::NamedTensors all = velocity_;
-  if (optimizer_state_) {
-    for (const auto& [name, t] : optimizer_state_->Named()) all.Set(name, t);
-  }
-  if (state->size() != all.size()) *state = common::NamedTensors();
-  for (const auto& [name, t] : all) {
-    if (at::Tensor* s = state->Find(name)) {
-      s->copy_(t);
-    } else {
-      state->Set(name, t.clone());
-    }
-  }
+  return model_->CloneParameters();
 }
 
 absl::Status JobRunner::Run(const std::atomic<bool>& cancel,
@@ -119,18 +96,36 @@ absl::Status JobRunner::Run(const std::atomic<bool>& cancel,
 
 absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
                                   const std::atomic<bool>& stop) {
+  TWIST_ASSIGN_OR_RETURN(const int32_t first_round, Start());
+  SetState(twist::v1::JOB_STATE_RUNNING, "");
+  if (first_round == 1) TWIST_RETURN_IF_ERROR(EvaluateStart());
+  int32_t last_round = first_round - 1;
+  for (int32_t round = first_round; round <= spec_.rounds(); ++round) {
+    TWIST_ASSIGN_OR_RETURN(const bool finished, RunRound(round, cancel, stop));
+    if (!finished) break;
+    last_round = round;
+  }
+  TWIST_RETURN_IF_ERROR(finisher_->Drain());
+  if (stop.load() && !cancel.load()) return Interrupt(last_round);
+  if (cancel.load()) return absl::OkStatus();
+  std::filesystem::create_directories(options_.job_dir);
+  {
+    absl::ReaderMutexLock lock(&model_mu_);
+    TWIST_RETURN_IF_ERROR(model_->Save(ModelPath(options_.job_dir)));
+  }
+  SetState(twist::v1::JOB_STATE_COMPLETED, "");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int32_t> JobRunner::Start() {
   TWIST_ASSIGN_OR_RETURN(common::Dataset dataset,
                          common::Dataset::Open(spec_.data().path()));
   dataset_ = std::make_unique<common::Dataset>(std::move(dataset));
   {
     absl::MutexLock lock(&model_mu_);
-    model_ = common::Gpt(config_);
-    model_->InitWeights(spec_.seed());
-    params_ = common::ParameterTensors(*model_);
-    if (spec_.optimizer().state() == twist::v1::OPTIMIZER_STATE_COORDINATOR) {
-      optimizer_state_ =
-          common::FullOptimizerState::ZerosLike(config_, params_);
-    }
+    model_ = std::make_unique<ModelState>(
+        config_, spec_.seed(),
+        spec_.optimizer().state() == twist::v1::OPTIMIZER_STATE_COORDINATOR);
   }
   {
     absl::MutexLock lock(&job_mu_);
@@ -146,7 +141,7 @@ absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
     // Not resumed from a checkpoint: the weights the job was submitted with.
     TWIST_ASSIGN_OR_RETURN(common::NamedTensors initial, LoadInitFrom(spec_));
     absl::MutexLock lock(&model_mu_);
-    TWIST_RETURN_IF_ERROR(common::LoadParameters(*model_, initial));
+    TWIST_RETURN_IF_ERROR(model_->LoadWeights(initial));
     LOG(INFO) << "job " << job_id_ << ": starts from " << spec_.init_from();
   }
   RoundFinisher::Hooks finisher_hooks;
@@ -171,96 +166,76 @@ absl::Status JobRunner::RunRounds(const std::atomic<bool>& cancel,
       RoundFinisher::Options{spec_.eval_batches(), spec_.batch_size(),
                              options_.job_dir, options_.checkpoints_kept},
       std::move(finisher_hooks));
-  int32_t first_round = 0;
+  absl::MutexLock lock(&job_mu_);
+  if (job_.started_at() == 0) job_.set_started_at(NowSeconds());
+  return job_.round() + 1;
+}
+
+absl::Status JobRunner::EvaluateStart() {
+  const auto start = std::chrono::steady_clock::now();
+  TWIST_ASSIGN_OR_RETURN(
+      double val_loss,
+      finisher_->EvaluateNow([this](const common::NamedTensors& params) {
+        absl::ReaderMutexLock lock(&model_mu_);
+        model_->CopyInto(params, nullptr);
+      }));
+  twist::v1::RoundRecord record;
+  record.set_round(0);
+  record.set_train_loss(std::numeric_limits<double>::quiet_NaN());
+  record.set_has_val_loss(true);
+  record.set_val_loss(val_loss);
+  record.set_eval_s(SecondsSince(start));
+  record.set_duration_s(record.eval_s());
+  record.set_finished_at(NowSeconds());
+  hooks_.round_finished(job_id_, record);
+  LOG(INFO) << "job " << job_id_ << " round 0: val_loss " << val_loss;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> JobRunner::RunRound(int32_t round,
+                                         const std::atomic<bool>& cancel,
+                                         const std::atomic<bool>& stop) {
+  for (int attempt = 1;; ++attempt) {
+    TWIST_ASSIGN_OR_RETURN(bool ready, WaitForWorkers(cancel, stop));
+    if (!ready) return false;
+    int accepted = 0;
+    TWIST_RETURN_IF_ERROR(RunOneRound(round, cancel, stop, &accepted));
+    if (cancel.load() || stop.load()) return false;
+    if (accepted > 0) return true;
+    if (attempt == kMaxEmptyAttempts) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no worker could train round ", round, " in ", attempt, " attempts",
+          refusers_.empty() ? " (no update arrived in time)"
+                            : absl::StrCat(": ", DescribeRefusals())));
+    }
+    LOG(WARNING) << "job " << job_id_ << " round " << round << ": attempt "
+                 << attempt << " merged no update; dealing it again";
+  }
+}
+
+absl::Status JobRunner::Interrupt(int32_t last_round) {
+  // A round interrupted midway is run again after the restart.
+  int32_t checkpointed = 0;
   {
     absl::MutexLock lock(&job_mu_);
-    if (job_.started_at() == 0) job_.set_started_at(NowSeconds());
-    first_round = job_.round() + 1;
+    checkpointed = job_.checkpoint_round();
   }
-  SetState(twist::v1::JOB_STATE_RUNNING, "");
-
-  if (first_round == 1) {  // the model before training
-    const auto start = std::chrono::steady_clock::now();
-    TWIST_ASSIGN_OR_RETURN(
-        double val_loss,
-        finisher_->EvaluateNow([this](const common::NamedTensors& params) {
-          CopyModelInto(params, nullptr);
-        }));
-    twist::v1::RoundRecord record;
-    record.set_round(0);
-    record.set_train_loss(std::numeric_limits<double>::quiet_NaN());
-    record.set_has_val_loss(true);
-    record.set_val_loss(val_loss);
-    record.set_eval_s(SecondsSince(start));
-    record.set_duration_s(record.eval_s());
-    record.set_finished_at(NowSeconds());
-    hooks_.round_finished(job_id_, record);
-    LOG(INFO) << "job " << job_id_ << " round 0: val_loss " << val_loss;
-  }
-
-  int32_t last_round = first_round - 1;
-  for (int32_t round = first_round; round <= spec_.rounds(); ++round) {
-    for (int attempt = 1;; ++attempt) {
-      TWIST_ASSIGN_OR_RETURN(bool ready, WaitForWorkers(cancel, stop));
-      if (!ready) break;
-      int accepted = 0;
-      TWIST_RETURN_IF_ERROR(RunOneRound(round, cancel, stop, &accepted));
-      if (cancel.load() || stop.load() || accepted > 0) break;
-      if (attempt == kMaxEmptyAttempts) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "no worker could train round ", round, " in ", attempt, " attempts",
-            refusers_.empty() ? " (no update arrived in time)"
-                              : absl::StrCat(": ", DescribeRefusals())));
-      }
-      LOG(WARNING) << "job " << job_id_ << " round " << round << ": attempt "
-                   << attempt << " merged no update; dealing it again";
+  if (last_round > checkpointed && last_round > 0) {
+    {
+      absl::ReaderMutexLock lock(&model_mu_);
+      TWIST_RETURN_IF_ERROR(model_->WriteCheckpoint(
+          options_.job_dir, last_round, options_.checkpoints_kept));
     }
-    if (cancel.load() || stop.load()) break;
-    last_round = round;
-  }
-  TWIST_RETURN_IF_ERROR(finisher_->Drain());
-  if (stop.load() && !cancel.load()) {
-    // The coordinator is shutting down: keep the last finished round so a
-    // restart resumes from it. A round interrupted midway is run again.
-    int32_t checkpointed = 0;
+    twist::v1::Job copy;
     {
       absl::MutexLock lock(&job_mu_);
-      checkpointed = job_.checkpoint_round();
+      job_.set_checkpoint_round(last_round);
+      copy = job_;
     }
-    if (last_round > checkpointed && last_round > 0) {
-      {
-        absl::ReaderMutexLock lock(&model_mu_);
-        common::NamedTensors state = velocity_;
-        if (optimizer_state_) {
-          for (const auto& [name, t] : optimizer_state_->Named()) {
-            state.Set(name, t);
-          }
-        }
-        TWIST_RETURN_IF_ERROR(WriteCheckpoint(options_.job_dir, last_round,
-                                              params_, state,
-                                              options_.checkpoints_kept));
-      }
-      twist::v1::Job copy;
-      {
-        absl::MutexLock lock(&job_mu_);
-        job_.set_checkpoint_round(last_round);
-        copy = job_;
-      }
-      hooks_.job_changed(copy);
-    }
-    LOG(INFO) << "job " << job_id_ << " interrupted after round " << last_round
-              << "; it resumes when the coordinator restarts";
-    return absl::OkStatus();
+    hooks_.job_changed(copy);
   }
-  if (cancel.load()) return absl::OkStatus();
-
-  std::filesystem::create_directories(options_.job_dir);
-  {
-    absl::ReaderMutexLock lock(&model_mu_);
-    TWIST_RETURN_IF_ERROR(
-        common::SaveModel(ModelPath(options_.job_dir), *model_));
-  }
-  SetState(twist::v1::JOB_STATE_COMPLETED, "");
+  LOG(INFO) << "job " << job_id_ << " interrupted after round " << last_round
+            << "; it resumes when the coordinator restarts";
   return absl::OkStatus();
 }
 
@@ -272,71 +247,17 @@ absl::Status JobRunner::Resume() {
     recorded = job_.checkpoint_round();
     rounds_done = job_.round();
   }
-  const std::string kept =
-      absl::StrCat("; its ", rounds_done,
-                   " recorded rounds are kept. Restore the folder and resubmit "
-                   "the job, or start it again from the exported model");
   std::vector<std::string> skipped;
-  absl::StatusOr<std::optional<Checkpoint>> loaded =
-      LoadLatestCheckpoint(options_.job_dir, &skipped);
-  if (!loaded.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot resume job ", job_id_, ": ", loaded.status().message(), kept));
-  }
-  std::optional<Checkpoint>& checkpoint = *loaded;
-  // Whether the job should have a checkpoint: recorded, or (recorded by an
-  // older coordinator, -1) implied by how far it got.
-  const bool expected =
-      recorded > 0 || (recorded < 0 && spec_.checkpoint_every() > 0 &&
-                       rounds_done >= spec_.checkpoint_every());
-  if (!checkpoint && !skipped.empty()) {
-    std::string why;
-    for (const auto& s : skipped) absl::StrAppend(&why, "; ", s);
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot resume job ", job_id_, ": every checkpoint in ",
-                     options_.job_dir, " is unusable", why, kept));
-  }
-  if (!checkpoint && expected) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot resume job ", job_id_, ": its checkpoint",
-        recorded > 0 ? absl::StrCat(" of round ", recorded) : "", " is not in ",
-        options_.job_dir, " on host ", common::HostName(),
-        " (the folder is missing or was emptied)", kept));
-  }
+  TWIST_ASSIGN_OR_RETURN(std::optional<Checkpoint> checkpoint,
+                         CheckpointToResume(recorded, rounds_done, &skipped));
   std::string notice;
   int32_t round = 0;
   if (checkpoint) {
     absl::MutexLock lock(&model_mu_);
-    absl::Status fits = common::LoadParameters(*model_, checkpoint->model);
-    // The state holds the outer optimizer's velocity (by parameter name) and
-    // the coordinator-kept optimizer state ("exp_avg.<name>", ...).
-    common::NamedTensors velocity, local;
-    for (const auto& [name, t] : checkpoint->state) {
-      (params_.Contains(name) ? velocity : local).Set(name, t);
-    }
-    for (const auto& [name, v] : velocity) {
-      if (fits.ok() && params_.Find(name)->sizes() != v.sizes()) {
-        fits = absl::InvalidArgumentError(absl::StrCat(
-            "outer optimizer state '", name, "' does not match the model"));
-      }
-    }
-    if (fits.ok() && optimizer_state_) {
-      absl::StatusOr<common::FullOptimizerState> loaded_state =
-          common::FullOptimizerState::FromNamed(config_, params_, local);
-      if (loaded_state.ok()) {
-        optimizer_state_ = *std::move(loaded_state);
-      } else {
-        fits = loaded_state.status();
-      }
-    }
-    if (!fits.ok()) {
+    if (absl::Status fits = model_->Restore(*checkpoint); !fits.ok()) {
       return absl::DataLossError(
           absl::StrCat("checkpoint ", checkpoint->path,
                        " does not fit the job's model: ", fits.message()));
-    }
-    velocity_ = common::NamedTensors();
-    for (const auto& [name, v] : velocity) {
-      velocity_.Set(name, v.to(params_.Find(name)->options()).clone());
     }
     round = checkpoint->round;
     notice = absl::StrCat("resumed from the checkpoint of round ", round);
@@ -355,6 +276,40 @@ absl::Status JobRunner::Resume() {
   job_.set_notice(notice);
   LOG(INFO) << "job " << job_id_ << ": " << notice;
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<Checkpoint>> JobRunner::CheckpointToResume(
+    int32_t recorded, int32_t rounds_done, std::vector<std::string>* skipped) {
+  const std::string kept =
+      absl::StrCat("; its ", rounds_done,
+                   " recorded rounds are kept. Restore the folder and resubmit "
+                   "the job, or start it again from the exported model");
+  absl::StatusOr<std::optional<Checkpoint>> loaded =
+      LoadLatestCheckpoint(options_.job_dir, skipped);
+  if (!loaded.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot resume job ", job_id_, ": ", loaded.status().message(), kept));
+  }
+  // Whether the job should have a checkpoint: recorded, or (recorded by an
+  // older coordinator, -1) implied by how far it got.
+  const bool expected =
+      recorded > 0 || (recorded < 0 && spec_.checkpoint_every() > 0 &&
+                       rounds_done >= spec_.checkpoint_every());
+  if (!*loaded && !skipped->empty()) {
+    std::string why;
+    for (const auto& s : *skipped) absl::StrAppend(&why, "; ", s);
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot resume job ", job_id_, ": every checkpoint in ",
+                     options_.job_dir, " is unusable", why, kept));
+  }
+  if (!*loaded && expected) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot resume job ", job_id_, ": its checkpoint",
+        recorded > 0 ? absl::StrCat(" of round ", recorded) : "", " is not in ",
+        options_.job_dir, " on host ", common::HostName(),
+        " (the folder is missing or was emptied)", kept));
+  }
+  return *std::move(loaded);
 }
 
 absl::StatusOr<bool> JobRunner::WaitForWorkers(const std::atomic<bool>& cancel,

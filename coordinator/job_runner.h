@@ -42,6 +42,8 @@
 #include "common/model/gpt.h"
 #include "common/model/model_config.h"
 #include "common/model/named_tensors.h"
+#include "coordinator/checkpoint.h"
+#include "coordinator/model_state.h"
 #include "coordinator/round_board.h"
 #include "coordinator/round_collector.h"
 #include "coordinator/round_finisher.h"
@@ -106,6 +108,18 @@ class JobRunner {
 
   absl::Status RunRounds(const std::atomic<bool>& cancel,
                          const std::atomic<bool>& stop);
+  // Opens the dataset, builds (or resumes) the model and starts the
+  // finisher; returns the first round to run.
+  absl::StatusOr<int32_t> Start();
+  // Evaluates the model before training and records it as round 0.
+  absl::Status EvaluateStart();
+  // Runs `round` until an attempt merges an update; false when cancelled or
+  // stopped first. FailedPrecondition after kMaxEmptyAttempts empty ones.
+  absl::StatusOr<bool> RunRound(int32_t round, const std::atomic<bool>& cancel,
+                                const std::atomic<bool>& stop);
+  // The coordinator is stopping: checkpoints `last_round` (when it is newer
+  // than the last checkpoint) so a restart resumes from it.
+  absl::Status Interrupt(int32_t last_round);
   // Waits until min_workers are live and able to train this job (not among
   // the refusers); false when cancelled or stopped. Fails the wait (an
   // error) when every live worker refused the job for longer than the
@@ -127,9 +141,9 @@ class JobRunner {
                       std::chrono::steady_clock::time_point start,
                       twist::v1::RoundRecord record);
 
-  // Every slot's tensors in the wire's element type, shift-corrected under
-  // SCALING_CORRECTION (the shifts go into `shifts`). local_sgd slots share
-  // one extraction.
+  // Every slot's assignment tensors (common/ist/slot_payload.h) in the
+  // wire's element type, shift-corrected under SCALING_CORRECTION (the
+  // shifts go into `shifts`). local_sgd slots share one extraction.
   absl::StatusOr<std::vector<common::NamedTensors>> SliceForSlots(
       const std::vector<common::SubnetUnits>& units,
       std::vector<common::NamedTensors>* shifts)
@@ -139,13 +153,14 @@ class JobRunner {
   // recorded history to match. FailedPrecondition (nothing truncated) when
   // its checkpoints cannot be listed or read.
   absl::Status Resume();
+  // The checkpoint Resume() starts from: nullopt when the job never had one.
+  // `skipped` describes newer ones that were unusable.
+  absl::StatusOr<std::optional<Checkpoint>> CheckpointToResume(
+      int32_t recorded, int32_t rounds_done, std::vector<std::string>* skipped);
   // Each unit's mean contribution on a calibration batch of training data
   // (shift correction).
   absl::StatusOr<common::UnitContributions> Contributions()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(model_mu_);
-  // Copies the parameters (and the outer state) into a snapshot's tensors.
-  void CopyModelInto(const common::NamedTensors& params,
-                     common::NamedTensors* state) const;
   void SetState(twist::v1::JobState state, const std::string& reason);
   // Refusals of this job by worker id, as "worker NAME on HOST: why".
   std::string DescribeRefusals() const;
@@ -168,14 +183,8 @@ class JobRunner {
   // they are not dealt its rounds again.
   std::map<std::string, std::string> refusers_;
 
-  mutable absl::Mutex model_mu_;  // guards the parameter values, not the module
-  common::Gpt model_ ABSL_GUARDED_BY(model_mu_){nullptr};
-  common::NamedTensors params_ ABSL_GUARDED_BY(model_mu_);
-  // The outer optimizer's momentum per parameter (empty without momentum).
-  common::NamedTensors velocity_ ABSL_GUARDED_BY(model_mu_);
-  // The local optimizer's state, when the coordinator keeps it.
-  std::optional<common::FullOptimizerState> optimizer_state_
-      ABSL_GUARDED_BY(model_mu_);
+  mutable absl::Mutex model_mu_;  // guards the model's values
+  std::unique_ptr<ModelState> model_ ABSL_GUARDED_BY(model_mu_);
   // Memory reused from round to round, so a steady-state round allocates
   // nothing: the slices sent, the updates received, the merge's sums.
   common::TensorPool slice_pool_;

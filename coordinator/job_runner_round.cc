@@ -5,7 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "common/base/clock.h"
 #include "common/base/status_macros.h"
-#include "common/training/adamw.h"
+#include "common/ist/slot_payload.h"
 #include "common/training/evaluation.h"
 #include "common/transport/subnet_proto.h"
 #include "coordinator/job_runner.h"
@@ -78,7 +78,7 @@ absl::StatusOr<common::UnitContributions> JobRunner::Contributions() {
       torch::Tensor idx,
       common::CalibrationTokens(dataset_->train(), /*batches=*/1,
                                 spec_.batch_size(), config_.block_size));
-  return common::EstimateUnitContributions(*model_, idx);
+  return common::EstimateUnitContributions(model_->module(), idx);
 }
 
 absl::StatusOr<std::vector<common::NamedTensors>> JobRunner::SliceForSlots(
@@ -86,15 +86,16 @@ absl::StatusOr<std::vector<common::NamedTensors>> JobRunner::SliceForSlots(
     std::vector<common::NamedTensors>* shifts) {
   bool same = true;
   for (const auto& u : units) same = same && u == units[0];
+  // local_sgd: one extraction, shared read-only by every slot.
+  const std::vector<common::SubnetUnits> distinct =
+      same ? std::vector<common::SubnetUnits>{units[0]} : units;
   // Into last round's slice tensors where they are free again (sent and
   // dropped): fresh memory would cost a page fault per page.
   slice_pool_.Trim();
   TWIST_ASSIGN_OR_RETURN(
-      std::vector<common::NamedTensors> sliced,
-      common::ExtractSubnets(
-          config_, params_,
-          same ? std::vector<common::SubnetUnits>{units[0]} : units,
-          wire_dtype_, &slice_pool_));
+      std::vector<common::NamedTensors> params,
+      common::ExtractSubnets(config_, model_->parameters(), distinct,
+                             wire_dtype_, &slice_pool_));
   shifts->assign(units.size(), common::NamedTensors());
   if (spec_.scaling() == twist::v1::SCALING_CORRECTION && !same) {
     // Each slot's missing units' mean contributions go into its output
@@ -103,34 +104,25 @@ absl::StatusOr<std::vector<common::NamedTensors>> JobRunner::SliceForSlots(
                            Contributions());
     for (size_t i = 0; i < units.size(); ++i) {
       (*shifts)[i] = common::BiasShifts(contributions, units[i]);
-      common::ApplyBiasShifts((*shifts)[i], sliced[i]);
+      common::ApplyBiasShifts((*shifts)[i], params[i]);
     }
   }
-  if (optimizer_state_) {
-    // The units' moments and step counts travel with them, after the
-    // parameters: per parameter, exp_avg, exp_avg_sq, steps.
-    const std::vector<common::SubnetUnits> distinct =
-        same ? std::vector<common::SubnetUnits>{units[0]} : units;
+  // The units' optimizer state travels with them, when the coordinator
+  // keeps it.
+  const common::FullOptimizerState* state = model_->optimizer_state();
+  std::vector<common::NamedTensors> states(distinct.size());
+  if (state != nullptr) {
     TWIST_ASSIGN_OR_RETURN(
-        std::vector<common::NamedTensors> m,
-        common::ExtractSubnets(config_, optimizer_state_->exp_avg, distinct,
-                               wire_dtype_, &slice_pool_));
-    TWIST_ASSIGN_OR_RETURN(
-        std::vector<common::NamedTensors> v,
-        common::ExtractSubnets(config_, optimizer_state_->exp_avg_sq, distinct,
-                               wire_dtype_, &slice_pool_));
-    for (size_t i = 0; i < distinct.size(); ++i) {
-      const common::NamedTensors steps =
-          common::SliceSteps(config_, distinct[i], optimizer_state_->steps);
-      for (const auto& [name, t] : m[i]) {
-        sliced[i].Set(common::ExpAvgName(name), t);
-        sliced[i].Set(common::ExpAvgSqName(name), *v[i].Find(name));
-        sliced[i].Set(common::StepsName(name),
-                      *steps.Find(common::StepsName(name)));
-      }
-    }
+        states, state->Slice(config_, distinct, wire_dtype_, &slice_pool_));
   }
-  // local_sgd: one extraction, shared read-only by every slot.
+  std::vector<common::NamedTensors> sliced;
+  for (size_t i = 0; i < distinct.size(); ++i) {
+    const common::SlotPayload payload(config_, distinct[i], wire_dtype_,
+                                      state != nullptr);
+    TWIST_ASSIGN_OR_RETURN(common::NamedTensors assignment,
+                           payload.ComposeAssignment(params[i], states[i]));
+    sliced.push_back(std::move(assignment));
+  }
   if (same) sliced.resize(units.size(), sliced[0]);
   return sliced;
 }
@@ -218,10 +210,10 @@ absl::StatusOr<RoundOutcome> JobRunner::Merge(RoundCollector& collector) {
   absl::MutexLock lock(&model_mu_);
   merge_pool_.Trim();
   MergeTargets targets;
-  targets.params = &params_;
+  targets.params = &model_->parameters();
   targets.step = outer_step_;
-  targets.velocity = &velocity_;
-  targets.optimizer_state = optimizer_state_ ? &*optimizer_state_ : nullptr;
+  targets.velocity = model_->velocity();
+  targets.optimizer_state = model_->optimizer_state();
   targets.local_steps = spec_.local_steps();
   targets.scratch = &merge_pool_;
   return MergeRound(config_, collector.slots(), results, targets);
@@ -251,7 +243,8 @@ absl::Status JobRunner::Finish(int32_t round, const RoundOutcome& outcome,
   return finisher_->Submit(
       std::move(record), evaluate, checkpoint,
       [this](const common::NamedTensors& params, common::NamedTensors* state) {
-        CopyModelInto(params, state);
+        absl::ReaderMutexLock lock(&model_mu_);
+        model_->CopyInto(params, state);
       });
 }
 

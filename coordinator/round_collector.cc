@@ -4,7 +4,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/model/finite.h"
-#include "common/training/adamw.h"
 #include "common/model/model_io.h"
 
 namespace twist::coordinator {
@@ -49,18 +48,11 @@ RoundCollector::RoundCollector(uint64_t incarnation, int64_t job_id,
       update_pool_(update_pool),
       results_(slots_.size()) {}
 
-std::vector<common::ParameterShape> RoundCollector::UpdateShapes(
+std::vector<common::PayloadTensor> RoundCollector::UpdateLayout(
     int slot) const {
-  std::vector<common::ParameterShape> out =
-      common::ParameterShapes(common::SubnetConfig(full_, slots_[slot].units));
-  if (!with_optimizer_state_) return out;
-  const size_t params = out.size();
-  for (size_t i = 0; i < params; ++i) {
-    const common::ParameterShape p = out[i];
-    out.push_back({common::ExpAvgName(p.name), p.shape});
-    out.push_back({common::ExpAvgSqName(p.name), p.shape});
-  }
-  return out;
+  return common::SlotPayload(full_, slots_[slot].units, wire_dtype_,
+                             with_optimizer_state_)
+      .update();
 }
 
 absl::Status RoundCollector::CheckHeader(
@@ -107,8 +99,8 @@ absl::StatusOr<common::NamedTensors> RoundCollector::Expect(
     if (absl::Status s = CheckHeader(h); !s.ok()) return s;
   }
   common::NamedTensors out;
-  const auto options = at::TensorOptions().dtype(wire_dtype_);
-  for (const auto& p : UpdateShapes(h.slot())) {
+  for (const auto& p : UpdateLayout(h.slot())) {
+    const auto options = at::TensorOptions().dtype(p.dtype);
     out.Set(p.name, update_pool_ != nullptr
                         ? update_pool_->Acquire(p.shape, options)
                         : at::empty(p.shape, options));
@@ -128,7 +120,7 @@ absl::Status RoundCollector::Deliver(const twist::v1::UpdateHeader& h,
   // other workers are still training, not in the round loop (and on the
   // wire path, during the copy out of gRPC's buffers).
   absl::Status check;
-  const std::vector<common::ParameterShape> shapes = UpdateShapes(h.slot());
+  const std::vector<common::PayloadTensor> shapes = UpdateLayout(h.slot());
   if (tensors.size() != shapes.size()) {
     check = absl::InvalidArgumentError(absl::StrCat(
         "update holds ", tensors.size(), " tensors, expected ", shapes.size()));
@@ -136,11 +128,11 @@ absl::Status RoundCollector::Deliver(const twist::v1::UpdateHeader& h,
   for (size_t i = 0; check.ok() && i < shapes.size(); ++i) {
     const auto& [name, t] = tensors[i];
     if (name != shapes[i].name || t.sizes().vec() != shapes[i].shape ||
-        t.scalar_type() != wire_dtype_) {
+        t.scalar_type() != shapes[i].dtype) {
       check = absl::InvalidArgumentError(absl::StrCat(
           "update tensor ", i, " is '", name, "' of dtype ",
           c10::toString(t.scalar_type()), ", expected '", shapes[i].name,
-          "' of its subnetwork's shape in ", c10::toString(wire_dtype_)));
+          "' of its subnetwork's shape in ", c10::toString(shapes[i].dtype)));
     }
   }
   if (check.ok() && !checked_finite) check = common::CheckFinite(tensors);

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "common/ist/subnet.h"
 #include "common/ist/tensor_pool.h"
+#include "common/ist/slot_payload.h"
 #include "common/model/model_config.h"
 #include "common/model/model_io.h"
 #include "common/model/named_tensors.h"
@@ -66,8 +67,8 @@ class RoundCollector {
  public:
   // `wire_dtype` is the element type updates travel in (float32 weights, or
   // bfloat16 deltas). With `with_optimizer_state`, an update carries the
-  // moments of its units after its parameters ("exp_avg.<name>",
-  // "exp_avg_sq.<name>" per parameter). Update buffers come from
+  // moments of its units after its parameters (common/ist/slot_payload.h
+  // lays an update out). Update buffers come from
   // `update_pool` (may be null: fresh memory), which must outlive the
   // collector.
   RoundCollector(uint64_t incarnation, int64_t job_id, int32_t round,
@@ -139,8 +140,8 @@ class RoundCollector {
   const common::ModelConfig full_;
   const std::vector<SlotSpec> slots_;
   const absl::Time started_ = absl::Now();
-  // The tensors an update of slot `slot` holds: names and shapes, in order.
-  std::vector<common::ParameterShape> UpdateShapes(int slot) const;
+  // The tensors an update of slot `slot` holds, in order.
+  std::vector<common::PayloadTensor> UpdateLayout(int slot) const;
 
   const at::ScalarType wire_dtype_;
   const bool with_optimizer_state_;

@@ -4,7 +4,7 @@
 
 #include "common/base/status_macros.h"
 #include "common/ist/shift_correction.h"
-#include "common/training/adamw.h"
+#include "common/ist/slot_payload.h"
 
 namespace twist::coordinator {
 namespace {
@@ -47,50 +47,28 @@ absl::StatusOr<RoundOutcome> MergeRound(const common::ModelConfig& full,
                                         std::vector<SlotResult>& results,
                                         const MergeTargets& targets) {
   // Each delivered update, split into its parameters and its moments.
-  struct Parts {
-    common::NamedTensors params, exp_avg, exp_avg_sq;
-  };
-  std::vector<Parts> parts;
+  std::vector<common::PayloadParts> parts;
   parts.reserve(slots.size());
-  std::vector<common::SliceUpdate> updates, moments, squares;
-  std::vector<const common::SubnetUnits*> trained;
+  std::vector<common::SliceUpdate> updates;
+  std::vector<common::OptimizerStateUpdate> states;
   for (size_t i = 0; i < slots.size(); ++i) {
     SlotResult& r = results[i];
     if (r.end != SlotEnd::kDelivered) continue;
-    if (!r.header.deltas()) {
+    const bool delta = r.header.deltas();
+    if (!delta) {
       common::ApplyBiasShifts(slots[i].bias_shift, r.tensors, /*sign=*/-1.0);
     }
-    Parts& p = parts.emplace_back();
-    const std::string m = common::ExpAvgName(""), v = common::ExpAvgSqName("");
-    for (const auto& [name, t] : r.tensors) {
-      if (name.rfind(m, 0) == 0) {
-        p.exp_avg.Set(name.substr(m.size()), t);
-      } else if (name.rfind(v, 0) == 0) {
-        p.exp_avg_sq.Set(name.substr(v.size()), t);
-      } else {
-        p.params.Set(name, t);
-      }
-    }
-    const bool delta = r.header.deltas();
-    updates.push_back({&slots[i].units, &p.params, delta});
-    moments.push_back({&slots[i].units, &p.exp_avg, delta});
-    squares.push_back({&slots[i].units, &p.exp_avg_sq, delta});
-    trained.push_back(&slots[i].units);
+    const common::PayloadParts& p =
+        parts.emplace_back(common::SlotPayload::Split(r.tensors));
+    updates.push_back({&slots[i].units, &p.parameters, delta});
+    states.push_back({&slots[i].units, &p.optimizer_state, delta});
   }
   TWIST_RETURN_IF_ERROR(common::MergeUpdates(full, *targets.params, updates,
                                              targets.step, targets.velocity,
                                              targets.scratch));
   if (common::FullOptimizerState* state = targets.optimizer_state) {
-    common::NamedTensors unused;
-    TWIST_RETURN_IF_ERROR(common::MergeUpdates(full, state->exp_avg, moments,
-                                               common::OuterStep(), &unused,
-                                               targets.scratch));
-    TWIST_RETURN_IF_ERROR(common::MergeUpdates(full, state->exp_avg_sq, squares,
-                                               common::OuterStep(), &unused,
-                                               targets.scratch));
-    // Rounding (bfloat16 deltas) must not make a second moment negative.
-    for (const auto& [name, t] : state->exp_avg_sq) t.clamp_min_(0);
-    common::AdvanceSteps(full, trained, targets.local_steps, &state->steps);
+    TWIST_RETURN_IF_ERROR(
+        state->Merge(full, states, targets.local_steps, targets.scratch));
   }
 
   RoundOutcome out;

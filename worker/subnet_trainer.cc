@@ -8,6 +8,7 @@
 #include "common/ist/optimizer_state.h"
 #include "common/job/job_config.h"
 #include "common/model/model_io.h"
+#include "common/ist/slot_payload.h"
 #include "common/training/adamw.h"
 #include "common/training/compute_dtype.h"
 #include "common/transport/subnet_proto.h"
@@ -73,28 +74,11 @@ absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
   const at::ScalarType wire =
       out.reduced_precision ? at::kBFloat16 : at::kFloat;
   const common::ModelConfig sub = common::SubnetConfig(out.full, out.units);
-  if (options_.max_assignment_bytes > 0) {
-    const int64_t bytes = sub.NumParameters() * c10::elementSize(wire) *
-                          (out.with_optimizer_state ? 3 : 1);
-    if (bytes > options_.max_assignment_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "worker ", options_.worker_name, " on ", common::HostName(),
-          ": the assignment's tensors take ", bytes,
-          " bytes, more than its --max_assignment_bytes=",
-          options_.max_assignment_bytes,
-          ": raise the limit or give the job a smaller keep_ratio"));
-    }
-  }
+  TWIST_RETURN_IF_ERROR(CheckAssignmentBytes(
+      sub.NumParameters() * c10::elementSize(wire) *
+      (out.with_optimizer_state ? 3 : 1)));
   if (header.spec().compute_dtype() == twist::v1::COMPUTE_DTYPE_BFLOAT16) {
-    if (bfloat16_support_ == nullptr) {
-      bfloat16_support_ = std::make_unique<absl::Status>(
-          common::CheckBFloat16Compute(options_.device));
-    }
-    if (!bfloat16_support_->ok()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("worker ", options_.worker_name, " on ",
-                       common::HostName(), ": ", bfloat16_support_->message()));
-    }
+    TWIST_RETURN_IF_ERROR(CheckBFloat16Support());
   }
   if (resident_.is_empty() || !SameShapes(*resident_, sub)) {
     resident_ = nullptr;  // free the old model before allocating the new one
@@ -106,28 +90,65 @@ absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
   out.model->SetPartialSumScales(
       common::ScalesFor(out.full, out.units, common::ScalingOf(header.spec())));
   out.receives_in_place = !out.reduced_precision && options_.device.is_cpu();
-  // What the header must announce, in order: the parameters, then the state.
-  common::NamedTensors expected;
-  for (const auto& [name, p] : common::ParameterTensors(*out.model)) {
-    expected.Set(name, out.receives_in_place ? p : HostBuffer(p.sizes(), wire));
+  const common::SlotPayload payload(out.full, out.units, wire,
+                                    out.with_optimizer_state);
+  common::NamedTensors expected = ReceiveBuffers(out, payload);
+  TWIST_RETURN_IF_ERROR(CheckAnnounced(header, expected));
+  out.receive_into = std::move(expected);
+  return out;
+}
+
+absl::Status SubnetTrainer::CheckAssignmentBytes(int64_t bytes) const {
+  if (options_.max_assignment_bytes > 0 &&
+      bytes > options_.max_assignment_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "worker ", options_.worker_name, " on ", common::HostName(),
+        ": the assignment's tensors take ", bytes,
+        " bytes, more than its --max_assignment_bytes=",
+        options_.max_assignment_bytes,
+        ": raise the limit or give the job a smaller keep_ratio"));
   }
-  if (out.with_optimizer_state) {
-    const std::vector<int64_t> dims = common::StepDims(out.full, out.units);
-    size_t i = 0;
-    for (const auto& p : common::ParameterShapes(sub)) {
-      expected.Set(common::ExpAvgName(p.name), HostBuffer(p.shape, wire));
-      expected.Set(common::ExpAvgSqName(p.name), HostBuffer(p.shape, wire));
-      const int64_t positions = dims[i] < 0 ? 1 : p.shape[dims[i]];
-      expected.Set(common::StepsName(p.name),
-                   at::empty({positions}, at::TensorOptions().dtype(at::kFloat)));
-      ++i;
+  return absl::OkStatus();
+}
+
+absl::Status SubnetTrainer::CheckBFloat16Support() {
+  if (bfloat16_support_ == nullptr) {
+    bfloat16_support_ = std::make_unique<absl::Status>(
+        common::CheckBFloat16Compute(options_.device));
+  }
+  if (!bfloat16_support_->ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("worker ", options_.worker_name, " on ",
+                     common::HostName(), ": ", bfloat16_support_->message()));
+  }
+  return absl::OkStatus();
+}
+
+common::NamedTensors SubnetTrainer::ReceiveBuffers(
+    const PreparedSubnet& subnet, const common::SlotPayload& payload) const {
+  const common::NamedTensors params = common::ParameterTensors(*subnet.model.ptr());
+  common::NamedTensors out;
+  for (const common::PayloadTensor& t : payload.assignment()) {
+    if (t.part == common::PayloadPart::kParameter && subnet.receives_in_place) {
+      out.Set(t.name, *params.Find(t.name));
+    } else if (t.part == common::PayloadPart::kSteps) {
+      out.Set(t.name, at::empty(t.shape, at::TensorOptions().dtype(t.dtype)));
+    } else {
+      out.Set(t.name, HostBuffer(t.shape, t.dtype));
     }
   }
+  return out;
+}
+
+absl::Status SubnetTrainer::CheckAnnounced(
+    const twist::v1::AssignmentHeader& header,
+    const common::NamedTensors& expected) const {
   if (header.tensors_size() != static_cast<int>(expected.size())) {
     return absl::InvalidArgumentError(absl::StrCat(
         "assignment announces ", header.tensors_size(), " tensors but the ",
-        out.with_optimizer_state ? "subnetwork and its optimizer state have "
-                                 : "subnetwork has ",
+        CoordinatorKeepsState(header.spec())
+            ? "subnetwork and its optimizer state have "
+            : "subnetwork has ",
         expected.size()));
   }
   for (int i = 0; i < header.tensors_size(); ++i) {
@@ -144,8 +165,7 @@ absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
           dtype.ok() ? twist::v1::DType_Name(*dtype) : "?"));
     }
   }
-  out.receive_into = std::move(expected);
-  return out;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<const common::Dataset*> SubnetTrainer::OpenDataset(
@@ -179,12 +199,9 @@ absl::StatusOr<common::NamedTensors> SubnetTrainer::StartingState(
   switch (h.spec().optimizer().state()) {
     case twist::v1::OPTIMIZER_STATE_COORDINATOR: {
       common::NamedTensors state;
-      const size_t params =
-          common::ParameterShapes(common::SubnetConfig(subnet.full, subnet.units))
-              .size();
-      for (size_t i = params; i < subnet.receive_into.size(); ++i) {
-        state.Set(subnet.receive_into[i].name,
-                  Widened(subnet.receive_into[i].tensor, options_.device));
+      for (const auto& [name, t] :
+           common::SlotPayload::Split(subnet.receive_into).optimizer_state) {
+        state.Set(name, Widened(t, options_.device));
       }
       return state;
     }
@@ -238,17 +255,17 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
   subnet.model->zero_grad(/*set_to_none=*/true);  // not kept between rounds
   torch::NoGradGuard no_grad;
   // What goes back: the parameters, then the moments the coordinator keeps.
-  common::NamedTensors trained;
+  common::NamedTensors trained_params;
   for (const auto& [name, param] : common::ParameterTensors(*subnet.model)) {
-    trained.Set(name, param.detach());
+    trained_params.Set(name, param.detach());
   }
   const common::NamedTensors state = optimizer.State();
-  if (subnet.with_optimizer_state) {
-    for (const auto& [name, t] : state) {
-      // Step counts do not go back: the coordinator advances its own.
-      if (name.rfind("steps.", 0) != 0) trained.Set(name, t);
-    }
-  }
+  const common::SlotPayload payload(
+      subnet.full, subnet.units,
+      subnet.reduced_precision ? at::kBFloat16 : at::kFloat,
+      subnet.with_optimizer_state);
+  TWIST_ASSIGN_OR_RETURN(const common::NamedTensors trained,
+                         payload.ComposeUpdate(trained_params, state));
   for (const auto& [name, t] : trained) {
     at::Tensor back = subnet.reduced_precision
                           ? (t - *received.Find(name)).to(at::kBFloat16)

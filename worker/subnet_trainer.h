@@ -26,6 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/data/dataset.h"
+#include "common/ist/slot_payload.h"
 #include "common/ist/subnet.h"
 #include "common/model/gpt.h"
 #include "common/model/model_config.h"
@@ -45,7 +46,7 @@ struct PreparedSubnet {
   // tensors in the wire's element type that Train() copies to the device
   // (pinned there for a GPU), or the model's parameters themselves
   // (receives_in_place); then, for coordinator-kept optimizer state, its
-  // tensors ("exp_avg.<name>", "exp_avg_sq.<name>", "steps.<name>").
+  // tensors, as common/ist/slot_payload.h lays an assignment out.
   common::NamedTensors receive_into;
   bool reduced_precision = false;
   bool with_optimizer_state = false;
@@ -105,6 +106,18 @@ class SubnetTrainer {
   absl::StatusOr<common::NamedTensors> StartingState(
       const PreparedSubnet& subnet);
 
+  // ResourceExhausted when an assignment of `bytes` exceeds the limit.
+  absl::Status CheckAssignmentBytes(int64_t bytes) const;
+  // FailedPrecondition when the device cannot compute in bfloat16.
+  absl::Status CheckBFloat16Support();
+  // Where `payload`'s assignment lands: the model's parameters themselves
+  // (receives_in_place) or host buffers, in the payload's order.
+  common::NamedTensors ReceiveBuffers(const PreparedSubnet& subnet,
+                                      const common::SlotPayload& payload) const;
+  // InvalidArgument unless the header announces exactly `expected`'s names,
+  // element types and shapes, in order.
+  absl::Status CheckAnnounced(const twist::v1::AssignmentHeader& header,
+                              const common::NamedTensors& expected) const;
   // Host tensors in `wire` type shaped like `shape`, pinned for a GPU.
   at::Tensor HostBuffer(at::IntArrayRef shape, at::ScalarType wire) const;
 

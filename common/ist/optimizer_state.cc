@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "common/ist/merge.h"
 #include "common/model/model_io.h"
 #include "common/training/adamw.h"
 
@@ -136,6 +137,59 @@ absl::StatusOr<FullOptimizerState> FullOptimizerState::FromNamed(
     }
   }
   return out;
+}
+
+absl::StatusOr<std::vector<NamedTensors>> FullOptimizerState::Slice(
+    const ModelConfig& full, const std::vector<SubnetUnits>& slots,
+    at::ScalarType wire, TensorPool* pool) const {
+  TWIST_ASSIGN_OR_RETURN(std::vector<NamedTensors> m,
+                         ExtractSubnets(full, exp_avg, slots, wire, pool));
+  TWIST_ASSIGN_OR_RETURN(std::vector<NamedTensors> v,
+                         ExtractSubnets(full, exp_avg_sq, slots, wire, pool));
+  std::vector<NamedTensors> out(slots.size());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const NamedTensors slot_steps = SliceSteps(full, slots[i], steps);
+    for (const auto& [name, t] : m[i]) {
+      out[i].Set(ExpAvgName(name), t);
+      out[i].Set(ExpAvgSqName(name), *v[i].Find(name));
+      out[i].Set(StepsName(name), *slot_steps.Find(StepsName(name)));
+    }
+  }
+  return out;
+}
+
+absl::Status FullOptimizerState::Merge(
+    const ModelConfig& full, const std::vector<OptimizerStateUpdate>& updates,
+    int local_steps, TensorPool* scratch) {
+  // Each update's moments by parameter name, as MergeUpdates takes them.
+  std::vector<NamedTensors> firsts(updates.size()), seconds(updates.size());
+  std::vector<SliceUpdate> first_updates, second_updates;
+  std::vector<const SubnetUnits*> trained;
+  for (size_t i = 0; i < updates.size(); ++i) {
+    const OptimizerStateUpdate& u = updates[i];
+    for (const auto& p : ParameterShapes(SubnetConfig(full, *u.units))) {
+      const at::Tensor* m = u.state->Find(ExpAvgName(p.name));
+      const at::Tensor* v = u.state->Find(ExpAvgSqName(p.name));
+      if (m == nullptr || v == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "an update lacks the optimizer state of '", p.name, "'"));
+      }
+      firsts[i].Set(p.name, *m);
+      seconds[i].Set(p.name, *v);
+    }
+    first_updates.push_back({u.units, &firsts[i], u.is_delta});
+    second_updates.push_back({u.units, &seconds[i], u.is_delta});
+    trained.push_back(u.units);
+  }
+  NamedTensors unused;
+  TWIST_RETURN_IF_ERROR(MergeUpdates(full, exp_avg, first_updates,
+                                     OuterStep(), &unused, scratch));
+  TWIST_RETURN_IF_ERROR(MergeUpdates(full, exp_avg_sq, second_updates,
+                                     OuterStep(), &unused, scratch));
+  // Rounding (bfloat16 deltas) must not make a second moment negative.
+  for (const auto& [name, t] : exp_avg_sq) t.clamp_min_(0);
+  AdvanceSteps(full, trained, local_steps, &steps);
+  return absl::OkStatus();
 }
 
 NamedTensors SliceSteps(const ModelConfig& full, const SubnetUnits& units,

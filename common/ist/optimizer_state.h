@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/ist/subnet.h"
+#include "common/ist/tensor_pool.h"
 #include "common/model/model_config.h"
 #include "common/model/named_tensors.h"
 
@@ -33,6 +34,15 @@ absl::StatusOr<NamedTensors> CarryState(const ModelConfig& full,
                                         const SubnetUnits& to,
                                         const NamedTensors& state);
 
+// One delivered update's optimizer state (the moments of the units it held,
+// named as AdamW names them) for FullOptimizerState::Merge.
+struct OptimizerStateUpdate {
+  const SubnetUnits* units = nullptr;
+  const NamedTensors* state = nullptr;
+  // Trained-minus-received changes (reduced-precision transport), not values.
+  bool is_delta = false;
+};
+
 // The whole model's AdamW state as the coordinator keeps it.
 struct FullOptimizerState {
   NamedTensors exp_avg;     // by parameter name, the parameter's shape
@@ -47,6 +57,21 @@ struct FullOptimizerState {
   static absl::StatusOr<FullOptimizerState> FromNamed(
       const ModelConfig& full, const NamedTensors& params,
       const NamedTensors& named);
+
+  // The state of each subnetwork of `slots`, named as AdamW names it: the
+  // moments in `wire` (from `pool` when given), the step counts in float32.
+  absl::StatusOr<std::vector<NamedTensors>> Slice(
+      const ModelConfig& full, const std::vector<SubnetUnits>& slots,
+      at::ScalarType wire, TensorPool* pool = nullptr) const;
+
+  // Merges the moments of `updates` (in the order given) into this state,
+  // averaged over the updates that held each unit (never through an outer
+  // optimizer), and advances by `local_steps` the step count of every
+  // position one of them held. Errors: those of MergeUpdates (nothing
+  // merged).
+  absl::Status Merge(const ModelConfig& full,
+                     const std::vector<OptimizerStateUpdate>& updates,
+                     int local_steps, TensorPool* scratch = nullptr);
 };
 
 // The step counts of subnetwork `units`, named "steps.<name>".

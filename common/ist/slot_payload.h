@@ -1,0 +1,90 @@
+// What travels for one slot of a round, in both directions, and in which
+// order: the one description the coordinator and the workers share.
+//
+//   assignment (coordinator -> worker)
+//     the subnetwork's parameters, in ParameterShapes order; then, when the
+//     coordinator keeps the optimizer state, per parameter its first moment,
+//     its second moment and its step counts (float32, one per position along
+//     the parameter's unit dimension, or one for a replicated parameter)
+//   update (worker -> coordinator)
+//     the parameters again (trained values, or trained-minus-received deltas
+//     in reduced-precision transport); then, with coordinator-kept state, per
+//     parameter its two moments (the coordinator advances step counts itself)
+//
+// Parameters and moments travel in the wire's element type. Optimizer tensors
+// are named as AdamW names its state (common/training/adamw.h), so what a
+// worker receives loads into its optimizer as it is and what it returns is
+// the optimizer's own State(). Nothing here knows about gRPC.
+#ifndef TWIST_COMMON_IST_SLOT_PAYLOAD_H_
+#define TWIST_COMMON_IST_SLOT_PAYLOAD_H_
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/ist/subnet.h"
+#include "common/model/model_config.h"
+#include "common/model/named_tensors.h"
+
+namespace twist::common {
+
+// Which part of a slot's payload a tensor is.
+enum class PayloadPart { kParameter, kFirstMoment, kSecondMoment, kSteps };
+
+// One tensor of a slot's payload.
+struct PayloadTensor {
+  std::string name;       // as on the wire
+  std::string parameter;  // the parameter it is, or belongs to
+  PayloadPart part = PayloadPart::kParameter;
+  std::vector<int64_t> shape;
+  // The wire's element type, except float32 for step counts.
+  at::ScalarType dtype = at::kFloat;
+};
+
+// A payload split into what the model takes and what the optimizer takes.
+struct PayloadParts {
+  NamedTensors parameters;       // by parameter name
+  NamedTensors optimizer_state;  // named as AdamW names its state
+};
+
+class SlotPayload {
+ public:
+  // The payload of the subnetwork `units` of `full`, its parameters and
+  // moments in `wire` (float32 or bfloat16); `with_optimizer_state` when the
+  // coordinator keeps the optimizer state.
+  SlotPayload(const ModelConfig& full, SubnetUnits units, at::ScalarType wire,
+              bool with_optimizer_state);
+
+  // The assignment's tensors, in order.
+  const std::vector<PayloadTensor>& assignment() const { return assignment_; }
+  // The update's tensors, in order.
+  const std::vector<PayloadTensor>& update() const { return update_; }
+  bool with_optimizer_state() const { return with_optimizer_state_; }
+
+  // The assignment from the slot's parameters and (with coordinator-kept
+  // state) its optimizer state, named as AdamW names it. InvalidArgument
+  // naming the first tensor that is missing.
+  absl::StatusOr<NamedTensors> ComposeAssignment(
+      const NamedTensors& parameters, const NamedTensors& optimizer_state) const;
+  // The update from the trained parameters (or their deltas) and the
+  // optimizer's State(); its step counts stay behind. InvalidArgument naming
+  // the first tensor that is missing.
+  absl::StatusOr<NamedTensors> ComposeUpdate(
+      const NamedTensors& parameters, const NamedTensors& optimizer_state) const;
+
+  // Either direction's tensors, split by part; the tensors are shared, not
+  // copied.
+  static PayloadParts Split(const NamedTensors& payload);
+
+ private:
+  const bool with_optimizer_state_;
+  std::vector<PayloadTensor> assignment_;
+  std::vector<PayloadTensor> update_;
+};
+
+}  // namespace twist::common
+
+#endif  // TWIST_COMMON_IST_SLOT_PAYLOAD_H_
