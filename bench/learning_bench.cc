@@ -5,9 +5,9 @@
 //                      --optimizer_state --deal ...] --csv=FILE
 //                      [--model_out=FILE] [--score_batches=200
 //                      --summary=FILE]
-//     Runs one job in process (bench/in_process_cluster.h) and appends one
-//     CSV row per round: validation loss against rounds, bytes communicated
-//     and worker compute. With --score_batches, scores the final model on
+//     Runs one job in process (tests/support/in_process_cluster.h) and
+//     appends one CSV row per round: validation loss against rounds, bytes
+//     communicated and worker compute. With --score_batches, scores the final model on
 //     that many fixed validation batches (the same windows `score` reads) and
 //     appends a line to the summary CSV.
 //   learning_bench init --out=FILE [submit options]
@@ -27,7 +27,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "bench/in_process_cluster.h"
 #include "client/command_line.h"
 #include "client/spec_input.h"
 #include "common/data/dataset.h"
@@ -36,6 +35,7 @@
 #include "common/model/threads.h"
 #include "common/training/evaluation.h"
 #include "coordinator/job_spec.h"
+#include "tests/support/in_process_cluster.h"
 
 namespace twist::bench {
 namespace {
@@ -96,7 +96,7 @@ int Run(const client::CommandLine& line) {
                            absl::StrCat("twist-learning-", getpid()))
                               .string();
   std::filesystem::create_directories(dir);
-  auto job = RunJobInProcess(spec, workers, dir);
+  auto job = testing::RunJobInProcess(spec, workers, dir);
   if (!job.ok()) {
     std::fprintf(stderr, "%s: %s\n", label.c_str(),
                  std::string(job.status().message()).c_str());

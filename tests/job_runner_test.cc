@@ -1,0 +1,509 @@
+// The round loop (coordinator/job_runner.h) in one process: jobs run by a
+// real JobRunner with worker threads (tests/support/in_process_cluster.h) that
+// train, refuse, straggle or never answer, on a model small enough that a
+// job takes well under a second.
+#include "coordinator/job_runner.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "coordinator/checkpoint.h"
+#include "common/job/job_states.h"
+#include "coordinator/job_spec.h"
+#include "common/model/model_io.h"
+#include "common/model/safetensors.h"
+#include "tests/support/in_process_cluster.h"
+#include "tests/test_models.h"
+
+namespace twist {
+namespace {
+
+using coordinator::JobRunner;
+using testing::InProcessCluster;
+using testing::JobRun;
+using testing::JobRunOptions;
+using testing::WorkerBehaviour;
+using Mode = WorkerBehaviour::Mode;
+
+namespace fs = std::filesystem;
+
+class JobRunnerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(twist::testing::MakeTempDir());
+    auto data = twist::testing::PrepareSyntheticDatasetInProcess(*dir_, 40000);
+    ASSERT_TRUE(data.ok()) << data.status();
+    data_ = new std::string(*data);
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+    delete data_;
+  }
+
+  // A folder of its own for each job of a test.
+  std::string JobDir(const std::string& name) {
+    const std::string dir = *dir_ + "/" +
+                            ::testing::UnitTest::GetInstance()
+                                ->current_test_info()
+                                ->name() +
+                            "-" + name;
+    fs::remove_all(dir);
+    return dir;
+  }
+
+  static twist::v1::JobSpec Spec() { return testing::TinyJobSpec(*data_); }
+
+  static twist::v1::Job NewJob(const twist::v1::JobSpec& spec) {
+    auto resolved = coordinator::ResolveJobSpec(spec);
+    EXPECT_TRUE(resolved.ok()) << resolved.status();
+    return InProcessCluster::NewJob(*resolved);
+  }
+
+  static JobRun RunJob(const twist::v1::JobSpec& spec,
+                       std::vector<WorkerBehaviour> workers,
+                       const std::string& dir) {
+    InProcessCluster::Options options;
+    options.workers = std::move(workers);
+    InProcessCluster cluster(options);
+    JobRunOptions run;
+    run.work_dir = dir;
+    return cluster.Run(NewJob(spec), run);
+  }
+
+  // The model file's tensors.
+  static common::NamedTensors ModelTensors(const std::string& path) {
+    auto contents = common::ReadSafetensors(path);
+    EXPECT_TRUE(contents.ok()) << contents.status();
+    return contents.ok() ? std::move(contents->tensors)
+                         : common::NamedTensors();
+  }
+
+  // Whether two model files hold the same tensors, bit for bit.
+  static ::testing::AssertionResult SameModel(const std::string& a,
+                                              const std::string& b) {
+    const common::NamedTensors x = ModelTensors(a), y = ModelTensors(b);
+    if (x.empty() || x.size() != y.size()) {
+      return ::testing::AssertionFailure()
+             << x.size() << " tensors against " << y.size();
+    }
+    for (const auto& [name, t] : x) {
+      const at::Tensor* u = y.Find(name);
+      if (u == nullptr) return ::testing::AssertionFailure() << name << " missing";
+      if (!torch::equal(t, *u)) {
+        return ::testing::AssertionFailure()
+               << name << " differs (max |diff| "
+               << (t - *u).abs().max().item<double>() << ")";
+      }
+    }
+    return ::testing::AssertionSuccess();
+  }
+
+  // The record's rounds, in order.
+  static std::vector<int32_t> Rounds(const JobRun& run) {
+    std::vector<int32_t> out;
+    for (const auto& r : run.rounds) out.push_back(r.round());
+    return out;
+  }
+
+  static std::string* dir_;
+  static std::string* data_;
+};
+
+std::string* JobRunnerTest::dir_ = nullptr;
+std::string* JobRunnerTest::data_ = nullptr;
+
+TEST_F(JobRunnerTest, TwoWorkersCompleteRecordEveryRoundAndWriteAModel) {
+  twist::v1::JobSpec spec = Spec();
+  spec.set_min_workers(2);
+  InProcessCluster::Options options;
+  options.workers.resize(2);
+  InProcessCluster cluster(options);
+  JobRunOptions run_options;
+  run_options.work_dir = JobDir("job");
+  const JobRun run = cluster.Run(NewJob(spec), run_options);
+
+  ASSERT_TRUE(run.status.ok()) << run.status;
+  EXPECT_EQ(run.job.state(), twist::v1::JOB_STATE_COMPLETED) << run.job.reason();
+  EXPECT_EQ(run.job.round(), 3);
+  EXPECT_GT(run.job.started_at(), 0);
+  EXPECT_GT(run.job.finished_at(), 0);
+  ASSERT_EQ(Rounds(run), (std::vector<int32_t>{0, 1, 2, 3}));
+  EXPECT_TRUE(run.rounds[0].has_val_loss());
+  for (size_t i = 1; i < run.rounds.size(); ++i) {
+    const twist::v1::RoundRecord& r = run.rounds[i];
+    ASSERT_EQ(r.workers_size(), 2) << "round " << r.round();
+    for (const auto& w : r.workers()) {
+      EXPECT_TRUE(w.accepted()) << "round " << r.round() << ": " << w.reason();
+      EXPECT_GT(w.tokens(), 0);
+    }
+    EXPECT_TRUE(r.has_val_loss()) << "round " << r.round();
+    EXPECT_TRUE(std::isfinite(r.train_loss()));
+    EXPECT_GT(r.bytes_sent(), 0);
+    EXPECT_GT(r.bytes_received(), 0);
+  }
+  for (int w = 0; w < 2; ++w) {
+    EXPECT_EQ(cluster.workers().log(w).delivered, 3) << "worker " << w;
+  }
+
+  ASSERT_EQ(run.model_path, JobRunner::ModelPath(run_options.work_dir));
+  auto model = common::LoadModel(run.model_path);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->config().n_layer, 1);
+  EXPECT_EQ((*model)->config().n_embd, 32);
+  // Trained: no longer the seeded initialisation.
+  common::Gpt initial(common::ModelConfigOf(run.job.spec()));
+  initial->InitWeights(run.job.spec().seed());
+  const common::NamedTensors start = common::ParameterTensors(*initial);
+  const common::NamedTensors end = common::ParameterTensors(**model);
+  int changed = 0;
+  for (const auto& [name, t] : end) {
+    const at::Tensor* s = start.Find(name);
+    ASSERT_NE(s, nullptr) << name;
+    ASSERT_TRUE(t.isfinite().all().item<bool>()) << name;
+    if (!torch::equal(t, *s)) ++changed;
+  }
+  EXPECT_EQ(changed, static_cast<int>(end.size()));
+}
+
+TEST_F(JobRunnerTest, RefusingWorkerIsNotDealtTheJobAgain) {
+  InProcessCluster::Options options;
+  options.workers.resize(2);
+  options.workers[0].mode = Mode::kRefuse;
+  options.workers[0].refuse_reason = "no dataset here";
+  InProcessCluster cluster(options);
+  JobRunOptions run_options;
+  run_options.work_dir = JobDir("job");
+  const JobRun run = cluster.Run(NewJob(Spec()), run_options);
+
+  ASSERT_TRUE(run.status.ok()) << run.status;
+  EXPECT_TRUE(run.completed()) << run.job.reason();
+  ASSERT_EQ(Rounds(run), (std::vector<int32_t>{0, 1, 2, 3}));
+  const testing::WorkerLog refuser = cluster.workers().log(0);
+  EXPECT_EQ(refuser.taken.size(), 1u);
+  EXPECT_EQ(refuser.refused, 1);
+  EXPECT_EQ(cluster.workers().log(1).delivered, 3);
+
+  // Round 1 records the refusal with its reason; later rounds leave the
+  // refuser out.
+  const twist::v1::RoundRecord& first = run.rounds[1];
+  ASSERT_EQ(first.workers_size(), 2);
+  bool seen = false;
+  for (const auto& w : first.workers()) {
+    if (w.worker_id() != refuser.id) continue;
+    seen = true;
+    EXPECT_FALSE(w.accepted());
+    EXPECT_TRUE(absl::StrContains(w.reason(), "no dataset here")) << w.reason();
+  }
+  EXPECT_TRUE(seen);
+  for (size_t i = 2; i < run.rounds.size(); ++i) {
+    ASSERT_EQ(run.rounds[i].workers_size(), 1) << "round " << i;
+    EXPECT_NE(run.rounds[i].workers(0).worker_id(), refuser.id);
+  }
+}
+
+TEST_F(JobRunnerTest, JobEveryWorkerRefusesFailsWithTheirReasons) {
+  twist::v1::JobSpec spec = Spec();
+  spec.set_deadline_floor_s(0.2);  // how long it waits for an able worker
+  InProcessCluster::Options options;
+  options.workers.resize(2);
+  options.workers[0].mode = Mode::kRefuse;
+  options.workers[0].refuse_reason = "dataset hash differs";
+  options.workers[1].mode = Mode::kRefuse;
+  options.workers[1].refuse_reason = "out of memory";
+  InProcessCluster cluster(options);
+  JobRunOptions run_options;
+  run_options.work_dir = JobDir("job");
+  const JobRun run = cluster.Run(NewJob(spec), run_options);
+
+  EXPECT_EQ(run.status.code(), absl::StatusCode::kFailedPrecondition)
+      << run.status;
+  EXPECT_EQ(run.job.state(), twist::v1::JOB_STATE_FAILED);
+  for (const std::string& reason : {"dataset hash differs", "out of memory"}) {
+    EXPECT_TRUE(absl::StrContains(run.status.message(), reason)) << run.status;
+    EXPECT_TRUE(absl::StrContains(run.job.reason(), reason)) << run.job.reason();
+  }
+  EXPECT_EQ(Rounds(run), (std::vector<int32_t>{0}));
+  for (int w = 0; w < 2; ++w) {
+    EXPECT_EQ(cluster.workers().log(w).taken.size(), 1u) << "worker " << w;
+  }
+  EXPECT_FALSE(fs::exists(run.model_path));
+}
+
+TEST_F(JobRunnerTest, SlowWorkerPastTheDeadlineIsDroppedFromTheRound) {
+  twist::v1::JobSpec spec = Spec();
+  spec.set_rounds(2);
+  spec.set_min_workers(2);
+  spec.set_round_deadline_s(1.0);
+  spec.set_deadline_floor_s(0.3);
+  spec.set_deadline_factor(3);
+  InProcessCluster::Options options;
+  options.workers.resize(2);
+  options.workers[1].delay_s = 5;
+  InProcessCluster cluster(options);
+  JobRunOptions run_options;
+  run_options.work_dir = JobDir("job");
+  const JobRun run = cluster.Run(NewJob(spec), run_options);
+
+  ASSERT_TRUE(run.status.ok()) << run.status;
+  EXPECT_TRUE(run.completed()) << run.job.reason();
+  ASSERT_EQ(Rounds(run), (std::vector<int32_t>{0, 1, 2}));
+  const std::string slow = cluster.workers().ids()[1];
+  // The first round waits the whole round deadline; later ones less (a
+  // multiple of the fast worker's time, at least the floor).
+  EXPECT_DOUBLE_EQ(run.rounds[1].deadline_s(), 1.0);
+  EXPECT_GE(run.rounds[2].deadline_s(), 0.3);
+  EXPECT_LE(run.rounds[2].deadline_s(), 1.0);
+  for (size_t i = 1; i < run.rounds.size(); ++i) {
+    const twist::v1::RoundRecord& r = run.rounds[i];
+    ASSERT_EQ(r.workers_size(), 2) << "round " << i;
+    for (const auto& w : r.workers()) {
+      if (w.worker_id() == slow) {
+        EXPECT_FALSE(w.accepted()) << "round " << i;
+        EXPECT_TRUE(absl::StartsWith(w.reason(), "straggler: round deadline"))
+            << w.reason();
+      } else {
+        EXPECT_TRUE(w.accepted()) << "round " << i << ": " << w.reason();
+      }
+    }
+  }
+  EXPECT_LT(run.wall_s, 4.0);  // never waited for the straggler
+  EXPECT_EQ(cluster.workers().log(1).delivered, 0);
+}
+
+TEST_F(JobRunnerTest, EmptyRoundIsDealtAgain) {
+  twist::v1::JobSpec spec = Spec();
+  spec.set_rounds(2);
+  spec.set_round_deadline_s(1.0);  // time enough to train, on a busy machine
+  spec.set_deadline_floor_s(1.0);
+  InProcessCluster::Options options;
+  options.workers.resize(1);
+  options.workers[0].silent_first = 1;  // its first assignment goes nowhere
+  InProcessCluster cluster(options);
+  JobRunOptions run_options;
+  run_options.work_dir = JobDir("job");
+  const JobRun run = cluster.Run(NewJob(spec), run_options);
+
+  ASSERT_TRUE(run.status.ok()) << run.status;
+  EXPECT_TRUE(run.completed()) << run.job.reason();
+  EXPECT_EQ(Rounds(run), (std::vector<int32_t>{0, 1, 2}));
+  const testing::WorkerLog log = cluster.workers().log(0);
+  ASSERT_EQ(log.taken.size(), 3u);
+  EXPECT_EQ(log.taken[0].first, 1);
+  EXPECT_EQ(log.taken[1].first, 1);  // round 1 again
+  EXPECT_EQ(log.taken[2].first, 2);
+}
+
+TEST_F(JobRunnerTest, JobFailsAfterMaxEmptyAttempts) {
+  twist::v1::JobSpec spec = Spec();
+  spec.set_round_deadline_s(0.3);
+  spec.set_deadline_floor_s(0.1);
+  InProcessCluster::Options options;
+  options.workers.resize(1);
+  options.workers[0].mode = Mode::kSilent;
+  InProcessCluster cluster(options);
+  JobRunOptions run_options;
+  run_options.work_dir = JobDir("job");
+  const JobRun run = cluster.Run(NewJob(spec), run_options);
+
+  EXPECT_EQ(run.status.code(), absl::StatusCode::kFailedPrecondition)
+      << run.status;
+  EXPECT_TRUE(absl::StrContains(
+      run.status.message(),
+      absl::StrCat("round 1 in ", JobRunner::kMaxEmptyAttempts, " attempts")))
+      << run.status;
+  EXPECT_TRUE(absl::StrContains(run.status.message(), "no update arrived"))
+      << run.status;
+  EXPECT_EQ(run.job.state(), twist::v1::JOB_STATE_FAILED);
+  EXPECT_EQ(run.job.reason(), run.status.message());
+  EXPECT_EQ(Rounds(run), (std::vector<int32_t>{0}));
+  const testing::WorkerLog log = cluster.workers().log(0);
+  ASSERT_EQ(log.taken.size(),
+            static_cast<size_t>(JobRunner::kMaxEmptyAttempts));
+  for (const auto& [round, slot] : log.taken) EXPECT_EQ(round, 1);
+}
+
+TEST_F(JobRunnerTest, CancelledJobEndsCancelled) {
+  twist::v1::JobSpec spec = Spec();
+  InProcessCluster::Options options;
+  options.workers.resize(1);
+  options.workers[0].mode = Mode::kSilent;  // round 1 waits until cancelled
+  InProcessCluster cluster(options);
+  std::atomic<bool> cancel{false};
+  JobRunOptions run_options;
+  run_options.work_dir = JobDir("job");
+  run_options.cancel = &cancel;
+  std::thread canceller([&] {
+    while (cluster.workers().log(0).taken.empty()) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    cancel.store(true);
+  });
+  const JobRun run = cluster.Run(NewJob(spec), run_options);
+  canceller.join();
+
+  EXPECT_TRUE(run.status.ok()) << run.status;
+  EXPECT_EQ(run.job.state(), twist::v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(Rounds(run), (std::vector<int32_t>{0}));
+  EXPECT_FALSE(fs::exists(run.model_path));
+}
+
+// The resume test rests on this: a job's model is a function of its spec.
+TEST_F(JobRunnerTest, SameSpecTwiceGivesTheSameModel) {
+  twist::v1::JobSpec spec = Spec();
+  spec.set_min_workers(2);
+  const JobRun a = RunJob(spec, std::vector<WorkerBehaviour>(2), JobDir("a"));
+  const JobRun b = RunJob(spec, std::vector<WorkerBehaviour>(2), JobDir("b"));
+  ASSERT_TRUE(a.completed()) << a.status;
+  ASSERT_TRUE(b.completed()) << b.status;
+  EXPECT_TRUE(SameModel(a.model_path, b.model_path));
+  ASSERT_EQ(a.rounds.size(), b.rounds.size());
+  for (size_t i = 1; i < a.rounds.size(); ++i) {
+    EXPECT_EQ(a.rounds[i].val_loss(), b.rounds[i].val_loss()) << "round " << i;
+  }
+
+  // And it depends on the seed (so the comparison can fail).
+  spec.set_seed(spec.seed() + 1);
+  const JobRun c = RunJob(spec, std::vector<WorkerBehaviour>(2), JobDir("c"));
+  ASSERT_TRUE(c.completed()) << c.status;
+  EXPECT_FALSE(SameModel(a.model_path, c.model_path));
+}
+
+// A job stopped after round 3 (a coordinator shutting down) resumes, in a
+// new runner of a new incarnation, from the checkpoint of round 3 and ends
+// with the model of the same job run without a stop. The coordinator keeps
+// the optimizer state and the outer step has momentum, so both must come
+// back from the checkpoint.
+TEST_F(JobRunnerTest, StoppedJobResumesFromItsCheckpointToTheSameModel) {
+  twist::v1::JobSpec spec = Spec();
+  spec.set_rounds(5);
+  spec.set_min_workers(2);
+  spec.set_eval_every(2);
+  spec.set_checkpoint_every(2);
+  spec.set_outer_learning_rate(0.8);
+  spec.set_outer_momentum(0.5);
+  spec.mutable_optimizer()->set_state(twist::v1::OPTIMIZER_STATE_COORDINATOR);
+  const twist::v1::Job job = NewJob(spec);
+
+  const JobRun whole =
+      RunJob(spec, std::vector<WorkerBehaviour>(2), JobDir("whole"));
+  ASSERT_TRUE(whole.completed()) << whole.status;
+
+  const std::string dir = JobDir("stopped");
+  JobRun stopped;
+  {
+    InProcessCluster::Options options;
+    options.workers.resize(2);
+    InProcessCluster cluster(options);
+    JobRunOptions run_options;
+    run_options.work_dir = dir;
+    run_options.stop_after_round = 3;
+    stopped = cluster.Run(job, run_options);
+  }
+  ASSERT_TRUE(stopped.status.ok()) << stopped.status;
+  EXPECT_FALSE(common::IsFinished(stopped.job.state()))
+      << common::JobStateName(stopped.job.state());
+  EXPECT_EQ(stopped.job.round(), 3);
+  EXPECT_EQ(stopped.job.checkpoint_round(), 3);
+  EXPECT_EQ(Rounds(stopped), (std::vector<int32_t>{0, 1, 2, 3}));
+  EXPECT_FALSE(fs::exists(stopped.model_path));
+  auto listed = coordinator::ListCheckpoints(dir);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].first, 3);  // written as the runner stopped
+  EXPECT_EQ((*listed)[1].first, 2);  // written by the finisher
+
+  JobRun resumed;
+  {
+    InProcessCluster::Options options;
+    options.workers.resize(2);
+    options.incarnation = 2;  // a restarted coordinator
+    InProcessCluster cluster(options);
+    JobRunOptions run_options;
+    run_options.work_dir = dir;
+    resumed = cluster.Resume(stopped, run_options);
+    // Only rounds 4 and 5 were dealt again.
+    for (int w = 0; w < 2; ++w) {
+      const testing::WorkerLog log = cluster.workers().log(w);
+      ASSERT_EQ(log.taken.size(), 2u) << "worker " << w;
+      EXPECT_EQ(log.taken[0].first, 4);
+      EXPECT_EQ(log.taken[1].first, 5);
+    }
+  }
+  ASSERT_TRUE(resumed.status.ok()) << resumed.status;
+  EXPECT_TRUE(resumed.completed()) << resumed.job.reason();
+  EXPECT_TRUE(absl::StrContains(resumed.job.notice(),
+                                "resumed from the checkpoint of round 3"))
+      << resumed.job.notice();
+  EXPECT_EQ(Rounds(resumed), (std::vector<int32_t>{0, 1, 2, 3, 4, 5}));
+  EXPECT_TRUE(SameModel(whole.model_path, resumed.model_path));
+  for (size_t i = 0; i < whole.rounds.size(); ++i) {
+    EXPECT_EQ(whole.rounds[i].val_loss(), resumed.rounds[i].val_loss())
+        << "round " << i;
+  }
+}
+
+// A job whose only checkpoint is damaged does not resume (that would train
+// rounds twice or lose them): it fails naming the file, and its history is
+// kept.
+TEST_F(JobRunnerTest, ResumeFromDamagedCheckpointFailsAndKeepsTheHistory) {
+  twist::v1::JobSpec spec = Spec();
+  spec.set_rounds(4);
+  spec.set_checkpoint_every(2);
+  const std::string dir = JobDir("job");
+  JobRun stopped;
+  {
+    InProcessCluster::Options options;
+    options.workers.resize(1);
+    InProcessCluster cluster(options);
+    JobRunOptions run_options;
+    run_options.work_dir = dir;
+    run_options.stop_after_round = 2;
+    stopped = cluster.Run(NewJob(spec), run_options);
+  }
+  ASSERT_TRUE(stopped.status.ok()) << stopped.status;
+  ASSERT_EQ(stopped.job.checkpoint_round(), 2);
+  auto listed = coordinator::ListCheckpoints(dir);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  const std::string path = (*listed)[0].second;
+  {
+    // Flip a byte near the end (tensor data, not the header).
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-10, std::ios::end);
+    char c = 0;
+    f.get(c);
+    f.seekp(-10, std::ios::end);
+    f.put(static_cast<char>(c ^ 0x55));
+  }
+
+  InProcessCluster::Options options;
+  options.workers.resize(1);
+  options.incarnation = 2;
+  InProcessCluster cluster(options);
+  JobRunOptions run_options;
+  run_options.work_dir = dir;
+  const JobRun resumed = cluster.Resume(stopped, run_options);
+  EXPECT_EQ(resumed.status.code(), absl::StatusCode::kFailedPrecondition)
+      << resumed.status;
+  EXPECT_TRUE(absl::StrContains(resumed.status.message(), "unusable"))
+      << resumed.status;
+  EXPECT_TRUE(absl::StrContains(resumed.status.message(), path))
+      << resumed.status;
+  EXPECT_EQ(resumed.job.state(), twist::v1::JOB_STATE_FAILED);
+  EXPECT_EQ(Rounds(resumed), (std::vector<int32_t>{0, 1, 2}));
+  EXPECT_TRUE(cluster.workers().log(0).taken.empty());
+}
+
+}  // namespace
+}  // namespace twist
