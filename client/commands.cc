@@ -343,30 +343,26 @@ absl::Status Export(const CommandLine& line) {
   stub.Prepare(&context, 3600);
   // Read on a raw stream, so chunks are decoded in place and copied once,
   // into the tensors (common/rpc/tensor_streams.h).
-  static const std::string kMethod = common::MethodPath(
-      twist::v1::JobService::service_full_name(), "ExportModel");
-  auto reader = common::OpenServerStream(
-      stub.channel(), kMethod.c_str(), &context, common::ToByteBuffer(request));
-  grpc::ByteBuffer buffer;
+  auto reader = common::OpenServerStream(stub.channel(),
+                                         common::ExportModelPath(), &context,
+                                         common::ToByteBuffer(request));
+  common::TensorStreamReader stream(reader.get(), common::kExportChunkField,
+                                    "export stream");
   twist::v1::ExportMessage message;
-  if (!reader->Read(&buffer) ||
-      !common::FromByteBuffer(buffer, &message).ok() || !message.has_header()) {
+  absl::StatusOr<bool> started = stream.ReadHeader(&message);
+  if (!started.ok() || !*started) {
     absl::Status s = Rpc(line, reader->Finish());
-    return s.ok() ? absl::DataLossError("export stream ended before its header")
-                  : s;
+    if (!s.ok()) return s;
+    return started.ok()
+               ? absl::DataLossError("export stream ended before its header")
+               : started.status();
   }
   const twist::v1::ExportHeader header = message.header();
   TWIST_ASSIGN_OR_RETURN(
       common::NamedTensors tensors,
       common::AllocateTensors(header.tensors(), int64_t{1} << 40));
   common::ChunkAssembler assembler(tensors);
-  int64_t bytes = 0;
-  while (reader->Read(&buffer)) {
-    TWIST_ASSIGN_OR_RETURN(
-        bool chunk, common::AddChunkBuffer(buffer, common::kExportChunkField,
-                                           &assembler, &bytes));
-    if (!chunk) return absl::DataLossError("a second header in the export");
-  }
+  TWIST_RETURN_IF_ERROR(stream.ReadChunks(&assembler));
   TWIST_RETURN_IF_ERROR(Rpc(line, reader->Finish()));
   TWIST_RETURN_IF_ERROR(assembler.Finish());
   common::Metadata metadata(header.metadata().begin(), header.metadata().end());

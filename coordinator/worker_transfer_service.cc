@@ -19,19 +19,46 @@ namespace {
 
 using common::ToGrpcStatus;
 
-// Reads the rest of an update stream into `assembler`, counting data bytes.
-absl::Status ReadChunks(grpc::ServerReader<grpc::ByteBuffer>* reader,
-                        common::ChunkAssembler* assembler, int64_t* bytes) {
-  grpc::ByteBuffer buffer;
-  while (reader->Read(&buffer)) {
-    TWIST_ASSIGN_OR_RETURN(
-        bool chunk, common::AddChunkBuffer(buffer, common::kUpdateChunkField,
-                                           assembler, bytes));
-    if (!chunk) {
-      return absl::InvalidArgumentError("a second header in one update stream");
-    }
+// A worker that could not train says why: its answer to the round.
+void RecordRefusal(RoundCollector* round, const twist::v1::UpdateHeader& header,
+                   twist::v1::UpdateResponse* response) {
+  LOG(WARNING) << "worker " << header.worker_id() << " could not train round "
+               << header.round() << ": " << header.error();
+  absl::Status refused = round->Refuse(
+      header, absl::StrCat("worker could not train: ", header.error()));
+  if (!refused.ok()) {
+    LOG(WARNING) << "refusal of worker " << header.worker_id()
+                 << " not recorded: " << refused;
   }
-  return assembler->Finish();
+  response->set_accepted(false);
+  response->set_reason(refused.ok() ? "recorded"
+                                    : std::string(refused.message()));
+}
+
+// Reads the update's tensors (the rest of `stream`) into the round's buffers
+// and delivers them; a malformed or non-finite update is rejected.
+absl::Status ReceiveUpdate(RoundCollector* round,
+                           const twist::v1::UpdateHeader& header,
+                           common::TensorStreamReader* stream) {
+  TWIST_ASSIGN_OR_RETURN(common::NamedTensors targets, round->Expect(header));
+  // The values are checked as they are copied out of gRPC's buffers.
+  common::ChunkAssembler assembler(
+      std::move(targets), {common::kChunkBytes, /*check_finite=*/true});
+  absl::Status s = stream->ReadChunks(&assembler);
+  if (s.ok()) s = assembler.Finish();
+  if (!s.ok()) {
+    const absl::Status rejected = round->Reject(
+        header, absl::StrCat(assembler.non_finite() ? "update rejected: "
+                                                    : "malformed update: ",
+                             s.message()));
+    if (!rejected.ok()) {
+      LOG(WARNING) << "rejection of worker " << header.worker_id()
+                   << "'s update not recorded: " << rejected;
+    }
+    return s;
+  }
+  return round->Deliver(header, assembler.tensors(), stream->data_bytes(),
+                        /*checked_finite=*/true);
 }
 
 }  // namespace
@@ -43,15 +70,10 @@ WorkerTransferService::WorkerTransferService(
       board_(board),
       guard_(authorizer, common::Role::kWorker),
       options_(options) {
-  // The method paths come from the generated code of the .proto, so the two
-  // cannot drift apart.
-  static const std::string kReceive = common::MethodPath(
-      twist::v1::WorkerTransfer::service_full_name(), "ReceiveAssignment");
-  static const std::string kSend = common::MethodPath(
-      twist::v1::WorkerTransfer::service_full_name(), "SendUpdate");
   using Self = WorkerTransferService;
   AddMethod(new grpc::internal::RpcServiceMethod(
-      kReceive.c_str(), grpc::internal::RpcMethod::SERVER_STREAMING,
+      common::ReceiveAssignmentPath(),
+      grpc::internal::RpcMethod::SERVER_STREAMING,
       new grpc::internal::ServerStreamingHandler<Self, grpc::ByteBuffer,
                                                  grpc::ByteBuffer>(
           [](Self* self, grpc::ServerContext* context,
@@ -61,7 +83,7 @@ WorkerTransferService::WorkerTransferService(
           },
           this)));
   AddMethod(new grpc::internal::RpcServiceMethod(
-      kSend.c_str(), grpc::internal::RpcMethod::CLIENT_STREAMING,
+      common::SendUpdatePath(), grpc::internal::RpcMethod::CLIENT_STREAMING,
       new grpc::internal::ClientStreamingHandler<Self, grpc::ByteBuffer,
                                                  grpc::ByteBuffer>(
           [](Self* self, grpc::ServerContext* context,
@@ -90,23 +112,11 @@ grpc::Status WorkerTransferService::ReceiveAssignment(
 
   twist::v1::AssignmentMessage header;
   *header.mutable_header() = a->header;
-  absl::Status sent =
-      writer->Write(common::ToByteBuffer(header))
-          ? absl::OkStatus()
-          : absl::UnavailableError("stream broke before the header");
-  if (sent.ok()) {
-    sent = common::ForEachChunkBuffer(
-        a->tensors, common::kChunkBytes, common::kAssignmentChunkField,
-        [&](grpc::ByteBuffer& chunk) {
-          if (context->IsCancelled()) {
-            return absl::CancelledError("worker went away");
-          }
-          if (!writer->Write(chunk)) {
-            return absl::UnavailableError("stream broke mid-transfer");
-          }
-          return absl::OkStatus();
-        });
-  }
+  const absl::Status sent = common::WriteTensorStream(
+      writer, header, a->tensors, common::kAssignmentChunkField, [&] {
+        return context->IsCancelled() ? absl::CancelledError("worker went away")
+                                      : absl::OkStatus();
+      });
   if (!sent.ok()) {
     LOG(WARNING) << "assignment of job " << a->header.job_id() << " round "
                  << a->header.round() << " to worker " << request.worker_id()
@@ -132,10 +142,12 @@ grpc::Status WorkerTransferService::SendUpdate(
     *response_bytes = common::ToByteBuffer(response);
     return ToGrpcStatus(status);
   };
-  grpc::ByteBuffer first;
+  common::TensorStreamReader stream(reader, common::kUpdateChunkField,
+                                    "update stream");
   twist::v1::UpdateMessage message;
-  if (!reader->Read(&first) || !common::FromByteBuffer(first, &message).ok() ||
-      !message.has_header()) {
+  absl::StatusOr<bool> started = stream.ReadHeader(&message);
+  if (!started.ok()) return finish(started.status());
+  if (!*started) {
     return finish(absl::InvalidArgumentError(
         "an update stream must start with its header"));
   }
@@ -146,39 +158,10 @@ grpc::Status WorkerTransferService::SendUpdate(
   // Whatever happens to it below, the worker has answered its assignment.
   registry_->AnswerReceived(header.worker_id());
   if (!header.error().empty()) {
-    LOG(WARNING) << "worker " << header.worker_id() << " could not train round "
-                 << header.round() << ": " << header.error();
-    absl::Status refused = (*round)->Refuse(
-        header, absl::StrCat("worker could not train: ", header.error()));
-    if (!refused.ok()) {
-      LOG(WARNING) << "refusal of worker " << header.worker_id()
-                   << " not recorded: " << refused;
-    }
-    response.set_accepted(false);
-    response.set_reason(refused.ok() ? "recorded"
-                                     : std::string(refused.message()));
+    RecordRefusal(round->get(), header, &response);
     return finish(absl::OkStatus());
   }
-  absl::StatusOr<common::NamedTensors> targets = (*round)->Expect(header);
-  if (!targets.ok()) return finish(targets.status());
-  // The values are checked as they are copied out of gRPC's buffers.
-  common::ChunkAssembler assembler(
-      *std::move(targets), {common::kChunkBytes, /*check_finite=*/true});
-  int64_t bytes = 0;
-  if (absl::Status s = ReadChunks(reader, &assembler, &bytes); !s.ok()) {
-    const absl::Status rejected = (*round)->Reject(
-        header, absl::StrCat(assembler.non_finite() ? "update rejected: "
-                                                    : "malformed update: ",
-                             s.message()));
-    if (!rejected.ok()) {
-      LOG(WARNING) << "rejection of worker " << header.worker_id()
-                   << "'s update not recorded: " << rejected;
-    }
-    return finish(s);
-  }
-  if (absl::Status s = (*round)->Deliver(header, assembler.tensors(), bytes,
-                                         /*checked_finite=*/true);
-      !s.ok()) {
+  if (absl::Status s = ReceiveUpdate(round->get(), header, &stream); !s.ok()) {
     return finish(s);
   }
   response.set_accepted(true);

@@ -23,17 +23,54 @@ double Since(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
-// twist.v1.WorkerTransfer's methods, called on raw ByteBuffers so chunks are
-// written from and read into tensor memory in place.
-const std::string& ReceiveAssignmentMethod() {
-  static const std::string path = common::MethodPath(
-      twist::v1::WorkerTransfer::service_full_name(), "ReceiveAssignment");
-  return path;
+// A failed call or stream: NOT_FOUND means the coordinator does not know
+// this worker (it forgot it, or restarted): join again.
+ServeResult Failed(absl::Status status) {
+  const ServeOutcome outcome = status.code() == absl::StatusCode::kNotFound
+                                   ? ServeOutcome::kRejoin
+                                   : ServeOutcome::kFailed;
+  return {outcome, std::move(status)};
 }
-const std::string& SendUpdateMethod() {
-  static const std::string path = common::MethodPath(
-      twist::v1::WorkerTransfer::service_full_name(), "SendUpdate");
-  return path;
+
+// The round was answered, unless the answer did not get through.
+ServeResult Sent(absl::Status sent) {
+  if (!sent.ok()) return Failed(std::move(sent));
+  return {ServeOutcome::kServed, absl::OkStatus()};
+}
+
+// The poll brought no assignment: no work yet, or why not.
+ServeResult NoAssignment(const absl::StatusOr<bool>& started,
+                         grpc::ClientContext* context,
+                         grpc::ClientReader<grpc::ByteBuffer>* reader) {
+  if (!started.ok()) {  // not a header: a broken assignment stream
+    context->TryCancel();
+    reader->Finish();
+    return Failed(started.status());
+  }
+  absl::Status s = FromGrpcStatus(reader->Finish());
+  if (!s.ok()) return Failed(std::move(s));
+  return {ServeOutcome::kNoWork, absl::OkStatus()};
+}
+
+// Reads the assignment's chunks into `targets` (a model's parameters: their
+// memory, in place) and ends the call.
+absl::Status ReceiveTensors(common::TensorStreamReader* stream,
+                            grpc::ClientContext* context,
+                            grpc::ClientReader<grpc::ByteBuffer>* reader,
+                            const common::NamedTensors& targets) {
+  common::ChunkAssembler assembler(targets);
+  absl::Status read;
+  {
+    torch::NoGradGuard no_grad;  // the chunks land in parameter memory
+    read = stream->ReadChunks(&assembler);
+  }
+  if (!read.ok()) {
+    context->TryCancel();
+    reader->Finish();
+    return read;
+  }
+  TWIST_RETURN_IF_ERROR(FromGrpcStatus(reader->Finish()));
+  return assembler.Finish();
 }
 
 // Retries of a failed call, doubling from the first to the last.
@@ -130,6 +167,36 @@ absl::Status WorkerClient::Join() {
   return absl::OkStatus();
 }
 
+const char* WorkerStateName(WorkerState state) {
+  switch (state) {
+    case WorkerState::kIdle:
+      return "idle";
+    case WorkerState::kReceiving:
+      return "receiving";
+    case WorkerState::kTraining:
+      return "training";
+    case WorkerState::kSending:
+      return "sending";
+  }
+  return "idle";
+}
+
+void WorkerClient::SetState(WorkerState state) {
+  absl::MutexLock lock(&mu_);
+  state_ = state;
+}
+
+void WorkerClient::SleepUnlessStopped(double seconds, bool or_abandoned) const {
+  // Small steps, so Stop() is prompt.
+  const auto until =
+      std::chrono::steady_clock::now() +
+      std::chrono::microseconds(static_cast<int64_t>(seconds * 1e6));
+  while (!stop_.load() && !(or_abandoned && abandon_.load()) &&
+         std::chrono::steady_clock::now() < until) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
 void WorkerClient::HeartbeatLoop() {
   while (!stop_.load()) {
     twist::v1::HeartbeatRequest request;
@@ -137,52 +204,46 @@ void WorkerClient::HeartbeatLoop() {
     {
       absl::MutexLock lock(&mu_);
       interval = heartbeat_interval_s_;
-      if (need_join_ || worker_id_.empty()) {
-        request.clear_worker_id();
-      } else {
+      if (!need_join_ && !worker_id_.empty()) {
         request.set_worker_id(worker_id_);
-        request.set_status(status_);
+        request.set_status(WorkerStateName(state_));
         request.set_resident_parameters(resident_parameters_);
       }
     }
-    if (!request.worker_id().empty()) {
-      twist::v1::HeartbeatResponse response;
-      grpc::ClientContext context;
-      Prepare(&context, std::max(2.0, 2 * interval));
-      grpc::Status s = Stub()->Heartbeat(&context, request, &response);
-      if (s.error_code() == grpc::StatusCode::UNAVAILABLE) RenewChannel();
-      if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
-        LOG(WARNING) << "coordinator does not know this worker ("
-                     << s.error_message() << "): joining again";
-        {
-          absl::MutexLock lock(&mu_);
-          need_join_ = true;
-        }
-        AbandonCurrent();
-      } else if (s.ok()) {
-        bool restarted = false;
-        {
-          absl::MutexLock lock(&mu_);
-          restarted = response.incarnation() != incarnation_;
-          if (restarted) need_join_ = true;
-        }
-        bool stale = false;
-        if (response.abandon_assignment()) {
-          absl::MutexLock lock(&mu_);
-          stale = response.abandon_job_id() == current_job_ &&
-                  response.abandon_round() == current_round_;
-        }
-        if (restarted || stale) AbandonCurrent();
-      }
-    }
-    // Sleep in small steps so Stop() is prompt.
-    const auto until =
-        std::chrono::steady_clock::now() +
-        std::chrono::microseconds(static_cast<int64_t>(interval * 1e6));
-    while (!stop_.load() && std::chrono::steady_clock::now() < until) {
-      absl::SleepFor(absl::Milliseconds(20));
-    }
+    if (!request.worker_id().empty()) Heartbeat(request, interval);
+    SleepUnlessStopped(interval);
   }
+}
+
+void WorkerClient::Heartbeat(const twist::v1::HeartbeatRequest& request,
+                             double interval_s) {
+  twist::v1::HeartbeatResponse response;
+  grpc::ClientContext context;
+  Prepare(&context, std::max(2.0, 2 * interval_s));
+  grpc::Status s = Stub()->Heartbeat(&context, request, &response);
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) RenewChannel();
+  if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+    LOG(WARNING) << "coordinator does not know this worker ("
+                 << s.error_message() << "): joining again";
+    {
+      absl::MutexLock lock(&mu_);
+      need_join_ = true;
+    }
+    AbandonCurrent();
+    return;
+  }
+  if (!s.ok()) return;
+  bool restarted = false;
+  bool stale = false;
+  {
+    absl::MutexLock lock(&mu_);
+    restarted = response.incarnation() != incarnation_;
+    if (restarted) need_join_ = true;
+    stale = response.abandon_assignment() &&
+            response.abandon_job_id() == current_job_ &&
+            response.abandon_round() == current_round_;
+  }
+  if (restarted || stale) AbandonCurrent();
 }
 
 absl::Status WorkerClient::Run() {
@@ -194,7 +255,13 @@ absl::Status WorkerClient::Run() {
       absl::MutexLock lock(&mu_);
       need_join = need_join_;
     }
-    absl::Status s = need_join ? Join() : ServeOnce();
+    ServeResult result{ServeOutcome::kFailed, absl::OkStatus()};
+    if (need_join) {
+      result.status = Join();
+    } else {
+      result = ServeOnce();
+    }
+    const absl::Status& s = result.status;
     if (s.ok()) {
       backoff_s = kMinBackoffS;
       continue;
@@ -206,49 +273,46 @@ absl::Status WorkerClient::Run() {
       // Another protocol version or wrong credentials: retrying cannot help.
       return s;
     }
-    if (s.code() == absl::StatusCode::kAborted) return s;  // device unusable
-    if (s.code() == absl::StatusCode::kNotFound) {
+    if (result.outcome == ServeOutcome::kDeviceUnusable) return s;
+    if (result.outcome == ServeOutcome::kRejoin) {
       absl::MutexLock lock(&mu_);
       need_join_ = true;
     }
     if (s.code() == absl::StatusCode::kUnavailable) RenewChannel();
     LOG(WARNING) << (need_join ? "cannot join: " : "") << s << "; retrying in "
                  << backoff_s << " s";
-    const auto until =
-        std::chrono::steady_clock::now() +
-        std::chrono::microseconds(static_cast<int64_t>(backoff_s * 1e6));
-    while (!stop_.load() && std::chrono::steady_clock::now() < until) {
-      absl::SleepFor(absl::Milliseconds(20));
-    }
+    SleepUnlessStopped(backoff_s);
     // Short: a coordinator that restarted is back within seconds, and every
     // second of backoff is a second its job waits.
     backoff_s = std::min(backoff_s * 2, kMaxBackoffS);
   }
-  // A clean goodbye, so the coordinator records a leave rather than a loss.
+  Leave();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  return absl::OkStatus();
+}
+
+void WorkerClient::Leave() {
   std::string id;
   {
     absl::MutexLock lock(&mu_);
     id = need_join_ ? "" : worker_id_;
   }
-  if (!id.empty()) {
-    twist::v1::LeaveRequest request;
-    request.set_worker_id(id);
-    twist::v1::LeaveResponse response;
-    grpc::ClientContext context;
-    Prepare(&context, 3);
-    Stub()->Leave(&context, request, &response);
-    LOG(INFO) << "left the coordinator";
-  }
-  if (heartbeat_.joinable()) heartbeat_.join();
-  return absl::OkStatus();
+  if (id.empty()) return;
+  twist::v1::LeaveRequest request;
+  request.set_worker_id(id);
+  twist::v1::LeaveResponse response;
+  grpc::ClientContext context;
+  Prepare(&context, 3);
+  Stub()->Leave(&context, request, &response);
+  LOG(INFO) << "left the coordinator";
 }
 
-absl::Status WorkerClient::ServeOnce() {
+ServeResult WorkerClient::ServeOnce() {
   std::string id;
   {
     absl::MutexLock lock(&mu_);
     id = worker_id_;
-    status_ = "idle";
+    state_ = WorkerState::kIdle;
   }
   twist::v1::AssignmentRequest request;
   request.set_worker_id(id);
@@ -258,38 +322,18 @@ absl::Status WorkerClient::ServeOnce() {
   Prepare(&context, options_.poll_s + 600);
   ActiveCall active(this, &context);
   const std::shared_ptr<grpc::Channel> channel = Channel();
-  auto reader = common::OpenServerStream(channel.get(),
-                                         ReceiveAssignmentMethod().c_str(), &context,
-                                         common::ToByteBuffer(request));
-  grpc::ByteBuffer buffer;
-  if (!reader->Read(&buffer)) {
-    return FromGrpcStatus(reader->Finish());  // OK: no work yet
+  auto reader =
+      common::OpenServerStream(channel.get(), common::ReceiveAssignmentPath(),
+                               &context, common::ToByteBuffer(request));
+  common::TensorStreamReader stream(reader.get(), common::kAssignmentChunkField,
+                                    "assignment stream");
+  twist::v1::AssignmentMessage message;
+  const absl::StatusOr<bool> started = stream.ReadHeader(&message);
+  if (!started.ok() || !*started) {
+    return NoAssignment(started, &context, reader.get());
   }
   const auto receive_start = std::chrono::steady_clock::now();
-  twist::v1::AssignmentMessage message;
-  if (!common::FromByteBuffer(buffer, &message).ok() || !message.has_header()) {
-    context.TryCancel();
-    reader->Finish();
-    return absl::InvalidArgumentError(
-        "assignment stream did not start with a header");
-  }
-  abandon_.store(false);
-  {
-    absl::MutexLock lock(&mu_);
-    current_job_ = message.header().job_id();
-    current_round_ = message.header().round();
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    status_ = "receiving";
-  }
-  twist::v1::UpdateHeader update;
-  update.set_worker_id(id);
-  update.set_incarnation(message.header().incarnation());
-  update.set_job_id(message.header().job_id());
-  update.set_round(message.header().round());
-  update.set_slot(message.header().slot());
-
+  twist::v1::UpdateHeader update = BeginRound(id, message.header());
   absl::StatusOr<PreparedSubnet> prepared = common::CatchTorchErrors(
       "preparing the subnetwork",
       [&] { return trainer_->Prepare(message.header()); });
@@ -297,73 +341,75 @@ absl::Status WorkerClient::ServeOnce() {
     context.TryCancel();
     reader->Finish();
     update.set_error(std::string(prepared.status().message()));
-    return SendUpdate(update, {});
+    return Sent(SendUpdate(update, {}));
   }
-  {
-    common::ChunkAssembler assembler(prepared->receive_into);
-    absl::Status bad;
-    {
-      torch::NoGradGuard no_grad;  // the chunks land in parameter memory
-      int64_t bytes = 0;
-      while (bad.ok() && reader->Read(&buffer)) {
-        absl::StatusOr<bool> chunk = common::AddChunkBuffer(
-            buffer, common::kAssignmentChunkField, &assembler, &bytes);
-        if (!chunk.ok()) {
-          bad = chunk.status();
-        } else if (!*chunk) {
-          bad = absl::InvalidArgumentError("a second header in one assignment");
-        }
-      }
-    }
-    if (!bad.ok()) {
-      context.TryCancel();
-      reader->Finish();
-      return bad;
-    }
-    TWIST_RETURN_IF_ERROR(FromGrpcStatus(reader->Finish()));
-    TWIST_RETURN_IF_ERROR(assembler.Finish());
+  if (absl::Status s = ReceiveTensors(&stream, &context, reader.get(),
+                                      prepared->receive_into);
+      !s.ok()) {
+    return Failed(std::move(s));
   }
   update.set_receive_s(Since(receive_start));
   {
     absl::MutexLock lock(&mu_);
-    status_ = "training";
+    state_ = WorkerState::kTraining;
     resident_parameters_ = prepared->receive_into.NumElements();
   }
+  return TrainAndSend(std::move(update), *std::move(prepared));
+}
 
-  absl::StatusOr<TrainedSubnet> trained = Train(*std::move(prepared));
-  if (!trained.ok()) {
-    if (trained.status().code() == absl::StatusCode::kCancelled) {
-      LOG(INFO) << "round " << update.round()
-                << " abandoned: " << trained.status().message();
-      return absl::OkStatus();
-    }
-    update.set_error(std::string(trained.status().message()));
-    LOG(WARNING) << "cannot train round " << update.round() << ": "
-                 << trained.status();
-    TWIST_RETURN_IF_ERROR(SendUpdate(update, {}));
-    // A device that cannot be trusted any more ends the worker; anything
-    // else (out of memory included) was this round's problem only.
-    if (trained.status().code() == absl::StatusCode::kAborted) {
-      return trained.status();
-    }
-    return absl::OkStatus();
+twist::v1::UpdateHeader WorkerClient::BeginRound(
+    const std::string& worker_id, const twist::v1::AssignmentHeader& header) {
+  abandon_.store(false);
+  {
+    absl::MutexLock lock(&mu_);
+    current_job_ = header.job_id();
+    current_round_ = header.round();
+    state_ = WorkerState::kReceiving;
   }
-  if (options_.delay_after_train_s > 0) {
-    const auto until = std::chrono::steady_clock::now() +
-                       std::chrono::microseconds(static_cast<int64_t>(
-                           options_.delay_after_train_s * 1e6));
-    while (!stop_.load() && !abandon_.load() &&
-           std::chrono::steady_clock::now() < until) {
-      absl::SleepFor(absl::Milliseconds(20));
-    }
+  twist::v1::UpdateHeader update;
+  update.set_worker_id(worker_id);
+  update.set_incarnation(header.incarnation());
+  update.set_job_id(header.job_id());
+  update.set_round(header.round());
+  update.set_slot(header.slot());
+  return update;
+}
+
+ServeResult WorkerClient::TrainAndSend(twist::v1::UpdateHeader update,
+                                       PreparedSubnet prepared) {
+  absl::StatusOr<TrainedSubnet> trained = Train(std::move(prepared));
+  if (!trained.ok()) return TrainingFailed(std::move(update), trained.status());
+  SleepUnlessStopped(options_.delay_after_train_s, /*or_abandoned=*/true);
+  if (abandon_.load() || stop_.load()) {
+    return {ServeOutcome::kAbandoned, absl::OkStatus()};
   }
-  if (abandon_.load() || stop_.load()) return absl::OkStatus();
   update.set_train_loss(trained->result.mean_loss);
   update.set_tokens(trained->result.tokens);
   update.set_compute_s(trained->result.compute_s);
   update.set_parameters(trained->parameters);
   update.set_deltas(trained->deltas);
-  return SendUpdate(update, trained->tensors);
+  return Sent(SendUpdate(update, trained->tensors));
+}
+
+ServeResult WorkerClient::TrainingFailed(twist::v1::UpdateHeader update,
+                                         const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kCancelled) {
+    LOG(INFO) << "round " << update.round()
+              << " abandoned: " << status.message();
+    return {ServeOutcome::kAbandoned, absl::OkStatus()};
+  }
+  update.set_error(std::string(status.message()));
+  LOG(WARNING) << "cannot train round " << update.round() << ": " << status;
+  if (absl::Status sent = SendUpdate(update, {}); !sent.ok()) {
+    return Failed(std::move(sent));
+  }
+  // A device that cannot be trusted any more ends the worker (the trainer
+  // says so with ABORTED: common/model/torch_errors.h); anything else (out
+  // of memory included) was this round's problem only.
+  if (status.code() == absl::StatusCode::kAborted) {
+    return {ServeOutcome::kDeviceUnusable, status};
+  }
+  return {ServeOutcome::kServed, absl::OkStatus()};
 }
 
 absl::StatusOr<TrainedSubnet> WorkerClient::Train(PreparedSubnet prepared) {
@@ -403,40 +449,28 @@ absl::StatusOr<TrainedSubnet> WorkerClient::Train(PreparedSubnet prepared) {
 
 absl::Status WorkerClient::SendUpdate(const twist::v1::UpdateHeader& header,
                                       const common::NamedTensors& tensors) {
-  {
-    absl::MutexLock lock(&mu_);
-    status_ = "sending";
-  }
+  SetState(WorkerState::kSending);
   const auto start = std::chrono::steady_clock::now();
-  twist::v1::UpdateHeader h = header;
-  h.set_send_s(last_send_s_);
+  twist::v1::UpdateMessage message;
+  *message.mutable_header() = header;
+  message.mutable_header()->set_send_s(last_send_s_);
+  const twist::v1::UpdateHeader& h = message.header();
   grpc::ClientContext context;
   Prepare(&context, 600);
   ActiveCall active(this, &context);
   grpc::ByteBuffer response;
   const std::shared_ptr<grpc::Channel> channel = Channel();
   auto writer = common::OpenClientStream(
-      channel.get(), SendUpdateMethod().c_str(), &context, &response);
-  twist::v1::UpdateMessage message;
-  *message.mutable_header() = h;
-  bool ok = writer->Write(common::ToByteBuffer(message));
-  if (ok) {
-    absl::Status s = common::ForEachChunkBuffer(
-        tensors, common::kChunkBytes, common::kUpdateChunkField,
-        [&](grpc::ByteBuffer& chunk) {
-          return writer->Write(chunk)
-                     ? absl::OkStatus()
-                     : absl::UnavailableError("update stream broke");
-        });
-    ok = s.ok();
-  }
+      channel.get(), common::SendUpdatePath(), &context, &response);
+  // A broken stream ends the call: its status says why.
+  common::WriteTensorStream(writer.get(), message, tensors,
+                            common::kUpdateChunkField)
+      .IgnoreError();
   writer->WritesDone();
   absl::Status status = FromGrpcStatus(writer->Finish());
   last_send_s_ = Since(start);
-  {
-    absl::MutexLock lock(&mu_);
-    status_ = "idle";  // the model stays resident: resident_parameters_ holds
-  }
+  // The model stays resident: resident_parameters_ holds.
+  SetState(WorkerState::kIdle);
   if (!status.ok()) {
     // A refused update (stale round, malformed) is the coordinator's call;
     // the worker carries on with the next assignment.

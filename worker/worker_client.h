@@ -21,6 +21,26 @@
 
 namespace twist::worker {
 
+// What the worker is doing, as its heartbeats report it.
+enum class WorkerState { kIdle, kReceiving, kTraining, kSending };
+// The name of `state` in the heartbeat's status field: "idle", "receiving",
+// "training" or "sending".
+const char* WorkerStateName(WorkerState state);
+
+// How one receive -> train -> send cycle ended.
+enum class ServeOutcome {
+  kNoWork,          // the poll ended without an assignment
+  kServed,          // the round was answered: an update, or why there is none
+  kAbandoned,       // the round was given up (Stop(), dropped, or stale)
+  kFailed,          // a call or a stream failed: try again after a backoff
+  kRejoin,          // the coordinator does not know this worker: join again
+  kDeviceUnusable,  // the trainer found the device untrustworthy: stop
+};
+struct ServeResult {
+  ServeOutcome outcome;
+  absl::Status status;  // why, for kFailed, kRejoin and kDeviceUnusable
+};
+
 class WorkerClient {
  public:
   struct Options {
@@ -52,13 +72,33 @@ class WorkerClient {
 
  private:
   absl::Status Join();
+  // Says goodbye, so the coordinator records a leave rather than a loss.
+  void Leave();
   void HeartbeatLoop();
-  // One receive -> train -> send cycle; OK when there was no work.
-  absl::Status ServeOnce();
+  // One heartbeat call and what its answer asks for.
+  void Heartbeat(const twist::v1::HeartbeatRequest& request, double interval_s);
+  // One receive -> train -> send cycle.
+  ServeResult ServeOnce();
+  // Notes the assignment in hand (the round the heartbeat may abandon) and
+  // starts the header of its answer.
+  twist::v1::UpdateHeader BeginRound(const std::string& worker_id,
+                                     const twist::v1::AssignmentHeader& header);
+  // Trains the received subnetwork and sends the update.
+  ServeResult TrainAndSend(twist::v1::UpdateHeader update,
+                           PreparedSubnet prepared);
+  // After training failed: abandoned, or the error sent to the coordinator.
+  ServeResult TrainingFailed(twist::v1::UpdateHeader update,
+                             const absl::Status& status);
   // Trains on a thread of its own and waits for it, or for Stop().
   absl::StatusOr<TrainedSubnet> Train(PreparedSubnet prepared);
+  // OK, or Unavailable when the coordinator could not be reached (a refused
+  // update is logged, and the worker carries on).
   absl::Status SendUpdate(const twist::v1::UpdateHeader& header,
                           const common::NamedTensors& tensors);
+  void SetState(WorkerState state);
+  // Sleeps `seconds` in small steps, returning early on Stop() (and, with
+  // `or_abandoned`, when the current round is abandoned).
+  void SleepUnlessStopped(double seconds, bool or_abandoned = false) const;
 
   const Options options_;
   // A context for one call: its deadline and the worker's token.
@@ -86,7 +126,7 @@ class WorkerClient {
   uint64_t incarnation_ ABSL_GUARDED_BY(mu_) = 0;
   double heartbeat_interval_s_ ABSL_GUARDED_BY(mu_) = 1.0;
   bool need_join_ ABSL_GUARDED_BY(mu_) = true;
-  std::string status_ ABSL_GUARDED_BY(mu_) = "idle";
+  WorkerState state_ ABSL_GUARDED_BY(mu_) = WorkerState::kIdle;
   int64_t resident_parameters_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::ClientContext* active_call_ ABSL_GUARDED_BY(mu_) = nullptr;
   int64_t current_job_ ABSL_GUARDED_BY(mu_) = 0;  // the assignment in hand

@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
 #include "common/transport/wire_chunks.h"
+#include "twist/v1/job_service.grpc.pb.h"
+#include "twist/v1/worker_service.grpc.pb.h"
 
 namespace twist::common {
 namespace {
@@ -106,6 +108,82 @@ namespace twist::common {
 
 std::string MethodPath(const char* service_full_name, const char* method) {
   return absl::StrCat("/", service_full_name, "/", method);
+}
+
+const char* ReceiveAssignmentPath() {
+  static const std::string path = MethodPath(
+      twist::v1::WorkerTransfer::service_full_name(), "ReceiveAssignment");
+  return path.c_str();
+}
+
+const char* SendUpdatePath() {
+  static const std::string path =
+      MethodPath(twist::v1::WorkerTransfer::service_full_name(), "SendUpdate");
+  return path.c_str();
+}
+
+const char* ExportModelPath() {
+  static const std::string path =
+      MethodPath(twist::v1::JobService::service_full_name(), "ExportModel");
+  return path.c_str();
+}
+
+TensorStreamReader::TensorStreamReader(ReadFn read, int chunk_field,
+                                       std::string stream_name)
+    : read_(std::move(read)),
+      chunk_field_(chunk_field),
+      stream_name_(std::move(stream_name)) {}
+
+absl::StatusOr<bool> TensorStreamReader::ReadFirst(grpc::ByteBuffer* buffer) {
+  if (state_ != State::kStart) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the header of the ", stream_name_, " was already read"));
+  }
+  state_ = State::kDone;  // unless a header follows
+  return read_(buffer);
+}
+
+absl::Status TensorStreamReader::NoHeaderError() const {
+  return absl::InvalidArgumentError(
+      absl::StrCat(stream_name_, " must start with its header"));
+}
+
+absl::Status TensorStreamReader::ReadChunks(ChunkAssembler* assembler) {
+  if (state_ != State::kChunks) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the chunks of the ", stream_name_, " follow its header only"));
+  }
+  state_ = State::kDone;
+  grpc::ByteBuffer buffer;
+  while (read_(&buffer)) {
+    TWIST_ASSIGN_OR_RETURN(bool chunk, AddChunkBuffer(buffer, chunk_field_,
+                                                      assembler, &data_bytes_));
+    if (!chunk) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a second header in one ", stream_name_));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteTensorStream(const WriteFn& write,
+                               const google::protobuf::MessageLite& header,
+                               const NamedTensors& tensors, int chunk_field,
+                               const std::function<absl::Status()>& check,
+                               size_t max_chunk_bytes) {
+  if (!write(ToByteBuffer(header))) {
+    return absl::UnavailableError("stream broke before the header");
+  }
+  return ForEachChunkBuffer(
+      tensors, max_chunk_bytes, chunk_field, [&](grpc::ByteBuffer& chunk) {
+        if (check) {
+          TWIST_RETURN_IF_ERROR(check());
+        }
+        if (!write(chunk)) {
+          return absl::UnavailableError("stream broke mid-transfer");
+        }
+        return absl::OkStatus();
+      });
 }
 
 }  // namespace twist::common
