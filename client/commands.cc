@@ -16,6 +16,7 @@
 #include "client/progress.h"
 #include "client/spec_input.h"
 #include "common/base/status_macros.h"
+#include "common/job/job_fields.h"
 #include "common/job/job_states.h"
 #include "common/model/hf_gpt2.h"
 #include "common/model/safetensors.h"
@@ -129,8 +130,8 @@ absl::Status Submit(const CommandLine& line) {
       "submitted job %lld (%s): %s mode, %d rounds of %d local steps, %lld "
       "parameters\n",
       static_cast<long long>(job.id()), job.spec().name().c_str(),
-      job.spec().mode() == twist::v1::MODE_LOCAL_SGD ? "local_sgd" : "twist",
-      job.spec().rounds(), job.spec().local_steps(),
+      common::ModeName(job.spec().mode()).c_str(), job.spec().rounds(),
+      job.spec().local_steps(),
       static_cast<long long>(job.parameters()));
   TWIST_ASSIGN_OR_RETURN(bool watch, line.GetBool("watch", false));
   if (watch) {
@@ -159,7 +160,7 @@ absl::Status List(const CommandLine& line) {
         static_cast<long long>(job.id()),
         job.spec().name().substr(0, 20).c_str(),
         common::JobStateName(job.state()).c_str(),
-        job.spec().mode() == twist::v1::MODE_LOCAL_SGD ? "local_sgd" : "twist",
+        common::ModeName(job.spec().mode()).c_str(),
         absl::StrCat(job.round(), "/", job.spec().rounds()).c_str(),
         Loss(job.has_last_train_loss(), job.last_train_loss()).c_str(),
         Loss(job.has_last_val_loss(), job.last_val_loss()).c_str(),
@@ -380,7 +381,8 @@ absl::Status Export(const CommandLine& line) {
 }
 
 const char* Usage() {
-  return R"(twistctl: the TwIST client
+  static const std::string* usage = new std::string(absl::StrCat(
+      R"(twistctl: the TwIST client
 
 usage: twistctl [--coordinator=HOST:PORT] [--token_file=FILE] [--tls_ca=FILE]
                 COMMAND [ARGS] [--option=value ...]
@@ -395,15 +397,11 @@ commands:
       encoding, its files in --tokenizer_dir (default data/tokenizers/gpt2,
       fetched by deploy/fetch-tokenizer.sh)
   submit [--spec=FILE] [--data=DIR] [--watch] [spec options]
-      queue a job; spec options override the file: --name --mode=twist|local_sgd
-      --rounds --local_steps --batch_size --lr --seed --n_layer --n_head --n_embd
-      --block_size --heads_per_worker --ffn_columns_per_worker --keep_ratio
-      --scaling=inverse_keep_ratio|none --eval_every --checkpoint_every
-      --min_workers --max_workers --round_deadline_s --deadline_factor
-      --deadline_floor_s --init_from=FILE --activation=gelu|gelu_tanh
-      --transport_dtype=float32|bfloat16 --compute_dtype=float32|bfloat16 ...
-      (see deploy/examples/ and docs/job-spec.md)
-  list                      jobs, newest first
+      queue a job; spec options override the file (see deploy/examples/ and
+      docs/job-spec.md for what each means and its default):
+)",
+      common::SpecOptionsUsage(6, 80),
+      R"(  list                      jobs, newest first
   status JOB [--json]       one job and its rounds
   watch JOB                 a live progress bar until the job ends
   cancel JOB
@@ -415,7 +413,8 @@ commands:
   generate --model=FILE [--prompt=TEXT] [--tokens=200] [--temperature=0.8] [--top_k=40]
            [--tokenizer=bytes|gpt2] [--tokenizer_dir=DIR]
       sample text from an exported model (its tokenizer from the file's metadata)
-)";
+)"));
+  return usage->c_str();
 }
 
 }  // namespace twist::client

@@ -23,21 +23,6 @@ namespace {
 using common::NowSeconds;
 using common::SecondsSince;
 
-at::ScalarType WireDtypeOf(const twist::v1::JobSpec& spec) {
-  return spec.transport_dtype() == twist::v1::TRANSPORT_DTYPE_BFLOAT16
-             ? at::kBFloat16
-             : at::kFloat;
-}
-
-common::OuterStep OuterStepOf(const twist::v1::JobSpec& spec) {
-  common::OuterStep step;
-  step.learning_rate =
-      spec.outer_learning_rate() > 0 ? spec.outer_learning_rate() : 1.0;
-  step.momentum = spec.outer_momentum();
-  step.nesterov = !spec.outer_heavy_ball();
-  return step;
-}
-
 }  // namespace
 
 JobRunner::JobRunner(twist::v1::Job job, WorkerRegistry* registry,

@@ -18,62 +18,9 @@ absl::Status Bad(const std::string& field, const std::string& message) {
 
 bool Finite(double x) { return std::isfinite(x); }
 
-}  // namespace
-
-void ApplyDefaults(JobSpec* spec) {
-  if (spec->name().empty()) spec->set_name("job");
-  auto* m = spec->mutable_model();
-  if (m->n_layer() == 0) m->set_n_layer(4);
-  if (m->n_head() == 0) m->set_n_head(4);
-  if (m->n_embd() == 0) m->set_n_embd(128);
-  if (m->block_size() == 0) m->set_block_size(128);
-  if (spec->mode() == twist::v1::MODE_UNSPECIFIED)
-    spec->set_mode(twist::v1::MODE_TWIST);
-  if (spec->rounds() == 0) spec->set_rounds(20);
-  if (spec->local_steps() == 0) spec->set_local_steps(20);
-  if (spec->batch_size() == 0) spec->set_batch_size(16);
-  auto* o = spec->mutable_optimizer();
-  if (o->learning_rate() == 0) o->set_learning_rate(1e-3);
-  if (o->min_lr_ratio() == 0) o->set_min_lr_ratio(0.1);
-  if (o->warmup_steps() == 0) {
-    const int64_t total =
-        static_cast<int64_t>(spec->rounds()) * spec->local_steps();
-    o->set_warmup_steps(static_cast<int32_t>(std::max<int64_t>(0, total / 20)));
-  }
-  if (o->weight_decay() == 0) o->set_weight_decay(0.1);
-  if (o->beta1() == 0) o->set_beta1(0.9);
-  if (o->beta2() == 0) o->set_beta2(0.95);
-  if (o->grad_clip() == 0) o->set_grad_clip(1.0);
-  if (o->state() == twist::v1::OPTIMIZER_STATE_UNSPECIFIED) {
-    o->set_state(twist::v1::OPTIMIZER_STATE_WORKER);
-  }
-  if (spec->deal() == twist::v1::DEAL_UNSPECIFIED) {
-    spec->set_deal(twist::v1::DEAL_RANDOM);
-  }
-  if (spec->seed() == 0) spec->set_seed(1);
-  if (spec->scaling() == twist::v1::SCALING_UNSPECIFIED) {
-    spec->set_scaling(twist::v1::SCALING_INVERSE_KEEP_RATIO);
-  }
-  if (spec->eval_every() == 0) spec->set_eval_every(5);
-  if (spec->eval_batches() == 0) spec->set_eval_batches(8);
-  if (spec->checkpoint_every() == 0) spec->set_checkpoint_every(10);
-  if (spec->min_workers() == 0) spec->set_min_workers(1);
-  if (spec->round_deadline_s() == 0) spec->set_round_deadline_s(600);
-  if (spec->deadline_factor() == 0) spec->set_deadline_factor(3);
-  if (spec->outer_learning_rate() == 0) spec->set_outer_learning_rate(1);
-  if (spec->transport_dtype() == twist::v1::TRANSPORT_DTYPE_UNSPECIFIED) {
-    spec->set_transport_dtype(twist::v1::TRANSPORT_DTYPE_FLOAT32);
-  }
-  if (spec->compute_dtype() == twist::v1::COMPUTE_DTYPE_UNSPECIFIED) {
-    spec->set_compute_dtype(twist::v1::COMPUTE_DTYPE_FLOAT32);
-  }
-  if (spec->deadline_floor_s() == 0) {
-    spec->set_deadline_floor_s(std::min(10.0, spec->round_deadline_s()));
-  }
-}
-
-absl::Status ValidateJobSpec(const JobSpec& spec,
-                             const common::DatasetMeta& meta) {
+// The model's shape, against the dataset's vocabulary and sizes.
+absl::Status ValidateModel(const JobSpec& spec,
+                           const common::DatasetMeta& meta) {
   const auto& m = spec.model();
   if (m.n_layer() < 1 || m.n_layer() > 256) {
     return Bad("model.n_layer",
@@ -104,27 +51,41 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
                             ", 65536]: the dataset uses ", meta.vocab_size,
                             " token ids; leave it 0 to take the dataset's"));
   }
-  if (m.block_size() + 1 > meta.val_tokens) {
+  return absl::OkStatus();
+}
+
+// The context against the dataset's sizes: every batch needs block_size + 1
+// tokens.
+absl::Status ValidateContext(const JobSpec& spec,
+                             const common::DatasetMeta& meta) {
+  const int32_t block_size = spec.model().block_size();
+  if (block_size + 1 > meta.val_tokens) {
     return Bad(
         "model.block_size",
-        absl::StrCat("context ", m.block_size(),
+        absl::StrCat("context ", block_size,
                      " is longer than the validation set (", meta.val_tokens,
                      " tokens): lower block_size or prepare the ",
                      "dataset with a larger --val_fraction"));
   }
-  if (m.block_size() + 1 > meta.train_tokens) {
+  if (block_size + 1 > meta.train_tokens) {
     return Bad("model.block_size",
-               absl::StrCat("context ", m.block_size(),
+               absl::StrCat("context ", block_size,
                             " is longer than the training set (",
                             meta.train_tokens, " tokens)"));
   }
+  return absl::OkStatus();
+}
+
+// Mode, rounds, local steps and the batch.
+absl::Status ValidateSchedule(const JobSpec& spec) {
   if (spec.mode() != twist::v1::MODE_TWIST &&
       spec.mode() != twist::v1::MODE_LOCAL_SGD) {
     return Bad("mode", "must be twist or local_sgd");
   }
-  if (spec.rounds() < 1)
+  if (spec.rounds() < 1) {
     return Bad("rounds",
                absl::StrCat("must be at least 1, got ", spec.rounds()));
+  }
   if (spec.local_steps() < 1) {
     return Bad("local_steps",
                absl::StrCat("must be at least 1, got ", spec.local_steps()));
@@ -133,6 +94,11 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
     return Bad("batch_size",
                absl::StrCat("must be at least 1, got ", spec.batch_size()));
   }
+  return absl::OkStatus();
+}
+
+// The learning-rate schedule: peak, floor and warm-up.
+absl::Status ValidateLearningRate(const JobSpec& spec) {
   const auto& o = spec.optimizer();
   if (!(o.learning_rate() > 0) || !Finite(o.learning_rate())) {
     return Bad("optimizer.learning_rate",
@@ -151,6 +117,11 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
                             " must be in [0, rounds * local_steps = ",
                             total_steps, "]"));
   }
+  return absl::OkStatus();
+}
+
+// AdamW's decay, betas and clipping, and where its state lives.
+absl::Status ValidateAdamW(const twist::v1::OptimizerSpec& o) {
   if (!(o.weight_decay() >= 0) || !Finite(o.weight_decay())) {
     return Bad("optimizer.weight_decay",
                absl::StrCat("must be non-negative, got ", o.weight_decay()));
@@ -163,11 +134,19 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
     return Bad("optimizer.beta2",
                absl::StrCat("must be in [0, 1), got ", o.beta2()));
   }
-  if (!Finite(o.grad_clip()))
+  if (!Finite(o.grad_clip())) {
     return Bad("optimizer.grad_clip", "must be a number");
+  }
+  if (!twist::v1::OptimizerState_IsValid(o.state()) ||
+      o.state() == twist::v1::OPTIMIZER_STATE_UNSPECIFIED) {
+    return Bad("optimizer.state", "must be fresh, worker or coordinator");
+  }
+  return absl::OkStatus();
+}
 
-  const int heads = m.n_head(), columns = 4 * m.n_embd();
-  const bool local_sgd = spec.mode() == twist::v1::MODE_LOCAL_SGD;
+// Each worker's share of the units (twist mode) and how they are dealt.
+absl::Status ValidateSubnetworks(const JobSpec& spec) {
+  const int heads = spec.model().n_head(), columns = 4 * spec.model().n_embd();
   if (spec.heads_per_worker() < 0 || spec.heads_per_worker() > heads) {
     return Bad("heads_per_worker",
                absl::StrCat(spec.heads_per_worker(), " is outside [0, ", heads,
@@ -185,8 +164,9 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
                absl::StrCat("must be in (0, 1] (or 0: not set), got ",
                             spec.keep_ratio()));
   }
-  if (local_sgd && (spec.heads_per_worker() || spec.ffn_columns_per_worker() ||
-                    spec.keep_ratio() || spec.capacity_weighted())) {
+  if (spec.mode() == twist::v1::MODE_LOCAL_SGD &&
+      (spec.heads_per_worker() || spec.ffn_columns_per_worker() ||
+       spec.keep_ratio() || spec.capacity_weighted())) {
     return Bad("mode",
                "local_sgd trains the whole model on every worker: remove "
                "heads_per_worker, ffn_columns_per_worker, keep_ratio and "
@@ -197,6 +177,20 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
       spec.scaling() != twist::v1::SCALING_CORRECTION) {
     return Bad("scaling", "must be inverse_keep_ratio, none or correction");
   }
+  if (spec.deal() == twist::v1::DEAL_ROLLING && spec.capacity_weighted()) {
+    return Bad("deal",
+               "rolling windows need equal quotas: drop capacity_weighted or "
+               "deal at random");
+  }
+  if (!twist::v1::Deal_IsValid(spec.deal()) ||
+      spec.deal() == twist::v1::DEAL_UNSPECIFIED) {
+    return Bad("deal", "must be random or rolling");
+  }
+  return absl::OkStatus();
+}
+
+// Evaluations, checkpoints and how many workers a round uses.
+absl::Status ValidateBookkeeping(const JobSpec& spec) {
   if (spec.eval_every() < 1) {
     return Bad("eval_every",
                absl::StrCat("must be at least 1, got ", spec.eval_every()));
@@ -221,45 +215,15 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
                             " must be 0 (all live workers) or at least ",
                             "min_workers (", spec.min_workers(), ")"));
   }
+  return absl::OkStatus();
+}
+
+// The straggler deadline.
+absl::Status ValidateDeadlines(const JobSpec& spec) {
   if (!(spec.round_deadline_s() > 0) || !Finite(spec.round_deadline_s())) {
     return Bad("round_deadline_s",
                absl::StrCat("must be a positive number of seconds, got ",
                             spec.round_deadline_s()));
-  }
-  if (!(spec.outer_learning_rate() > 0) ||
-      !Finite(spec.outer_learning_rate())) {
-    return Bad(
-        "outer_learning_rate",
-        absl::StrCat("must be a positive number (1: plain merging), got ",
-                     spec.outer_learning_rate()));
-  }
-  if (!(spec.outer_momentum() >= 0 && spec.outer_momentum() < 1)) {
-    return Bad(
-        "outer_momentum",
-        absl::StrCat(
-            "must be in [0, 1) (0: plain merging; DiLoCo uses 0.9), got ",
-            spec.outer_momentum()));
-  }
-  if (spec.deal() == twist::v1::DEAL_ROLLING && spec.capacity_weighted()) {
-    return Bad("deal",
-               "rolling windows need equal quotas: drop capacity_weighted or "
-               "deal at random");
-  }
-  if (!twist::v1::OptimizerState_IsValid(spec.optimizer().state()) ||
-      spec.optimizer().state() == twist::v1::OPTIMIZER_STATE_UNSPECIFIED) {
-    return Bad("optimizer.state", "must be fresh, worker or coordinator");
-  }
-  if (!twist::v1::Deal_IsValid(spec.deal()) ||
-      spec.deal() == twist::v1::DEAL_UNSPECIFIED) {
-    return Bad("deal", "must be random or rolling");
-  }
-  if (spec.transport_dtype() != twist::v1::TRANSPORT_DTYPE_FLOAT32 &&
-      spec.transport_dtype() != twist::v1::TRANSPORT_DTYPE_BFLOAT16) {
-    return Bad("transport_dtype", "must be float32 or bfloat16");
-  }
-  if (spec.compute_dtype() != twist::v1::COMPUTE_DTYPE_FLOAT32 &&
-      spec.compute_dtype() != twist::v1::COMPUTE_DTYPE_BFLOAT16) {
-    return Bad("compute_dtype", "must be float32 or bfloat16");
   }
   if (!(spec.deadline_factor() >= 1) || !Finite(spec.deadline_factor())) {
     return Bad(
@@ -275,6 +239,40 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
                             " must be positive and at most round_deadline_s (",
                             spec.round_deadline_s(), ")"));
   }
+  return absl::OkStatus();
+}
+
+// The coordinator's outer optimizer and the element types of transport and
+// compute.
+absl::Status ValidateOuterAndTypes(const JobSpec& spec) {
+  if (!(spec.outer_learning_rate() > 0) ||
+      !Finite(spec.outer_learning_rate())) {
+    return Bad(
+        "outer_learning_rate",
+        absl::StrCat("must be a positive number (1: plain merging), got ",
+                     spec.outer_learning_rate()));
+  }
+  if (!(spec.outer_momentum() >= 0 && spec.outer_momentum() < 1)) {
+    return Bad(
+        "outer_momentum",
+        absl::StrCat(
+            "must be in [0, 1) (0: plain merging; DiLoCo uses 0.9), got ",
+            spec.outer_momentum()));
+  }
+  if (spec.transport_dtype() != twist::v1::TRANSPORT_DTYPE_FLOAT32 &&
+      spec.transport_dtype() != twist::v1::TRANSPORT_DTYPE_BFLOAT16) {
+    return Bad("transport_dtype", "must be float32 or bfloat16");
+  }
+  if (spec.compute_dtype() != twist::v1::COMPUTE_DTYPE_FLOAT32 &&
+      spec.compute_dtype() != twist::v1::COMPUTE_DTYPE_BFLOAT16) {
+    return Bad("compute_dtype", "must be float32 or bfloat16");
+  }
+  return absl::OkStatus();
+}
+
+// A content hash named by the spec must be the dataset's.
+absl::Status ValidateContentHash(const JobSpec& spec,
+                                 const common::DatasetMeta& meta) {
   if (!meta.content_hash.empty() && !spec.data().content_hash().empty() &&
       meta.content_hash != spec.data().content_hash()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -284,6 +282,22 @@ absl::Status ValidateJobSpec(const JobSpec& spec,
         "prepare on every machine or drop content_hash from the spec"));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateJobSpec(const JobSpec& spec,
+                             const common::DatasetMeta& meta) {
+  TWIST_RETURN_IF_ERROR(ValidateModel(spec, meta));
+  TWIST_RETURN_IF_ERROR(ValidateContext(spec, meta));
+  TWIST_RETURN_IF_ERROR(ValidateSchedule(spec));
+  TWIST_RETURN_IF_ERROR(ValidateLearningRate(spec));
+  TWIST_RETURN_IF_ERROR(ValidateAdamW(spec.optimizer()));
+  TWIST_RETURN_IF_ERROR(ValidateSubnetworks(spec));
+  TWIST_RETURN_IF_ERROR(ValidateBookkeeping(spec));
+  TWIST_RETURN_IF_ERROR(ValidateDeadlines(spec));
+  TWIST_RETURN_IF_ERROR(ValidateOuterAndTypes(spec));
+  return ValidateContentHash(spec, meta);
 }
 
 absl::StatusOr<JobSpec> ResolveJobSpec(JobSpec spec) {

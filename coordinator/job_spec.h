@@ -11,22 +11,25 @@
 #include "absl/status/statusor.h"
 #include "common/data/dataset.h"
 #include "common/job/job_config.h"
+#include "common/job/job_fields.h"
 #include "common/job/job_states.h"
+#include "common/job/round_options.h"
 #include "twist/v1/job.pb.h"
 
 namespace twist::coordinator {
 
+// Fills every field left unset with its default (common/job/job_fields.h).
+// The dataset's vocabulary and hash are not known there: ResolveJobSpec
+// fills those.
+using common::ApplyDefaults;
 using common::IsFinished;
 using common::JobStateName;
 using common::ModelConfigOf;
 using common::ModeName;
+using common::OuterStepOf;
 using common::ScalingOf;
 using common::TrainingOptionsOf;
-
-// Fills every field left at 0 (or empty) with its documented default (see
-// proto/twist/v1/job.proto). The dataset's vocabulary and hash are not known
-// here: ResolveJobSpec fills those.
-void ApplyDefaults(twist::v1::JobSpec* spec);
+using common::WireDtypeOf;
 
 // Checks a spec with defaults applied against its dataset's metadata. Pure:
 // reads no files. InvalidArgument naming the first bad field.

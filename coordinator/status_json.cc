@@ -110,8 +110,10 @@ nlohmann::json JobDetailJson(
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
   options.always_print_primitive_fields = true;
-  if (google::protobuf::util::MessageToJsonString(job.spec(), &spec_json,
-                                                  options)
+  // That option skips unset fields with presence (proto3 optional): every
+  // field is shown, as it reads.
+  if (google::protobuf::util::MessageToJsonString(
+          common::WithEveryFieldSet(job.spec()), &spec_json, options)
           .ok()) {
     out["spec"] =
         nlohmann::json::parse(spec_json, nullptr, /*allow_exceptions=*/false);

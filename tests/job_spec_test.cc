@@ -134,12 +134,44 @@ TEST(ApplyDefaultsTest, KeepsFieldsThatAreSet) {
   spec.set_deadline_factor(2);
   spec.set_deadline_floor_s(4);
   spec.set_outer_learning_rate(0.7);
+  spec.set_outer_momentum(0.9);
+  spec.set_outer_heavy_ball(true);
+  spec.set_capacity_weighted(true);
   spec.set_transport_dtype(twist::v1::TRANSPORT_DTYPE_BFLOAT16);
   spec.set_compute_dtype(twist::v1::COMPUTE_DTYPE_BFLOAT16);
   const JobSpec before = spec;
   ApplyDefaults(&spec);
   EXPECT_EQ(spec.SerializeAsString(), before.SerializeAsString())
       << spec.DebugString();
+}
+
+// Fields whose 0 is a choice of its own keep an explicit 0; left unset they
+// take their defaults (proto3 optional).
+TEST(ApplyDefaultsTest, KeepsExplicitZerosWhereZeroIsAChoice) {
+  JobSpec spec;
+  spec.mutable_optimizer()->set_min_lr_ratio(0);
+  spec.mutable_optimizer()->set_warmup_steps(0);
+  spec.mutable_optimizer()->set_weight_decay(0);
+  spec.mutable_optimizer()->set_beta1(0);
+  spec.mutable_optimizer()->set_beta2(0);
+  spec.mutable_optimizer()->set_grad_clip(0);
+  spec.set_seed(0);
+  ApplyDefaults(&spec);
+  EXPECT_EQ(spec.optimizer().min_lr_ratio(), 0);
+  EXPECT_EQ(spec.optimizer().warmup_steps(), 0);
+  EXPECT_EQ(spec.optimizer().weight_decay(), 0);
+  EXPECT_EQ(spec.optimizer().beta1(), 0);
+  EXPECT_EQ(spec.optimizer().beta2(), 0);
+  EXPECT_EQ(spec.optimizer().grad_clip(), 0);
+  EXPECT_EQ(spec.seed(), 0u);
+
+  JobSpec unset;
+  ApplyDefaults(&unset);
+  EXPECT_TRUE(unset.has_capacity_weighted());
+  EXPECT_TRUE(unset.has_outer_momentum());
+  EXPECT_TRUE(unset.has_outer_heavy_ball());
+  EXPECT_EQ(unset.outer_momentum(), 0);
+  EXPECT_FALSE(unset.outer_heavy_ball());
 }
 
 TEST(ValidateJobSpecTest, ValidSpecPasses) {
@@ -155,6 +187,12 @@ TEST(ValidateJobSpecTest, BoundaryValuesPass) {
         s->mutable_model()->set_block_size(999);
       },  // 1000 val tokens
       [](JobSpec* s) { s->mutable_optimizer()->set_min_lr_ratio(1); },
+      [](JobSpec* s) { s->mutable_optimizer()->set_min_lr_ratio(0); },
+      [](JobSpec* s) { s->mutable_optimizer()->set_warmup_steps(0); },
+      [](JobSpec* s) { s->mutable_optimizer()->set_weight_decay(0); },
+      [](JobSpec* s) { s->mutable_optimizer()->set_beta1(0); },
+      [](JobSpec* s) { s->mutable_optimizer()->set_grad_clip(0); },
+      [](JobSpec* s) { s->set_outer_momentum(0); },
       [](JobSpec* s) {
         s->mutable_optimizer()->set_warmup_steps(400);
       },  // 20 * 20
