@@ -9,12 +9,14 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
 #include "common/rpc/auth.h"
 #include "common/rpc/security.h"
 #include "common/rpc/rpc_util.h"
@@ -68,6 +70,8 @@ ABSL_FLAG(double, heartbeat_timeout_s, 10.0,
 
 namespace {
 
+namespace tc = twist::coordinator;
+
 std::atomic<bool> g_stop{false};
 
 void OnSignal(int) { g_stop.store(true); }
@@ -77,6 +81,80 @@ int Fail(const absl::Status& status) {
   std::fprintf(stderr, "twist-coordinator: %s\n",
                std::string(status.message()).c_str());
   return 1;
+}
+
+// The state directory, locked before anything in it is read or written.
+struct State {
+  std::unique_ptr<tc::StateLock> lock;
+  uint64_t incarnation = 0;
+  std::unique_ptr<tc::JobStore> store;
+};
+
+absl::StatusOr<State> OpenState(const std::string& state_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot create --state_dir ", state_dir, ": ", ec.message()));
+  }
+  State state;
+  TWIST_ASSIGN_OR_RETURN(state.lock, tc::StateLock::Acquire(state_dir));
+  TWIST_ASSIGN_OR_RETURN(state.incarnation, tc::NextIncarnation(state_dir));
+  TWIST_ASSIGN_OR_RETURN(state.store,
+                         tc::JobStore::Open(state_dir + "/jobs.db"));
+  return state;
+}
+
+twist::common::ExposureOptions ExposureOptionsFromFlags() {
+  twist::common::ExposureOptions options;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.http = absl::GetFlag(FLAGS_http);
+  options.insecure = absl::GetFlag(FLAGS_insecure);
+  twist::common::ServerSecurity& security = options.security;
+  security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  security.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  security.require_worker_cert = absl::GetFlag(FLAGS_require_worker_cert);
+  security.client_token_file = absl::GetFlag(FLAGS_client_token_file);
+  security.worker_token_file = absl::GetFlag(FLAGS_worker_token_file);
+  return options;
+}
+
+// The gRPC server with the services on --listen; `port` gets the bound port.
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartGrpc(
+    const std::shared_ptr<grpc::ServerCredentials>& credentials,
+    const std::vector<grpc::Service*>& services, int* port) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  twist::common::ConfigureServerBuilder(&builder);
+  grpc::ResourceQuota quota("twist-coordinator");
+  quota.SetMaxThreads(absl::GetFlag(FLAGS_max_rpc_threads));
+  builder.SetResourceQuota(quota);
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), credentials, port);
+  for (grpc::Service* service : services) builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || *port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on --listen=", absl::GetFlag(FLAGS_listen),
+                     ": the port is taken or the address is not local"));
+  }
+  return server;
+}
+
+// The HTTP status endpoint on --http, not started yet.
+std::unique_ptr<tc::HttpStatusServer> MakeHttp(
+    const twist::common::Exposure& exposure,
+    const twist::common::ServerSecurity& security, tc::JobManager* jobs,
+    tc::WorkerRegistry* registry, const twist::common::TokenAuthenticator* tokens) {
+  tc::HttpStatusServer::Options options;
+  options.host = exposure.http_host;
+  options.port = exposure.http_port;
+  options.insecure = exposure.insecure;
+  options.tls_cert_file = security.tls_cert_file;
+  options.tls_key_file = security.tls_key_file;
+  return std::make_unique<tc::HttpStatusServer>(options, jobs, registry,
+                                                tokens);
 }
 
 }  // namespace
@@ -90,139 +168,63 @@ int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   twist::common::ConfigureThreads(absl::GetFlag(FLAGS_threads));
 
-  namespace tc = twist::coordinator;
   const std::string state_dir = absl::GetFlag(FLAGS_state_dir);
-  std::error_code ec;
-  std::filesystem::create_directories(state_dir, ec);
-  if (ec) {
-    return Fail(absl::FailedPreconditionError(absl::StrCat(
-        "cannot create --state_dir ", state_dir, ": ", ec.message())));
-  }
-  // Before anything in the folder is read or written.
-  absl::StatusOr<std::unique_ptr<tc::StateLock>> lock =
-      tc::StateLock::Acquire(state_dir);
-  if (!lock.ok()) return Fail(lock.status());
-  absl::StatusOr<uint64_t> incarnation = tc::NextIncarnation(state_dir);
-  if (!incarnation.ok()) return Fail(incarnation.status());
-  absl::StatusOr<std::unique_ptr<tc::JobStore>> store =
-      tc::JobStore::Open(state_dir + "/jobs.db");
-  if (!store.ok()) return Fail(store.status());
-
+  absl::StatusOr<State> state = OpenState(state_dir);
+  if (!state.ok()) return Fail(state.status());
   tc::WorkerRegistry::Options registry_options;
   registry_options.heartbeat_interval_s =
       absl::GetFlag(FLAGS_heartbeat_interval_s);
   registry_options.heartbeat_timeout_s =
       absl::GetFlag(FLAGS_heartbeat_timeout_s);
   tc::WorkerRegistry registry(registry_options);
-
   tc::JobManager::Options manager_options;
   manager_options.state_dir = state_dir;
-  manager_options.incarnation = *incarnation;
-  tc::JobManager jobs(manager_options, store->get(), &registry);
+  manager_options.incarnation = state->incarnation;
+  tc::JobManager jobs(manager_options, state->store.get(), &registry);
 
   // Security: TLS when a certificate is given, tokens when token files are,
   // and nothing but loopback without both unless --insecure says so.
-  twist::common::ServerSecurity security;
-  security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
-  security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
-  security.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
-  security.require_worker_cert = absl::GetFlag(FLAGS_require_worker_cert);
+  const twist::common::ExposureOptions exposure_options =
+      ExposureOptionsFromFlags();
+  const twist::common::ServerSecurity& security = exposure_options.security;
   absl::StatusOr<twist::common::TokenAuthenticator> tokens =
-      twist::common::TokenAuthenticator::FromFiles(
-          absl::GetFlag(FLAGS_client_token_file),
-          absl::GetFlag(FLAGS_worker_token_file));
+      twist::common::TokenAuthenticator::FromFiles(security.client_token_file,
+                                                   security.worker_token_file);
   if (!tokens.ok()) return Fail(tokens.status());
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       twist::common::MakeServerCredentials(security);
   if (!credentials.ok()) return Fail(credentials.status());
-  const bool protected_ = security.tls() && tokens->enabled();
-  bool exposed = false;  // listening beyond loopback without TLS and tokens
-  for (const auto& [flag, address] :
-       {std::pair<std::string, std::string>{"listen",
-                                            absl::GetFlag(FLAGS_listen)},
-        {"http", absl::GetFlag(FLAGS_http)}}) {
-    if (address.empty()) continue;
-    std::string host;
-    int port = 0;
-    if (!twist::common::SplitHostPort(address, &host, &port)) {
-      return Fail(absl::InvalidArgumentError(
-          absl::StrCat("--", flag, "=", address, " is not HOST:PORT")));
-    }
-    if (twist::common::IsLoopbackHost(host) || protected_) continue;
-    if (!absl::GetFlag(FLAGS_insecure)) {
-      return Fail(absl::FailedPreconditionError(
-          absl::StrCat("refusing to listen on --", flag, "=", address,
-                       " without TLS and tokens: anyone on the network could "
-                       "submit jobs or pose as a "
-                       "worker. Give --tls_cert/--tls_key and "
-                       "--client_token_file/--worker_token_file "
-                       "(see docs/security.md), or pass --insecure on a "
-                       "network you trust")));
-    }
-    exposed = true;
-  }
-  if (exposed) {
-    LOG(WARNING) << "--insecure: listening beyond loopback without "
-                 << (security.tls() ? "" : "TLS")
-                 << (!security.tls() && !tokens->enabled() ? " and " : "")
-                 << (tokens->enabled() ? "" : "tokens")
-                 << "; anyone who reaches these ports can submit jobs and join "
-                    "as a worker";
-  }
+  absl::StatusOr<twist::common::Exposure> exposure =
+      twist::common::ExposureFor(exposure_options);
+  if (!exposure.ok()) return Fail(exposure.status());
+  if (exposure->insecure) LOG(WARNING) << exposure->warning;
   const twist::common::CallAuthorizer authorizer(*tokens,
                                                  security.require_worker_cert);
 
   tc::JobServiceImpl job_service(&jobs, &registry, &authorizer,
                                  absl::GetFlag(FLAGS_max_watchers));
-  tc::WorkerServiceImpl worker_service(&registry, *incarnation, &authorizer);
+  tc::WorkerServiceImpl worker_service(&registry, state->incarnation,
+                                       &authorizer);
   tc::WorkerTransferService worker_transfer(
       &registry, jobs.board(), &authorizer,
       tc::WorkerTransferService::Options());
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  twist::common::ConfigureServerBuilder(&builder);
-  grpc::ResourceQuota quota("twist-coordinator");
-  quota.SetMaxThreads(absl::GetFlag(FLAGS_max_rpc_threads));
-  builder.SetResourceQuota(quota);
   int grpc_port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), *credentials,
-                           &grpc_port);
-  builder.RegisterService(&job_service);
-  builder.RegisterService(&worker_service);
-  builder.RegisterService(&worker_transfer);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || grpc_port == 0) {
-    return Fail(absl::UnavailableError(
-        absl::StrCat("cannot listen on --listen=", absl::GetFlag(FLAGS_listen),
-                     ": the port is taken or the address is not local")));
-  }
+  absl::StatusOr<std::unique_ptr<grpc::Server>> server = StartGrpc(
+      *credentials, {&job_service, &worker_service, &worker_transfer},
+      &grpc_port);
+  if (!server.ok()) return Fail(server.status());
 
   std::unique_ptr<tc::HttpStatusServer> http;
-  if (!absl::GetFlag(FLAGS_http).empty()) {
-    tc::HttpStatusServer::Options http_options;
-    twist::common::SplitHostPort(absl::GetFlag(FLAGS_http), &http_options.host,
-                                 &http_options.port);  // checked above
-    http_options.insecure = exposed;
-    http_options.tls_cert_file = security.tls_cert_file;
-    http_options.tls_key_file = security.tls_key_file;
-    http = std::make_unique<tc::HttpStatusServer>(http_options, &jobs,
-                                                  &registry, &*tokens);
+  if (exposure->serve_http) {
+    http = MakeHttp(*exposure, security, &jobs, &registry, &*tokens);
     if (absl::Status s = http->Start(); !s.ok()) return Fail(s);
   }
   if (absl::Status s = jobs.Start(); !s.ok()) return Fail(s);
 
-  std::string listen_host;
-  int unused = 0;
-  twist::common::SplitHostPort(absl::GetFlag(FLAGS_listen), &listen_host,
-                               &unused);
-  LOG(INFO) << "twist-coordinator incarnation " << *incarnation
-            << " serving gRPC on " << listen_host << ":" << grpc_port
-            << (http ? absl::StrCat(
-                           ", HTTP on http://",
-                           absl::GetFlag(FLAGS_http)
-                               .substr(0, absl::GetFlag(FLAGS_http).rfind(':')),
-                           ":", http->port(), "/")
+  LOG(INFO) << "twist-coordinator incarnation " << state->incarnation
+            << " serving gRPC on " << exposure->listen_host << ":" << grpc_port
+            << (http ? absl::StrCat(", HTTP on http://", exposure->http_host,
+                                    ":", http->port(), "/")
                      : std::string())
             << ", state in " << state_dir;
   // Scripts read the bound ports from this line (useful with port 0).
@@ -235,7 +237,7 @@ int main(int argc, char** argv) {
   while (!g_stop.load()) absl::SleepFor(absl::Milliseconds(100));
   LOG(INFO) << "stopping";
   jobs.Stop();
-  server->Shutdown(twist::common::DeadlineIn(5));
+  (*server)->Shutdown(twist::common::DeadlineIn(5));
   if (http) http->Stop();
   return 0;
 }

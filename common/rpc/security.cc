@@ -53,20 +53,31 @@ std::shared_ptr<grpc::Channel> Connection::NewChannel() const {
   return grpc::CreateCustomChannel(target, credentials, args);
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
-    const ServerSecurity& security) {
+absl::Status CheckServerSecurity(const ServerSecurity& security) {
   if (!security.tls()) {
     if (!security.tls_client_ca_file.empty() || security.require_worker_cert) {
       return absl::InvalidArgumentError(
           "--tls_client_ca and --require_worker_cert need TLS: give --tls_cert "
           "and --tls_key");
     }
-    return grpc::InsecureServerCredentials();
+    return absl::OkStatus();
   }
   if (security.tls_key_file.empty()) {
     return absl::InvalidArgumentError(
         "--tls_cert needs --tls_key (its private key)");
   }
+  if (security.tls_client_ca_file.empty() && security.require_worker_cert) {
+    return absl::InvalidArgumentError(
+        "--require_worker_cert needs --tls_client_ca (the CA of the workers' "
+        "certificates)");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const ServerSecurity& security) {
+  TWIST_RETURN_IF_ERROR(CheckServerSecurity(security));
+  if (!security.tls()) return grpc::InsecureServerCredentials();
   grpc::SslServerCredentialsOptions options(
       security.tls_client_ca_file.empty()
           ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
@@ -83,12 +94,54 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     TWIST_ASSIGN_OR_RETURN(
         options.pem_root_certs,
         ReadCredentialFile("tls_client_ca", security.tls_client_ca_file));
-  } else if (security.require_worker_cert) {
-    return absl::InvalidArgumentError(
-        "--require_worker_cert needs --tls_client_ca (the CA of the workers' "
-        "certificates)");
   }
   return grpc::SslServerCredentials(options);
+}
+
+absl::StatusOr<Exposure> ExposureFor(const ExposureOptions& options) {
+  const ServerSecurity& security = options.security;
+  TWIST_RETURN_IF_ERROR(CheckServerSecurity(security));
+  const bool tokens = !security.client_token_file.empty() ||
+                      !security.worker_token_file.empty();
+  const bool protected_ = security.tls() && tokens;
+  Exposure out;
+  out.serve_http = !options.http.empty();
+  struct Address {
+    const char* flag;
+    const std::string& address;
+    std::string* host;
+    int* port;
+  };
+  for (const Address& a :
+       {Address{"listen", options.listen, &out.listen_host, &out.listen_port},
+        Address{"http", options.http, &out.http_host, &out.http_port}}) {
+    if (a.address.empty()) continue;
+    if (!SplitHostPort(a.address, a.host, a.port)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", a.flag, "=", a.address, " is not HOST:PORT"));
+    }
+    if (IsLoopbackHost(*a.host) || protected_) continue;
+    if (!options.insecure) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("refusing to listen on --", a.flag, "=", a.address,
+                       " without TLS and tokens: anyone on the network could "
+                       "submit jobs or pose as a "
+                       "worker. Give --tls_cert/--tls_key and "
+                       "--client_token_file/--worker_token_file "
+                       "(see docs/security.md), or pass --insecure on a "
+                       "network you trust"));
+    }
+    out.insecure = true;
+  }
+  if (out.insecure) {
+    out.warning = absl::StrCat(
+        "--insecure: listening beyond loopback without ",
+        security.tls() ? "" : "TLS", !security.tls() && !tokens ? " and " : "",
+        tokens ? "" : "tokens",
+        "; anyone who reaches these ports can submit jobs and join as a "
+        "worker");
+  }
+  return out;
 }
 
 grpc::Status CallAuthorizer::Authorize(const grpc::ServerContext* context,

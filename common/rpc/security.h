@@ -55,8 +55,47 @@ struct ServerSecurity {
   bool tls() const { return !tls_cert_file.empty(); }
 };
 
+// The combinations of TLS flags the coordinator accepts, checked without
+// reading any file: --tls_client_ca and --require_worker_cert need TLS,
+// --tls_cert needs --tls_key, --require_worker_cert needs --tls_client_ca.
+// InvalidArgument naming the flags otherwise.
+absl::Status CheckServerSecurity(const ServerSecurity& security);
+
+// CheckServerSecurity, then the credentials with the files read.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const ServerSecurity& security);
+
+// Where the coordinator listens, as its flags give it.
+struct ExposureOptions {
+  std::string listen;  // gRPC HOST:PORT (--listen)
+  std::string http;    // HTTP HOST:PORT (--http); empty: no HTTP endpoint
+  ServerSecurity security;  // TLS on with tls_cert_file, tokens with either
+                            // token file
+  bool insecure = false;    // --insecure
+};
+
+// How it may serve, by ExposureFor.
+struct Exposure {
+  std::string listen_host;  // the parts of ExposureOptions::listen
+  int listen_port = 0;
+  bool serve_http = false;  // ExposureOptions::http was given
+  std::string http_host;    // its parts, when serve_http
+  int http_port = 0;
+  // An address beyond loopback without both TLS and tokens, allowed only by
+  // --insecure; `warning` then says what is missing, for the log.
+  bool insecure = false;
+  std::string warning;
+};
+
+// The coordinator's exposure policy, decided from the flags alone (no file
+// is read and nothing listens). Loopback addresses (IsLoopbackHost) are
+// always allowed; any other address needs TLS and tokens both, or
+// --insecure. Errors, in this order: the TLS flag combinations
+// (CheckServerSecurity); then for --listen and --http in turn,
+// InvalidArgument for an address that is not HOST:PORT and
+// FailedPrecondition for one beyond loopback without TLS and tokens when
+// --insecure is not given.
+absl::StatusOr<Exposure> ExposureFor(const ExposureOptions& options);
 
 // Checks each call of a service for its role: the bearer token and, for
 // workers when required, a verified client certificate.
