@@ -7,6 +7,7 @@
 #include "common/base/status_macros.h"
 #include "common/ist/optimizer_state.h"
 #include "common/job/job_config.h"
+#include "common/job/round_options.h"
 #include "common/model/model_io.h"
 #include "common/ist/slot_payload.h"
 #include "common/training/adamw.h"
@@ -67,12 +68,9 @@ absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
   TWIST_RETURN_IF_ERROR(out.full.Validate());
   out.units = common::FromProto(header.units());
   TWIST_RETURN_IF_ERROR(common::ValidateUnits(out.full, out.units));
-  out.reduced_precision =
-      header.tensors_size() > 0 &&
-      header.tensors(0).dtype() == twist::v1::DTYPE_BFLOAT16;
+  const at::ScalarType wire = common::WireDtypeOf(header.spec());
+  out.reduced_precision = wire != at::kFloat;
   out.with_optimizer_state = CoordinatorKeepsState(header.spec());
-  const at::ScalarType wire =
-      out.reduced_precision ? at::kBFloat16 : at::kFloat;
   const common::ModelConfig sub = common::SubnetConfig(out.full, out.units);
   TWIST_RETURN_IF_ERROR(CheckAssignmentBytes(
       sub.NumParameters() * c10::elementSize(wire) *

@@ -32,7 +32,8 @@ void DefaultDeadlineFloor(JobSpec* spec) {
   spec->set_deadline_floor_s(std::min(10.0, spec->round_deadline_s()));
 }
 
-std::vector<JobField> MakeJobFields() {
+// The job, its model and its data.
+std::vector<JobField> WhatAndModelFields() {
   // clang-format off
   return {
     {"name", "name", "\"job\"", nullptr, "", {}, "",
@@ -69,6 +70,14 @@ std::vector<JobField> MakeJobFields() {
      "(`twist.tokenizer`)"},
     {"data.vocab_size", "", "", nullptr, "the dataset's", {}, "",
      "filled in from `meta.json` at submit"},
+  };
+  // clang-format on
+}
+
+// Local training: the schedule and AdamW.
+std::vector<JobField> TrainingFields() {
+  // clang-format off
+  return {
     {"rounds", "rounds", "20", nullptr, "", {}, "", "R"},
     {"local_steps", "local_steps", "20", nullptr, "", {}, "",
      "L, AdamW steps per worker per round"},
@@ -90,6 +99,14 @@ std::vector<JobField> MakeJobFields() {
      "global norm; 0 or negative disables"},
     {"seed", "seed", "1", nullptr, "", {}, "",
      "model init, partitions and batches"},
+  };
+  // clang-format on
+}
+
+// Subnetworks, evaluation, checkpoints and workers.
+std::vector<JobField> SubnetworkFields() {
+  // clang-format off
+  return {
     {"heads_per_worker", "heads_per_worker", "", nullptr, "even split", {}, "",
      "heads of each layer per worker"},
     {"ffn_columns_per_worker", "ffn_columns_per_worker", "", nullptr,
@@ -121,6 +138,14 @@ std::vector<JobField> MakeJobFields() {
      "rounds ..."},
     {"deadline_floor_s", "deadline_floor_s", "", DefaultDeadlineFloor,
      "10 (at most `round_deadline_s`)", {}, "", "... but at least this long"},
+  };
+  // clang-format on
+}
+
+// How rounds keep state, deal units, merge and move tensors.
+std::vector<JobField> RoundFields() {
+  // clang-format off
+  return {
     {"optimizer.state", "optimizer_state", "OPTIMIZER_STATE_WORKER", nullptr,
      "",
      {{"fresh", "OPTIMIZER_STATE_FRESH"},
@@ -154,6 +179,15 @@ std::vector<JobField> MakeJobFields() {
      "([when to choose it](#compute-dtype))"},
   };
   // clang-format on
+}
+
+std::vector<JobField> MakeJobFields() {
+  std::vector<JobField> out;
+  for (auto group : {WhatAndModelFields, TrainingFields, SubnetworkFields,
+                     RoundFields}) {
+    for (JobField& field : group()) out.push_back(std::move(field));
+  }
+  return out;
 }
 
 // The message holding a field of `path` and the field's descriptor; the
