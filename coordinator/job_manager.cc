@@ -5,11 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/clock.h"
 #include "common/base/status_macros.h"
-#include "common/ist/partition.h"
-#include "common/ist/pruning.h"
-#include "common/ist/subnet.h"
-#include "common/model/model_io.h"
-#include "common/training/evaluation.h"
+#include "common/ist/model_export.h"
 #include "coordinator/job_spec.h"
 #include "glog/logging.h"
 
@@ -210,13 +206,8 @@ absl::StatusOr<ExportedModel> JobManager::Export(int64_t job_id,
                                                  double keep_ratio,
                                                  uint64_t seed,
                                                  bool shift_correction) {
-  if (!(keep_ratio >= 0 && keep_ratio <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "keep_ratio must be in [0, 1] (0 or 1: the whole model), got ",
-        keep_ratio));
-  }
+  TWIST_RETURN_IF_ERROR(common::CheckExportKeepRatio(keep_ratio));
   TWIST_ASSIGN_OR_RETURN(twist::v1::Job job, store_->GetJob(job_id, false));
-  const common::ModelConfig config = ModelConfigOf(job.spec());
   // The running job's model is copied without holding mu_ (the copy may take
   // a while, and every other call of the manager needs mu_).
   std::shared_ptr<JobRunner> runner;
@@ -238,47 +229,20 @@ absl::StatusOr<ExportedModel> JobManager::Export(int64_t job_id,
                            common::ReadSafetensors(path));
     params = std::move(contents.tensors);
   }
-  common::SubnetUnits units = common::AllUnits(config);
-  if (keep_ratio > 0 && keep_ratio < 1) {
-    TWIST_ASSIGN_OR_RETURN(units,
-                           common::RandomSubnet(config, keep_ratio, seed));
-  }
-  std::optional<common::UnitContributions> correction;
-  if (shift_correction ||
-      job.spec().scaling() == twist::v1::SCALING_CORRECTION) {
-    TWIST_ASSIGN_OR_RETURN(common::Dataset dataset,
-                           common::Dataset::Open(job.spec().data().path()));
-    TWIST_ASSIGN_OR_RETURN(
-        torch::Tensor tokens,
-        common::CalibrationTokens(dataset.train(), /*batches=*/4,
-                                  job.spec().batch_size(), config.block_size));
-    common::Gpt full_model(config);
-    TWIST_RETURN_IF_ERROR(common::LoadParameters(*full_model, [&] {
-      common::NamedTensors p;
-      for (const auto& [name, t] : params) {
-        if (name != "lm_head.weight") p.Set(name, t);
-      }
-      return p;
-    }()));
-    correction = common::EstimateUnitContributions(*full_model, tokens);
-  }
-  TWIST_ASSIGN_OR_RETURN(
-      common::Gpt model,
-      common::PruneModel(config, params, units, ScalingOf(job.spec()),
-                         correction ? &*correction : nullptr));
-  ExportedModel out;
-  common::Metadata extra = {
-      {"twist.job_id", absl::StrCat(job_id)},
-      {"twist.round", absl::StrCat(job.round())},
-      {"twist.keep_ratio", absl::StrCat(keep_ratio > 0 ? keep_ratio : 1.0)},
-      {"twist.shift_correction", correction ? "true" : "false"}};
+  common::ModelExportOptions options;
+  options.keep_ratio = keep_ratio;
+  options.seed = seed;
+  options.scaling = ScalingOf(job.spec());
+  options.shift_correction =
+      shift_correction || job.spec().scaling() == twist::v1::SCALING_CORRECTION;
+  options.calibration_data = job.spec().data().path();
+  options.calibration_batch_size = job.spec().batch_size();
+  options.metadata = {{"twist.job_id", absl::StrCat(job_id)},
+                      {"twist.round", absl::StrCat(job.round())}};
   if (!job.spec().data().tokenizer().empty()) {
-    extra["twist.tokenizer"] = job.spec().data().tokenizer();
+    options.metadata["twist.tokenizer"] = job.spec().data().tokenizer();
   }
-  TWIST_ASSIGN_OR_RETURN(out.tensors,
-                         common::ExportTensors(*model, extra, &out.metadata));
-  out.parameters = model->config().NumParameters();
-  return out;
+  return common::ExportModel(ModelConfigOf(job.spec()), params, options);
 }
 
 }  // namespace twist::coordinator

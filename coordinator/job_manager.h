@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/ist/model_export.h"
 #include "common/model/named_tensors.h"
 #include "common/model/safetensors.h"
 #include "coordinator/job_runner.h"
@@ -31,11 +32,7 @@
 namespace twist::coordinator {
 
 // A model ready to write as safetensors.
-struct ExportedModel {
-  common::NamedTensors tensors;
-  common::Metadata metadata;
-  int64_t parameters = 0;
-};
+using common::ExportedModel;
 
 class JobManager {
  public:
@@ -73,7 +70,8 @@ class JobManager {
   // The job's model (final when finished, current while running), or a
   // random subnetwork at `keep_ratio` (0 or 1: the whole model), its partial
   // sums scaled as the job trained them or, with `shift_correction` (or a
-  // job trained with it), its biases shift-corrected.
+  // job trained with it), its biases shift-corrected on the job's training
+  // data (common::ExportModel).
   absl::StatusOr<ExportedModel> Export(int64_t job_id, double keep_ratio,
                                        uint64_t seed,
                                        bool shift_correction = false);
