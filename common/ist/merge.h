@@ -1,5 +1,5 @@
 // Merging returned subnetworks into the full model (docs/architecture.md,
-// "Merge rule"): the one merge of the project.
+// "The merge rule"): the one merge of the project.
 //
 // For each partitioned unit, d = mean_w(theta_w - theta) over the workers
 // that held it and returned an accepted update; for each replicated tensor

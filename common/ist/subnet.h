@@ -3,7 +3,7 @@
 //
 // Units of layer l are its H_l attention heads and its F_l FFN columns. A
 // subnetwork with heads S and columns J takes (docs/architecture.md,
-// "Subnetworks"):
+// "Slicing and scaling"):
 //
 //   attn.c_attn.weight (3*H*D, C)  rows of each head in S in the q, k, v blocks
 //   attn.c_attn.bias   (3*H*D)     the same entries
@@ -46,9 +46,9 @@ struct SubnetUnits {
   bool operator==(const SubnetUnits& o) const { return layers == o.layers; }
 };
 
-// How a subnetwork's partial sums are scaled (docs/architecture.md): by the
-// inverse keep ratio k_l / m_l of that layer and kind, so a random subnetwork
-// matches the full model in expectation, or not at all.
+// How a subnetwork's partial sums are scaled (docs/architecture.md, "Slicing
+// and scaling"): by the inverse keep ratio k_l / m_l of that layer and kind,
+// so a random subnetwork matches the full model in expectation, or not at all.
 enum class PartialSumScaling { kInverseKeepRatio, kNone };
 
 // Every unit of the full model (the whole model as a "subnetwork").
