@@ -187,7 +187,9 @@ TEST_F(JobManagerTest, CancelsRunningAndQueuedJobs) {
 // A coordinator restart: a job interrupted by Stop resumes when a new
 // manager (a new incarnation) starts on the same state folder.
 TEST_F(JobManagerTest, InterruptedJobResumesAfterARestart) {
-  Start(std::vector<WorkerBehaviour>(1));
+  WorkerBehaviour unhurried;
+  unhurried.delay_s = 0.05;  // time to stop the manager partway
+  Start({unhurried});
   twist::v1::JobSpec spec = twist::testing::TinyJobSpec(*data_);
   spec.set_rounds(12);
   spec.set_checkpoint_every(2);

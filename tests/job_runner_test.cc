@@ -453,6 +453,58 @@ TEST_F(JobRunnerTest, StoppedJobResumesFromItsCheckpointToTheSameModel) {
   }
 }
 
+// A coordinator may be stopped at any moment, e.g. right after a round's
+// merge, before the round loop checks its stop flag. The checkpoint written
+// as it stops must then hold the model of the round it is labelled with.
+// DISABLED: JobRunner::RunRound returns "not finished" when the stop flag is
+// set after an attempt merged updates, so Interrupt() labels the checkpoint
+// with the round before, while it holds the model after the merge; the
+// resumed job trains that round twice. (Fails in most of the attempts.)
+TEST_F(JobRunnerTest, DISABLED_StopAtAnyMomentResumesToTheSameModel) {
+  twist::v1::JobSpec spec = Spec();
+  spec.set_rounds(5);
+  spec.set_min_workers(2);
+  spec.set_eval_every(100);  // the finisher records round 3 at once
+  spec.mutable_optimizer()->set_state(twist::v1::OPTIMIZER_STATE_COORDINATOR);
+  const twist::v1::Job job = NewJob(spec);
+  const JobRun whole =
+      RunJob(spec, std::vector<WorkerBehaviour>(2), JobDir("whole"));
+  ASSERT_TRUE(whole.completed()) << whole.status;
+
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    const std::string dir = JobDir(absl::StrCat("stopped-", attempt));
+    JobRun stopped;
+    {
+      InProcessCluster::Options options;
+      options.workers.resize(2);
+      InProcessCluster cluster(options);
+      JobRunOptions run_options;
+      run_options.work_dir = dir;
+      run_options.stop_after_round = 3;
+      run_options.stop_at_once = true;
+      stopped = cluster.Run(job, run_options);
+    }
+    ASSERT_TRUE(stopped.status.ok()) << stopped.status;
+    auto listed = coordinator::ListCheckpoints(dir);
+    ASSERT_TRUE(listed.ok()) << listed.status();
+    ASSERT_FALSE(listed->empty());
+    EXPECT_EQ((*listed)[0].first, stopped.job.round())
+        << "attempt " << attempt
+        << ": the newest checkpoint's round is not the last recorded one";
+
+    InProcessCluster::Options options;
+    options.workers.resize(2);
+    options.incarnation = 2;
+    InProcessCluster cluster(options);
+    JobRunOptions run_options;
+    run_options.work_dir = dir;
+    const JobRun resumed = cluster.Resume(stopped, run_options);
+    ASSERT_TRUE(resumed.completed()) << resumed.status;
+    EXPECT_TRUE(SameModel(whole.model_path, resumed.model_path))
+        << "attempt " << attempt;
+  }
+}
+
 // A job whose only checkpoint is damaged does not resume (that would train
 // rounds twice or lose them): it fails naming the file, and its history is
 // kept.

@@ -248,7 +248,7 @@ JobRun InProcessCluster::Run(const twist::v1::Job& job,
     if (options.stop_after_round > 0 && r.round() >= options.stop_after_round) {
       absl::MutexLock lock(&mu);
       stop_recorded = true;
-      if (stop_dealt) stop.store(true);
+      if (stop_dealt || options.stop_at_once) stop.store(true);
     }
   };
   hooks.truncate_rounds = [&](int64_t, int32_t keep_up_to) {

@@ -136,6 +136,11 @@ struct JobRunOptions {
   // runner may still be between merging a round and checking the flag,
   // would be a race.)
   int32_t stop_after_round = 0;
+  // With stop_after_round: set the stop flag as soon as the round is
+  // recorded, not waiting for the next round's deal. That races with the
+  // runner, which may still be between merging the round and checking the
+  // flag: a coordinator stopped at an arbitrary moment.
+  bool stop_at_once = false;
   int checkpoints_kept = 3;
   // Set to cancel the job (may be null).
   const std::atomic<bool>* cancel = nullptr;
