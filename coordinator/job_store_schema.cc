@@ -106,18 +106,12 @@ absl::Status MigrateFrom1(sqlite3* db, const std::string& path) {
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::Status InitializeSchema(sqlite3* db, const std::string& path,
-                              int busy_timeout_ms) {
-  sqlite3_extended_result_codes(db, 1);
-  // Set before the first read: opening a file another process is writing
-  // can meet a lock.
-  const int rc = sqlite3_busy_timeout(db, busy_timeout_ms);
-  if (rc != SQLITE_OK) return sqlite::Error(rc, db, path, "set busy timeout");
-
-  // Reading user_version is also the first read of the file header, which
-  // catches a file that is not a database at all.
+// Reads the file's schema version, which is also the first read of the file
+// header and so catches a file that is not a database at all.
+// FailedPrecondition for a file this coordinator must leave alone: a newer
+// version, a negative one, or 0 (no TwIST schema) in a file that has tables.
+absl::StatusOr<int64_t> ReadUsableVersion(sqlite3* db,
+                                          const std::string& path) {
   TWIST_ASSIGN_OR_RETURN(const int64_t version,
                          sqlite::QueryInt64(db, path, "read schema version",
                                             "PRAGMA user_version"));
@@ -147,24 +141,32 @@ absl::Status InitializeSchema(sqlite3* db, const std::string& path,
           "move the file aside"));
     }
   }
+  return version;
+}
 
-  // WAL lets readers (the sqlite3 shell, a backup) run while the coordinator
-  // writes, and makes each commit one sequential append.
-  {
-    TWIST_ASSIGN_OR_RETURN(
-        sqlite::Statement stmt,
-        sqlite::Statement::Prepare(db, path, "enable WAL journal",
-                                   "PRAGMA journal_mode=WAL"));
-    TWIST_ASSIGN_OR_RETURN(const bool row, stmt.Step());
-    const std::string mode = row ? stmt.Text(0) : std::string();
-    if (mode != "wal") {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "job database ", path, " could not switch to WAL journal mode (got '",
-          mode,
-          "'): the file system does not support it; put --state_dir on a "
-          "local disk"));
-    }
+// Switches the journal to WAL, which lets readers (the sqlite3 shell, a
+// backup) run while the coordinator writes, and makes each commit one
+// sequential append. FailedPrecondition where the file system cannot.
+absl::Status EnableWal(sqlite3* db, const std::string& path) {
+  TWIST_ASSIGN_OR_RETURN(
+      sqlite::Statement stmt,
+      sqlite::Statement::Prepare(db, path, "enable WAL journal",
+                                 "PRAGMA journal_mode=WAL"));
+  TWIST_ASSIGN_OR_RETURN(const bool row, stmt.Step());
+  const std::string mode = row ? stmt.Text(0) : std::string();
+  if (mode != "wal") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job database ", path, " could not switch to WAL journal mode (got '",
+        mode,
+        "'): the file system does not support it; put --state_dir on a "
+        "local disk"));
   }
+  return absl::OkStatus();
+}
+
+// Sets this connection's journal (WAL), synchronous mode and foreign keys.
+absl::Status ConfigureConnection(sqlite3* db, const std::string& path) {
+  TWIST_RETURN_IF_ERROR(EnableWal(db, path));
   // With WAL, NORMAL never corrupts the database and survives a crash of the
   // coordinator; only a power loss or OS crash can lose the last few commits.
   // Those are at most the latest round records, which a resumed job runs and
@@ -172,15 +174,18 @@ absl::Status InitializeSchema(sqlite3* db, const std::string& path,
   // costs buys nothing here.
   TWIST_RETURN_IF_ERROR(sqlite::Exec(db, path, "set synchronous mode",
                                      "PRAGMA synchronous=NORMAL"));
-  TWIST_RETURN_IF_ERROR(sqlite::Exec(db, path, "enable foreign keys",
-                                     "PRAGMA foreign_keys=ON"));
-  if (version == kSchemaVersion) return absl::OkStatus();
+  return sqlite::Exec(db, path, "enable foreign keys",
+                      "PRAGMA foreign_keys=ON");
+}
 
+// Brings the schema to kSchemaVersion in one transaction: creates it in a
+// database without one, or migrates it from an older version.
+absl::Status CreateOrMigrate(sqlite3* db, const std::string& path) {
   TWIST_ASSIGN_OR_RETURN(
       sqlite::Transaction txn,
       sqlite::Transaction::Begin(db, path, "create or migrate the schema"));
   // Another coordinator may have created or migrated the schema between the
-  // check above and the write lock just taken.
+  // caller's check and the write lock just taken.
   TWIST_ASSIGN_OR_RETURN(const int64_t locked,
                          sqlite::QueryInt64(db, path, "read schema version",
                                             "PRAGMA user_version"));
@@ -193,6 +198,21 @@ absl::Status InitializeSchema(sqlite3* db, const std::string& path,
       sqlite::Exec(db, path, "set schema version",
                    absl::StrCat("PRAGMA user_version=", kSchemaVersion)));
   return txn.Commit();
+}
+
+}  // namespace
+
+absl::Status InitializeSchema(sqlite3* db, const std::string& path,
+                              int busy_timeout_ms) {
+  sqlite3_extended_result_codes(db, 1);
+  // Set before the first read: opening a file another process is writing
+  // can meet a lock.
+  const int rc = sqlite3_busy_timeout(db, busy_timeout_ms);
+  if (rc != SQLITE_OK) return sqlite::Error(rc, db, path, "set busy timeout");
+  TWIST_ASSIGN_OR_RETURN(const int64_t version, ReadUsableVersion(db, path));
+  TWIST_RETURN_IF_ERROR(ConfigureConnection(db, path));
+  if (version == kSchemaVersion) return absl::OkStatus();
+  return CreateOrMigrate(db, path);
 }
 
 }  // namespace twist::coordinator

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -102,6 +104,145 @@ absl::Status PrepareBytes(const PrepareOptions& options,
   return absl::OkStatus();
 }
 
+// Where a GPT-2 corpus splits into training and validation text.
+struct Gpt2Split {
+  // Several files: the first validation file.
+  size_t first_val;
+  // A lone document: the text byte past which validation begins (at the
+  // first line break at or past it).
+  int64_t split_at;
+};
+
+// Puts the last val_fraction of the input's bytes (of a lone document, of its
+// text) in validation: from the file where the files' suffix reaches that
+// many bytes, always leaving the first file for training.
+absl::StatusOr<Gpt2Split> PlanGpt2Split(const PrepareOptions& options,
+                                        const std::vector<CorpusFile>& files) {
+  int64_t total = 0;  // input bytes; a lone document: its text's bytes
+  if (files.size() == 1) {
+    TWIST_ASSIGN_OR_RETURN(total, CountTextBytes(files[0], options.strip_tags,
+                                                 /*skip_binary=*/false));
+  } else {
+    for (const CorpusFile& f : files) total += f.bytes;
+  }
+  const int64_t val_target = std::max<int64_t>(
+      1, static_cast<int64_t>(
+             std::floor(static_cast<double>(total) * options.val_fraction)));
+  Gpt2Split split;
+  // The first validation document: where the suffix reaches the target.
+  split.first_val = files.size();
+  for (int64_t suffix = 0; split.first_val > 1 && suffix < val_target;) {
+    suffix += files[--split.first_val].bytes;
+  }
+  split.split_at = total - val_target;
+  return split;
+}
+
+// Writes GPT-2 documents to the training file, then, after SwitchToVal(), to
+// the validation file, with <|endoftext|> between the documents of each
+// split. Documents begin at their first piece of text, so a skipped (binary)
+// file leaves no empty document behind.
+class Gpt2DocumentWriter {
+ public:
+  // `tokenizer` and `out` must outlive this writer.
+  Gpt2DocumentWriter(Gpt2Tokenizer* tokenizer, Outputs* out)
+      : tokenizer_(tokenizer),
+        out_(out),
+        writer_(out->train.get()),
+        encoder_(tokenizer, [this](const int* ids, size_t n) {
+          return writer_->Append(ids, n);
+        }) {}
+  Gpt2DocumentWriter(const Gpt2DocumentWriter&) = delete;
+  Gpt2DocumentWriter& operator=(const Gpt2DocumentWriter&) = delete;
+
+  // Whether documents still go to the training file.
+  bool in_train() const { return writer_ == out_->train.get(); }
+
+  // Adds `text` to the current document, beginning one if none is open.
+  absl::Status Add(std::string_view text) {
+    if (!in_document_) TWIST_RETURN_IF_ERROR(BeginDocument());
+    return encoder_.Add(text);
+  }
+
+  // Adds `text` as Add() does, except that when it has a line break at or
+  // past byte `from`, the document ends after the first such break and the
+  // rest of `text` begins the validation split.
+  absl::Status AddSplittingAtLineBreak(std::string_view text, size_t from) {
+    const size_t line_end = text.find('\n', from);
+    if (line_end != std::string_view::npos) {
+      TWIST_RETURN_IF_ERROR(Add(text.substr(0, line_end + 1)));
+      TWIST_RETURN_IF_ERROR(SwitchToVal());
+      text.remove_prefix(line_end + 1);
+      if (text.empty()) return absl::OkStatus();
+    }
+    return Add(text);
+  }
+
+  // Ends the current document, if any; what follows goes to validation.
+  absl::Status SwitchToVal() {
+    if (in_document_) TWIST_RETURN_IF_ERROR(encoder_.End());
+    in_document_ = false;
+    writer_ = out_->val.get();
+    split_has_document_ = false;
+    return absl::OkStatus();
+  }
+
+  // Closes the document of a file whose streaming returned `streamed`: ends
+  // it when that is OK. Returns `streamed` or the error of ending it.
+  absl::Status FinishFile(absl::Status streamed) {
+    if (streamed.ok() && in_document_) streamed = encoder_.End();
+    in_document_ = false;
+    return streamed;
+  }
+
+ private:
+  absl::Status BeginDocument() {
+    if (split_has_document_) {
+      const int eot = tokenizer_->eot_id();
+      TWIST_RETURN_IF_ERROR(writer_->Append(&eot, 1));
+    }
+    split_has_document_ = true;
+    in_document_ = true;
+    encoder_.Begin();
+    return absl::OkStatus();
+  }
+
+  Gpt2Tokenizer* tokenizer_;
+  Outputs* out_;
+  TokenFileWriter* writer_;  // out_'s train or val file
+  DocumentEncoder encoder_;
+  bool split_has_document_ = false;  // an end-of-text goes before the next
+  bool in_document_ = false;
+};
+
+// Streams `file` as one document into `writer`, adding its text's bytes to
+// `text_bytes`. A lone document (`lone`) switches to validation at the first
+// line break at or past text byte `split_at`. Errors name the file.
+absl::Status WriteGpt2File(const CorpusFile& file, bool strip_tags, bool lone,
+                           int64_t split_at, int64_t* text_bytes,
+                           Gpt2DocumentWriter* writer) {
+  bool skipped = false;
+  absl::Status status = StreamText(
+      file, strip_tags, /*skip_binary=*/!lone,
+      [&](std::string_view text) -> absl::Status {
+        const int64_t read = *text_bytes;
+        *text_bytes += static_cast<int64_t>(text.size());
+        if (lone && writer->in_train() && *text_bytes > split_at) {
+          const size_t from =
+              static_cast<size_t>(std::max<int64_t>(0, split_at - read));
+          return writer->AddSplittingAtLineBreak(text, from);
+        }
+        return writer->Add(text);
+      },
+      &skipped);
+  status = writer->FinishFile(std::move(status));
+  if (!status.ok()) {
+    return absl::Status(status.code(), absl::StrCat("input file ", file.path,
+                                                    ": ", status.message()));
+  }
+  return absl::OkStatus();
+}
+
 // GPT-2: a document per file, <|endoftext|> between the documents of each
 // split; validation from the last documents, or, for a lone document, from
 // the first line break at or past the split point of its text.
@@ -113,80 +254,15 @@ absl::Status PrepareGpt2(const PrepareOptions& options,
                               : options.tokenizer_dir;
   TWIST_ASSIGN_OR_RETURN(Gpt2Tokenizer tokenizer, Gpt2Tokenizer::Load(dir));
   const bool lone = files.size() == 1;
-  int64_t total = 0;  // input bytes; a lone document: its text's bytes
-  if (lone) {
-    TWIST_ASSIGN_OR_RETURN(total, CountTextBytes(files[0], options.strip_tags,
-                                                 /*skip_binary=*/false));
-  } else {
-    for (const CorpusFile& f : files) total += f.bytes;
-  }
-  const int64_t val_target = std::max<int64_t>(
-      1, static_cast<int64_t>(
-             std::floor(static_cast<double>(total) * options.val_fraction)));
-  // The first validation document: where the suffix reaches the target.
-  size_t first_val = files.size();
-  for (int64_t suffix = 0; first_val > 1 && suffix < val_target;) {
-    suffix += files[--first_val].bytes;
-  }
-  const int64_t split_at = total - val_target;  // lone document: text bytes
-
-  TokenFileWriter* writer = out->train.get();
-  DocumentEncoder encoder(&tokenizer, [&](const int* ids, size_t n) {
-    return writer->Append(ids, n);
-  });
-  bool split_has_document = false;  // an end-of-text goes before the next
-  bool in_document = false;
-  // Documents begin at their first piece of text, so a skipped (binary) file
-  // leaves no empty document behind.
-  auto begin_document = [&]() -> absl::Status {
-    if (split_has_document) {
-      const int eot = tokenizer.eot_id();
-      TWIST_RETURN_IF_ERROR(writer->Append(&eot, 1));
-    }
-    split_has_document = true;
-    in_document = true;
-    encoder.Begin();
-    return absl::OkStatus();
-  };
-  auto switch_to_val = [&]() -> absl::Status {
-    if (in_document) TWIST_RETURN_IF_ERROR(encoder.End());
-    in_document = false;
-    writer = out->val.get();
-    split_has_document = false;
-    return absl::OkStatus();
-  };
+  TWIST_ASSIGN_OR_RETURN(const Gpt2Split split, PlanGpt2Split(options, files));
+  Gpt2DocumentWriter writer(&tokenizer, out);
   int64_t text_bytes = 0;
   for (size_t i = 0; i < files.size(); ++i) {
-    if (i == first_val && !lone) TWIST_RETURN_IF_ERROR(switch_to_val());
-    bool skipped = false;
-    absl::Status status = StreamText(
-        files[i], options.strip_tags, /*skip_binary=*/!lone,
-        [&](std::string_view text) -> absl::Status {
-          if (!in_document) TWIST_RETURN_IF_ERROR(begin_document());
-          const int64_t read = text_bytes;
-          text_bytes += static_cast<int64_t>(text.size());
-          if (lone && writer == out->train.get() && text_bytes > split_at) {
-            const size_t from =
-                static_cast<size_t>(std::max<int64_t>(0, split_at - read));
-            const size_t line_end = text.find('\n', from);
-            if (line_end != std::string_view::npos) {
-              TWIST_RETURN_IF_ERROR(encoder.Add(text.substr(0, line_end + 1)));
-              TWIST_RETURN_IF_ERROR(switch_to_val());
-              text.remove_prefix(line_end + 1);
-              if (text.empty()) return absl::OkStatus();
-              TWIST_RETURN_IF_ERROR(begin_document());
-            }
-          }
-          return encoder.Add(text);
-        },
-        &skipped);
-    if (status.ok() && in_document) status = encoder.End();
-    in_document = false;
-    if (!status.ok()) {
-      return absl::Status(
-          status.code(),
-          absl::StrCat("input file ", files[i].path, ": ", status.message()));
+    if (i == split.first_val && !lone) {
+      TWIST_RETURN_IF_ERROR(writer.SwitchToVal());
     }
+    TWIST_RETURN_IF_ERROR(WriteGpt2File(files[i], options.strip_tags, lone,
+                                        split.split_at, &text_bytes, &writer));
   }
   if (text_bytes < kMinCorpusBytes) return TooShort(options, text_bytes);
   meta->vocab_size = tokenizer.vocab_size();

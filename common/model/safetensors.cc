@@ -53,100 +53,140 @@ struct Entry {
   uint64_t end;
 };
 
-// Parses and checks the JSON header against a data section of `data_size`
-// bytes. `where` names the file in errors.
-absl::Status ParseHeader(const std::string& header, uint64_t data_size,
-                         const std::string& where, std::vector<Entry>* entries,
-                         Metadata* metadata) {
-  auto corrupt = [&](const std::string& why) {
-    return absl::DataLossError(
-        absl::StrCat("safetensors file ", where, " is corrupt: ", why));
-  };
-  nlohmann::json root = nlohmann::json::parse(header, nullptr,
-                                              /*allow_exceptions=*/false);
-  if (root.is_discarded() || !root.is_object()) {
-    return corrupt("header is not a JSON object");
+// The error for a safetensors file, named `where`, that is corrupt: `why`.
+absl::Status Corrupt(const std::string& where, const std::string& why) {
+  return absl::DataLossError(
+      absl::StrCat("safetensors file ", where, " is corrupt: ", why));
+}
+
+// Reads the header's __metadata__ `value` into `metadata`: an object whose
+// values are all strings.
+absl::Status ParseMetadata(const nlohmann::json& value,
+                           const std::string& where, Metadata* metadata) {
+  if (!value.is_object())
+    return Corrupt(where, "__metadata__ is not an object");
+  for (auto m = value.begin(); m != value.end(); ++m) {
+    if (!m.value().is_string()) {
+      return Corrupt(where,
+                     absl::StrCat("metadata '", m.key(), "' is not a string"));
+    }
+    (*metadata)[m.key()] = m.value().get<std::string>();
   }
-  for (auto it = root.begin(); it != root.end(); ++it) {
-    if (it.key() == "__metadata__") {
-      if (!it.value().is_object())
-        return corrupt("__metadata__ is not an object");
-      for (auto m = it.value().begin(); m != it.value().end(); ++m) {
-        if (!m.value().is_string()) {
-          return corrupt(
-              absl::StrCat("metadata '", m.key(), "' is not a string"));
-        }
-        (*metadata)[m.key()] = m.value().get<std::string>();
-      }
-      continue;
+  return absl::OkStatus();
+}
+
+// Reads the `shape` array of tensor `name` into `dims` and its element count
+// into `numel`: non-negative integers whose product stays within 2^62.
+absl::Status ParseShape(const nlohmann::json& shape, const std::string& name,
+                        const std::string& where, std::vector<int64_t>* dims,
+                        uint64_t* numel) {
+  *numel = 1;
+  for (const auto& dim : shape) {
+    if (!dim.is_number_unsigned() &&
+        !(dim.is_number_integer() && dim.get<int64_t>() >= 0)) {
+      return Corrupt(where,
+                     absl::StrCat("tensor '", name, "' has a bad dimension"));
     }
-    const auto& v = it.value();
-    Entry e;
-    e.name = it.key();
-    if (!v.is_object() || !v.contains("dtype") || !v["dtype"].is_string() ||
-        !v.contains("shape") || !v["shape"].is_array() ||
-        !v.contains("data_offsets") || !v["data_offsets"].is_array() ||
-        v["data_offsets"].size() != 2) {
-      return corrupt(absl::StrCat("entry '", e.name,
-                                  "' lacks dtype, shape or data_offsets"));
+    const uint64_t d = dim.get<uint64_t>();
+    if (d != 0 && *numel > (uint64_t{1} << 62) / d) {
+      return Corrupt(where,
+                     absl::StrCat("tensor '", name, "' is impossibly large"));
     }
-    if (!DtypeFromName(v["dtype"].get<std::string>(), &e.type)) {
-      return corrupt(absl::StrCat("tensor '", e.name, "' has unknown dtype ",
-                                  v["dtype"].get<std::string>()));
-    }
-    uint64_t numel = 1;
-    for (const auto& dim : v["shape"]) {
-      if (!dim.is_number_unsigned() &&
-          !(dim.is_number_integer() && dim.get<int64_t>() >= 0)) {
-        return corrupt(
-            absl::StrCat("tensor '", e.name, "' has a bad dimension"));
-      }
-      const uint64_t d = dim.get<uint64_t>();
-      if (d != 0 && numel > (uint64_t{1} << 62) / d) {
-        return corrupt(
-            absl::StrCat("tensor '", e.name, "' is impossibly large"));
-      }
-      numel *= d;
-      e.shape.push_back(static_cast<int64_t>(d));
-    }
-    const auto& off = v["data_offsets"];
-    if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned()) {
-      return corrupt(
-          absl::StrCat("tensor '", e.name, "' has bad data_offsets"));
-    }
-    e.begin = off[0].get<uint64_t>();
-    e.end = off[1].get<uint64_t>();
-    const uint64_t bytes = numel * at::elementSize(e.type);
-    if (e.end < e.begin || e.end - e.begin != bytes) {
-      return corrupt(absl::StrCat("tensor '", e.name, "' spans ",
-                                  e.end - e.begin,
-                                  " bytes but its shape needs ", bytes));
-    }
-    if (e.end > data_size) {
-      return corrupt(absl::StrCat("tensor '", e.name, "' ends at byte ", e.end,
-                                  " but the data section has only ", data_size,
-                                  " (truncated file?)"));
-    }
-    entries->push_back(std::move(e));
+    *numel *= d;
+    dims->push_back(static_cast<int64_t>(d));
   }
-  // The tensors must tile the data section exactly: no gaps, no overlaps.
+  return absl::OkStatus();
+}
+
+// Parses and checks the header entry `v` of tensor `name` into `e`: a known
+// dtype, a shape, and data_offsets that span exactly the shape's bytes within
+// a data section of `data_size` bytes.
+absl::Status ParseEntry(const std::string& name, const nlohmann::json& v,
+                        uint64_t data_size, const std::string& where,
+                        Entry* e) {
+  e->name = name;
+  if (!v.is_object() || !v.contains("dtype") || !v["dtype"].is_string() ||
+      !v.contains("shape") || !v["shape"].is_array() ||
+      !v.contains("data_offsets") || !v["data_offsets"].is_array() ||
+      v["data_offsets"].size() != 2) {
+    return Corrupt(where, absl::StrCat("entry '", name,
+                                       "' lacks dtype, shape or data_offsets"));
+  }
+  if (!DtypeFromName(v["dtype"].get<std::string>(), &e->type)) {
+    return Corrupt(where, absl::StrCat("tensor '", name, "' has unknown dtype ",
+                                       v["dtype"].get<std::string>()));
+  }
+  uint64_t numel;
+  TWIST_RETURN_IF_ERROR(ParseShape(v["shape"], name, where, &e->shape, &numel));
+  const auto& off = v["data_offsets"];
+  if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned()) {
+    return Corrupt(where,
+                   absl::StrCat("tensor '", name, "' has bad data_offsets"));
+  }
+  e->begin = off[0].get<uint64_t>();
+  e->end = off[1].get<uint64_t>();
+  const uint64_t bytes = numel * at::elementSize(e->type);
+  if (e->end < e->begin || e->end - e->begin != bytes) {
+    return Corrupt(where,
+                   absl::StrCat("tensor '", name, "' spans ", e->end - e->begin,
+                                " bytes but its shape needs ", bytes));
+  }
+  if (e->end > data_size) {
+    return Corrupt(where,
+                   absl::StrCat("tensor '", name, "' ends at byte ", e->end,
+                                " but the data section has only ", data_size,
+                                " (truncated file?)"));
+  }
+  return absl::OkStatus();
+}
+
+// Checks that the tensors of `entries` tile the data section of `data_size`
+// bytes exactly: no gaps, no overlaps.
+absl::Status CheckTiling(const std::vector<Entry>& entries, uint64_t data_size,
+                         const std::string& where) {
   std::vector<const Entry*> by_offset;
-  for (const auto& e : *entries) by_offset.push_back(&e);
+  for (const auto& e : entries) by_offset.push_back(&e);
   std::sort(by_offset.begin(), by_offset.end(),
             [](const Entry* a, const Entry* b) { return a->begin < b->begin; });
   uint64_t expected = 0;
   for (const Entry* e : by_offset) {
     if (e->begin != expected) {
-      return corrupt(absl::StrCat("tensor '", e->name, "' starts at byte ",
+      return Corrupt(where,
+                     absl::StrCat("tensor '", e->name, "' starts at byte ",
                                   e->begin, ", expected ", expected,
                                   " (overlapping or missing data)"));
     }
     expected = e->end;
   }
   if (expected != data_size) {
-    return corrupt(absl::StrCat("data section has ", data_size,
+    return Corrupt(where,
+                   absl::StrCat("data section has ", data_size,
                                 " bytes but the tensors cover ", expected));
   }
+  return absl::OkStatus();
+}
+
+// Parses and checks the JSON header against a data section of `data_size`
+// bytes. `where` names the file in errors.
+absl::Status ParseHeader(const std::string& header, uint64_t data_size,
+                         const std::string& where, std::vector<Entry>* entries,
+                         Metadata* metadata) {
+  nlohmann::json root = nlohmann::json::parse(header, nullptr,
+                                              /*allow_exceptions=*/false);
+  if (root.is_discarded() || !root.is_object()) {
+    return Corrupt(where, "header is not a JSON object");
+  }
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    if (it.key() == "__metadata__") {
+      TWIST_RETURN_IF_ERROR(ParseMetadata(it.value(), where, metadata));
+      continue;
+    }
+    Entry e;
+    TWIST_RETURN_IF_ERROR(
+        ParseEntry(it.key(), it.value(), data_size, where, &e));
+    entries->push_back(std::move(e));
+  }
+  TWIST_RETURN_IF_ERROR(CheckTiling(*entries, data_size, where));
   // Keep file order stable: the header's order is JSON object order, which
   // nlohmann sorts by key; report tensors in data order instead.
   std::sort(entries->begin(), entries->end(),

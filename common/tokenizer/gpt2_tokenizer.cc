@@ -112,12 +112,202 @@ bool AlphabetToBytes(std::string_view token,
   return true;
 }
 
+// Token string (in GPT-2's byte alphabet) -> id, as encoder.json gives it.
+using TokenIds = absl::flat_hash_map<std::string, int>;
+
+// Merge rules by PairKey(left, right).
+using MergeTable = absl::flat_hash_map<uint64_t, Merge>;
+
+// Parses encoder.json (read from `path`) into `json`: a non-empty JSON object
+// of at most INT_MAX tokens, else DataLoss.
+absl::Status ParseEncoderJson(const std::string& text, const std::string& path,
+                              nlohmann::json* json) {
+  try {
+    *json = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": malformed JSON: ", e.what()));
+  }
+  if (!json->is_object() || json->empty()) {
+    return absl::DataLossError(absl::StrCat(
+        path, ": expected a non-empty JSON object of token -> id"));
+  }
+  if (json->size() > static_cast<size_t>(INT_MAX)) {
+    return absl::DataLossError(absl::StrCat(path, ": too many tokens"));
+  }
+  return absl::OkStatus();
+}
+
+// Reads the token -> id object of encoder.json (from ParseEncoderJson). The
+// ids of N tokens must be 0..N-1, each used once, and every token must be in
+// GPT-2's byte alphabet; else DataLoss. Fills `id_to_bytes` (the raw bytes
+// of each id) and `token_to_id`.
+absl::Status ReadEncoderTokens(const nlohmann::json& json,
+                               const std::string& path,
+                               std::vector<std::string>* id_to_bytes,
+                               TokenIds* token_to_id) {
+  absl::flat_hash_map<char32_t, uint8_t> to_byte;
+  for (int b = 0; b < 256; ++b) to_byte[Gpt2ByteToUnicode()[b]] = b;
+  const int vocab_size = static_cast<int>(json.size());
+  id_to_bytes->resize(vocab_size);
+  std::vector<bool> seen(vocab_size, false);
+  token_to_id->reserve(vocab_size);
+  std::string bytes;
+  for (const auto& [token, value] : json.items()) {
+    if (!value.is_number_integer()) {
+      return absl::DataLossError(
+          absl::StrCat(path, ": the id of token \"", token,
+                       "\" is not an integer: ", value.dump()));
+    }
+    const int64_t id = value.get<int64_t>();
+    if (id < 0 || id >= vocab_size) {
+      return absl::DataLossError(absl::StrCat(
+          path, ": the id ", id, " of token \"", token, "\" is outside [0, ",
+          vocab_size, "); ids must be 0..N-1 for N tokens"));
+    }
+    if (seen[id]) {
+      return absl::DataLossError(absl::StrCat(
+          path, ": id ", id, " is used twice (again by \"", token, "\")"));
+    }
+    seen[id] = true;
+    if (!AlphabetToBytes(token, to_byte, &bytes)) {
+      return absl::DataLossError(
+          absl::StrCat(path, ": token \"", token,
+                       "\" has a character outside GPT-2's byte alphabet"));
+    }
+    (*id_to_bytes)[id] = bytes;
+    token_to_id->emplace(token, static_cast<int>(id));
+  }
+  return absl::OkStatus();
+}
+
+// Fills `byte_to_id` with the id of each byte's single-byte token; DataLoss
+// naming encoder.json's `path` when one is missing.
+absl::Status FindByteIds(const TokenIds& token_to_id, const std::string& path,
+                         std::array<int, 256>* byte_to_id) {
+  for (int b = 0; b < 256; ++b) {
+    std::string single;
+    AppendUtf8(Gpt2ByteToUnicode()[b], &single);
+    const auto it = token_to_id.find(single);
+    if (it == token_to_id.end()) {
+      return absl::DataLossError(absl::StrCat(
+          path, ": the single-byte token for byte 0x",
+          absl::Hex(b, absl::kZeroPad2), " (\"", single, "\") is missing"));
+    }
+    (*byte_to_id)[b] = it->second;
+  }
+  return absl::OkStatus();
+}
+
+// The id of <|endoftext|>; DataLoss naming encoder.json's `path` when the
+// vocabulary lacks it.
+absl::StatusOr<int> FindEndOfTextId(const TokenIds& token_to_id,
+                                    const std::string& path) {
+  const auto eot = token_to_id.find(std::string(kEndOfTextToken));
+  if (eot == token_to_id.end()) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": no \"", AbslView(kEndOfTextToken), "\" token"));
+  }
+  return eot->second;
+}
+
+// A DataLoss error about line `line_number` of vocab.bpe at `path`.
+absl::Status MergesError(const std::string& path, int line_number,
+                         const std::string& what) {
+  return absl::DataLossError(
+      absl::StrCat(path, " line ", line_number, ": ", what));
+}
+
+// Removes the first line from `*rest` and returns it, without its "\n" or
+// "\r\n".
+std::string_view TakeLine(std::string_view* rest) {
+  const size_t newline = rest->find('\n');
+  std::string_view line = rest->substr(0, newline);
+  *rest = newline == std::string_view::npos ? std::string_view()
+                                            : rest->substr(newline + 1);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line;
+}
+
+// Adds the merge "A B" of `line` (line `line_number` of vocab.bpe at `path`)
+// to `merges` with `rank`. DataLoss when the line is not two tokens separated
+// by one space, when A, B or AB is not a token, or when the merge is already
+// there.
+absl::Status AddMerge(std::string_view line, int rank,
+                      const TokenIds& token_to_id, const std::string& path,
+                      int line_number, MergeTable* merges) {
+  const size_t space = line.find(' ');
+  if (line.empty() || space == 0 || space == std::string_view::npos ||
+      space + 1 == line.size() ||
+      line.find(' ', space + 1) != std::string_view::npos) {
+    return MergesError(
+        path, line_number,
+        absl::StrCat("expected a merge \"A B\", got \"", AbslView(line), "\""));
+  }
+  const std::string left(line.substr(0, space));
+  const std::string right(line.substr(space + 1));
+  const auto left_it = token_to_id.find(left);
+  const auto right_it = token_to_id.find(right);
+  const std::string merged = left + right;
+  const auto merged_it = token_to_id.find(merged);
+  if (left_it == token_to_id.end() || right_it == token_to_id.end() ||
+      merged_it == token_to_id.end()) {
+    return MergesError(path, line_number,
+                       absl::StrCat("merge \"", AbslView(line), "\": \"",
+                                    left_it == token_to_id.end()    ? left
+                                    : right_it == token_to_id.end() ? right
+                                                                    : merged,
+                                    "\" is not a token of encoder.json"));
+  }
+  const bool inserted =
+      merges
+          ->emplace(PairKey(left_it->second, right_it->second),
+                    Merge{rank, merged_it->second})
+          .second;
+  if (!inserted) {
+    return MergesError(
+        path, line_number,
+        absl::StrCat("duplicate merge \"", AbslView(line), "\""));
+  }
+  return absl::OkStatus();
+}
+
+// Reads vocab.bpe (`text`, from `path`): a "#version ..." line, then one
+// merge "A B" per line, ranked by their order. DataLoss as for AddMerge, or
+// when the file is empty or lacks the header.
+absl::Status ReadMerges(const std::string& text, const std::string& path,
+                        const TokenIds& token_to_id, MergeTable* merges) {
+  std::string_view rest = text;
+  int line_number = 0;
+  int rank = 0;
+  while (!rest.empty()) {
+    ++line_number;
+    const std::string_view line = TakeLine(&rest);
+    if (line_number == 1) {
+      if (line.substr(0, 8) != "#version") {
+        return MergesError(path, line_number,
+                           "expected a \"#version\" header line");
+      }
+      continue;
+    }
+    absl::Status status =
+        AddMerge(line, rank, token_to_id, path, line_number, merges);
+    if (!status.ok()) return status;
+    ++rank;
+  }
+  if (line_number == 0) {
+    return absl::DataLossError(absl::StrCat(
+        path, " line 1: empty file; expected a \"#version\" header"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 struct Gpt2Tokenizer::Vocab {
-  std::vector<std::string> id_to_bytes;         // Raw bytes of each token.
-  std::array<int, 256> byte_to_id{};            // The single-byte tokens.
-  absl::flat_hash_map<uint64_t, Merge> merges;  // By PairKey(left, right).
+  std::vector<std::string> id_to_bytes;  // Raw bytes of each token.
+  std::array<int, 256> byte_to_id{};     // The single-byte tokens.
+  MergeTable merges;                     // By PairKey(left, right).
   int eot_id = -1;
 
   Merge Find(int left, int right) const {
@@ -149,134 +339,22 @@ absl::StatusOr<Gpt2Tokenizer> Gpt2Tokenizer::Load(const std::string& dir) {
   absl::StatusOr<std::string> merges_text = ReadWholeFile(merges_path, dir);
   if (!merges_text.ok()) return merges_text.status();
 
-  absl::flat_hash_map<char32_t, uint8_t> to_byte;
-  for (int b = 0; b < 256; ++b) to_byte[Gpt2ByteToUnicode()[b]] = b;
-
   auto vocab = std::make_shared<Vocab>();
-
-  // encoder.json: token string (in the byte alphabet) -> id.
   nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(*encoder_text);
-  } catch (const nlohmann::json::exception& e) {
-    return absl::DataLossError(
-        absl::StrCat(encoder_path, ": malformed JSON: ", e.what()));
-  }
-  if (!json.is_object() || json.empty()) {
-    return absl::DataLossError(absl::StrCat(
-        encoder_path, ": expected a non-empty JSON object of token -> id"));
-  }
-  if (json.size() > static_cast<size_t>(INT_MAX)) {
-    return absl::DataLossError(absl::StrCat(encoder_path, ": too many tokens"));
-  }
-  const int vocab_size = static_cast<int>(json.size());
-  vocab->id_to_bytes.resize(vocab_size);
-  std::vector<bool> seen(vocab_size, false);
-  absl::flat_hash_map<std::string, int> token_to_id;
-  token_to_id.reserve(vocab_size);
-  std::string bytes;
-  for (const auto& [token, value] : json.items()) {
-    if (!value.is_number_integer()) {
-      return absl::DataLossError(
-          absl::StrCat(encoder_path, ": the id of token \"", token,
-                       "\" is not an integer: ", value.dump()));
-    }
-    const int64_t id = value.get<int64_t>();
-    if (id < 0 || id >= vocab_size) {
-      return absl::DataLossError(
-          absl::StrCat(encoder_path, ": the id ", id, " of token \"", token,
-                       "\" is outside [0, ", vocab_size,
-                       "); ids must be 0..N-1 for N tokens"));
-    }
-    if (seen[id]) {
-      return absl::DataLossError(absl::StrCat(encoder_path, ": id ", id,
-                                              " is used twice (again by \"",
-                                              token, "\")"));
-    }
-    seen[id] = true;
-    if (!AlphabetToBytes(token, to_byte, &bytes)) {
-      return absl::DataLossError(
-          absl::StrCat(encoder_path, ": token \"", token,
-                       "\" has a character outside GPT-2's byte alphabet"));
-    }
-    vocab->id_to_bytes[id] = bytes;
-    token_to_id.emplace(token, static_cast<int>(id));
-  }
-  for (int b = 0; b < 256; ++b) {
-    std::string single;
-    AppendUtf8(Gpt2ByteToUnicode()[b], &single);
-    const auto it = token_to_id.find(single);
-    if (it == token_to_id.end()) {
-      return absl::DataLossError(absl::StrCat(
-          encoder_path, ": the single-byte token for byte 0x",
-          absl::Hex(b, absl::kZeroPad2), " (\"", single, "\") is missing"));
-    }
-    vocab->byte_to_id[b] = it->second;
-  }
-  const auto eot = token_to_id.find(std::string(kEndOfTextToken));
-  if (eot == token_to_id.end()) {
-    return absl::DataLossError(absl::StrCat(
-        encoder_path, ": no \"", AbslView(kEndOfTextToken), "\" token"));
-  }
-  vocab->eot_id = eot->second;
+  absl::Status status = ParseEncoderJson(*encoder_text, encoder_path, &json);
+  if (!status.ok()) return status;
+  TokenIds token_to_id;
+  status =
+      ReadEncoderTokens(json, encoder_path, &vocab->id_to_bytes, &token_to_id);
+  if (!status.ok()) return status;
+  status = FindByteIds(token_to_id, encoder_path, &vocab->byte_to_id);
+  if (!status.ok()) return status;
+  absl::StatusOr<int> eot_id = FindEndOfTextId(token_to_id, encoder_path);
+  if (!eot_id.ok()) return eot_id.status();
+  vocab->eot_id = *eot_id;
 
-  // vocab.bpe: "#version ..." then one merge "A B" per line.
-  std::string_view rest = *merges_text;
-  int line_number = 0;
-  int rank = 0;
-  std::string merged;
-  while (!rest.empty()) {
-    ++line_number;
-    const size_t newline = rest.find('\n');
-    std::string_view line = rest.substr(0, newline);
-    rest = newline == std::string_view::npos ? std::string_view()
-                                             : rest.substr(newline + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    const auto error = [&](const std::string& what) {
-      return absl::DataLossError(
-          absl::StrCat(merges_path, " line ", line_number, ": ", what));
-    };
-    if (line_number == 1) {
-      if (line.substr(0, 8) != "#version") {
-        return error("expected a \"#version\" header line");
-      }
-      continue;
-    }
-    const size_t space = line.find(' ');
-    if (line.empty() || space == 0 || space == std::string_view::npos ||
-        space + 1 == line.size() ||
-        line.find(' ', space + 1) != std::string_view::npos) {
-      return error(absl::StrCat("expected a merge \"A B\", got \"",
-                                AbslView(line), "\""));
-    }
-    const std::string left(line.substr(0, space));
-    const std::string right(line.substr(space + 1));
-    const auto left_it = token_to_id.find(left);
-    const auto right_it = token_to_id.find(right);
-    merged = left + right;
-    const auto merged_it = token_to_id.find(merged);
-    if (left_it == token_to_id.end() || right_it == token_to_id.end() ||
-        merged_it == token_to_id.end()) {
-      return error(absl::StrCat("merge \"", AbslView(line), "\": \"",
-                                left_it == token_to_id.end()    ? left
-                                : right_it == token_to_id.end() ? right
-                                                                : merged,
-                                "\" is not a token of encoder.json"));
-    }
-    const bool inserted =
-        vocab->merges
-            .emplace(PairKey(left_it->second, right_it->second),
-                     Merge{rank, merged_it->second})
-            .second;
-    if (!inserted) {
-      return error(absl::StrCat("duplicate merge \"", AbslView(line), "\""));
-    }
-    ++rank;
-  }
-  if (line_number == 0) {
-    return absl::DataLossError(absl::StrCat(
-        merges_path, " line 1: empty file; expected a \"#version\" header"));
-  }
+  status = ReadMerges(*merges_text, merges_path, token_to_id, &vocab->merges);
+  if (!status.ok()) return status;
   return Gpt2Tokenizer(std::move(vocab));
 }
 
