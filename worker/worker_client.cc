@@ -52,8 +52,9 @@ ServeResult NoAssignment(const absl::StatusOr<bool>& started,
   return {ServeOutcome::kNoWork, absl::OkStatus()};
 }
 
-// Reads the assignment's chunks into `targets` (a model's parameters: their
-// memory, in place) and ends the call.
+// Reads the assignment's chunks into `targets` (the trainer's receive
+// buffers: host buffers, or for float32 on the CPU the model's parameters
+// themselves) and ends the call.
 absl::Status ReceiveTensors(common::TensorStreamReader* stream,
                             grpc::ClientContext* context,
                             grpc::ClientReader<grpc::ByteBuffer>* reader,
