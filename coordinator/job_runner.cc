@@ -185,8 +185,10 @@ absl::StatusOr<bool> JobRunner::RunRound(int32_t round,
     if (!ready) return false;
     int accepted = 0;
     TWIST_RETURN_IF_ERROR(RunOneRound(round, cancel, stop, &accepted));
-    if (cancel.load() || stop.load()) return false;
+    // A merged round counts even when a stop came meanwhile: the checkpoint
+    // the stop writes must be labelled with it.
     if (accepted > 0) return true;
+    if (cancel.load() || stop.load()) return false;
     if (attempt == kMaxEmptyAttempts) {
       return absl::FailedPreconditionError(absl::StrCat(
           "no worker could train round ", round, " in ", attempt, " attempts",
