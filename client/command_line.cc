@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/job/job_fields.h"
 
 namespace twist::client {
 namespace {
@@ -27,10 +28,12 @@ size_t Distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-// Options that take no value: "--watch 3" must leave 3 as an argument.
+// Options that take no value: "--watch 3" must leave 3 as an argument. The
+// job spec's bool fields (--capacity_weighted, --outer_heavy_ball) are
+// switches too.
 bool IsSwitch(const std::string& key) {
   return key == "json" || key == "strip_tags" || key == "watch" ||
-         key == "capacity_weighted" || key == "help" || key == "correction";
+         key == "help" || key == "correction" || common::IsSwitchOption(key);
 }
 
 }  // namespace

@@ -36,7 +36,8 @@ struct CommandLine {
 
 // Splits argv. "--coordinator" may come before or after the command; "--key
 // value" (without "=") is accepted for options that take a value (all but the
-// switches --json, --strip_tags, --watch, --capacity_weighted, --help).
+// switches --json, --strip_tags, --watch, --help, --correction and the job
+// spec's bool fields, such as --capacity_weighted).
 // InvalidArgument when there is no command.
 absl::StatusOr<CommandLine> ParseCommandLine(
     const std::vector<std::string>& args);

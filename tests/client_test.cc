@@ -61,6 +61,18 @@ TEST(ParseCommandLineTest, ValuelessFlagsDoNotSwallowThePositional) {
   EXPECT_EQ(prepare.positional, (std::vector<std::string>{"in.txt"}));
 }
 
+TEST(ParseCommandLineTest, TheJobSpecsBoolFieldsAreSwitches) {
+  for (const char* option : {"capacity_weighted", "outer_heavy_ball"}) {
+    const CommandLine line =
+        Parse({"submit", std::string("--") + option, "spec.textproto"});
+    EXPECT_EQ(line.positional, (std::vector<std::string>{"spec.textproto"}))
+        << option;
+    EXPECT_EQ(line.Get(option), "true");
+  }
+  // A field that takes a number still takes the next argument.
+  EXPECT_EQ(Parse({"submit", "--rounds", "5"}).Get("rounds"), "5");
+}
+
 TEST(ParseCommandLineTest, CoordinatorBeforeOrAfterTheCommand) {
   const CommandLine before = Parse({"--coordinator=10.0.0.5:7070", "list"});
   EXPECT_EQ(before.command, "list");

@@ -263,6 +263,14 @@ const JobField* FindJobFieldByOption(absl::string_view option) {
   return nullptr;
 }
 
+bool IsSwitchOption(absl::string_view option) {
+  const JobField* field = FindJobFieldByOption(option);
+  if (field == nullptr) return false;
+  const twist::v1::JobSpec spec;
+  const FieldDescriptor* leaf = Leaf(spec, field->path).second;
+  return leaf != nullptr && leaf->cpp_type() == FieldDescriptor::CPPTYPE_BOOL;
+}
+
 bool IsFieldSet(const JobSpec& spec, const JobField& field) {
   auto [message, descriptor] = Leaf(spec, field.path);
   // For fields without presence, HasField is true when the value is not 0.

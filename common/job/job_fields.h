@@ -48,6 +48,10 @@ const std::vector<JobField>& JobFields();
 const JobField* FindJobField(absl::string_view path);
 const JobField* FindJobFieldByOption(absl::string_view option);
 
+// Whether `option` (without "--") is the submit option of a bool field: it
+// takes no value ("--capacity_weighted" alone means true).
+bool IsSwitchOption(absl::string_view option);
+
 // Whether the spec sets the field: has_X() for fields with presence (proto3
 // optional), otherwise a non-zero, non-empty value.
 bool IsFieldSet(const twist::v1::JobSpec& spec, const JobField& field);
