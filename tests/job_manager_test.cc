@@ -15,6 +15,7 @@
 #include "common/job/job_states.h"
 #include "coordinator/job_store.h"
 #include "tests/support/in_process_cluster.h"
+#include "tests/support/synthetic_dataset_test.h"
 #include "tests/test_models.h"
 
 namespace twist::coordinator {
@@ -24,19 +25,8 @@ namespace fs = std::filesystem;
 using twist::testing::InProcessWorkers;
 using twist::testing::WorkerBehaviour;
 
-class JobManagerTest : public ::testing::Test {
+class JobManagerTest : public twist::testing::SyntheticDatasetTest {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new std::string(twist::testing::MakeTempDir());
-    auto data = twist::testing::PrepareSyntheticDatasetInProcess(*dir_, 40000);
-    ASSERT_TRUE(data.ok()) << data.status();
-    data_ = new std::string(*data);
-  }
-  static void TearDownTestSuite() {
-    fs::remove_all(*dir_);
-    delete dir_;
-    delete data_;
-  }
 
   // A manager on a fresh state folder, with workers of `behaviours`.
   void Start(std::vector<WorkerBehaviour> behaviours) {
@@ -88,17 +78,12 @@ class JobManagerTest : public ::testing::Test {
     });
   }
 
-  static std::string* dir_;
-  static std::string* data_;
   std::string state_dir_;
   std::unique_ptr<JobStore> store_;
   std::unique_ptr<WorkerRegistry> registry_;
   std::unique_ptr<JobManager> manager_;
   std::unique_ptr<InProcessWorkers> workers_;
 };
-
-std::string* JobManagerTest::dir_ = nullptr;
-std::string* JobManagerTest::data_ = nullptr;
 
 TEST_F(JobManagerTest, SubmittedJobRunsToCompletion) {
   Start(std::vector<WorkerBehaviour>(2));

@@ -23,6 +23,7 @@
 #include "common/model/model_io.h"
 #include "common/model/safetensors.h"
 #include "tests/support/in_process_cluster.h"
+#include "tests/support/synthetic_dataset_test.h"
 #include "tests/test_models.h"
 
 namespace twist {
@@ -37,19 +38,8 @@ using Mode = WorkerBehaviour::Mode;
 
 namespace fs = std::filesystem;
 
-class JobRunnerTest : public ::testing::Test {
+class JobRunnerTest : public twist::testing::SyntheticDatasetTest {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new std::string(twist::testing::MakeTempDir());
-    auto data = twist::testing::PrepareSyntheticDatasetInProcess(*dir_, 40000);
-    ASSERT_TRUE(data.ok()) << data.status();
-    data_ = new std::string(*data);
-  }
-  static void TearDownTestSuite() {
-    fs::remove_all(*dir_);
-    delete dir_;
-    delete data_;
-  }
 
   // A folder of its own for each job of a test.
   std::string JobDir(const std::string& name) {
@@ -79,6 +69,22 @@ class JobRunnerTest : public ::testing::Test {
     JobRunOptions run;
     run.work_dir = dir;
     return cluster.Run(NewJob(spec), run);
+  }
+
+  // Runs `job` on `workers` plain workers until it has recorded `round`,
+  // then stops the coordinator (at once after that round's merge when
+  // `at_once`).
+  static JobRun RunUntilStopped(const twist::v1::Job& job, int workers,
+                                const std::string& dir, int32_t round,
+                                bool at_once = false) {
+    InProcessCluster::Options options;
+    options.workers.resize(workers);
+    InProcessCluster cluster(options);
+    JobRunOptions run;
+    run.work_dir = dir;
+    run.stop_after_round = round;
+    run.stop_at_once = at_once;
+    return cluster.Run(job, run);
   }
 
   // The model file's tensors.
@@ -116,12 +122,8 @@ class JobRunnerTest : public ::testing::Test {
     return out;
   }
 
-  static std::string* dir_;
-  static std::string* data_;
 };
 
-std::string* JobRunnerTest::dir_ = nullptr;
-std::string* JobRunnerTest::data_ = nullptr;
 
 TEST_F(JobRunnerTest, TwoWorkersCompleteRecordEveryRoundAndWriteAModel) {
   twist::v1::JobSpec spec = Spec();
@@ -400,16 +402,7 @@ TEST_F(JobRunnerTest, StoppedJobResumesFromItsCheckpointToTheSameModel) {
   ASSERT_TRUE(whole.completed()) << whole.status;
 
   const std::string dir = JobDir("stopped");
-  JobRun stopped;
-  {
-    InProcessCluster::Options options;
-    options.workers.resize(2);
-    InProcessCluster cluster(options);
-    JobRunOptions run_options;
-    run_options.work_dir = dir;
-    run_options.stop_after_round = 3;
-    stopped = cluster.Run(job, run_options);
-  }
+  const JobRun stopped = RunUntilStopped(job, 2, dir, 3);
   ASSERT_TRUE(stopped.status.ok()) << stopped.status;
   EXPECT_FALSE(common::IsFinished(stopped.job.state()))
       << common::JobStateName(stopped.job.state());
@@ -470,17 +463,8 @@ TEST_F(JobRunnerTest, StopAtAnyMomentResumesToTheSameModel) {
 
   for (int attempt = 0; attempt < 5; ++attempt) {
     const std::string dir = JobDir(absl::StrCat("stopped-", attempt));
-    JobRun stopped;
-    {
-      InProcessCluster::Options options;
-      options.workers.resize(2);
-      InProcessCluster cluster(options);
-      JobRunOptions run_options;
-      run_options.work_dir = dir;
-      run_options.stop_after_round = 3;
-      run_options.stop_at_once = true;
-      stopped = cluster.Run(job, run_options);
-    }
+    const JobRun stopped =
+        RunUntilStopped(job, 2, dir, 3, /*at_once=*/true);
     ASSERT_TRUE(stopped.status.ok()) << stopped.status;
     auto listed = coordinator::ListCheckpoints(dir);
     ASSERT_TRUE(listed.ok()) << listed.status();
@@ -510,16 +494,7 @@ TEST_F(JobRunnerTest, ResumeFromDamagedCheckpointFailsAndKeepsTheHistory) {
   spec.set_rounds(4);
   spec.set_checkpoint_every(2);
   const std::string dir = JobDir("job");
-  JobRun stopped;
-  {
-    InProcessCluster::Options options;
-    options.workers.resize(1);
-    InProcessCluster cluster(options);
-    JobRunOptions run_options;
-    run_options.work_dir = dir;
-    run_options.stop_after_round = 2;
-    stopped = cluster.Run(NewJob(spec), run_options);
-  }
+  const JobRun stopped = RunUntilStopped(NewJob(spec), 1, dir, 2);
   ASSERT_TRUE(stopped.status.ok()) << stopped.status;
   ASSERT_EQ(stopped.job.checkpoint_round(), 2);
   auto listed = coordinator::ListCheckpoints(dir);

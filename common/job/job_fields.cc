@@ -190,11 +190,14 @@ std::vector<JobField> MakeJobFields() {
   return out;
 }
 
-// The message holding a field of `path` and the field's descriptor; the
-// messages on the way are created. Null descriptor for an unknown path.
-std::pair<Message*, const FieldDescriptor*> MutableLeaf(Message* root,
-                                                        absl::string_view path) {
-  Message* message = root;
+// The message holding the field at `path` and the field's descriptor, from
+// `root` down through `submessage(message, field)`; null descriptor for an
+// unknown path.
+template <typename MessageT, typename Submessage>
+std::pair<MessageT*, const FieldDescriptor*> FindLeaf(MessageT* root,
+                                                      absl::string_view path,
+                                                      Submessage submessage) {
+  MessageT* message = root;
   std::vector<absl::string_view> parts = absl::StrSplit(path, '.');
   for (size_t i = 0; i < parts.size(); ++i) {
     const FieldDescriptor* field =
@@ -204,26 +207,24 @@ std::pair<Message*, const FieldDescriptor*> MutableLeaf(Message* root,
     if (field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
       return {message, nullptr};
     }
-    message = message->GetReflection()->MutableMessage(message, field);
+    message = submessage(message, field);
   }
   return {message, nullptr};
 }
 
+// FindLeaf, creating the messages on the way.
+std::pair<Message*, const FieldDescriptor*> MutableLeaf(Message* root,
+                                                        absl::string_view path) {
+  return FindLeaf(root, path, [](Message* m, const FieldDescriptor* f) {
+    return m->GetReflection()->MutableMessage(m, f);
+  });
+}
+
 std::pair<const Message*, const FieldDescriptor*> Leaf(const Message& root,
                                                        absl::string_view path) {
-  const Message* message = &root;
-  std::vector<absl::string_view> parts = absl::StrSplit(path, '.');
-  for (size_t i = 0; i < parts.size(); ++i) {
-    const FieldDescriptor* field =
-        message->GetDescriptor()->FindFieldByName(std::string(parts[i]));
-    if (field == nullptr) return {message, nullptr};
-    if (i + 1 == parts.size()) return {message, field};
-    if (field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
-      return {message, nullptr};
-    }
-    message = &message->GetReflection()->GetMessage(*message, field);
-  }
-  return {message, nullptr};
+  return FindLeaf(&root, path, [](const Message* m, const FieldDescriptor* f) {
+    return &m->GetReflection()->GetMessage(*m, f);
+  });
 }
 
 // Parses one field's value in text format, quietly: the caller words the
