@@ -104,6 +104,10 @@ class JobRunner {
   struct RoundPlan {
     std::vector<twist::v1::WorkerInfo> workers;
     std::vector<common::SubnetUnits> units;
+    // How each slot's update travels: with compression, the units it will
+    // not hold next round if the same workers are live then, and no codes in
+    // the rounds that flush the workers' residuals.
+    std::vector<common::UpdateForm> update_forms;
   };
 
   absl::Status RunRounds(const std::atomic<bool>& cancel,
@@ -131,6 +135,10 @@ class JobRunner {
                            const std::atomic<bool>& stop, int* accepted);
 
   // The steps of a round, in order.
+  // Each slot's UpdateForm for round `round` (RoundPlan::update_forms).
+  absl::StatusOr<std::vector<common::UpdateForm>> UpdateForms(
+      int32_t round, const std::vector<common::SubnetUnits>& units,
+      const std::vector<double>& capacities) const;
   absl::StatusOr<RoundPlan> Plan(int32_t round);
   absl::StatusOr<std::shared_ptr<RoundCollector>> Deal(int32_t round,
                                                        const RoundPlan& plan);

@@ -6,6 +6,7 @@
 #include "common/base/clock.h"
 #include "common/base/status_macros.h"
 #include "common/ist/slot_payload.h"
+#include "common/job/round_options.h"
 #include "common/training/evaluation.h"
 #include "common/transport/subnet_proto.h"
 #include "coordinator/job_runner.h"
@@ -68,7 +69,37 @@ absl::StatusOr<JobRunner::RoundPlan> JobRunner::Plan(int32_t round) {
   for (const auto& w : plan.workers) capacities.push_back(w.capacity());
   TWIST_ASSIGN_OR_RETURN(plan.units,
                          PlanRound(spec_, config_, round, capacities));
+  TWIST_ASSIGN_OR_RETURN(plan.update_forms,
+                         UpdateForms(round, plan.units, capacities));
   return plan;
+}
+
+absl::StatusOr<std::vector<common::UpdateForm>> JobRunner::UpdateForms(
+    int32_t round, const std::vector<common::SubnetUnits>& units,
+    const std::vector<double>& capacities) const {
+  common::UpdateForm form;
+  form.encoding = common::UpdateEncodingOf(spec_);
+  std::vector<common::UpdateForm> forms(units.size(), form);
+  if (form.encoding.codec == common::UpdateCodec::kNone) return forms;
+  // Checkpoint rounds and the last one flush what the workers kept: a
+  // checkpoint, and the finished model, then hold every update whole.
+  const bool flush = round >= spec_.rounds() ||
+                     (spec_.checkpoint_every() > 0 &&
+                      round % spec_.checkpoint_every() == 0);
+  if (flush) {
+    for (auto& f : forms) f.encoding.codec = common::UpdateCodec::kNone;
+    return forms;
+  }
+  // The next round's deal, if the same workers are live: what a worker will
+  // not hold then leaves with this update. A change of workers moves units
+  // otherwise; their leftovers then stay with the worker that had them until
+  // it holds them again or the next flush.
+  TWIST_ASSIGN_OR_RETURN(std::vector<common::SubnetUnits> next,
+                         PlanRound(spec_, config_, round + 1, capacities));
+  for (size_t i = 0; i < units.size(); ++i) {
+    forms[i].leaving = common::UnitsNotIn(units[i], next[i]);
+  }
+  return forms;
 }
 
 absl::StatusOr<common::UnitContributions> JobRunner::Contributions() {
@@ -147,9 +178,16 @@ absl::StatusOr<std::shared_ptr<RoundCollector>> JobRunner::Deal(
       *h.mutable_spec() = spec_;
       *h.mutable_units() = common::ToProto(plan.units[i]);
       *h.mutable_tensors() = common::DescribeTensors(a->tensors);
+      const common::UpdateForm& form = plan.update_forms[i];
+      h.set_update_compression(form.encoding.codec == common::UpdateCodec::kNone
+                                   ? twist::v1::COMPRESSION_NONE
+                                   : spec_.compression());
+      if (!form.leaving.layers.empty()) {
+        *h.mutable_leaving_units() = common::ToProto(form.leaving);
+      }
       slots.push_back(SlotSpec{plan.workers[i].id(), plan.workers[i].name(),
                                plan.units[i], a->tensors.NumBytes(),
-                               std::move(shifts[i])});
+                               std::move(shifts[i]), form});
       assignments.push_back(std::move(a));
     }
   }

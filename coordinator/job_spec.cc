@@ -242,6 +242,29 @@ absl::Status ValidateDeadlines(const JobSpec& spec) {
   return absl::OkStatus();
 }
 
+// compression and topk_fraction, and what compression combines with.
+absl::Status ValidateCompression(const JobSpec& spec) {
+  if (!twist::v1::Compression_IsValid(spec.compression()) ||
+      spec.compression() == twist::v1::COMPRESSION_UNSPECIFIED) {
+    return Bad("compression", "must be none, int8, int4 or topk");
+  }
+  if (spec.compression() == twist::v1::COMPRESSION_TOPK &&
+      !(spec.topk_fraction() > 0 && spec.topk_fraction() <= 1)) {
+    return Bad("topk_fraction",
+               absl::StrCat("must be in (0, 1] (0.02 sends 2% of the "
+                            "entries), got ",
+                            spec.topk_fraction()));
+  }
+  if (spec.compression() != twist::v1::COMPRESSION_NONE &&
+      spec.optimizer().state() == twist::v1::OPTIMIZER_STATE_COORDINATOR) {
+    return Bad("compression",
+               "compresses the parameters' deltas only; with optimizer.state "
+               "coordinator the moments would travel uncompressed: use "
+               "optimizer.state worker (the default) or compression none");
+  }
+  return absl::OkStatus();
+}
+
 // The coordinator's outer optimizer and the element types of transport and
 // compute.
 absl::Status ValidateOuterAndTypes(const JobSpec& spec) {
@@ -267,7 +290,7 @@ absl::Status ValidateOuterAndTypes(const JobSpec& spec) {
       spec.compute_dtype() != twist::v1::COMPUTE_DTYPE_BFLOAT16) {
     return Bad("compute_dtype", "must be float32 or bfloat16");
   }
-  return absl::OkStatus();
+  return ValidateCompression(spec);
 }
 
 // A content hash named by the spec must be the dataset's.

@@ -48,11 +48,9 @@ RoundCollector::RoundCollector(uint64_t incarnation, int64_t job_id,
       update_pool_(update_pool),
       results_(slots_.size()) {}
 
-std::vector<common::PayloadTensor> RoundCollector::UpdateLayout(
-    int slot) const {
+common::SlotPayload RoundCollector::Payload(int slot) const {
   return common::SlotPayload(full_, slots_[slot].units, wire_dtype_,
-                             with_optimizer_state_)
-      .update();
+                             with_optimizer_state_, slots_[slot].update_form);
 }
 
 absl::Status RoundCollector::CheckHeader(
@@ -99,7 +97,8 @@ absl::StatusOr<common::NamedTensors> RoundCollector::Expect(
     if (absl::Status s = CheckHeader(h); !s.ok()) return s;
   }
   common::NamedTensors out;
-  for (const auto& p : UpdateLayout(h.slot())) {
+  const common::SlotPayload payload = Payload(h.slot());
+  for (const auto& p : payload.update()) {
     const auto options = at::TensorOptions().dtype(p.dtype);
     out.Set(p.name, update_pool_ != nullptr
                         ? update_pool_->Acquire(p.shape, options)
@@ -116,40 +115,59 @@ absl::Status RoundCollector::Deliver(const twist::v1::UpdateHeader& h,
     absl::ReaderMutexLock lock(&mu_);
     if (absl::Status s = CheckHeader(h); !s.ok()) return s;
   }
-  // The finiteness check reads every byte once: on the RPC thread, while
-  // other workers are still training, not in the round loop (and on the
-  // wire path, during the copy out of gRPC's buffers).
-  absl::Status check;
-  const std::vector<common::PayloadTensor> shapes = UpdateLayout(h.slot());
-  if (tensors.size() != shapes.size()) {
-    check = absl::InvalidArgumentError(absl::StrCat(
-        "update holds ", tensors.size(), " tensors, expected ", shapes.size()));
+  // The checks read every byte once: on the RPC thread, while other workers
+  // are still training, not in the round loop (and the finiteness check, on
+  // the wire path, during the copy out of gRPC's buffers).
+  absl::StatusOr<common::NamedTensors> checked =
+      Check(Payload(h.slot()), std::move(tensors), checked_finite);
+  if (!checked.ok()) {
+    checked = absl::InvalidArgumentError(
+        absl::StrCat("slot ", h.slot(), ": ", checked.status().message()));
   }
-  for (size_t i = 0; check.ok() && i < shapes.size(); ++i) {
-    const auto& [name, t] = tensors[i];
-    if (name != shapes[i].name || t.sizes().vec() != shapes[i].shape ||
-        t.scalar_type() != shapes[i].dtype) {
-      check = absl::InvalidArgumentError(absl::StrCat(
-          "update tensor ", i, " is '", name, "' of dtype ",
-          c10::toString(t.scalar_type()), ", expected '", shapes[i].name,
-          "' of its subnetwork's shape in ", c10::toString(shapes[i].dtype)));
-    }
-  }
-  if (check.ok() && !checked_finite) check = common::CheckFinite(tensors);
   absl::MutexLock lock(&mu_);
   if (absl::Status s = CheckHeader(h); !s.ok()) return s;
   SlotResult& r = results_[h.slot()];
   r.header = h;
   r.bytes_received = bytes_received;
   r.seconds = absl::ToDoubleSeconds(absl::Now() - started_);
-  if (!check.ok()) {
+  if (!checked.ok()) {
     r.end = SlotEnd::kRejected;
-    r.reason = absl::StrCat("update rejected: ", check.message());
-    return check;
+    r.reason = absl::StrCat("update rejected: ", checked.status().message());
+    return checked.status();
   }
   r.end = SlotEnd::kDelivered;
-  r.tensors = std::move(tensors);
+  r.tensors = *std::move(checked);
   return absl::OkStatus();
+}
+
+absl::StatusOr<common::NamedTensors> RoundCollector::Check(
+    const common::SlotPayload& payload, common::NamedTensors tensors,
+    bool checked_finite) const {
+  const std::vector<common::PayloadTensor>& shapes = payload.update();
+  if (tensors.size() != shapes.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "update holds ", tensors.size(), " tensors, expected ", shapes.size()));
+  }
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const auto& [name, t] = tensors[i];
+    if (name != shapes[i].name || t.sizes().vec() != shapes[i].shape ||
+        t.scalar_type() != shapes[i].dtype) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "update tensor ", i, " is '", name, "' of dtype ",
+          c10::toString(t.scalar_type()), ", expected '", shapes[i].name,
+          "' of its subnetwork's shape in ", c10::toString(shapes[i].dtype)));
+    }
+  }
+  if (payload.compressed()) {
+    absl::StatusOr<common::NamedTensors> decoded = payload.DecodeUpdate(tensors);
+    if (!decoded.ok()) return decoded.status();
+    tensors = *std::move(decoded);
+    checked_finite = false;  // the leftovers added in
+  }
+  if (!checked_finite) {
+    if (absl::Status s = common::CheckFinite(tensors); !s.ok()) return s;
+  }
+  return tensors;
 }
 
 absl::Status RoundCollector::End(const twist::v1::UpdateHeader& h,

@@ -35,6 +35,8 @@ struct SlotSpec {
   // Shift correction: what was added to the slot's output biases before
   // sending; taken off a returned weight update before merging.
   common::NamedTensors bias_shift;
+  // How its update travels (common/ist/slot_payload.h).
+  common::UpdateForm update_form;
 };
 
 // How a slot ended. Only kDelivered updates are merged.
@@ -91,8 +93,8 @@ class RoundCollector {
       const twist::v1::UpdateHeader& h) const;
 
   // Takes a fully received update: checks it (shapes, element type, and
-  // finiteness unless `checked_finite` says the receiver did that already)
-  // and keeps it for the merge. A bad update ends its slot as kRejected and
+  // finiteness unless `checked_finite` says the receiver did that already),
+  // decodes a compressed one into float32 deltas, and keeps it for the merge. A bad update ends its slot as kRejected and
   // returns InvalidArgument naming the tensor; header errors as Expect.
   absl::Status Deliver(const twist::v1::UpdateHeader& h,
                        common::NamedTensors tensors, int64_t bytes_received,
@@ -140,8 +142,13 @@ class RoundCollector {
   const common::ModelConfig full_;
   const std::vector<SlotSpec> slots_;
   const absl::Time started_ = absl::Now();
-  // The tensors an update of slot `slot` holds, in order.
-  std::vector<common::PayloadTensor> UpdateLayout(int slot) const;
+  // What an update of slot `slot` holds.
+  common::SlotPayload Payload(int slot) const;
+  // Checks a received update against `payload`'s layout, decodes it when
+  // compressed and checks what it holds is finite (unless `checked_finite`).
+  absl::StatusOr<common::NamedTensors> Check(const common::SlotPayload& payload,
+                                             common::NamedTensors tensors,
+                                             bool checked_finite) const;
 
   const at::ScalarType wire_dtype_;
   const bool with_optimizer_state_;

@@ -16,6 +16,7 @@
 #include "common/ist/merge.h"
 #include "coordinator/round_merge.h"
 #include "common/ist/subnet.h"
+#include "common/ist/update_codec.h"
 #include "coordinator/job_spec.h"
 #include "coordinator/round_plan.h"
 #include "gtest/gtest.h"
@@ -452,12 +453,59 @@ TEST_F(RoundCollectorTest, NaNUpdateIsRejectedOnArrivalOthersAccepted) {
   EXPECT_FALSE(outcome.workers[1].accepted());
   EXPECT_TRUE(outcome.workers[2].accepted());
   EXPECT_EQ(outcome.workers[1].reason(),
-            "update rejected: tensor 'transformer.ln_f.weight' holds NaN or "
-            "infinite values");
+            "update rejected: slot 1: tensor 'transformer.ln_f.weight' holds "
+            "NaN or infinite values");
   for (const auto& [name, t] : params_) {
     EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
   }
   // The two accepted updates moved ln_f by +0.5.
+  EXPECT_TRUE(torch::allclose(*params_.Find("transformer.ln_f.weight"),
+                              *before.Find("transformer.ln_f.weight") + 0.5,
+                              0, 1e-6));
+}
+
+// Compressed updates are decoded on arrival; one whose code does not decode
+// is rejected naming its slot and tensor, and the round goes on without it.
+TEST_F(RoundCollectorTest, CorruptCompressedUpdateIsRejectedNamingSlotAndTensor) {
+  std::vector<SlotSpec> slots = Slots(3);
+  for (SlotSpec& slot : slots) {
+    slot.update_form.encoding = {common::UpdateCodec::kInt8};
+    slot.update_form.leaving.layers.resize(Config().n_layer);
+  }
+  auto owned = Collector(slots);
+  RoundCollector& collector = *owned;
+  const std::string bad = "transformer.h.1.attn.c_attn.weight";
+  for (int s = 0; s < 3; ++s) {
+    UpdateHeader h = Header(slots, s);
+    h.set_deltas(true);
+    absl::StatusOr<NamedTensors> buffers = collector.Expect(h);
+    ASSERT_TRUE(buffers.ok()) << buffers.status();
+    const common::SlotPayload payload(Config(), slots[s].units, at::kFloat,
+                                      false, slots[s].update_form);
+    for (const common::PayloadTensor& t : payload.update()) {
+      at::Tensor code = common::EncodeUpdate(
+          torch::full(t.values_shape, 0.5f), slots[s].update_form.encoding);
+      if (s == 1 && t.name == bad) {
+        code.narrow(0, 0, 4).copy_(torch::full({1}, -1.0f).view(at::kByte));
+      }
+      buffers->Find(t.name)->copy_(code);
+    }
+    const absl::Status delivered =
+        collector.Deliver(h, *std::move(buffers), 10);
+    EXPECT_EQ(delivered.code(), s == 1 ? absl::StatusCode::kInvalidArgument
+                                       : absl::StatusCode::kOk)
+        << delivered;
+  }
+  const NamedTensors before = Clone(params_);
+  const RoundOutcome outcome = CloseAndMerge(collector, params_);
+  EXPECT_EQ(outcome.accepted, 2);
+  EXPECT_FALSE(outcome.workers[1].accepted());
+  EXPECT_NE(outcome.workers[1].reason().find("slot 1"), std::string::npos);
+  EXPECT_NE(outcome.workers[1].reason().find(bad), std::string::npos)
+      << outcome.workers[1].reason();
+  EXPECT_NE(outcome.workers[1].reason().find("step 0 is -1"), std::string::npos)
+      << outcome.workers[1].reason();
+  // The two decoded updates moved ln_f by +0.5.
   EXPECT_TRUE(torch::allclose(*params_.Find("transformer.ln_f.weight"),
                               *before.Find("transformer.ln_f.weight") + 0.5,
                               0, 1e-6));

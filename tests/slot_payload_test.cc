@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "common/ist/optimizer_state.h"
+#include "common/ist/partition.h"
 #include "common/model/model_io.h"
 #include "common/training/adamw.h"
 #include "gtest/gtest.h"
@@ -156,6 +157,130 @@ TEST(SlotPayloadTest, MergedStateAveragesHoldersAndAdvancesTheirSteps) {
   // An update without its moments is refused.
   NamedTensors empty;
   EXPECT_FALSE(state.Merge(f.config, {{&f.units, &empty, false}}, 1).ok());
+}
+
+
+// A compressed update: a code per parameter, then leftovers of the leaving
+// units of the parameters sliced by units.
+TEST(SlotPayloadTest, CompressedUpdateIsCodesThenLeavingUnitsLeftovers) {
+  Fixture f;
+  UpdateForm form;
+  form.encoding = {UpdateCodec::kInt8};
+  form.leaving.layers.resize(1);
+  form.leaving.layers[0].ffn_columns = {3};
+  const SlotPayload payload(f.config, f.units, at::kBFloat16, false, form);
+  ASSERT_TRUE(payload.compressed());
+  const std::vector<ParameterShape> shapes =
+      ParameterShapes(SubnetConfig(f.config, f.units));
+  ASSERT_EQ(payload.assignment().size(), shapes.size());
+  std::vector<std::string> flushed;
+  for (size_t i = 0; i < payload.update().size(); ++i) {
+    const PayloadTensor& t = payload.update()[i];
+    if (i < shapes.size()) {
+      EXPECT_EQ(t.part, PayloadPart::kParameter);
+      EXPECT_EQ(t.dtype, at::kByte);
+      EXPECT_EQ(t.values_shape, shapes[i].shape);
+      int64_t numel = 1;
+      for (int64_t d : shapes[i].shape) numel *= d;
+      EXPECT_EQ(t.shape, std::vector<int64_t>{EncodedBytes(form.encoding, numel)});
+    } else {
+      EXPECT_EQ(t.part, PayloadPart::kFlush);
+      EXPECT_EQ(t.dtype, at::kBFloat16);
+      flushed.push_back(t.parameter);
+    }
+  }
+  // Only the FFN's column-sliced tensors: no head leaves.
+  EXPECT_EQ(flushed, (std::vector<std::string>{
+                         "transformer.h.0.mlp.c_fc.weight",
+                         "transformer.h.0.mlp.c_fc.bias",
+                         "transformer.h.0.mlp.c_proj.weight"}));
+}
+
+// Units dealt round by round by rolling windows (2 workers, half of each
+// layer's units each), as the coordinator deals them.
+std::vector<SubnetUnits> Rolling(const ModelConfig& config, int64_t round) {
+  std::vector<SubnetUnits> out(2);
+  for (auto& u : out) u.layers.resize(config.n_layer);
+  for (int l = 0; l < config.n_layer; ++l) {
+    auto heads = *RollingWindows(config.n_head[l], {config.n_head[l] / 2,
+                                                    config.n_head[l] / 2},
+                                 round);
+    auto cols = *RollingWindows(config.ffn_width[l], {config.ffn_width[l] / 2,
+                                                      config.ffn_width[l] / 2},
+                                round);
+    for (int w = 0; w < 2; ++w) {
+      out[w].layers[l].heads = heads[w];
+      out[w].layers[l].ffn_columns = cols[w];
+    }
+  }
+  return out;
+}
+
+// Error feedback over rounds of a deal that moves units: every computed
+// delta arrives, in the round it was computed or later, none is lost when
+// its unit moves to the other worker, and after the last round (sent whole)
+// the sum of what the coordinator decoded equals the sum of what the workers
+// computed.
+TEST(SlotPayloadTest, ErrorFeedbackAddsUpAcrossADealThatMovesUnits) {
+  const ModelConfig config = ModelConfig::Full(2, 4, 16, 8, 16);
+  const SubnetUnits all = AllUnits(config);
+  for (UpdateCodec codec :
+       {UpdateCodec::kInt8, UpdateCodec::kInt4, UpdateCodec::kTopK}) {
+    NamedTensors computed, applied;  // full shapes
+    for (const auto& p : ParameterShapes(config)) {
+      computed.Set(p.name, torch::zeros(p.shape, torch::kDouble));
+      applied.Set(p.name, torch::zeros(p.shape, torch::kDouble));
+    }
+    auto add_full = [&](NamedTensors& sum, const SubnetUnits& units,
+                        const NamedTensors& part) {
+      for (const auto& [name, t] : part) {
+        *sum.Find(name) += CarryAlongUnits(config, units, all, name, t)
+                               ->to(torch::kDouble);
+      }
+    };
+    std::vector<SubnetUnits> kept_units(2);
+    std::vector<NamedTensors> residual(2);
+    constexpr int kRounds = 7;
+    torch::manual_seed(5);
+    for (int round = 1; round <= kRounds; ++round) {
+      const std::vector<SubnetUnits> now = Rolling(config, round);
+      const std::vector<SubnetUnits> next = Rolling(config, round + 1);
+      for (int w = 0; w < 2; ++w) {
+        UpdateForm form;
+        form.encoding = {round < kRounds ? codec : UpdateCodec::kNone, 0.05};
+        form.leaving = UnitsNotIn(now[w], next[w]);
+        NamedTensors delta, values;
+        for (const auto& p : ParameterShapes(SubnetConfig(config, now[w]))) {
+          delta.Set(p.name, torch::randn(p.shape) * 1e-2);
+          at::Tensor x = delta.Find(p.name)->clone();
+          if (!residual[w].empty()) {
+            x += *CarryAlongUnits(config, kept_units[w], now[w], p.name,
+                                  *residual[w].Find(p.name));
+          }
+          values.Set(p.name, x);
+        }
+        add_full(computed, now[w], delta);
+        const SlotPayload payload(config, now[w], at::kFloat, false, form);
+        if (!payload.compressed()) {  // the last round: everything, whole
+          add_full(applied, now[w], values);
+          residual[w] = NamedTensors();
+          continue;
+        }
+        auto encoded = payload.EncodeUpdate(values);
+        ASSERT_TRUE(encoded.ok()) << encoded.status();
+        auto decoded = payload.DecodeUpdate(encoded->tensors);
+        ASSERT_TRUE(decoded.ok()) << decoded.status();
+        add_full(applied, now[w], *decoded);
+        residual[w] = encoded->left_behind;
+        kept_units[w] = now[w];
+      }
+    }
+    for (const auto& [name, t] : computed) {
+      EXPECT_TRUE(torch::allclose(*applied.Find(name), t, 1e-5, 1e-6))
+          << UpdateCodecName(codec) << " " << name << ": max |diff| "
+          << (*applied.Find(name) - t).abs().max().item<double>();
+    }
+  }
 }
 
 }  // namespace

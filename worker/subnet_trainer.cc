@@ -22,6 +22,16 @@ bool CoordinatorKeepsState(const twist::v1::JobSpec& spec) {
   return spec.optimizer().state() == twist::v1::OPTIMIZER_STATE_COORDINATOR;
 }
 
+// How the header asks this round's update to travel.
+common::UpdateForm UpdateFormOf(const twist::v1::AssignmentHeader& header) {
+  common::UpdateForm form;
+  form.encoding = common::UpdateEncodingOf(header.spec());
+  form.encoding.codec = common::UpdateCodecOf(header.update_compression());
+  form.leaving = common::FromProto(header.leaving_units());
+  form.leaving.layers.resize(header.units().layers_size());
+  return form;
+}
+
 // A tensor that arrived in `wire` form, widened to float32 on `device` (a
 // copy either way: it is kept to take deltas against).
 at::Tensor Widened(const at::Tensor& wire, const torch::Device& device) {
@@ -88,6 +98,9 @@ absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
   out.model->SetPartialSumScales(
       common::ScalesFor(out.full, out.units, common::ScalingOf(header.spec())));
   out.receives_in_place = !out.reduced_precision && options_.device.is_cpu();
+  out.error_feedback =
+      common::UpdateCodecOf(header.spec().compression()) != common::UpdateCodec::kNone;
+  out.update_form = UpdateFormOf(header);
   const common::SlotPayload payload(out.full, out.units, wire,
                                     out.with_optimizer_state);
   common::NamedTensors expected = ReceiveBuffers(out, payload);
@@ -233,6 +246,11 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
       if (subnet.reduced_precision) received.Set(name, on_device);
     }
   }
+  if (subnet.error_feedback && subnet.receives_in_place) {
+    for (const auto& [name, param] : common::ParameterTensors(*subnet.model)) {
+      received.Set(name, param.detach().clone());
+    }
+  }
   TWIST_ASSIGN_OR_RETURN(common::NamedTensors start, StartingState(subnet));
   if (subnet.reduced_precision) {
     for (const auto& [name, t] : start) {
@@ -262,12 +280,21 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
       subnet.full, subnet.units,
       subnet.reduced_precision ? at::kBFloat16 : at::kFloat,
       subnet.with_optimizer_state);
-  TWIST_ASSIGN_OR_RETURN(const common::NamedTensors trained,
-                         payload.ComposeUpdate(trained_params, state));
-  for (const auto& [name, t] : trained) {
-    at::Tensor back = subnet.reduced_precision
-                          ? (t - *received.Find(name)).to(at::kBFloat16)
-                          : t;
+  common::NamedTensors wire;
+  if (subnet.error_feedback) {
+    TWIST_ASSIGN_OR_RETURN(
+        wire, CompressedUpdate(subnet, trained_params, received, &out));
+  } else {
+    TWIST_ASSIGN_OR_RETURN(const common::NamedTensors trained,
+                           payload.ComposeUpdate(trained_params, state));
+    for (const auto& [name, t] : trained) {
+      wire.Set(name, subnet.reduced_precision
+                         ? (t - *received.Find(name)).to(at::kBFloat16)
+                         : t);
+    }
+  }
+  for (const auto& [name, t] : wire) {
+    at::Tensor back = t;
     if (back.is_cpu()) {
       back = back.contiguous();
     } else {
@@ -289,9 +316,55 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
   } else {
     kept_.reset();
   }
-  out.deltas = subnet.reduced_precision;
+  out.deltas = subnet.reduced_precision || subnet.error_feedback;
   out.parameters = common::SubnetConfig(subnet.full, subnet.units).NumParameters();
   return out;
+}
+
+absl::StatusOr<common::NamedTensors> SubnetTrainer::CompressedUpdate(
+    const PreparedSubnet& subnet, const common::NamedTensors& trained,
+    const common::NamedTensors& received, TrainedSubnet* out) const {
+  const auto& h = subnet.header;
+  const bool carry = residual_ != nullptr &&
+                     residual_->job_id == h.job_id() &&
+                     residual_->round < h.round();
+  common::NamedTensors values;  // float32 deltas, the residual added
+  for (const auto& [name, t] : trained) {
+    at::Tensor x = t - *received.Find(name);
+    if (carry) {
+      TWIST_ASSIGN_OR_RETURN(
+          const at::Tensor kept,
+          common::CarryAlongUnits(subnet.full, residual_->units, subnet.units,
+                                  name, *residual_->values.Find(name)));
+      x = x + kept;
+    }
+    values.Set(name, x);
+  }
+  auto residual = std::make_shared<Residual>();
+  residual->job_id = h.job_id();
+  residual->round = h.round();
+  residual->units = subnet.units;
+  common::NamedTensors wire;
+  if (subnet.update_form.encoding.codec == common::UpdateCodec::kNone) {
+    // A flushing round: everything goes, in the wire's type.
+    const at::ScalarType type = common::WireDtypeOf(h.spec());
+    for (const auto& [name, x] : values) {
+      const at::Tensor sent = x.to(type);
+      wire.Set(name, sent);
+      residual->values.Set(name, x - sent.to(at::kFloat));
+    }
+  } else {
+    const common::SlotPayload payload(subnet.full, subnet.units,
+                                      common::WireDtypeOf(h.spec()),
+                                      /*with_optimizer_state=*/false,
+                                      subnet.update_form);
+    TWIST_ASSIGN_OR_RETURN(common::EncodedUpdate encoded,
+                           payload.EncodeUpdate(values));
+    wire = std::move(encoded.tensors);
+    residual->values = std::move(encoded.left_behind);
+  }
+  out->residual = std::move(residual);
+  return wire;
 }
 
 }  // namespace twist::worker

@@ -52,6 +52,26 @@ struct PreparedSubnet {
   bool with_optimizer_state = false;
   // float32 on the CPU: the parameters in receive_into are the model's.
   bool receives_in_place = false;
+  // The job compresses updates: they are deltas, and what their codes do not
+  // carry is kept for the next update (error feedback).
+  bool error_feedback = false;
+  // How this round's update travels (the header's update_compression and
+  // leaving_units).
+  common::UpdateForm update_form;
+};
+
+// What a worker's updates have not carried yet (error feedback): float32, by
+// parameter, laid out for `units`, on the worker's device, as the update of
+// `round` left it. It is added to a later round's update of the same job,
+// also after a coordinator restart that resumes after `round`; one that
+// resumes at or before it retrains those rounds, and the residual is dropped
+// (checkpoint rounds flush it, so nothing from before the checkpoint is in
+// it).
+struct Residual {
+  int64_t job_id = 0;
+  int32_t round = 0;
+  common::SubnetUnits units;
+  common::NamedTensors values;
 };
 
 struct TrainedSubnet {
@@ -62,6 +82,9 @@ struct TrainedSubnet {
   bool deltas = false;
   common::LocalTrainingResult result;
   int64_t parameters = 0;
+  // With error feedback: what this update leaves behind, for KeepResidual()
+  // once the coordinator accepts it.
+  std::shared_ptr<Residual> residual;
 };
 
 class SubnetTrainer {
@@ -93,6 +116,13 @@ class SubnetTrainer {
   absl::StatusOr<TrainedSubnet> Train(PreparedSubnet& subnet,
                                       std::function<bool()> should_stop = {});
 
+  // Keeps what an accepted update left behind, to be added to the next
+  // update of the same job and units. An update the coordinator did not take
+  // (stale, late, refused) leaves the residual before it in place.
+  void KeepResidual(std::shared_ptr<Residual> residual) {
+    residual_ = std::move(residual);
+  }
+
   // Where this worker reads the job's dataset.
   std::string DatasetPath(const twist::v1::JobSpec& spec) const;
 
@@ -105,6 +135,13 @@ class SubnetTrainer {
   // The optimizer state this round starts from (empty: fresh).
   absl::StatusOr<common::NamedTensors> StartingState(
       const PreparedSubnet& subnet);
+
+  // The compressed (or, in a flushing round, wire-typed) deltas of
+  // `trained` against `received` with the kept residual added; what they do
+  // not carry goes to out->residual.
+  absl::StatusOr<common::NamedTensors> CompressedUpdate(
+      const PreparedSubnet& subnet, const common::NamedTensors& trained,
+      const common::NamedTensors& received, TrainedSubnet* out) const;
 
   // ResourceExhausted when an assignment of `bytes` exceeds the limit.
   absl::Status CheckAssignmentBytes(int64_t bytes) const;
@@ -139,6 +176,8 @@ class SubnetTrainer {
     common::NamedTensors state;  // on the device (steps on the CPU)
   };
   std::unique_ptr<KeptState> kept_;
+  // What the last accepted compressed update did not carry.
+  std::shared_ptr<Residual> residual_;
 };
 
 }  // namespace twist::worker

@@ -389,7 +389,11 @@ ServeResult WorkerClient::TrainAndSend(twist::v1::UpdateHeader update,
   update.set_compute_s(trained->result.compute_s);
   update.set_parameters(trained->parameters);
   update.set_deltas(trained->deltas);
-  return Sent(SendUpdate(update, trained->tensors));
+  absl::Status sent = SendUpdate(update, trained->tensors);
+  if (sent.ok() && last_update_accepted_ && trained->residual != nullptr) {
+    trainer_->KeepResidual(std::move(trained->residual));
+  }
+  return Sent(std::move(sent));
 }
 
 ServeResult WorkerClient::TrainingFailed(twist::v1::UpdateHeader update,
@@ -470,6 +474,7 @@ absl::Status WorkerClient::SendUpdate(const twist::v1::UpdateHeader& header,
   writer->WritesDone();
   absl::Status status = FromGrpcStatus(writer->Finish());
   last_send_s_ = Since(start);
+  last_update_accepted_ = status.ok();
   // The model stays resident: resident_parameters_ holds.
   SetState(WorkerState::kIdle);
   if (!status.ok()) {

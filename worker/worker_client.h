@@ -136,6 +136,8 @@ class WorkerClient {
   std::atomic<bool> abandon_{false};
   std::atomic<bool> training_left_running_{false};
   double last_send_s_ = 0;
+  // Whether the coordinator took the last update SendUpdate() sent.
+  bool last_update_accepted_ = false;
   std::thread heartbeat_;
 };
 

@@ -12,41 +12,6 @@
 #include "common/training/adamw.h"
 
 namespace twist::common {
-namespace {
-
-// For each position of `to` along the rule's dimension, its place in `from`,
-// or -1 when `from` does not hold it.
-std::vector<int64_t> PlacesIn(const SliceRule& from, const SliceRule& to) {
-  std::unordered_map<int64_t, int64_t> place;
-  for (size_t k = 0; k < from.index.size(); ++k) place[from.index[k]] = k;
-  std::vector<int64_t> out;
-  out.reserve(to.index.size());
-  for (int64_t a : to.index) {
-    auto it = place.find(a);
-    out.push_back(it == place.end() ? -1 : it->second);
-  }
-  return out;
-}
-
-// `t` gathered along `dim` at `places`, zero where a place is -1.
-at::Tensor GatherOrZero(const at::Tensor& t, int64_t dim,
-                        const std::vector<int64_t>& places) {
-  // A zero slice appended at the end stands for "not held before".
-  std::vector<int64_t> zero_shape = t.sizes().vec();
-  zero_shape[dim] = 1;
-  const at::Tensor padded =
-      at::cat({t, at::zeros(zero_shape, t.options())}, dim);
-  std::vector<int64_t> index(places);
-  for (int64_t& i : index) {
-    if (i < 0) i = t.size(dim);
-  }
-  return padded
-      .index_select(dim, at::tensor(index, at::TensorOptions().dtype(at::kLong))
-                             .to(t.device()))
-      .contiguous();
-}
-
-}  // namespace
 
 std::vector<int64_t> StepDims(const ModelConfig& full,
                               const SubnetUnits& units) {

@@ -10,6 +10,13 @@
 //     the parameters again (trained values, or trained-minus-received deltas
 //     in reduced-precision transport); then, with coordinator-kept state, per
 //     parameter its two moments (the coordinator advances step counts itself)
+//   compressed update (the job's `compression`, common/ist/update_codec.h)
+//     per parameter its delta's code (uint8); then, per parameter sliced by
+//     units, what the codes did not carry for the units leaving the worker
+//     after this round, in the wire's type ("flush/<parameter>", only where
+//     any leave). The rest of what the codes did not carry stays with the
+//     worker, which adds it to its next update of the same units (error
+//     feedback): no part of an update is dropped.
 //
 // Parameters and moments travel in the wire's element type. Optimizer tensors
 // are named as AdamW names its state (common/training/adamw.h), so what a
@@ -26,13 +33,20 @@
 
 #include "absl/status/statusor.h"
 #include "common/ist/subnet.h"
+#include "common/ist/update_codec.h"
 #include "common/model/model_config.h"
 #include "common/model/named_tensors.h"
 
 namespace twist::common {
 
 // Which part of a slot's payload a tensor is.
-enum class PayloadPart { kParameter, kFirstMoment, kSecondMoment, kSteps };
+enum class PayloadPart {
+  kParameter,
+  kFirstMoment,
+  kSecondMoment,
+  kSteps,
+  kFlush,  // a leaving unit's leftover of a compressed update
+};
 
 // One tensor of a slot's payload.
 struct PayloadTensor {
@@ -40,8 +54,25 @@ struct PayloadTensor {
   std::string parameter;  // the parameter it is, or belongs to
   PayloadPart part = PayloadPart::kParameter;
   std::vector<int64_t> shape;
-  // The wire's element type, except float32 for step counts.
+  // The wire's element type, except float32 for step counts and uint8 for
+  // codes.
   at::ScalarType dtype = at::kFloat;
+  // The shape of the values it holds: `shape`, except for a code.
+  std::vector<int64_t> values_shape;
+};
+
+// How a slot's update travels: as its tensors (kNone), or compressed, with
+// the leftovers of the units `leaving` the worker after the round.
+struct UpdateForm {
+  UpdateEncoding encoding;
+  SubnetUnits leaving;
+};
+
+// A compressed update and what its codes did not carry for the units the
+// worker keeps.
+struct EncodedUpdate {
+  NamedTensors tensors;      // in the update's order
+  NamedTensors left_behind;  // float32, by parameter, the subnetwork's shapes
 };
 
 // A payload split into what the model takes and what the optimizer takes.
@@ -55,14 +86,18 @@ class SlotPayload {
   // The payload of the subnetwork `units` of `full`, its parameters and
   // moments in `wire` (float32 or bfloat16); `with_optimizer_state` when the
   // coordinator keeps the optimizer state.
+  // `form` applies to the update (the assignment is the same either way).
   SlotPayload(const ModelConfig& full, SubnetUnits units, at::ScalarType wire,
-              bool with_optimizer_state);
+              bool with_optimizer_state, UpdateForm form = {});
 
   // The assignment's tensors, in order.
   const std::vector<PayloadTensor>& assignment() const { return assignment_; }
   // The update's tensors, in order.
   const std::vector<PayloadTensor>& update() const { return update_; }
   bool with_optimizer_state() const { return with_optimizer_state_; }
+  bool compressed() const {
+    return form_.encoding.codec != UpdateCodec::kNone;
+  }
 
   // The assignment from the slot's parameters and (with coordinator-kept
   // state) its optimizer state, named as AdamW names it. InvalidArgument
@@ -75,12 +110,31 @@ class SlotPayload {
   absl::StatusOr<NamedTensors> ComposeUpdate(
       const NamedTensors& parameters, const NamedTensors& optimizer_state) const;
 
+  // Worker, compressed form: the update of `values` (float32 deltas plus
+  // what earlier codes left behind, by parameter name, the subnetwork's
+  // shapes, any device) and what its codes do not carry, zero at the leaving
+  // units (their leftovers are in the update). InvalidArgument naming a
+  // missing parameter.
+  absl::StatusOr<EncodedUpdate> EncodeUpdate(const NamedTensors& values) const;
+  // Coordinator, compressed form: the float32 parameter deltas an update
+  // carries, by parameter name, leftovers added. InvalidArgument naming the
+  // tensor that does not decode, and why.
+  absl::StatusOr<NamedTensors> DecodeUpdate(const NamedTensors& update) const;
+
   // Either direction's tensors, split by part; the tensors are shared, not
   // copied.
   static PayloadParts Split(const NamedTensors& payload);
 
  private:
+  // The plain layouts, parameters and moments in `wire`.
+  void LayOut(at::ScalarType wire);
+  // The update's parameters as codes, and the leftovers after them.
+  void LayOutCompressedUpdate(at::ScalarType wire);
+
+  const ModelConfig full_;
+  const SubnetUnits units_;
   const bool with_optimizer_state_;
+  const UpdateForm form_;
   std::vector<PayloadTensor> assignment_;
   std::vector<PayloadTensor> update_;
 };

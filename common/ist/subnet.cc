@@ -1,6 +1,7 @@
 #include "common/ist/subnet.h"
 
 #include <algorithm>
+#include <unordered_map>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -233,6 +234,75 @@ absl::StatusOr<Gpt> BuildSubnetModel(const ModelConfig& full,
   TWIST_RETURN_IF_ERROR(LoadParameters(*model, subnet_params));
   model->SetPartialSumScales(ScalesFor(full, units, scaling));
   return model;
+}
+
+std::vector<int64_t> PlacesIn(const SliceRule& from, const SliceRule& to) {
+  std::unordered_map<int64_t, int64_t> place;
+  for (size_t k = 0; k < from.index.size(); ++k) place[from.index[k]] = k;
+  std::vector<int64_t> out;
+  out.reserve(to.index.size());
+  for (int64_t a : to.index) {
+    auto it = place.find(a);
+    out.push_back(it == place.end() ? -1 : it->second);
+  }
+  return out;
+}
+
+at::Tensor GatherOrZero(const at::Tensor& t, int64_t dim,
+                        const std::vector<int64_t>& places) {
+  // A zero slice appended at the end stands for "not held before".
+  std::vector<int64_t> zero_shape = t.sizes().vec();
+  zero_shape[dim] = 1;
+  const at::Tensor padded =
+      at::cat({t, at::zeros(zero_shape, t.options())}, dim);
+  std::vector<int64_t> index(places);
+  for (int64_t& i : index) {
+    if (i < 0) i = t.size(dim);
+  }
+  return padded
+      .index_select(dim, at::tensor(index, at::TensorOptions().dtype(at::kLong))
+                             .to(t.device()))
+      .contiguous();
+}
+
+absl::StatusOr<at::Tensor> CarryAlongUnits(const ModelConfig& full,
+                                           const SubnetUnits& from,
+                                           const SubnetUnits& to,
+                                           const std::string& name,
+                                           const at::Tensor& t) {
+  TWIST_ASSIGN_OR_RETURN(std::optional<SliceRule> rule_to,
+                         SliceRuleFor(full, to, name));
+  if (!rule_to) return t;
+  TWIST_ASSIGN_OR_RETURN(std::optional<SliceRule> rule_from,
+                         SliceRuleFor(full, from, name));
+  if (t.dim() <= rule_from->dim ||
+      t.size(rule_from->dim) != static_cast<int64_t>(rule_from->index.size())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor of '", name, "' does not fit the units it is said to hold"));
+  }
+  return GatherOrZero(t, rule_to->dim, PlacesIn(*rule_from, *rule_to));
+}
+
+
+SubnetUnits UnitsNotIn(const SubnetUnits& units, const SubnetUnits& other) {
+  SubnetUnits out;
+  out.layers.resize(units.layers.size());
+  auto minus = [](const std::vector<int>& a, const std::vector<int>* b) {
+    std::vector<int> kept;
+    for (int u : a) {
+      if (b == nullptr || std::find(b->begin(), b->end(), u) == b->end()) {
+        kept.push_back(u);
+      }
+    }
+    return kept;
+  };
+  for (size_t l = 0; l < units.layers.size(); ++l) {
+    const LayerUnits* o = l < other.layers.size() ? &other.layers[l] : nullptr;
+    out.layers[l].heads = minus(units.layers[l].heads, o ? &o->heads : nullptr);
+    out.layers[l].ffn_columns =
+        minus(units.layers[l].ffn_columns, o ? &o->ffn_columns : nullptr);
+  }
+  return out;
 }
 
 }  // namespace twist::common

@@ -83,6 +83,28 @@ absl::StatusOr<std::optional<SliceRule>> SliceRuleFor(const ModelConfig& full,
                                                       const SubnetUnits& units,
                                                       const std::string& name);
 
+// For each position of `to` along the rule's dimension, its place in `from`,
+// or -1 when `from` does not hold it.
+std::vector<int64_t> PlacesIn(const SliceRule& from, const SliceRule& to);
+
+// `t` gathered along `dim` at `places`, zero where a place is -1.
+at::Tensor GatherOrZero(const at::Tensor& t, int64_t dim,
+                        const std::vector<int64_t>& places);
+
+// `t`, a tensor of the named parameter's subnetwork shape for the units
+// `from` (the parameter itself, a moment, a residual), laid out for the units
+// `to`: positions both hold are copied, the rest are zero. A replicated
+// parameter's tensor comes back as it is (shared). InvalidArgument for an
+// unknown name or a tensor that does not fit `from`.
+absl::StatusOr<at::Tensor> CarryAlongUnits(const ModelConfig& full,
+                                           const SubnetUnits& from,
+                                           const SubnetUnits& to,
+                                           const std::string& name,
+                                           const at::Tensor& t);
+
+// The units of `units` that `other` does not hold, per layer and kind.
+SubnetUnits UnitsNotIn(const SubnetUnits& units, const SubnetUnits& other);
+
 // Every slot's tensors, sliced (copied) out of the full model's parameters in
 // the full model's order, in one pass over each full tensor for all slots
 // (GatherSlices). Element k of the result is slot k's tensors, of element

@@ -177,6 +177,13 @@ std::vector<JobField> RoundFields() {
      "the workers' arithmetic: bfloat16 runs matrix products in bfloat16 "
      "under autocast, with float32 parameters, gradients and optimizer state "
      "([when to choose it](#compute-dtype))"},
+    {"compression", "compression", "COMPRESSION_NONE", nullptr, "",
+     {{"none", "COMPRESSION_NONE"}, {"int8", "COMPRESSION_INT8"},
+      {"int4", "COMPRESSION_INT4"}, {"topk", "COMPRESSION_TOPK"}}, "",
+     "how updates travel from workers to the coordinator: as they are, or "
+     "compressed with error feedback ([compression](#compression))"},
+    {"topk_fraction", "topk_fraction", "0.02", nullptr, "", {}, "",
+     "with `compression: topk`, the share of each 4096 entries sent"},
   };
   // clang-format on
 }

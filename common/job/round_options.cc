@@ -17,4 +17,24 @@ OuterStep OuterStepOf(const twist::v1::JobSpec& spec) {
   return step;
 }
 
+UpdateCodec UpdateCodecOf(twist::v1::Compression compression) {
+  switch (compression) {
+    case twist::v1::COMPRESSION_INT8:
+      return UpdateCodec::kInt8;
+    case twist::v1::COMPRESSION_INT4:
+      return UpdateCodec::kInt4;
+    case twist::v1::COMPRESSION_TOPK:
+      return UpdateCodec::kTopK;
+    default:
+      return UpdateCodec::kNone;
+  }
+}
+
+UpdateEncoding UpdateEncodingOf(const twist::v1::JobSpec& spec) {
+  UpdateEncoding out;
+  out.codec = UpdateCodecOf(spec.compression());
+  out.topk_fraction = spec.topk_fraction();
+  return out;
+}
+
 }  // namespace twist::common

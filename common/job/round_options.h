@@ -1,17 +1,24 @@
 // What a job spec means for the coordinator's rounds: the element type
-// tensors travel in and the outer optimizer's step on the merged update.
+// tensors travel in, how updates are compressed, and the outer optimizer's step on the merged update.
 #ifndef TWIST_COMMON_JOB_ROUND_OPTIONS_H_
 #define TWIST_COMMON_JOB_ROUND_OPTIONS_H_
 
 #include <c10/core/ScalarType.h>
 
 #include "common/ist/slice_kernels.h"
+#include "common/ist/update_codec.h"
 #include "twist/v1/job.pb.h"
 
 namespace twist::common {
 
 // transport_dtype: bfloat16, else float32.
 at::ScalarType WireDtypeOf(const twist::v1::JobSpec& spec);
+
+// The codec of a Compression value (unspecified: none).
+UpdateCodec UpdateCodecOf(twist::v1::Compression compression);
+
+// compression and topk_fraction.
+UpdateEncoding UpdateEncodingOf(const twist::v1::JobSpec& spec);
 
 // outer_learning_rate (1 when not positive), outer_momentum, and Nesterov's
 // momentum unless outer_heavy_ball.

@@ -175,6 +175,9 @@ void InProcessWorkers::Loop(int worker) {
     } else {
       status = round.status();
     }
+    if (status.ok() && trained->residual != nullptr) {
+      trainer.KeepResidual(std::move(trained->residual));
+    }
     absl::MutexLock lock(&mu_);
     if (status.ok()) {
       ++logs_[worker].delivered;
