@@ -350,12 +350,13 @@ TEST(ApplySpecOptionsTest, OptionNamesAreTheShortSpellings) {
         "n_layer", "lr", "keep_ratio", "scaling", "checkpoint_every",
         "max_workers", "round_deadline_s", "deadline_factor",
         "deadline_floor_s", "optimizer_state", "deal", "init_from",
-        "activation", "transport_dtype", "compute_dtype"}) {
+        "activation", "transport_dtype", "compute_dtype", "compression",
+        "topk_fraction"}) {
     EXPECT_EQ(names.count(name), 1u) << name;
   }
   EXPECT_EQ(names.count("learning_rate"), 0u);
   EXPECT_EQ(names.count("spec"), 0u);
-  EXPECT_EQ(names.size(), 42u);
+  EXPECT_EQ(names.size(), 44u);
 }
 
 twist::v1::RoundRecord Round(int round, double train, double val,

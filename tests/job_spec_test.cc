@@ -139,6 +139,8 @@ TEST(ApplyDefaultsTest, KeepsFieldsThatAreSet) {
   spec.set_capacity_weighted(true);
   spec.set_transport_dtype(twist::v1::TRANSPORT_DTYPE_BFLOAT16);
   spec.set_compute_dtype(twist::v1::COMPUTE_DTYPE_BFLOAT16);
+  spec.set_compression(twist::v1::COMPRESSION_TOPK);
+  spec.set_topk_fraction(0.01);
   const JobSpec before = spec;
   ApplyDefaults(&spec);
   EXPECT_EQ(spec.SerializeAsString(), before.SerializeAsString())
@@ -278,6 +280,29 @@ TEST(ValidateJobSpecTest, EachBrokenRuleIsRefusedNamingTheFieldAndTheFix) {
          s->set_compute_dtype(static_cast<twist::v1::ComputeDType>(7));
        },
        kBad, "compute_dtype: must be float32 or bfloat16"},
+      {"compression unknown value",
+       [](JobSpec* s, auto*) {
+         s->set_compression(static_cast<twist::v1::Compression>(9));
+       },
+       kBad, "compression: must be none, int8, int4 or topk"},
+      {"topk_fraction above 1",
+       [](JobSpec* s, auto*) {
+         s->set_compression(twist::v1::COMPRESSION_TOPK);
+         s->set_topk_fraction(1.5);
+       },
+       kBad,
+       "topk_fraction: must be in (0, 1] (0.02 sends 2% of the entries), got "
+       "1.5"},
+      {"compression with coordinator-kept optimizer state",
+       [](JobSpec* s, auto*) {
+         s->set_compression(twist::v1::COMPRESSION_INT8);
+         s->mutable_optimizer()->set_state(
+             twist::v1::OPTIMIZER_STATE_COORDINATOR);
+       },
+       kBad,
+       "compression: compresses the parameters' deltas only; with "
+       "optimizer.state coordinator the moments would travel uncompressed: "
+       "use optimizer.state worker (the default) or compression none"},
       {"rounds", [](JobSpec* s, auto*) { s->set_rounds(0); }, kBad,
        "rounds: must be at least 1, got 0"},
       {"local_steps", [](JobSpec* s, auto*) { s->set_local_steps(-3); }, kBad,
