@@ -407,6 +407,37 @@ TEST_F(EndToEndTest, Bfloat16TransportHalvesTheBytesAndStillLearns) {
             0.9 * job["rounds"][0]["val_loss"].get<double>());
 }
 
+// Every compression mode through the daemons: codes over gRPC, decoded on
+// arrival, residuals kept by the workers between rounds; a compressed round
+// takes fewer bytes than a flushing one (round 4, the last, sends bfloat16
+// deltas), and the job learns.
+TEST_F(EndToEndTest, EveryCompressionModeTrainsThroughTheDaemons) {
+  for (const char* compression : {"int8", "int4", "topk"}) {
+    const int64_t id = SubmitAndWatch(
+        With(kSmallModel,
+             {absl::StrCat("--name=e2e-", compression),
+              absl::StrCat("--compression=", compression),
+              "--transport_dtype=bfloat16", "--deal=rolling", "--rounds=4",
+              "--local_steps=15", "--lr=3e-3", "--eval_every=4",
+              "--min_workers=2"}));
+    ASSERT_GT(id, 0);
+    const nlohmann::json job = JobJson(id);
+    EXPECT_EQ(job["state"], "completed") << compression;
+    for (size_t r = 1; r < job["rounds"].size(); ++r) {
+      for (const auto& w : job["rounds"][r]["workers"]) {
+        EXPECT_TRUE(w["accepted"].get<bool>()) << compression << w.dump();
+      }
+    }
+    const auto bytes = [&](int r) {
+      return job["rounds"][r]["bytes_received"].get<int64_t>();
+    };
+    EXPECT_LT(bytes(2), 0.7 * bytes(4)) << compression;
+    EXPECT_LT(job["rounds"][4]["val_loss"].get<double>(),
+              0.9 * job["rounds"][0]["val_loss"].get<double>())
+        << compression;
+  }
+}
+
 TEST_F(EndToEndTest, Bfloat16ComputeTrainsThroughTheDaemons) {
   // Workers that have bfloat16 units train in mixed precision; on a CPU
   // without them every round is refused with the reason and the job fails
