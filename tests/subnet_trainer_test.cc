@@ -11,6 +11,7 @@
 
 #include "common/data/prepare.h"
 #include "common/data/synthetic_corpus.h"
+#include "common/ist/slot_payload.h"
 #include "common/ist/subnet.h"
 #include "common/job/job_config.h"
 #include "common/training/compute_dtype.h"
@@ -230,6 +231,88 @@ TEST_F(SubnetTrainerTest, WorkerKeptStateCarriesAcrossRoundsOnTheDevice) {
         largest, (t - *restarted.tensors.Find(name)).abs().max().item<double>());
   }
   EXPECT_GT(largest, 1e-6);
+}
+
+// Error feedback on the worker: an update's residual is kept only once the
+// coordinator accepted it (KeepResidual); a later round of the same job adds
+// it, also after a coordinator restart that resumes after its round, while a
+// restart that resumes at or before it drops it.
+TEST_F(SubnetTrainerTest, ResidualIsAddedAfterAnAcceptedUpdateOnly) {
+  twist::v1::JobSpec spec = Spec();
+  spec.set_compression(twist::v1::COMPRESSION_INT4);
+  spec.set_rounds(10);
+  // Fresh moments every round, so a round trains the same on any worker.
+  spec.mutable_optimizer()->set_state(twist::v1::OPTIMIZER_STATE_FRESH);
+  const common::ModelConfig full = common::ModelConfigOf(spec);
+  const common::NamedTensors params = FullParams(spec);
+  // Round `round` of Window(1) from `params`, int4 codes, nothing leaving;
+  // returns what the coordinator decodes plus what the worker keeps.
+  const auto run = [&](worker::SubnetTrainer& trainer, uint64_t incarnation,
+                       int round, std::shared_ptr<worker::Residual>* left) {
+    const common::NamedTensors sliced =
+        twist::testing::Extract(full, params, Window(1));
+    twist::v1::AssignmentHeader header;
+    header.set_incarnation(incarnation);
+    header.set_job_id(1);
+    header.set_round(round);
+    *header.mutable_spec() = spec;
+    *header.mutable_units() = common::ToProto(Window(1));
+    *header.mutable_tensors() = common::DescribeTensors(sliced);
+    header.set_update_compression(twist::v1::COMPRESSION_INT4);
+    auto prepared = trainer.Prepare(header);
+    EXPECT_TRUE(prepared.ok()) << prepared.status();
+    {
+      torch::NoGradGuard no_grad;
+      for (const auto& [name, t] : prepared->receive_into)
+        t.copy_(*sliced.Find(name));
+    }
+    auto trained = trainer.Train(*prepared);
+    EXPECT_TRUE(trained.ok()) << trained.status();
+    EXPECT_TRUE(trained->deltas);
+    common::UpdateForm form;
+    form.encoding = {common::UpdateCodec::kInt4};
+    form.leaving.layers.resize(2);
+    const common::SlotPayload payload(full, Window(1), at::kFloat, false, form);
+    auto decoded = payload.DecodeUpdate(trained->tensors);
+    EXPECT_TRUE(decoded.ok()) << decoded.status();
+    common::NamedTensors whole;  // decoded + kept: all the worker had to send
+    for (const auto& [name, t] : *decoded) {
+      whole.Set(name, t + *trained->residual->values.Find(name));
+    }
+    *left = trained->residual;
+    return whole;
+  };
+  // The same round on a worker with no residual: its delta alone.
+  worker::SubnetTrainer clean(worker::SubnetTrainer::Options{});
+  std::shared_ptr<worker::Residual> none;
+  const common::NamedTensors delta = run(clean, 1, 3, &none);
+  const common::NamedTensors delta_round1 = run(clean, 1, 1, &none);
+
+  worker::SubnetTrainer trainer(worker::SubnetTrainer::Options{});
+  std::shared_ptr<worker::Residual> first, dropped, left;
+  run(trainer, 1, 1, &first);
+  trainer.KeepResidual(first);
+  run(trainer, 1, 2, &dropped);  // not accepted: not kept
+  const auto expect_sum = [&](const common::NamedTensors& got, bool with_first,
+                              const common::NamedTensors& base) {
+    for (const auto& [name, t] : got) {
+      at::Tensor want = *base.Find(name);
+      if (with_first) want = want + *first->values.Find(name);
+      EXPECT_TRUE(torch::allclose(t, want, 1e-5, 1e-7))
+          << name << ": max |diff| " << (t - want).abs().max().item<double>();
+    }
+  };
+  // Round 3 adds round 1's residual, not round 2's.
+  expect_sum(run(trainer, 1, 3, &left), true, delta);
+  double largest = 0;
+  for (const auto& [name, t] : first->values) {
+    largest = std::max(largest, t.abs().max().item<double>());
+  }
+  EXPECT_GT(largest, 0);
+  // A restarted coordinator resuming after round 1 (at round 3): added.
+  expect_sum(run(trainer, 2, 3, &left), true, delta);
+  // One resuming at round 1 (its checkpoint predates the residual): dropped.
+  expect_sum(run(trainer, 3, 1, &left), false, delta_round1);
 }
 
 TEST_F(SubnetTrainerTest, Bfloat16ComputeTrainsCloseToFloat32) {
