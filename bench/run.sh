@@ -11,6 +11,7 @@
 #   8. byte-level against GPT-2 BPE on the same text (bench/tokenizers.sh)
 #   9. GPT-2 small on this machine (bench/gpt2_small.sh)
 #  10. golden tickets with GPT-2 BPE against structured pruning (bench/bpe_tickets.sh)
+#  11. compressed updates: quality on the Brown Corpus, GPT-2 small bytes (bench/compression.sh)
 # Each section of docs/bench/results.json records the commit it measured;
 # bench/report.py then writes docs/benchmarks.md from it.
 #
@@ -73,6 +74,10 @@ if [ "$all" = 1 ]; then
   echo "== 10. golden tickets with GPT-2 BPE"
   bash bench/bpe_tickets.sh "$build"
   /usr/bin/python3 bench/summarize.py --csv bpe_tickets "$results"
+  echo "== 11. compressed updates"
+  bash bench/compression.sh quality "$build" "$data"
+  bash bench/compression.sh gpt2 "$build"
+  /usr/bin/python3 bench/summarize.py --csv communication "$results"
 fi
 /usr/bin/python3 bench/summarize.py "$log" "$results"
 /usr/bin/python3 bench/report.py "$results" docs/benchmarks.md

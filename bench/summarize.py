@@ -321,8 +321,44 @@ def compute_dtype_loss(path):
     return out
 
 
+def communication(path):
+    """bench/compression.sh: each compression mode's loss against none's at the
+    same seed (quality), and a GPT-2-small worker's bytes per round (gpt2)."""
+    rows = list(csv.DictReader(open(path)))
+    loss = {(r["label"], r["seed"]): float(r["final_val_loss"]) for r in rows}
+    sent = {(r["label"], r["seed"]): int(r["bytes_received"]) for r in rows}
+    out = {"rows": rows, "modes": {}}
+    for mode in ["none", "int8", "int4", "topk"]:
+        label = "compression-" + mode
+        seeds = sorted(s for (l, s) in loss if l == label and ("compression-none", s) in loss)
+        if not seeds:
+            continue
+        deltas = [loss[(label, s)] - loss[("compression-none", s)] for s in seeds]
+        out["modes"][mode] = {
+            "loss_delta": round(statistics.mean(deltas), 4),
+            "loss_deltas": [round(d, 4) for d in deltas],
+            "bytes_from_workers_vs_none": round(statistics.mean(
+                sent[(label, s)] / sent[("compression-none", s)] for s in seeds), 4),
+            "seeds": len(seeds)}
+        if mode != "none":
+            # validation nats/byte minus none's at equal steps, mean over seeds
+            out[f"{mode}_loss_delta"] = out["modes"][mode]["loss_delta"]
+    gpt2 = os.path.join(os.path.dirname(path), "communication_gpt2.jsonl")
+    if os.path.exists(gpt2):
+        rounds = [json.loads(line) for line in open(gpt2) if line.strip()]
+        out["gpt2_rounds"] = rounds
+        for r in rounds:
+            if r["round"] == 5:
+                mb = (r["bytes_to_worker"] + r["bytes_from_worker"]) / 1e6
+                key = ("gpt2_small_mb_per_round" if r["compression"] == "topk"
+                       else "gpt2_small_mb_per_round_uncompressed")
+                out[key] = round(mb, 1)
+    return out
+
+
 CSV_SECTIONS = {"compute_dtype_loss": compute_dtype_loss, "learning": learning, "tickets": tickets, "optimizer_state": optimizer_state,
-                "tokenizers": tokenizers, "bpe_tickets": bpe_tickets}
+                "tokenizers": tokenizers, "bpe_tickets": bpe_tickets,
+                "communication": communication}
 
 
 def main():
