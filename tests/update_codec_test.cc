@@ -136,5 +136,30 @@ TEST(UpdateCodecTest, CorruptBytesAreRefusedSayingWhy) {
   EXPECT_FALSE(DecodeUpdate(int8, x.sizes(), kInt8).ok());
 }
 
+
+// The CPU's one-pass loops and the tensor operations (a GPU's path) write
+// the same bytes and decode the same values, and refuse the same corruption.
+TEST(UpdateCodecTest, CpuLoopsEqualTheTensorOperations) {
+  for (const UpdateEncoding& e : {kInt8, kInt4}) {
+    for (int64_t n : {1, 63, 300, 5000, 70001}) {
+      at::Tensor x = Values({n}, 40 + n);
+      if (n > 300) x.narrow(0, 256, 64).zero_();  // an all-zero block
+      const at::Tensor loops = EncodeUpdate(x, e, /*tensor_ops=*/false);
+      const at::Tensor ops = EncodeUpdate(x, e, /*tensor_ops=*/true);
+      ASSERT_TRUE(at::equal(loops, ops)) << UpdateCodecName(e.codec) << " " << n;
+      const at::Tensor a = *DecodeUpdate(loops, x.sizes(), e, false);
+      const at::Tensor b = *DecodeUpdate(loops, x.sizes(), e, true);
+      EXPECT_TRUE(at::equal(a, b)) << UpdateCodecName(e.codec) << " " << n;
+    }
+    at::Tensor bad = EncodeUpdate(Values({300}), e);
+    bad[4 * 5 + 7] = e.codec == UpdateCodec::kInt8 ? 128 : 0;
+    const auto loops = DecodeUpdate(bad, {300}, e, false);
+    const auto ops = DecodeUpdate(bad, {300}, e, true);
+    ASSERT_FALSE(loops.ok());
+    ASSERT_FALSE(ops.ok());
+    EXPECT_EQ(loops.status().message(), ops.status().message());
+  }
+}
+
 }  // namespace
 }  // namespace twist::common

@@ -1,7 +1,10 @@
 #include "common/ist/update_codec.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -215,6 +218,93 @@ absl::StatusOr<at::Tensor> DecodeTopK(const at::Tensor& bytes, int64_t n,
   return out.narrow(0, 0, n);
 }
 
+
+// The block codecs with one pass over memory on the CPU (the tensor
+// operations above take several, each into fresh memory): the same
+// arithmetic (a float division by the step, rounded half to even; a float
+// product back), so the bytes and values are those of EncodeBlocks and
+// DecodeBlocks, bit for bit, whatever the thread count.
+at::Tensor EncodeBlocksOnCpu(const at::Tensor& flat, int64_t block,
+                             double limit) {
+  const int64_t n = flat.numel();
+  const int64_t blocks = CeilDiv(n, block);
+  const bool bytes_per_code = limit == 127;
+  const int64_t code_bytes = bytes_per_code ? n : blocks * block / 2;
+  at::Tensor out = at::empty({4 * blocks + code_bytes}, at::kByte);
+  uint8_t* steps = out.data_ptr<uint8_t>();
+  uint8_t* codes = steps + 4 * blocks;
+  const float* x = flat.data_ptr<float>();
+  const float lim = static_cast<float>(limit);
+  at::parallel_for(0, blocks, 256, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      const int64_t begin = b * block, end = std::min(n, begin + block);
+      float amax = 0;
+      for (int64_t i = begin; i < end; ++i) amax = std::max(amax, std::fabs(x[i]));
+      const float step = amax / lim;
+      std::memcpy(steps + 4 * b, &step, 4);
+      const float safe = step > 0 ? step : 1.0f;
+      for (int64_t i = begin; i < begin + block; ++i) {
+        const float v = i < end ? x[i] : 0.0f;
+        const float q = std::clamp(std::nearbyint(v / safe), -lim, lim);
+        if (bytes_per_code) {
+          if (i < end) codes[i] = static_cast<uint8_t>(static_cast<int8_t>(q));
+        } else {
+          const uint8_t nibble = static_cast<uint8_t>(q + 8);
+          uint8_t& byte = codes[i / 2];
+          byte = (i % 2 == 0) ? nibble : static_cast<uint8_t>(byte | (nibble << 4));
+        }
+      }
+    }
+  });
+  return out;
+}
+
+absl::StatusOr<at::Tensor> DecodeBlocksOnCpu(const at::Tensor& bytes,
+                                             int64_t n, int64_t block,
+                                             double limit) {
+  const int64_t blocks = CeilDiv(n, block);
+  const bool bytes_per_code = limit == 127;
+  const uint8_t* data = bytes.data_ptr<uint8_t>();
+  std::vector<float> step(blocks);
+  std::memcpy(step.data(), data, 4 * blocks);
+  for (int64_t b = 0; b < blocks; ++b) {
+    if (!std::isfinite(step[b]) || step[b] < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("step ", b, " is ", step[b],
+                       " (steps are finite and not negative)"));
+    }
+  }
+  const uint8_t* codes = data + 4 * blocks;
+  if (bytes_per_code) {
+    const uint8_t* bad = std::find(codes, codes + n, uint8_t{128});
+    if (bad != codes + n) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "int8 code ", bad - codes, " is -128, which no encoder writes"));
+    }
+  } else {
+    for (int64_t i = 0; i < blocks * block; ++i) {
+      if (((codes[i / 2] >> (4 * (i % 2))) & 15) == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "4-bit code ", i, " is 0, which no encoder writes"));
+      }
+    }
+  }
+  at::Tensor out = at::empty({n}, at::kFloat);
+  float* y = out.data_ptr<float>();
+  at::parallel_for(0, blocks, 256, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      const int64_t begin = b * block, end = std::min(n, begin + block);
+      for (int64_t i = begin; i < end; ++i) {
+        const float q =
+            bytes_per_code
+                ? static_cast<float>(static_cast<int8_t>(codes[i]))
+                : static_cast<float>(((codes[i / 2] >> (4 * (i % 2))) & 15)) - 8;
+        y[i] = q * step[b];
+      }
+    }
+  });
+  return out;
+}
 }  // namespace
 
 const char* UpdateCodecName(UpdateCodec codec) {
@@ -249,13 +339,21 @@ int64_t EncodedBytes(const UpdateEncoding& encoding, int64_t numel) {
 
 at::Tensor EncodeUpdate(const at::Tensor& values,
                         const UpdateEncoding& encoding) {
-  const at::Tensor flat = values.reshape({-1}).to(at::kFloat);  // [numel]
+  return EncodeUpdate(values, encoding, /*tensor_ops=*/!values.is_cpu());
+}
+
+at::Tensor EncodeUpdate(const at::Tensor& values,
+                        const UpdateEncoding& encoding, bool tensor_ops) {
+  const at::Tensor flat =
+      values.reshape({-1}).to(at::kFloat).contiguous();  // [numel]
   if (flat.numel() == 0) return at::empty({0}, flat.options().dtype(at::kByte));
   switch (encoding.codec) {
     case UpdateCodec::kInt8:
-      return EncodeBlocks(flat, kInt8Block, 127);
+      return tensor_ops ? EncodeBlocks(flat, kInt8Block, 127)
+                        : EncodeBlocksOnCpu(flat, kInt8Block, 127);
     case UpdateCodec::kInt4:
-      return EncodeBlocks(flat, kInt4Block, 7);
+      return tensor_ops ? EncodeBlocks(flat, kInt4Block, 7)
+                        : EncodeBlocksOnCpu(flat, kInt4Block, 7);
     case UpdateCodec::kTopK:
       return EncodeTopK(flat, encoding.topk_fraction);
     case UpdateCodec::kNone:
@@ -267,6 +365,13 @@ at::Tensor EncodeUpdate(const at::Tensor& values,
 absl::StatusOr<at::Tensor> DecodeUpdate(const at::Tensor& bytes,
                                         at::IntArrayRef shape,
                                         const UpdateEncoding& encoding) {
+  return DecodeUpdate(bytes, shape, encoding, /*tensor_ops=*/!bytes.is_cpu());
+}
+
+absl::StatusOr<at::Tensor> DecodeUpdate(const at::Tensor& bytes,
+                                        at::IntArrayRef shape,
+                                        const UpdateEncoding& encoding,
+                                        bool tensor_ops) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   const int64_t want = EncodedBytes(encoding, n);
@@ -280,10 +385,12 @@ absl::StatusOr<at::Tensor> DecodeUpdate(const at::Tensor& bytes,
   absl::StatusOr<at::Tensor> flat;
   switch (encoding.codec) {
     case UpdateCodec::kInt8:
-      flat = DecodeBlocks(bytes, n, kInt8Block, 127);
+      flat = tensor_ops ? DecodeBlocks(bytes, n, kInt8Block, 127)
+                        : DecodeBlocksOnCpu(bytes.contiguous(), n, kInt8Block, 127);
       break;
     case UpdateCodec::kInt4:
-      flat = DecodeBlocks(bytes, n, kInt4Block, 7);
+      flat = tensor_ops ? DecodeBlocks(bytes, n, kInt4Block, 7)
+                        : DecodeBlocksOnCpu(bytes.contiguous(), n, kInt4Block, 7);
       break;
     case UpdateCodec::kTopK:
       flat = DecodeTopK(bytes, n, encoding.topk_fraction);

@@ -61,6 +61,17 @@ absl::StatusOr<at::Tensor> DecodeUpdate(const at::Tensor& bytes,
                                         at::IntArrayRef shape,
                                         const UpdateEncoding& encoding);
 
+// The same with a choice of implementation: `tensor_ops` uses ATen
+// operations on the tensor's device (the GPU's way, taken whenever the tensor
+// is not on the CPU); otherwise one pass over memory on the CPU. Both give the
+// same bytes and values. For tests and benchmarks.
+at::Tensor EncodeUpdate(const at::Tensor& values,
+                        const UpdateEncoding& encoding, bool tensor_ops);
+absl::StatusOr<at::Tensor> DecodeUpdate(const at::Tensor& bytes,
+                                        at::IntArrayRef shape,
+                                        const UpdateEncoding& encoding,
+                                        bool tensor_ops);
+
 }  // namespace twist::common
 
 #endif  // TWIST_COMMON_IST_UPDATE_CODEC_H_
