@@ -1,4 +1,5 @@
 // The steps of one round of JobRunner: plan, deal, await, merge, finish.
+#include <algorithm>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -273,6 +274,12 @@ absl::Status JobRunner::Finish(int32_t round, const RoundOutcome& outcome,
   record.set_bytes_sent(bytes_sent);
   record.set_bytes_received(outcome.bytes_received);
   record.set_duration_s(SecondsSince(start));
+  for (auto& w : *record.mutable_workers()) {
+    if (w.accepted() && record.duration_s() > 0) {
+      w.set_idle_fraction(
+          std::clamp(1 - w.compute_s() / record.duration_s(), 0.0, 1.0));
+    }
+  }
   const bool evaluate =
       round % spec_.eval_every() == 0 || round == spec_.rounds();
   const bool checkpoint = spec_.checkpoint_every() > 0 &&

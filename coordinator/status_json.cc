@@ -63,6 +63,7 @@ nlohmann::json RoundJson(const twist::v1::RoundRecord& r) {
         {"bytes_received", w.bytes_received()},
         {"parameters", w.parameters()},
         {"seconds", w.seconds()},
+        {"idle_fraction", w.idle_fraction()},
     });
   }
   return {
