@@ -13,7 +13,9 @@
 #   deploy/examples/gpt2-small.textproto with the rolling deal for 6 rounds of
 #   one local step, once uncompressed and once with top-k; writes a JSON
 #   line per round with the bytes of tensor data to and from one keep-1/2
-#   worker to docs/bench/communication_gpt2.jsonl. About 8 minutes.
+#   worker to docs/bench/communication_gpt2.jsonl; and bench/codec_bench (the
+#   same worker's update in each codec: bytes, encode and decode seconds on
+#   one thread) to docs/bench/communication_codec.jsonl. About 10 minutes.
 #
 # Then `bench/summarize.py --csv communication docs/bench/results.json`.
 #
@@ -62,6 +64,8 @@ gpt2() {
     if [ -n "$tmp" ]; then rm -rf "$tmp"; fi
   }
   trap cleanup EXIT
+  "$build/bench/codec_bench" --threads=1 --repeats=3 | tee /dev/stderr |
+    sed -n 's/^JSON //p' >docs/bench/communication_codec.jsonl
   : >docs/bench/communication_gpt2.jsonl
   for compression in none topk; do
     tmp=$(mktemp -d)

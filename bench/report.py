@@ -386,6 +386,19 @@ leftovers, and the last round's uncompressed deltas). The assignments
         out.append(f"| `{mode}` | {m['loss_delta']:+.4f} | "
                    f"{', '.join(f'{d:+.4f}' for d in m['loss_deltas'])} | "
                    f"{m['bytes_from_workers_vs_none']:.3f} |")
+    codec = s.get("codec_rows")
+    if codec:
+        out += ["", f"""`bench/codec_bench`: one keep-1/2 GPT-2-small worker's update (round 5 of a
+rolling deal over 2 workers, {codec[0]['parameters'] / 1e6:.1f}M parameters, random deltas) in
+each form, through the slot payload the daemons use, on {codec[0]['threads']} thread(s):
+the bytes (codes, and the leaving head and column's leftovers in bfloat16),
+the worker's encode (codes and its own decode, for the residual) and the
+coordinator's decode. `bf16` is uncompressed bfloat16 transport: a cast each way.
+""", "| form | MB | against bf16 | encode s | decode s |", "|---|---|---|---|---|"]
+        base = codec[0]["bytes"]
+        for r in codec:
+            out.append(f"| `{r['codec']}` | {r['bytes'] / 1e6:,.1f} | {r['bytes'] / base:.3f} | "
+                       f"{r['encode_s']:.3f} | {r['decode_s']:.3f} |")
     rounds = s.get("gpt2_rounds")
     if rounds:
         out += ["", """`bench/compression.sh gpt2`: GPT-2 small

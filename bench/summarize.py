@@ -343,6 +343,9 @@ def communication(path):
         if mode != "none":
             # validation nats/byte minus none's at equal steps, mean over seeds
             out[f"{mode}_loss_delta"] = out["modes"][mode]["loss_delta"]
+    codec = os.path.join(os.path.dirname(path), "communication_codec.jsonl")
+    if os.path.exists(codec):
+        out["codec_rows"] = [json.loads(line) for line in open(codec) if line.strip()]
     gpt2 = os.path.join(os.path.dirname(path), "communication_gpt2.jsonl")
     if os.path.exists(gpt2):
         rounds = [json.loads(line) for line in open(gpt2) if line.strip()]
