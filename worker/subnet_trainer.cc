@@ -243,13 +243,13 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
       const at::Tensor on_device =
           subnet.receive_into.Find(name)->to(device, /*non_blocking=*/true);
       param.copy_(on_device, /*non_blocking=*/true);
-      if (subnet.reduced_precision) received.Set(name, on_device);
+      if (subnet.reduced_precision || subnet.error_feedback) {
+        received.Set(name, on_device);
+      }
     }
   }
-  if (subnet.error_feedback && subnet.receives_in_place) {
-    for (const auto& [name, param] : common::ParameterTensors(*subnet.model)) {
-      received.Set(name, param.detach().clone());
-    }
+  if (subnet.error_feedback) {
+    TWIST_RETURN_IF_ERROR(AddResidual(subnet, &received));
   }
   TWIST_ASSIGN_OR_RETURN(common::NamedTensors start, StartingState(subnet));
   if (subnet.reduced_precision) {
@@ -321,24 +321,33 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
   return out;
 }
 
-absl::StatusOr<common::NamedTensors> SubnetTrainer::CompressedUpdate(
-    const PreparedSubnet& subnet, const common::NamedTensors& trained,
-    const common::NamedTensors& received, TrainedSubnet* out) const {
+absl::Status SubnetTrainer::AddResidual(const PreparedSubnet& subnet,
+                                        common::NamedTensors* received) const {
   const auto& h = subnet.header;
   const bool carry = residual_ != nullptr &&
                      residual_->job_id == h.job_id() &&
                      residual_->round < h.round();
-  common::NamedTensors values;  // float32 deltas, the residual added
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, param] : common::ParameterTensors(*subnet.model.ptr())) {
+    if (subnet.receives_in_place) received->Set(name, param.detach().clone());
+    if (!carry) continue;
+    TWIST_ASSIGN_OR_RETURN(
+        const at::Tensor kept,
+        common::CarryAlongUnits(subnet.full, residual_->units, subnet.units,
+                                name, *residual_->values.Find(name)));
+    param.add_(kept);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<common::NamedTensors> SubnetTrainer::CompressedUpdate(
+    const PreparedSubnet& subnet, const common::NamedTensors& trained,
+    const common::NamedTensors& received, TrainedSubnet* out) const {
+  const auto& h = subnet.header;
+  // Trained from received + residual: the change plus the residual.
+  common::NamedTensors values;
   for (const auto& [name, t] : trained) {
-    at::Tensor x = t - *received.Find(name);
-    if (carry) {
-      TWIST_ASSIGN_OR_RETURN(
-          const at::Tensor kept,
-          common::CarryAlongUnits(subnet.full, residual_->units, subnet.units,
-                                  name, *residual_->values.Find(name)));
-      x = x + kept;
-    }
-    values.Set(name, x);
+    values.Set(name, t - *received.Find(name));
   }
   auto residual = std::make_shared<Residual>();
   residual->job_id = h.job_id();

@@ -62,7 +62,8 @@ struct PreparedSubnet {
 
 // What a worker's updates have not carried yet (error feedback): float32, by
 // parameter, laid out for `units`, on the worker's device, as the update of
-// `round` left it. It is added to a later round's update of the same job,
+// `round` left it. A later round of the same job adds it to the parameters
+// it received before training (so it is in that round's update),
 // also after a coordinator restart that resumes after `round`; one that
 // resumes at or before it retrains those rounds, and the residual is dropped
 // (checkpoint rounds flush it, so nothing from before the checkpoint is in
@@ -136,9 +137,16 @@ class SubnetTrainer {
   absl::StatusOr<common::NamedTensors> StartingState(
       const PreparedSubnet& subnet);
 
+  // Error feedback: keeps what arrived in `received` (a copy when it landed
+  // in the parameters) and adds the kept residual of this job, laid out for
+  // this round's units, to the parameters, so the worker trains from the
+  // model it would hold had its earlier updates arrived whole (it does not
+  // learn again what it has not sent yet).
+  absl::Status AddResidual(const PreparedSubnet& subnet,
+                           common::NamedTensors* received) const;
   // The compressed (or, in a flushing round, wire-typed) deltas of
-  // `trained` against `received` with the kept residual added; what they do
-  // not carry goes to out->residual.
+  // `trained` against `received`, the residual included (training started
+  // from it); what they do not carry goes to out->residual.
   absl::StatusOr<common::NamedTensors> CompressedUpdate(
       const PreparedSubnet& subnet, const common::NamedTensors& trained,
       const common::NamedTensors& received, TrainedSubnet* out) const;
