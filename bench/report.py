@@ -382,7 +382,8 @@ leftovers, and the last round's uncompressed deltas). The assignments
 (coordinator to workers) are the same in every mode.
 """, "| compression | loss minus none's (mean) | per seed | bytes to the coordinator / none's |",
            "|---|---|---|---|"]
-    for mode, m in s.get("modes", {}).items():
+    modes = s.get("modes", {})
+    for mode, m in sorted(modes.items(), key=lambda kv: ["none", "int8", "int4", "topk"].index(kv[0])):
         out.append(f"| `{mode}` | {m['loss_delta']:+.4f} | "
                    f"{', '.join(f'{d:+.4f}' for d in m['loss_deltas'])} | "
                    f"{m['bytes_from_workers_vs_none']:.3f} |")
