@@ -171,6 +171,7 @@ TEST(StatusJsonTest, RoundJsonHasNullTrainLossForRoundZeroAndNaN) {
                       {"bytes_received", 8},
                       {"parameters", 99},
                       {"seconds", 0.0},
+                      {"idle_fraction", 0.0},
                   }})},
   };
   EXPECT_EQ(RoundJson(r), expected) << RoundJson(r).dump(2);
