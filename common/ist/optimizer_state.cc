@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 
 #include <optional>
-#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
