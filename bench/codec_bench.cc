@@ -5,7 +5,11 @@
 // bytes (codes and the leaving units' leftovers in bfloat16), the worker's
 // encode time (codes and its own decode, for the residual) and the
 // coordinator's decode time, against today's bfloat16 deltas (a cast each
-// way). Prints a table and "JSON {...}" lines.
+// way). Then the coordinator's side of resident units (common/ist/
+// shared_view.h): the time of one steady-state deal to both workers (the
+// change of every resident unit encoded, decoded and applied to the view,
+// the weights of the moving units gathered) and its bytes to one worker, per
+// change codec. Prints tables and "JSON {...}" lines.
 //
 //   codec_bench [--threads=1] [--repeats=3]
 #include <ATen/ATen.h>
@@ -15,9 +19,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "bench/bench_util.h"
 #include "common/ist/partition.h"
+#include "common/ist/shared_view.h"
 #include "common/ist/slot_payload.h"
 #include "common/model/model_io.h"
 
@@ -48,6 +54,45 @@ int Flag(int argc, char** argv, const char* name, int fallback) {
     }
   }
   return fallback;
+}
+
+// Steady-state deals of the full model to 2 workers of a rolling deal, the
+// model moving between them as merges move it.
+void DealTimes(const common::ModelConfig& full, int repeats, int threads) {
+  common::NamedTensors model;  // float32, the coordinator's T
+  for (const auto& p : common::ParameterShapes(full)) {
+    model.Set(p.name, torch::randn(p.shape) * 0.02);
+  }
+  std::printf("\ncoordinator, resident units: one deal to 2 workers\n");
+  std::printf("%-6s %12s %12s %14s\n", "codec", "deal s", "MB to w0",
+              "view MB");
+  for (UpdateCodec codec : {UpdateCodec::kInt8, UpdateCodec::kInt4}) {
+    common::SharedView view(full, at::kBFloat16, {codec, 0.02});
+    const std::vector<std::string> ids = {"w0", "w1"};
+    int64_t round = 4;
+    double bytes = 0;
+    auto deal = [&] {
+      const std::vector<common::SubnetUnits> units = {
+          Rolling(full, 0, round), Rolling(full, 1, round)};
+      common::ViewDeal dealt = *view.Deal(round, model, ids, units);
+      bytes = static_cast<double>(dealt.assignments[0].NumBytes());
+      for (const auto& id : ids) view.Delivered(id);
+      ++round;
+    };
+    deal();  // weights: nobody holds anything yet
+    const double deal_s = MedianSeconds(repeats, [&] {
+      for (auto& [name, t] : model) t.add_(t.sign() * 1e-4);  // a "merge"
+      deal();
+    });
+    const double view_bytes = static_cast<double>(view.view().NumBytes());
+    std::printf("%-6s %12.3f %12.1f %14.1f\n", common::UpdateCodecName(codec),
+                deal_s, bytes / 1e6, view_bytes / 1e6);
+    std::printf("JSON {\"bench\": \"deal\", \"codec\": \"%s\", "
+                "\"deal_s\": %.4f, \"bytes_to_worker\": %.0f, "
+                "\"view_bytes\": %.0f, \"threads\": %d}\n",
+                common::UpdateCodecName(codec), deal_s, bytes, view_bytes,
+                threads);
+  }
 }
 
 int Main(int argc, char** argv) {
@@ -112,6 +157,7 @@ int Main(int argc, char** argv) {
                 common::UpdateCodecName(codec), bytes, encode_s, decode_s,
                 threads, static_cast<long long>(parameters));
   }
+  DealTimes(full, repeats, threads);
   return 0;
 }
 

@@ -12,7 +12,7 @@
 # gpt2: the real daemons (a coordinator and 2 workers of one thread) on
 #   deploy/examples/gpt2-small.textproto with the rolling deal for 6 rounds of
 #   one local step, once uncompressed and once with top-k; writes a JSON
-#   line per round with the bytes of tensor data to and from one keep-1/2
+#   line per round with the bytes (headers and tensors) to and from one keep-1/2
 #   worker to docs/bench/communication_gpt2.jsonl; and bench/codec_bench (the
 #   same worker's update in each codec: bytes, encode and decode seconds on
 #   one thread) to docs/bench/communication_codec.jsonl. About 10 minutes.

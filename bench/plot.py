@@ -5,6 +5,7 @@ python3-matplotlib).
     plot.py learning docs/bench/learning.csv docs/bench
     plot.py tickets docs/bench/tickets.csv docs/bench
     plot.py optimizer_state docs/bench/optimizer_state.csv ROUNDS.csv docs/bench
+    plot.py shaped docs/bench/shaped.jsonl docs/bench
 """
 import collections
 import csv
@@ -171,6 +172,32 @@ def optimizer_state(summary_path, rounds_path, out):
         print(f"| {label} | {len(rs)} | {m:.4f} ± {sd:.4f} | {mb:.0f} | {float(rs[0]['wall_seconds']):.0f} |")
 
 
+def shaped(path, out):
+    """bench/shaped_cluster.sh: validation loss against wall time and against
+    rounds, one line per compression mode."""
+    import json
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for mode in ["none", "int8", "int4", "topk"]:
+        points = [r for r in rows if r["compression"] == mode and r["val_loss"] is not None]
+        if not points:
+            continue
+        for ax, x in zip(axes, ["wall_s", "round"]):
+            ax.plot([p[x] for p in points], [p["val_loss"] for p in points], "-o",
+                    markersize=2, linewidth=1, label=mode)
+    rate = rows[0]["rate"] if rows else ""
+    axes[0].set_xlabel(f"wall seconds (coordinator link {rate} each way)")
+    axes[1].set_xlabel("round (50 local steps each)")
+    for ax in axes:
+        ax.set_ylabel("validation loss (nats per byte)")
+        ax.set_ylim(top=2.6)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "shaped_loss_vs_time.png"), dpi=120)
+    plt.close(fig)
+
+
 if __name__ == "__main__":
     {"learning": learning, "tickets": tickets,
-     "optimizer_state": optimizer_state}[sys.argv[1]](*sys.argv[2:])
+     "optimizer_state": optimizer_state, "shaped": shaped}[sys.argv[1]](*sys.argv[2:])

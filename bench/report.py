@@ -376,17 +376,18 @@ def communication(s):
 `bench/optimizer_state.sh` in its best recipe (2 workers of one thread, 40
 rounds of 50 local steps, worker-kept AdamW state, rolling deal, Nesterov
 outer step 0.7 / 0.9, float32 transport) with each `compression`, seeds 1-3,
-validation nats/byte on the same 200 fixed batches; bytes are what the
-workers sent the coordinator over the whole job (codes, the leaving units'
-leftovers, and the last round's uncompressed deltas). The assignments
-(coordinator to workers) are the same in every mode.
-""", "| compression | loss minus none's (mean) | per seed | bytes to the coordinator / none's |",
-           "|---|---|---|---|"]
+validation nats/byte on the same 200 fixed batches; bytes over the whole
+job: to the coordinator (codes, the leaving units' leftovers, and the last
+round's uncompressed deltas) and to the workers (changes to resident units,
+int4 under top-k, and weights of the units that move).
+""", "| compression | loss minus none's (mean) | per seed | bytes to the coordinator / none's | to the workers / none's |",
+           "|---|---|---|---|---|"]
     modes = s.get("modes", {})
     for mode, m in sorted(modes.items(), key=lambda kv: ["none", "int8", "int4", "topk"].index(kv[0])):
         out.append(f"| `{mode}` | {m['loss_delta']:+.4f} | "
                    f"{', '.join(f'{d:+.4f}' for d in m['loss_deltas'])} | "
-                   f"{m['bytes_from_workers_vs_none']:.3f} |")
+                   f"{m['bytes_from_workers_vs_none']:.3f} | "
+                   f"{m.get('bytes_to_workers_vs_none', 1.0):.3f} |")
     codec = s.get("codec_rows")
     if codec:
         out += ["", f"""`bench/codec_bench`: one keep-1/2 GPT-2-small worker's update (round 5 of a
@@ -400,19 +401,48 @@ coordinator's decode. `bf16` is uncompressed bfloat16 transport: a cast each way
         for r in codec:
             out.append(f"| `{r['codec']}` | {r['bytes'] / 1e6:,.1f} | {r['bytes'] / base:.3f} | "
                        f"{r['encode_s']:.3f} | {r['decode_s']:.3f} |")
+    deals = s.get("deal_rows")
+    if deals:
+        out += ["", f"""The coordinator's side of resident units (`bench/codec_bench`, the same
+model, {deals[0]['threads']} thread(s)): one steady-state deal of the whole model to 2 workers
+of the rolling deal (T - V for every resident entry, encoded, decoded and
+applied to the view; the moving units' weights gathered), its bytes to one
+worker, and the view the coordinator keeps (bfloat16).
+""", "| change codec | deal s | MB to one worker | view MB |", "|---|---|---|---|"]
+        for r in deals:
+            out.append(f"| `{r['codec']}` | {r['deal_s']:.2f} | {r['bytes_to_worker'] / 1e6:,.1f} | "
+                       f"{r['view_bytes'] / 1e6:,.0f} |")
     rounds = s.get("gpt2_rounds")
     if rounds:
         out += ["", """`bench/compression.sh gpt2`: GPT-2 small
 (`deploy/examples/gpt2-small.textproto`, bfloat16 transport) with the
 rolling deal, 6 rounds of one local step, the real daemons with 2 workers;
-tensor bytes to and from one keep-1/2 worker. The last round flushes the
-workers' residuals and travels uncompressed.
+bytes to and from one keep-1/2 worker (headers and tensors). Round 1 deals
+weights; later rounds deal changes to the resident units (int4 under
+top-k) and the weights of the head and column that move. The last round
+flushes the workers' residuals and its update travels uncompressed.
 """, "| compression | round | to the worker | from the worker | together |",
                 "|---|---|---|---|---|"]
         for r in rounds:
             out.append(f"| `{r['compression']}` | {r['round']} | {r['bytes_to_worker'] / 1e6:,.1f} MB | "
                        f"{r['bytes_from_worker'] / 1e6:,.1f} MB | "
                        f"{(r['bytes_to_worker'] + r['bytes_from_worker']) / 1e6:,.1f} MB |")
+    shaped = s.get("shaped")
+    if shaped:
+        rate = next(iter(shaped.values()))["rate"]
+        out += ["", f"""`bench/shaped_cluster.sh`: the quality run above (seed 1, eval every 5
+rounds) through the real daemons, the coordinator and 2 workers in their own
+network namespaces with the coordinator's veth shaped by `tc tbf` to {rate} each
+way. Round time over compute is the median over rounds of the round's wall
+time over its slowest worker's `compute_s`; idle is the median of the
+workers' idle fractions. No mode overlaps rounds (there is no overlap mode).
+""", "| compression | round / compute | median round s | slowest compute s | idle | MB moved | final val loss | wall s |",
+                "|---|---|---|---|---|---|---|---|"]
+        for mode, m in shaped.items():
+            out.append(f"| `{mode}` | {m['round_vs_compute']:.2f} | {m['median_round_s']:.2f} | "
+                       f"{m['median_slowest_compute_s']:.2f} | {m['worker_idle_fraction']:.2f} | "
+                       f"{m['mb_moved']:,.0f} | {m['final_val_loss']:.4f} | {m['wall_s']:.0f} |")
+        out += ["", "![validation loss against wall time on the shaped cluster](bench/shaped_loss_vs_time.png)"]
     return out
 
 

@@ -11,7 +11,8 @@
 #   8. byte-level against GPT-2 BPE on the same text (bench/tokenizers.sh)
 #   9. GPT-2 small on this machine (bench/gpt2_small.sh)
 #  10. golden tickets with GPT-2 BPE against structured pruning (bench/bpe_tickets.sh)
-#  11. compressed updates: quality on the Brown Corpus, GPT-2 small bytes (bench/compression.sh)
+#  11. compressed updates: quality on the Brown Corpus, GPT-2 small bytes (bench/compression.sh),
+#      a cluster with a shaped coordinator link (bench/shaped_cluster.sh, as root)
 # Each section of docs/bench/results.json records the commit it measured;
 # bench/report.py then writes docs/benchmarks.md from it.
 #
@@ -77,6 +78,7 @@ if [ "$all" = 1 ]; then
   echo "== 11. compressed updates"
   bash bench/compression.sh quality "$build" "$data"
   bash bench/compression.sh gpt2 "$build"
+  bash bench/shaped_cluster.sh "$build" || [ $? = 77 ]  # needs root
   /usr/bin/python3 bench/summarize.py --csv communication "$results"
 fi
 /usr/bin/python3 bench/summarize.py "$log" "$results"

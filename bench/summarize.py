@@ -327,6 +327,7 @@ def communication(path):
     rows = list(csv.DictReader(open(path)))
     loss = {(r["label"], r["seed"]): float(r["final_val_loss"]) for r in rows}
     sent = {(r["label"], r["seed"]): int(r["bytes_received"]) for r in rows}
+    dealt = {(r["label"], r["seed"]): int(r["bytes_sent"]) for r in rows}
     out = {"rows": rows, "modes": {}}
     for mode in ["none", "int8", "int4", "topk"]:
         label = "compression-" + mode
@@ -339,13 +340,17 @@ def communication(path):
             "loss_deltas": [round(d, 4) for d in deltas],
             "bytes_from_workers_vs_none": round(statistics.mean(
                 sent[(label, s)] / sent[("compression-none", s)] for s in seeds), 4),
+            "bytes_to_workers_vs_none": round(statistics.mean(
+                dealt[(label, s)] / dealt[("compression-none", s)] for s in seeds), 4),
             "seeds": len(seeds)}
         if mode != "none":
             # validation nats/byte minus none's at equal steps, mean over seeds
             out[f"{mode}_loss_delta"] = out["modes"][mode]["loss_delta"]
     codec = os.path.join(os.path.dirname(path), "communication_codec.jsonl")
     if os.path.exists(codec):
-        out["codec_rows"] = [json.loads(line) for line in open(codec) if line.strip()]
+        rows_ = [json.loads(line) for line in open(codec) if line.strip()]
+        out["codec_rows"] = [r for r in rows_ if r["bench"] == "codec"]
+        out["deal_rows"] = [r for r in rows_ if r["bench"] == "deal"]
     gpt2 = os.path.join(os.path.dirname(path), "communication_gpt2.jsonl")
     if os.path.exists(gpt2):
         rounds = [json.loads(line) for line in open(gpt2) if line.strip()]
@@ -356,6 +361,42 @@ def communication(path):
                 key = ("gpt2_small_mb_per_round" if r["compression"] == "topk"
                        else "gpt2_small_mb_per_round_uncompressed")
                 out[key] = round(mb, 1)
+    shaped = os.path.join(os.path.dirname(path), "shaped.jsonl")
+    if os.path.exists(shaped):
+        out.update(shaped_cluster([json.loads(line) for line in open(shaped) if line.strip()]))
+    return out
+
+
+def shaped_cluster(rows):
+    """bench/shaped_cluster.sh: per mode, the median over rounds of the round's
+    time over its slowest worker's compute, the median idle fraction, bytes,
+    the final validation loss and the wall time."""
+    modes = {}
+    for mode in ["none", "int8", "int4", "topk"]:
+        rs = [r for r in rows if r["compression"] == mode and r["round"] > 0]
+        if not rs:
+            continue
+        vals = [r for r in rows if r["compression"] == mode and r["val_loss"] is not None]
+        modes[mode] = {
+            "rate": rs[0]["rate"], "overlap": rs[0]["overlap"], "rounds": len(rs),
+            "round_vs_compute": round(statistics.median(
+                r["duration_s"] / r["slowest_compute_s"] for r in rs), 3),
+            "median_round_s": round(statistics.median(r["duration_s"] for r in rs), 3),
+            "median_slowest_compute_s": round(statistics.median(r["slowest_compute_s"] for r in rs), 3),
+            "worker_idle_fraction": round(statistics.median(
+                f for r in rs for f in r["idle_fraction"]), 3),
+            "mb_moved": round(sum(r["bytes_sent"] + r["bytes_received"] for r in rs) / 1e6, 1),
+            "final_val_loss": vals[-1]["val_loss"], "wall_s": round(rs[-1]["wall_s"], 1)}
+    if not modes:
+        return {}
+    out = {"shaped": modes}
+    if "none" in modes:
+        # today's behaviour: no compression, no overlap
+        out["shaped_round_vs_compute_none"] = modes["none"]["round_vs_compute"]
+    best = min(modes, key=lambda m: modes[m]["round_vs_compute"])
+    out["shaped_best_mode"] = best
+    out["shaped_round_vs_compute_best"] = modes[best]["round_vs_compute"]
+    out["worker_idle_fraction_best"] = modes[best]["worker_idle_fraction"]
     return out
 
 

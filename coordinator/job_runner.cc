@@ -11,6 +11,7 @@
 #include "common/base/clock.h"
 #include "common/base/files.h"
 #include "common/base/status_macros.h"
+#include "common/job/round_options.h"
 #include "common/model/torch_errors.h"
 #include "coordinator/checkpoint.h"
 #include "coordinator/init_from.h"
@@ -37,7 +38,14 @@ JobRunner::JobRunner(twist::v1::Job job, WorkerRegistry* registry,
       config_(ModelConfigOf(spec_)),
       wire_dtype_(WireDtypeOf(spec_)),
       outer_step_(OuterStepOf(spec_)),
-      deadline_(spec_) {}
+      deadline_(spec_) {
+  const common::UpdateEncoding encoding = common::ChangeEncodingOf(spec_);
+  if (encoding.codec != common::UpdateCodec::kNone &&
+      spec_.scaling() != twist::v1::SCALING_CORRECTION) {
+    shared_view_ =
+        std::make_unique<common::SharedView>(config_, wire_dtype_, encoding);
+  }
+}
 
 std::string JobRunner::ModelPath(const std::string& job_dir) {
   return job_dir + "/model.safetensors";

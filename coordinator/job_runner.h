@@ -37,6 +37,7 @@
 #include "common/data/dataset.h"
 #include "common/ist/merge.h"
 #include "common/ist/optimizer_state.h"
+#include "common/ist/shared_view.h"
 #include "common/ist/shift_correction.h"
 #include "common/ist/tensor_pool.h"
 #include "common/model/gpt.h"
@@ -193,6 +194,10 @@ class JobRunner {
 
   mutable absl::Mutex model_mu_;  // guards the model's values
   std::unique_ptr<ModelState> model_ ABSL_GUARDED_BY(model_mu_);
+  // Compressed jobs (but shift correction): what the workers hold, to deal
+  // them changes instead of weights (common/ist/shared_view.h). Fresh in
+  // every runner: after a restart no worker is resident.
+  std::unique_ptr<common::SharedView> shared_view_ ABSL_GUARDED_BY(model_mu_);
   // Memory reused from round to round, so a steady-state round allocates
   // nothing: the slices sent, the updates received, the merge's sums.
   common::TensorPool slice_pool_;

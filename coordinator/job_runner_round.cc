@@ -43,6 +43,10 @@ absl::Status JobRunner::RunOneRound(int32_t round,
     if (outcome.ends[i] == SlotEnd::kRefused) {
       refusers_[w.worker_id()] = w.reason();
     }
+    if (outcome.ends[i] == SlotEnd::kDelivered && shared_view_ != nullptr) {
+      absl::MutexLock lock(&model_mu_);
+      shared_view_->Delivered(w.worker_id());
+    }
   }
   if (outcome.accepted == 0) return absl::OkStatus();  // not a round
   deadline_.Learn(outcome.accepted_seconds, plan.workers.size());
@@ -165,9 +169,19 @@ absl::StatusOr<std::shared_ptr<RoundCollector>> JobRunner::Deal(
   std::vector<std::shared_ptr<Assignment>> assignments;
   {
     absl::MutexLock lock(&model_mu_);
-    std::vector<common::NamedTensors> shifts;
-    TWIST_ASSIGN_OR_RETURN(std::vector<common::NamedTensors> sliced,
-                           SliceForSlots(plan.units, &shifts));
+    std::vector<common::NamedTensors> shifts(plan.units.size());
+    std::vector<common::NamedTensors> sliced;
+    common::ViewDeal view_deal;
+    if (shared_view_ != nullptr) {
+      std::vector<std::string> ids;
+      for (const auto& w : plan.workers) ids.push_back(w.id());
+      TWIST_ASSIGN_OR_RETURN(view_deal,
+                             shared_view_->Deal(round, model_->parameters(),
+                                                ids, plan.units));
+      sliced = std::move(view_deal.assignments);
+    } else {
+      TWIST_ASSIGN_OR_RETURN(sliced, SliceForSlots(plan.units, &shifts));
+    }
     for (size_t i = 0; i < plan.workers.size(); ++i) {
       auto a = std::make_shared<Assignment>();
       a->tensors = std::move(sliced[i]);
@@ -186,8 +200,16 @@ absl::StatusOr<std::shared_ptr<RoundCollector>> JobRunner::Deal(
       if (!form.leaving.layers.empty()) {
         *h.mutable_leaving_units() = common::ToProto(form.leaving);
       }
+      if (!view_deal.forms.empty() && view_deal.forms[i].resident) {
+        h.set_resident_round(view_deal.resident_rounds[i]);
+        *h.mutable_resident_units() =
+            common::ToProto(view_deal.forms[i].resident_units);
+      }
+      // What travels: the header and the tensors' bytes.
+      const int64_t bytes =
+          a->tensors.NumBytes() + static_cast<int64_t>(h.ByteSizeLong());
       slots.push_back(SlotSpec{plan.workers[i].id(), plan.workers[i].name(),
-                               plan.units[i], a->tensors.NumBytes(),
+                               plan.units[i], bytes,
                                std::move(shifts[i]), form});
       assignments.push_back(std::move(a));
     }

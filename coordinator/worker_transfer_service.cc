@@ -57,8 +57,11 @@ absl::Status ReceiveUpdate(RoundCollector* round,
     }
     return s;
   }
-  return round->Deliver(header, assembler.tensors(), stream->data_bytes(),
-                        /*checked_finite=*/true);
+  // What travelled: the header and the tensors' bytes.
+  return round->Deliver(
+      header, assembler.tensors(),
+      stream->data_bytes() + static_cast<int64_t>(header.ByteSizeLong()),
+      /*checked_finite=*/true);
 }
 
 }  // namespace

@@ -18,7 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 echo "== shellcheck"
-shellcheck deploy/*.sh deploy/gpu/*.sh deploy/slurm/*.sbatch tests/*.sh .ci/run bench/*.sh
+shellcheck deploy/*.sh deploy/gpu/*.sh deploy/slurm/*.sbatch tests/*.sh tests/support/*.sh .ci/run bench/*.sh
 
 echo "== yamllint"
 yamllint -d '{extends: default, rules: {line-length: {max: 100}, document-start: disable, comments: {min-spaces-from-content: 2}}}' deploy/kubernetes/

@@ -188,13 +188,17 @@ TEST_F(JobRunnerTest, TwoWorkersCompleteRecordEveryRoundAndWriteAModel) {
 // (bfloat16 transport, rolling deal): the job completes, its validation loss
 // ends near uncompressed training's, a compressed round's updates take a
 // fraction of the bytes, and the last round (which flushes the workers'
-// residuals) travels whole.
+// residuals) travels whole. Assignments after the first are changes to the
+// units the workers hold (resident units) and weights of the units that
+// move, and take a fraction of the bytes too.
 TEST_F(JobRunnerTest, EveryCompressionModeTrainsOnFewerBytes) {
   struct Result {
     double start_loss = 0;
     double val_loss = 0;
     int64_t first_round_bytes = 0;
     int64_t last_round_bytes = 0;
+    int64_t first_round_sent = 0;
+    int64_t later_round_sent = 0;
   };
   std::map<twist::v1::Compression, Result> results;
   for (twist::v1::Compression c :
@@ -220,7 +224,8 @@ TEST_F(JobRunnerTest, EveryCompressionModeTrainsOnFewerBytes) {
     }
     results[c] = {run.rounds[0].val_loss(), run.rounds.back().val_loss(),
                   run.rounds[1].bytes_received(),
-                  run.rounds.back().bytes_received()};
+                  run.rounds.back().bytes_received(),
+                  run.rounds[1].bytes_sent(), run.rounds[3].bytes_sent()};
   }
   const Result& none = results[twist::v1::COMPRESSION_NONE];
   EXPECT_LT(none.val_loss, none.start_loss);
@@ -237,7 +242,22 @@ TEST_F(JobRunnerTest, EveryCompressionModeTrainsOnFewerBytes) {
   EXPECT_LT(results[twist::v1::COMPRESSION_INT4].first_round_bytes,
             0.45 * none.first_round_bytes);
   EXPECT_LT(results[twist::v1::COMPRESSION_TOPK].first_round_bytes,
-            0.15 * none.first_round_bytes);}
+            0.15 * none.first_round_bytes);
+  // The first round deals weights in every mode (headers differ a little).
+  for (const auto& [c, r] : results) {
+    EXPECT_NEAR(r.first_round_sent, none.first_round_sent,
+                0.02 * none.first_round_sent)
+        << twist::v1::Compression_Name(c);
+  }
+  EXPECT_LT(results[twist::v1::COMPRESSION_INT8].later_round_sent,
+            0.65 * none.later_round_sent);
+  // Top-k jobs send their changes in int4 (ChangeEncodingOf).
+  for (twist::v1::Compression c :
+       {twist::v1::COMPRESSION_INT4, twist::v1::COMPRESSION_TOPK}) {
+    EXPECT_LT(results[c].later_round_sent, 0.45 * none.later_round_sent)
+        << twist::v1::Compression_Name(c);
+  }
+}
 
 TEST_F(JobRunnerTest, RefusingWorkerIsNotDealtTheJobAgain) {
   InProcessCluster::Options options;

@@ -9,20 +9,11 @@
 # Exits 77 (skipped) only where network namespaces cannot be made.
 set -euo pipefail
 bin=$(readlink -f "$1"); src=$(readlink -f "$2")
-[ "$(id -u)" = 0 ] || { echo "SKIP: network namespaces need root"; exit 77; }
+source "$src/tests/support/netns_hosts.sh"
+netns_probe
 id=$$
-probe="twp$id"
-ip netns add "$probe" 2>/dev/null || { echo "SKIP: cannot create network namespaces here"; exit 77; }
-# `ip netns exec` remounts /sys inside a new mount namespace, which a chroot
-# whose / is not a mount point does not allow.
-if ! out=$(ip netns exec "$probe" true 2>&1); then
-  ip netns del "$probe"
-  echo "SKIP: cannot run programs in a network namespace here ($out)"; exit 77
-fi
-ip netns del "$probe"
 
 tmp=$(mktemp -d /tmp/twist-netns.XXXXXX)
-br="twbr$id"
 hosts=(c a b)             # coordinator, worker a, worker b
 declare -A addr=([c]=10.213.0.1 [a]=10.213.0.2 [b]=10.213.0.3)
 pids=()
@@ -30,24 +21,12 @@ keep=1
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  for h in "${hosts[@]}"; do ip netns del "tw$h$id" 2>/dev/null || true; done
-  ip link del "$br" 2>/dev/null || true
+  netns_teardown tw "$id" "${hosts[@]}"
   if [ "$keep" = 1 ]; then echo "logs kept in $tmp"; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
 
-ip link add "$br" type bridge
-ip link set "$br" up
-for h in "${hosts[@]}"; do
-  ns="tw$h$id"
-  ip netns add "$ns"
-  ip link add "tv$h$id" type veth peer name "tp$h$id"   # tv: in the host, tp: on the bridge
-  ip link set "tv$h$id" netns "$ns"
-  ip link set "tp$h$id" master "$br" up
-  ip -n "$ns" addr add "${addr[$h]}/24" dev "tv$h$id"
-  ip -n "$ns" link set "tv$h$id" up
-  ip -n "$ns" link set lo up
-done
+netns_hosts tw "$id" c="${addr[c]}" a="${addr[a]}" b="${addr[b]}"
 on() { local h=$1; shift; ip netns exec "tw$h$id" "$@"; }
 # A daemon on host $1, in the background: `ip netns exec` itself is the
 # background job (it execs the daemon), so $! is the daemon and cleanup's
@@ -88,12 +67,12 @@ for _ in $(seq 1 300); do [ "$(json "$job" "d.get('round', 0)")" -ge 3 ] && brea
 
 echo "cutting worker-a's link at round $(json "$job" "d.get('round', 0)")"
 cut=$(date +%s.%N)
-ip link set "tpa$id" down
+ip link set "twpa$id" down
 for _ in $(seq 1 100); do live worker-a || break; sleep 0.1; done
 live worker-a && { echo "worker-a still live 10 s after its link was cut"; exit 1; }
 detected=$(date +%s.%N)
 sleep 2
-ip link set "tpa$id" up
+ip link set "twpa$id" up
 restored=$(date +%s.%N)
 for _ in $(seq 1 200); do live worker-a && break; sleep 0.1; done
 live worker-a || { echo "worker-a did not rejoin"; tail -5 "$tmp/worker-a.log"; exit 1; }

@@ -53,6 +53,15 @@ bool SameShapes(common::GptImpl& model, const common::ModelConfig& config) {
   return true;
 }
 
+// Whether `units` holds every unit of `subset`.
+bool Within(const common::SubnetUnits& subset,
+            const common::SubnetUnits& units) {
+  for (const auto& layer : common::UnitsNotIn(subset, units).layers) {
+    if (!layer.heads.empty() || !layer.ffn_columns.empty()) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 SubnetTrainer::SubnetTrainer(Options options) : options_(std::move(options)) {}
@@ -97,16 +106,80 @@ absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
   out.model = resident_;
   out.model->SetPartialSumScales(
       common::ScalesFor(out.full, out.units, common::ScalingOf(header.spec())));
-  out.receives_in_place = !out.reduced_precision && options_.device.is_cpu();
   out.error_feedback =
       common::UpdateCodecOf(header.spec().compression()) != common::UpdateCodec::kNone;
+  out.keeps_view = out.error_feedback;
+  out.receives_in_place = !out.reduced_precision &&
+                          options_.device.is_cpu() && !out.keeps_view;
   out.update_form = UpdateFormOf(header);
+  TWIST_ASSIGN_OR_RETURN(out.assignment_form, AssignmentFormOf(out));
+  if (!out.keeps_view) view_.reset();
   const common::SlotPayload payload(out.full, out.units, wire,
-                                    out.with_optimizer_state);
+                                    out.with_optimizer_state, {},
+                                    out.assignment_form);
   common::NamedTensors expected = ReceiveBuffers(out, payload);
   TWIST_RETURN_IF_ERROR(CheckAnnounced(header, expected));
   out.receive_into = std::move(expected);
   return out;
+}
+
+absl::StatusOr<common::AssignmentForm> SubnetTrainer::AssignmentFormOf(
+    const PreparedSubnet& subnet) const {
+  const auto& h = subnet.header;
+  common::AssignmentForm form;
+  if (h.resident_round() <= 0) return form;
+  form.encoding = common::ChangeEncodingOf(h.spec());
+  form.resident = true;
+  form.resident_units = common::FromProto(h.resident_units());
+  form.resident_units.layers.resize(subnet.full.n_layer);
+  if (!subnet.keeps_view ||
+      !common::ValidateUnits(subnet.full, form.resident_units).ok() ||
+      !Within(form.resident_units, subnet.units)) {
+    return absl::InvalidArgumentError(
+        "the assignment's resident units are not units of its slot of a "
+        "compressed job");
+  }
+  if (view_ == nullptr || view_->incarnation != h.incarnation() ||
+      view_->job_id != h.job_id() || view_->round != h.resident_round() ||
+      !Within(form.resident_units, view_->units)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "worker ", options_.worker_name, " on ", common::HostName(),
+        ": the assignment changes the units it held in round ",
+        h.resident_round(), " of job ", h.job_id(),
+        ", which it does not hold (was it restarted?)"));
+  }
+  return form;
+}
+
+absl::Status SubnetTrainer::ReceiveView(PreparedSubnet& subnet,
+                                        common::NamedTensors* received) {
+  const auto& h = subnet.header;
+  const common::SlotPayload payload(subnet.full, subnet.units,
+                                    common::WireDtypeOf(h.spec()),
+                                    subnet.with_optimizer_state, {},
+                                    subnet.assignment_form);
+  static const common::NamedTensors kNothing;
+  const bool resident = subnet.assignment_form.resident;
+  TWIST_ASSIGN_OR_RETURN(
+      common::NamedTensors tensors,
+      payload.ReceiveView(subnet.receive_into,
+                          resident ? view_->units : common::SubnetUnits{},
+                          resident ? view_->tensors : kNothing,
+                          options_.device));
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, param] : common::ParameterTensors(*subnet.model)) {
+    const at::Tensor& t = *tensors.Find(name);
+    param.copy_(t, /*non_blocking=*/true);
+    received->Set(name, t);
+  }
+  auto view = std::make_unique<View>();
+  view->incarnation = h.incarnation();
+  view->job_id = h.job_id();
+  view->round = h.round();
+  view->units = subnet.units;
+  view->tensors = std::move(tensors);
+  view_ = std::move(view);
+  return absl::OkStatus();
 }
 
 absl::Status SubnetTrainer::CheckAssignmentBytes(int64_t bytes) const {
@@ -237,7 +310,9 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
   // from pinned buffers). In bfloat16 transport it is also what the deltas
   // are taken against: the parameters are its exact widening.
   common::NamedTensors received;
-  if (!subnet.receives_in_place) {
+  if (subnet.keeps_view) {
+    TWIST_RETURN_IF_ERROR(ReceiveView(subnet, &received));
+  } else if (!subnet.receives_in_place) {
     torch::NoGradGuard no_grad;
     for (const auto& [name, param] : common::ParameterTensors(*subnet.model)) {
       const at::Tensor on_device =

@@ -58,6 +58,11 @@ struct PreparedSubnet {
   // How this round's update travels (the header's update_compression and
   // leaving_units).
   common::UpdateForm update_form;
+  // Compressed jobs: the worker keeps the coordinator's view of its units
+  // (common/ist/shared_view.h), and the assignment may carry changes to it
+  // (the header's resident_round and resident_units).
+  bool keeps_view = false;
+  common::AssignmentForm assignment_form;
 };
 
 // What a worker's updates have not carried yet (error feedback): float32, by
@@ -124,6 +129,17 @@ class SubnetTrainer {
     residual_ = std::move(residual);
   }
 
+  // The coordinator's view of this worker's units as it last received it
+  // (compressed jobs): in the wire's type, on the device.
+  struct View {
+    uint64_t incarnation = 0;
+    int64_t job_id = 0;
+    int32_t round = 0;
+    common::SubnetUnits units;
+    common::NamedTensors tensors;
+  };
+  const View* view() const { return view_.get(); }
+
   // Where this worker reads the job's dataset.
   std::string DatasetPath(const twist::v1::JobSpec& spec) const;
 
@@ -150,6 +166,16 @@ class SubnetTrainer {
   absl::StatusOr<common::NamedTensors> CompressedUpdate(
       const PreparedSubnet& subnet, const common::NamedTensors& trained,
       const common::NamedTensors& received, TrainedSubnet* out) const;
+
+  // The assignment's form from the header: InvalidArgument for resident
+  // units outside the slot's, FailedPrecondition when the worker does not
+  // hold the view the changes apply to.
+  absl::StatusOr<common::AssignmentForm> AssignmentFormOf(
+      const PreparedSubnet& subnet) const;
+  // The received weights (resident form: the view advanced by the received
+  // changes) into the model's parameters and `received`; kept as the view.
+  absl::Status ReceiveView(PreparedSubnet& subnet,
+                           common::NamedTensors* received);
 
   // ResourceExhausted when an assignment of `bytes` exceeds the limit.
   absl::Status CheckAssignmentBytes(int64_t bytes) const;
@@ -186,6 +212,7 @@ class SubnetTrainer {
   std::unique_ptr<KeptState> kept_;
   // What the last accepted compressed update did not carry.
   std::shared_ptr<Residual> residual_;
+  std::unique_ptr<View> view_;
 };
 
 }  // namespace twist::worker

@@ -353,7 +353,8 @@ ServeResult WorkerClient::ServeOnce() {
   {
     absl::MutexLock lock(&mu_);
     state_ = WorkerState::kTraining;
-    resident_parameters_ = prepared->receive_into.NumElements();
+    resident_parameters_ =
+        common::SubnetConfig(prepared->full, prepared->units).NumParameters();
   }
   return TrainAndSend(std::move(update), *std::move(prepared));
 }

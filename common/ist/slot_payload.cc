@@ -17,6 +17,20 @@ std::string FlushName(const std::string& parameter) {
   return "flush/" + parameter;
 }
 
+// `form` with one entry per layer of `full` in its resident units.
+AssignmentForm Normalized(AssignmentForm form, const ModelConfig& full) {
+  if (!form.resident || form.encoding.codec == UpdateCodec::kNone) {
+    return AssignmentForm{form.encoding, false, {}};
+  }
+  form.resident_units.layers.resize(full.n_layer);
+  return form;
+}
+
+at::Tensor IndexTensor(const std::vector<int64_t>& index,
+                       const at::Device& device) {
+  return at::tensor(index, at::TensorOptions().dtype(at::kLong)).to(device);
+}
+
 // `layout`'s tensors looked up in `parameters` (kParameter) or
 // `optimizer_state` (the rest), in the layout's order.
 absl::StatusOr<NamedTensors> Compose(const std::vector<PayloadTensor>& layout,
@@ -42,12 +56,15 @@ absl::StatusOr<NamedTensors> Compose(const std::vector<PayloadTensor>& layout,
 
 SlotPayload::SlotPayload(const ModelConfig& full, SubnetUnits units,
                          at::ScalarType wire, bool with_optimizer_state,
-                         UpdateForm form)
+                         UpdateForm form, AssignmentForm assignment_form)
     : full_(full),
       units_(std::move(units)),
       with_optimizer_state_(with_optimizer_state),
-      form_(std::move(form)) {
+      form_(std::move(form)),
+      wire_(wire),
+      assignment_form_(Normalized(std::move(assignment_form), full)) {
   LayOut(wire);
+  if (resident()) LayOutResidentAssignment(wire);
   for (auto* layout : {&assignment_, &update_}) {
     for (PayloadTensor& t : *layout) {
       if (t.values_shape.empty()) t.values_shape = t.shape;
@@ -71,6 +88,147 @@ void SlotPayload::LayOutCompressedUpdate(at::ScalarType wire) {
     update_.push_back({FlushName(p.name), p.name, PayloadPart::kFlush, p.shape,
                        wire, p.shape});
   }
+}
+
+SubnetUnits SlotPayload::SentUnits() const {
+  if (!resident()) return units_;
+  return UnitsNotIn(units_, assignment_form_.resident_units);
+}
+
+void SlotPayload::LayOutResidentAssignment(at::ScalarType wire) {
+  const SubnetUnits sent = SentUnits();
+  std::vector<PayloadTensor> laid;
+  for (const ParameterShape& p : ParameterShapes(SubnetConfig(full_, units_))) {
+    const std::optional<SliceRule> rule = *SliceRuleFor(full_, units_, p.name);
+    std::vector<int64_t> changed = p.shape, whole = p.shape;
+    bool change = true, weights = false;
+    if (rule) {
+      const int64_t resident =
+          (*SliceRuleFor(full_, assignment_form_.resident_units, p.name))
+              ->index.size();
+      changed[rule->dim] = resident;
+      whole[rule->dim] = rule->index.size() - resident;
+      change = resident > 0;
+      weights = whole[rule->dim] > 0 || !change;
+    }
+    if (change) {
+      int64_t numel = 1;
+      for (int64_t d : changed) numel *= d;
+      laid.push_back({ChangeName(p.name), p.name, PayloadPart::kChange,
+                      {EncodedBytes(assignment_form_.encoding, numel)},
+                      at::kByte, changed});
+    }
+    if (weights) {
+      laid.push_back({p.name, p.name, PayloadPart::kParameter, whole, wire,
+                      whole});
+    }
+  }
+  // The optimizer's tensors (if any) follow as they are.
+  for (PayloadTensor& t : assignment_) {
+    if (t.part != PayloadPart::kParameter) laid.push_back(std::move(t));
+  }
+  assignment_ = std::move(laid);
+}
+
+std::string ChangeName(const std::string& parameter) {
+  return "change/" + parameter;
+}
+
+at::Tensor AdvancedView(const at::Tensor& view, const at::Tensor& change) {
+  return (view.to(at::kFloat) + change).to(view.scalar_type());
+}
+
+absl::StatusOr<NamedTensors> SlotPayload::ReceiveView(
+    const NamedTensors& assignment, const SubnetUnits& held_units,
+    const NamedTensors& held, const at::Device& device) const {
+  const SubnetUnits sent = SentUnits();
+  // The decoded change to `prev`, which is the parameter's held values.
+  auto advance = [&](const std::string& name,
+                     const at::Tensor& prev) -> absl::StatusOr<at::Tensor> {
+    const std::string code_name = ChangeName(name);
+    const at::Tensor* code = assignment.Find(code_name);
+    if (code == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the assignment lacks '", code_name, "'"));
+    }
+    absl::StatusOr<at::Tensor> change = common::DecodeUpdate(
+        code->to(device), prev.sizes(), assignment_form_.encoding);
+    if (!change.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tensor '", code_name, "' does not decode: ",
+          change.status().message()));
+    }
+    return AdvancedView(prev, *change);
+  };
+  auto find = [](const NamedTensors& in, const std::string& name,
+                 const char* what) -> absl::StatusOr<at::Tensor> {
+    const at::Tensor* t = in.Find(name);
+    if (t == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " lacks '", name, "'"));
+    }
+    return *t;
+  };
+  NamedTensors out;
+  for (const ParameterShape& p : ParameterShapes(SubnetConfig(full_, units_))) {
+    TWIST_ASSIGN_OR_RETURN(const std::optional<SliceRule> rule,
+                           SliceRuleFor(full_, units_, p.name));
+    if (!rule) {
+      if (resident()) {
+        TWIST_ASSIGN_OR_RETURN(const at::Tensor prev,
+                               find(held, p.name, "the worker's view"));
+        TWIST_ASSIGN_OR_RETURN(at::Tensor view, advance(p.name, prev));
+        out.Set(p.name, view);
+      } else {
+        TWIST_ASSIGN_OR_RETURN(const at::Tensor weights,
+                               find(assignment, p.name, "the assignment"));
+        out.Set(p.name, weights.to(device));
+      }
+      continue;
+    }
+    TWIST_ASSIGN_OR_RETURN(const std::optional<SliceRule> sent_rule,
+                           SliceRuleFor(full_, sent, p.name));
+    if (!resident()) {
+      TWIST_ASSIGN_OR_RETURN(const at::Tensor weights,
+                             find(assignment, p.name, "the assignment"));
+      out.Set(p.name, weights.to(device));
+      continue;
+    }
+    TWIST_ASSIGN_OR_RETURN(
+        const std::optional<SliceRule> resident_rule,
+        SliceRuleFor(full_, assignment_form_.resident_units, p.name));
+    at::Tensor view =
+        at::empty(p.shape, at::TensorOptions().dtype(wire_).device(device));
+    if (!resident_rule->index.empty()) {
+      TWIST_ASSIGN_OR_RETURN(const at::Tensor held_p,
+                             find(held, p.name, "the worker's view"));
+      TWIST_ASSIGN_OR_RETURN(const std::optional<SliceRule> held_rule,
+                             SliceRuleFor(full_, held_units, p.name));
+      const std::vector<int64_t> places = PlacesIn(*held_rule, *resident_rule);
+      for (size_t i = 0; i < places.size(); ++i) {
+        if (places[i] < 0) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "the assignment changes position ", resident_rule->index[i],
+              " of '", p.name, "', which the worker does not hold"));
+        }
+      }
+      const at::Tensor prev =
+          held_p.index_select(rule->dim, IndexTensor(places, held_p.device()));
+      TWIST_ASSIGN_OR_RETURN(const at::Tensor advanced, advance(p.name, prev));
+      view.index_copy_(rule->dim,
+                       IndexTensor(PlacesIn(*rule, *resident_rule), device),
+                       advanced.to(wire_));
+    }
+    if (!sent_rule->index.empty()) {
+      TWIST_ASSIGN_OR_RETURN(const at::Tensor weights,
+                             find(assignment, p.name, "the assignment"));
+      view.index_copy_(rule->dim,
+                       IndexTensor(PlacesIn(*rule, *sent_rule), device),
+                       weights.to(device, wire_));
+    }
+    out.Set(p.name, view);
+  }
+  return out;
 }
 
 void SlotPayload::LayOut(at::ScalarType wire) {

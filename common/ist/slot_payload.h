@@ -6,6 +6,11 @@
 //     coordinator keeps the optimizer state, per parameter its first moment,
 //     its second moment and its step counts (float32, one per position along
 //     the parameter's unit dimension, or one for a replicated parameter)
+//   assignment to a resident worker (compressed jobs, common/ist/
+//   shared_view.h): per parameter, the code of the change to what the worker
+//     holds ("change/<parameter>", uint8) for the replicated parameters and
+//     the resident units, then the weights of the units it does not hold
+//     yet ("<parameter>", those units only), in the wire's type
 //   update (worker -> coordinator)
 //     the parameters again (trained values, or trained-minus-received deltas
 //     in reduced-precision transport); then, with coordinator-kept state, per
@@ -46,6 +51,7 @@ enum class PayloadPart {
   kSecondMoment,
   kSteps,
   kFlush,  // a leaving unit's leftover of a compressed update
+  kChange,  // the code of the change to the resident units' weights
 };
 
 // One tensor of a slot's payload.
@@ -68,6 +74,26 @@ struct UpdateForm {
   SubnetUnits leaving;
 };
 
+// How a slot's assignment travels: whole (`resident` false), or, to a worker
+// that holds the coordinator's view of its units of the last round (common/
+// ist/shared_view.h), as the codes in `encoding` of the change to the
+// replicated parameters and the `resident_units`, and the weights of the
+// rest of its units.
+struct AssignmentForm {
+  UpdateEncoding encoding;
+  bool resident = false;
+  SubnetUnits resident_units;  // of the slot's units; one entry per layer
+};
+
+// The name of the code of the change to `parameter` in a resident
+// assignment.
+std::string ChangeName(const std::string& parameter);
+
+// `view` advanced by `change` (float32): their float32 sum in view's element
+// type. The one arithmetic by which the coordinator's view and a worker's
+// copy of it advance.
+at::Tensor AdvancedView(const at::Tensor& view, const at::Tensor& change);
+
 // A compressed update and what its codes did not carry for the units the
 // worker keeps.
 struct EncodedUpdate {
@@ -86,9 +112,10 @@ class SlotPayload {
   // The payload of the subnetwork `units` of `full`, its parameters and
   // moments in `wire` (float32 or bfloat16); `with_optimizer_state` when the
   // coordinator keeps the optimizer state.
-  // `form` applies to the update (the assignment is the same either way).
+  // `form` applies to the update, `assignment_form` to the assignment.
   SlotPayload(const ModelConfig& full, SubnetUnits units, at::ScalarType wire,
-              bool with_optimizer_state, UpdateForm form = {});
+              bool with_optimizer_state, UpdateForm form = {},
+              AssignmentForm assignment_form = {});
 
   // The assignment's tensors, in order.
   const std::vector<PayloadTensor>& assignment() const { return assignment_; }
@@ -98,6 +125,9 @@ class SlotPayload {
   bool compressed() const {
     return form_.encoding.codec != UpdateCodec::kNone;
   }
+  // Whether the assignment carries changes to what the worker holds.
+  bool resident() const { return assignment_form_.resident; }
+  const AssignmentForm& assignment_form() const { return assignment_form_; }
 
   // The assignment from the slot's parameters and (with coordinator-kept
   // state) its optimizer state, named as AdamW names it. InvalidArgument
@@ -121,6 +151,23 @@ class SlotPayload {
   // tensor that does not decode, and why.
   absl::StatusOr<NamedTensors> DecodeUpdate(const NamedTensors& update) const;
 
+  // Worker, resident form: the subnetwork's weights in the wire's type on
+  // `device`, from the received `assignment` and what the worker holds of
+  // the view (`held`, the wire's type, laid out for `held_units`): held
+  // plus the decoded change, rounded to the wire's type, for the replicated
+  // parameters and the resident units, the received weights for the rest.
+  // The coordinator's SharedView advances its copy by the same arithmetic,
+  // so the two stay equal bit for bit. InvalidArgument naming the tensor
+  // that does not decode, or a resident unit the worker does not hold.
+  absl::StatusOr<NamedTensors> ReceiveView(const NamedTensors& assignment,
+                                           const SubnetUnits& held_units,
+                                           const NamedTensors& held,
+                                           const at::Device& device) const;
+
+  // The units of the slot the assignment carries as weights (all of them
+  // unless resident).
+  SubnetUnits SentUnits() const;
+
   // Either direction's tensors, split by part; the tensors are shared, not
   // copied.
   static PayloadParts Split(const NamedTensors& payload);
@@ -130,11 +177,16 @@ class SlotPayload {
   void LayOut(at::ScalarType wire);
   // The update's parameters as codes, and the leftovers after them.
   void LayOutCompressedUpdate(at::ScalarType wire);
+  // The assignment's parameters as changes to the resident units and
+  // weights of the rest.
+  void LayOutResidentAssignment(at::ScalarType wire);
 
   const ModelConfig full_;
   const SubnetUnits units_;
   const bool with_optimizer_state_;
   const UpdateForm form_;
+  const at::ScalarType wire_;
+  const AssignmentForm assignment_form_;
   std::vector<PayloadTensor> assignment_;
   std::vector<PayloadTensor> update_;
 };

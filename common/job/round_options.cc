@@ -37,4 +37,10 @@ UpdateEncoding UpdateEncodingOf(const twist::v1::JobSpec& spec) {
   return out;
 }
 
+UpdateEncoding ChangeEncodingOf(const twist::v1::JobSpec& spec) {
+  UpdateEncoding out = UpdateEncodingOf(spec);
+  if (out.codec == UpdateCodec::kTopK) out.codec = UpdateCodec::kInt4;
+  return out;
+}
+
 }  // namespace twist::common
