@@ -180,8 +180,9 @@ std::vector<JobField> RoundFields() {
     {"compression", "compression", "COMPRESSION_NONE", nullptr, "",
      {{"none", "COMPRESSION_NONE"}, {"int8", "COMPRESSION_INT8"},
       {"int4", "COMPRESSION_INT4"}, {"topk", "COMPRESSION_TOPK"}}, "",
-     "how updates travel from workers to the coordinator: as they are, or "
-     "compressed with error feedback ([compression](#compression))"},
+     "how updates travel from workers to the coordinator, and the model to "
+     "workers that hold most of it: whole, or as compressed changes with "
+     "error feedback ([compression](#compression))"},
     {"topk_fraction", "topk_fraction", "0.02", nullptr, "", {}, "",
      "with `compression: topk`, the share of each 4096 entries sent"},
   };
