@@ -58,12 +58,7 @@ gpt2() {
   data=$(brown_dataset "$build" gpt2)
   pids=()
   tmp=
-  cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ -n "$tmp" ]; then rm -rf "$tmp"; fi
-  }
-  trap cleanup EXIT
+  trap stop_local_cluster EXIT
   "$build/bench/codec_bench" --threads=1 --repeats=3 | tee /dev/stderr |
     sed -n 's/^JSON //p' >docs/bench/communication_codec.jsonl
   : >docs/bench/communication_gpt2.jsonl
@@ -89,7 +84,7 @@ for r in job["rounds"]:
         "bytes_from_worker": w["bytes_received"], "val_loss": r.get("val_loss")}))
 PY
     ) | tee -a docs/bench/communication_gpt2.jsonl
-    cleanup
+    stop_local_cluster
     pids=()
     tmp=
   done

@@ -22,12 +22,7 @@ data=$(brown_dataset "$build" gpt2)
 peak() { awk '/VmHWM/ {printf "%.0f\n", $2 * 1024}' "/proc/$1/status"; }
 pids=()
 tmp=
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ -n "$tmp" ]; then rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
+trap stop_local_cluster EXIT
 
 run() {  # label options...
   local label=$1; shift
@@ -65,7 +60,7 @@ for r in job["rounds"]:
         "coordinator_peak_bytes": int(coordinator),
         "worker_peak_bytes": max(int(w1), int(w2))}))
 PY
-  cleanup
+  stop_local_cluster
   pids=()
   tmp=
 }

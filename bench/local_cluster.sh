@@ -7,6 +7,15 @@
 #
 #   source bench/local_cluster.sh
 #   pids=(); start_local_cluster BUILD_DIR DIR N NAME_PREFIX
+# stop_local_cluster: kills the processes in $pids, waits for them, and
+# removes the folder $tmp (when set); for `trap stop_local_cluster EXIT` and
+# between runs.
+stop_local_cluster() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "${tmp:-}" ]; then rm -rf "$tmp"; fi
+}
+
 start_local_cluster() {
   local build=$1 dir=$2 workers=$3 prefix=$4
   start_coordinator "$build" "$dir" 1

@@ -11,10 +11,6 @@
 namespace twist::common {
 namespace {
 
-at::Tensor IndexTensor(const std::vector<int64_t>& index) {
-  return at::tensor(index, at::TensorOptions().dtype(at::kLong));
-}
-
 // Drops from each list the ids that a different list also holds.
 void DropShared(std::vector<std::vector<int>*>& lists) {
   std::set<std::vector<int>> distinct;

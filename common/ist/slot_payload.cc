@@ -26,11 +26,6 @@ AssignmentForm Normalized(AssignmentForm form, const ModelConfig& full) {
   return form;
 }
 
-at::Tensor IndexTensor(const std::vector<int64_t>& index,
-                       const at::Device& device) {
-  return at::tensor(index, at::TensorOptions().dtype(at::kLong)).to(device);
-}
-
 // `layout`'s tensors looked up in `parameters` (kParameter) or
 // `optimizer_state` (the rest), in the layout's order.
 absl::StatusOr<NamedTensors> Compose(const std::vector<PayloadTensor>& layout,
@@ -171,29 +166,23 @@ absl::StatusOr<NamedTensors> SlotPayload::ReceiveView(
   };
   NamedTensors out;
   for (const ParameterShape& p : ParameterShapes(SubnetConfig(full_, units_))) {
-    TWIST_ASSIGN_OR_RETURN(const std::optional<SliceRule> rule,
-                           SliceRuleFor(full_, units_, p.name));
-    if (!rule) {
-      if (resident()) {
-        TWIST_ASSIGN_OR_RETURN(const at::Tensor prev,
-                               find(held, p.name, "the worker's view"));
-        TWIST_ASSIGN_OR_RETURN(at::Tensor view, advance(p.name, prev));
-        out.Set(p.name, view);
-      } else {
-        TWIST_ASSIGN_OR_RETURN(const at::Tensor weights,
-                               find(assignment, p.name, "the assignment"));
-        out.Set(p.name, weights.to(device));
-      }
-      continue;
-    }
-    TWIST_ASSIGN_OR_RETURN(const std::optional<SliceRule> sent_rule,
-                           SliceRuleFor(full_, sent, p.name));
     if (!resident()) {
       TWIST_ASSIGN_OR_RETURN(const at::Tensor weights,
                              find(assignment, p.name, "the assignment"));
       out.Set(p.name, weights.to(device));
       continue;
     }
+    TWIST_ASSIGN_OR_RETURN(const std::optional<SliceRule> rule,
+                           SliceRuleFor(full_, units_, p.name));
+    if (!rule) {  // replicated: the worker holds all of it
+      TWIST_ASSIGN_OR_RETURN(const at::Tensor prev,
+                             find(held, p.name, "the worker's view"));
+      TWIST_ASSIGN_OR_RETURN(at::Tensor view, advance(p.name, prev));
+      out.Set(p.name, view);
+      continue;
+    }
+    TWIST_ASSIGN_OR_RETURN(const std::optional<SliceRule> sent_rule,
+                           SliceRuleFor(full_, sent, p.name));
     TWIST_ASSIGN_OR_RETURN(
         const std::optional<SliceRule> resident_rule,
         SliceRuleFor(full_, assignment_form_.resident_units, p.name));
@@ -217,7 +206,7 @@ absl::StatusOr<NamedTensors> SlotPayload::ReceiveView(
       TWIST_ASSIGN_OR_RETURN(const at::Tensor advanced, advance(p.name, prev));
       view.index_copy_(rule->dim,
                        IndexTensor(PlacesIn(*rule, *resident_rule), device),
-                       advanced.to(wire_));
+                       advanced);
     }
     if (!sent_rule->index.empty()) {
       TWIST_ASSIGN_OR_RETURN(const at::Tensor weights,

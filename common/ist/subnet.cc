@@ -248,6 +248,11 @@ std::vector<int64_t> PlacesIn(const SliceRule& from, const SliceRule& to) {
   return out;
 }
 
+at::Tensor IndexTensor(const std::vector<int64_t>& index,
+                       const at::Device& device) {
+  return at::tensor(index, at::TensorOptions().dtype(at::kLong)).to(device);
+}
+
 at::Tensor GatherOrZero(const at::Tensor& t, int64_t dim,
                         const std::vector<int64_t>& places) {
   // A zero slice appended at the end stands for "not held before".
@@ -259,10 +264,7 @@ at::Tensor GatherOrZero(const at::Tensor& t, int64_t dim,
   for (int64_t& i : index) {
     if (i < 0) i = t.size(dim);
   }
-  return padded
-      .index_select(dim, at::tensor(index, at::TensorOptions().dtype(at::kLong))
-                             .to(t.device()))
-      .contiguous();
+  return padded.index_select(dim, IndexTensor(index, t.device())).contiguous();
 }
 
 absl::StatusOr<at::Tensor> CarryAlongUnits(const ModelConfig& full,

@@ -87,6 +87,10 @@ absl::StatusOr<std::optional<SliceRule>> SliceRuleFor(const ModelConfig& full,
 // or -1 when `from` does not hold it.
 std::vector<int64_t> PlacesIn(const SliceRule& from, const SliceRule& to);
 
+// Positions as a long tensor on `device`, for index_select and index_copy_.
+at::Tensor IndexTensor(const std::vector<int64_t>& index,
+                       const at::Device& device = at::kCPU);
+
 // `t` gathered along `dim` at `places`, zero where a place is -1.
 at::Tensor GatherOrZero(const at::Tensor& t, int64_t dim,
                         const std::vector<int64_t>& places);
