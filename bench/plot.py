@@ -174,17 +174,22 @@ def optimizer_state(summary_path, rounds_path, out):
 
 def shaped(path, out):
     """bench/shaped_cluster.sh: validation loss against wall time and against
-    rounds, one line per compression mode."""
+    rounds, one line per compression mode, dashed with overlapping rounds."""
     import json
     rows = [json.loads(line) for line in open(path) if line.strip()]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for mode in ["none", "int8", "int4", "topk"]:
-        points = [r for r in rows if r["compression"] == mode and r["val_loss"] is not None]
-        if not points:
-            continue
-        for ax, x in zip(axes, ["wall_s", "round"]):
-            ax.plot([p[x] for p in points], [p["val_loss"] for p in points], "-o",
-                    markersize=2, linewidth=1, label=mode)
+    colours = {"none": "tab:blue", "int8": "tab:orange", "int4": "tab:green", "topk": "tab:red"}
+    for overlap in [False, True]:
+        for mode in ["none", "int8", "int4", "topk"]:
+            points = [r for r in rows if r["compression"] == mode and r.get("overlap", False) == overlap
+                      and r["val_loss"] is not None]
+            if not points:
+                continue
+            label = f"{mode}, {points[0]['overlap_steps']} steps ahead" if overlap else mode
+            for ax, x in zip(axes, ["wall_s", "round"]):
+                ax.plot([p[x] for p in points], [p["val_loss"] for p in points], "-o",
+                        color=colours[mode], linestyle="--" if overlap else "-",
+                        markersize=2, linewidth=1, label=label)
     rate = rows[0]["rate"] if rows else ""
     axes[0].set_xlabel(f"wall seconds (coordinator link {rate} each way)")
     axes[1].set_xlabel("round (50 local steps each)")

@@ -7,21 +7,24 @@
 # heads x 128 wide, 2 workers of one thread, worker-resident optimizer state,
 # rolling deal, Nesterov outer step 0.7 / 0.9, 40 rounds of 50 local steps,
 # float32 transport, seed 1) through the real daemons, once per compression
-# mode (none, int8, int4, topk). At 27mbit, `none` spends about 45% of a
-# round on the link, the share of the GPT-2-small 8-GPU keep-1/2 bfloat16
-# extrapolation in docs/benchmarks.md.
+# mode (none, int8, int4, topk), each without and with overlapping rounds
+# (OVERLAP_STEPS, default 10, of each round's 50 local steps trained ahead).
+# At 27mbit, `none` spends about 45% of a round on the link, the share of
+# the GPT-2-small 8-GPU keep-1/2 bfloat16 extrapolation in
+# docs/benchmarks.md.
 #
 # Writes one JSON line per round to docs/bench/shaped.jsonl (round time,
 # the slowest worker's compute, each worker's idle fraction, bytes, the
 # validation loss and the wall time at which the round was recorded), then
 # `bench/summarize.py --csv shaped` and `bench/plot.py shaped` turn it into
-# results.json keys and docs/bench/shaped_loss_vs_time.png. About 15 minutes.
+# results.json keys and docs/bench/shaped_loss_vs_time.png. About 25 minutes.
 # Needs root (network namespaces); exits 77 where they cannot be made.
 #
 #   bash bench/shaped_cluster.sh BUILD_DIR [RATE]
 set -euo pipefail
 build=$(readlink -f "${1:?usage: shaped_cluster.sh BUILD_DIR [RATE]}")
 rate=${2:-27mbit}
+overlap_steps=${OVERLAP_STEPS:-10}
 cd "$(dirname "$0")/.."
 source tests/support/netns_hosts.sh
 netns_probe
@@ -63,30 +66,35 @@ model=(--n_layer=4 --n_head=4 --n_embd=128 --block_size=64 --batch_size=12
        --optimizer_state=worker --deal=rolling --outer_lr=0.7
        --outer_momentum=0.9 --min_workers=2)
 : >"$out"
-for compression in none int8 int4 topk; do
+for run in none:0 int8:0 int4:0 topk:0 none:"$overlap_steps" int8:"$overlap_steps" \
+           int4:"$overlap_steps" topk:"$overlap_steps"; do
+  compression=${run%:*} ahead=${run#*:} name=shaped-${run/:/-}
   start_on c "$build/coordinator/twist-coordinator" --listen="$coordinator" \
-    --http="${addr[c]}:8080" --state_dir="$tmp/state-$compression" --threads=1 --insecure \
-    >"$tmp/coordinator-$compression.log" 2>&1
-  for _ in $(seq 1 100); do grep -q "ready" "$tmp/coordinator-$compression.log" && break; sleep 0.1; done
+    --http="${addr[c]}:8080" --state_dir="$tmp/state-$name" --threads=1 --insecure \
+    >"$tmp/coordinator-$name.log" 2>&1
+  for _ in $(seq 1 100); do grep -q "ready" "$tmp/coordinator-$name.log" && break; sleep 0.1; done
   for w in a b; do
     start_on "$w" "$build/worker/twist-worker" --coordinator="$coordinator" \
-      --name="worker-$w" --threads=1 >"$tmp/worker-$w-$compression.log" 2>&1
+      --name="worker-$w" --threads=1 >"$tmp/worker-$w-$name.log" 2>&1
   done
   on c "$build/client/twistctl" --coordinator="$coordinator" submit --data="$data" \
-    "${model[@]}" --compression="$compression" --name="shaped-$compression" --watch >/dev/null
-  on c /usr/bin/python3 - "${addr[c]}" "$compression" "$rate" >>"$out" <<'PY'
+    "${model[@]}" --compression="$compression" --overlap_steps="$ahead" \
+    --name="$name" --watch >/dev/null
+  on c /usr/bin/python3 - "${addr[c]}" "$compression" "$rate" "$ahead" >>"$out" <<'PY'
 import json, sys, urllib.request
-host, compression, rate = sys.argv[1:]
+host, compression, rate, ahead = sys.argv[1:]
 job = json.load(urllib.request.urlopen(f"http://{host}:8080/api/v1/jobs/1"))
 rounds = job["rounds"]
 start = rounds[0]["finished_at"]
 for r in rounds:
     workers = r["workers"]
     print(json.dumps({
-        "bench": "shaped", "compression": compression, "overlap": False, "rate": rate,
+        "bench": "shaped", "compression": compression, "overlap": int(ahead) > 0,
+        "overlap_steps": int(ahead), "rate": rate,
         "round": r["round"], "duration_s": r["duration_s"], "merge_s": r["merge_s"],
         "slowest_compute_s": max([w.get("compute_s", 0) for w in workers] or [0]),
         "idle_fraction": [w.get("idle_fraction", 0) for w in workers],
+        "steps_ahead": [w.get("steps_ahead", 0) for w in workers],
         "bytes_sent": r["bytes_sent"], "bytes_received": r["bytes_received"],
         "val_loss": r["val_loss"], "wall_s": r["finished_at"] - start}))
 PY

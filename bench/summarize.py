@@ -368,17 +368,21 @@ def communication(path):
 
 
 def shaped_cluster(rows):
-    """bench/shaped_cluster.sh: per mode, the median over rounds of the round's
-    time over its slowest worker's compute, the median idle fraction, bytes,
-    the final validation loss and the wall time."""
+    """bench/shaped_cluster.sh: per mode (compression, and `_overlap` for the
+    runs with overlap_steps), the median over rounds of the round's time over
+    its slowest worker's compute, the median idle fraction, bytes, the final
+    validation loss and the wall time."""
     modes = {}
-    for mode in ["none", "int8", "int4", "topk"]:
-        rs = [r for r in rows if r["compression"] == mode and r["round"] > 0]
+    for mode, overlap in [(m, o) for o in [False, True] for m in ["none", "int8", "int4", "topk"]]:
+        key = mode + ("_overlap" if overlap else "")
+        run = [r for r in rows if r["compression"] == mode and r.get("overlap", False) == overlap]
+        rs = [r for r in run if r["round"] > 0]
         if not rs:
             continue
-        vals = [r for r in rows if r["compression"] == mode and r["val_loss"] is not None]
-        modes[mode] = {
-            "rate": rs[0]["rate"], "overlap": rs[0]["overlap"], "rounds": len(rs),
+        vals = [r for r in run if r["val_loss"] is not None]
+        modes[key] = {
+            "rate": rs[0]["rate"], "overlap": overlap,
+            "overlap_steps": rs[0].get("overlap_steps", 0), "rounds": len(rs),
             "round_vs_compute": round(statistics.median(
                 r["duration_s"] / r["slowest_compute_s"] for r in rs), 3),
             "median_round_s": round(statistics.median(r["duration_s"] for r in rs), 3),
@@ -393,10 +397,15 @@ def shaped_cluster(rows):
     if "none" in modes:
         # today's behaviour: no compression, no overlap
         out["shaped_round_vs_compute_none"] = modes["none"]["round_vs_compute"]
-    best = min(modes, key=lambda m: modes[m]["round_vs_compute"])
-    out["shaped_best_mode"] = best
-    out["shaped_round_vs_compute_best"] = modes[best]["round_vs_compute"]
-    out["worker_idle_fraction_best"] = modes[best]["worker_idle_fraction"]
+        out["worker_idle_fraction_none"] = modes["none"]["worker_idle_fraction"]
+    for suffix, among in [("", [m for m in modes if modes[m]["overlap"]]),
+                          ("_no_overlap", [m for m in modes if not modes[m]["overlap"]])]:
+        if not among:
+            continue
+        best = min(among, key=lambda m: modes[m]["round_vs_compute"])
+        out["shaped_best_mode" + suffix] = best
+        out["shaped_round_vs_compute_best" + suffix] = modes[best]["round_vs_compute"]
+        out["worker_idle_fraction_best" + suffix] = modes[best]["worker_idle_fraction"]
     return out
 
 

@@ -148,7 +148,12 @@ class JobRunner {
   absl::StatusOr<RoundOutcome> Merge(RoundCollector& collector);
   absl::Status Finish(int32_t round, const RoundOutcome& outcome,
                       std::chrono::steady_clock::time_point start,
-                      twist::v1::RoundRecord record);
+                      absl::Time handed_out, twist::v1::RoundRecord record);
+  // Each accepted worker's idle fraction: 1 - compute_s over the time since
+  // its previous accepted update arrived (the round's duration for its
+  // first), as RoundWorker.idle_fraction says.
+  void SetIdleFractions(absl::Time handed_out,
+                        twist::v1::RoundRecord* record);
 
   // Every slot's assignment tensors (common/ist/slot_payload.h) in the
   // wire's element type, shift-corrected under SCALING_CORRECTION (the
@@ -191,6 +196,8 @@ class JobRunner {
   // Workers that reported they cannot train this job, with their reasons:
   // they are not dealt its rounds again.
   std::map<std::string, std::string> refusers_;
+  // When each worker's last accepted update arrived (idle fractions).
+  std::map<std::string, absl::Time> last_update_at_;
 
   mutable absl::Mutex model_mu_;  // guards the model's values
   std::unique_ptr<ModelState> model_ ABSL_GUARDED_BY(model_mu_);

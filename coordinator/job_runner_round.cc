@@ -54,7 +54,8 @@ absl::Status JobRunner::RunOneRound(int32_t round,
   record.set_round(round);
   record.set_deadline_s(deadline_s);
   record.set_merge_s(merge_s);
-  TWIST_RETURN_IF_ERROR(Finish(round, outcome, start, std::move(record)));
+  TWIST_RETURN_IF_ERROR(Finish(round, outcome, start, collector->started(),
+                               std::move(record)));
   LOG(INFO) << absl::StrFormat("job %d round %d/%d: %d/%d updates, %.2f s",
                                job_id_, round, spec_.rounds(), outcome.accepted,
                                collector->num_slots(), SecondsSince(start));
@@ -282,6 +283,7 @@ absl::StatusOr<RoundOutcome> JobRunner::Merge(RoundCollector& collector) {
 
 absl::Status JobRunner::Finish(int32_t round, const RoundOutcome& outcome,
                                std::chrono::steady_clock::time_point start,
+                               absl::Time handed_out,
                                twist::v1::RoundRecord record) {
   record.set_train_loss(outcome.mean_train_loss);
   record.set_tokens(outcome.tokens);
@@ -296,12 +298,7 @@ absl::Status JobRunner::Finish(int32_t round, const RoundOutcome& outcome,
   record.set_bytes_sent(bytes_sent);
   record.set_bytes_received(outcome.bytes_received);
   record.set_duration_s(SecondsSince(start));
-  for (auto& w : *record.mutable_workers()) {
-    if (w.accepted() && record.duration_s() > 0) {
-      w.set_idle_fraction(
-          std::clamp(1 - w.compute_s() / record.duration_s(), 0.0, 1.0));
-    }
-  }
+  SetIdleFractions(handed_out, &record);
   const bool evaluate =
       round % spec_.eval_every() == 0 || round == spec_.rounds();
   const bool checkpoint = spec_.checkpoint_every() > 0 &&
@@ -313,6 +310,22 @@ absl::Status JobRunner::Finish(int32_t round, const RoundOutcome& outcome,
         absl::ReaderMutexLock lock(&model_mu_);
         model_->CopyInto(params, state);
       });
+}
+
+void JobRunner::SetIdleFractions(absl::Time handed_out,
+                                 twist::v1::RoundRecord* record) {
+  for (auto& w : *record->mutable_workers()) {
+    if (!w.accepted()) continue;
+    const absl::Time arrived = handed_out + absl::Seconds(w.seconds());
+    const auto last = last_update_at_.find(w.worker_id());
+    const double cycle_s = last == last_update_at_.end()
+                               ? record->duration_s()
+                               : absl::ToDoubleSeconds(arrived - last->second);
+    if (cycle_s > 0) {
+      w.set_idle_fraction(std::clamp(1 - w.compute_s() / cycle_s, 0.0, 1.0));
+    }
+    last_update_at_[w.worker_id()] = arrived;
+  }
 }
 
 }  // namespace twist::coordinator

@@ -265,6 +265,27 @@ absl::Status ValidateCompression(const JobSpec& spec) {
   return absl::OkStatus();
 }
 
+// Overlapping rounds: fewer steps ahead than a round has, and the optimizer
+// state with the worker (or fresh).
+absl::Status ValidateOverlap(const JobSpec& spec) {
+  if (spec.overlap_steps() < 0 || spec.overlap_steps() >= spec.local_steps()) {
+    return Bad("overlap_steps",
+               absl::StrCat(spec.overlap_steps(),
+                            " must be in [0, local_steps = ", spec.local_steps(),
+                            "): 0 does not overlap rounds; a few steps hide "
+                            "the merge and the transfers"));
+  }
+  if (spec.overlap_steps() > 0 &&
+      spec.optimizer().state() == twist::v1::OPTIMIZER_STATE_COORDINATOR) {
+    return Bad("overlap_steps",
+               "needs the optimizer state on the workers: with "
+               "optimizer.state coordinator the moments arrive with the "
+               "assignment, after the steps ahead; use optimizer.state worker "
+               "(the default) or overlap_steps 0");
+  }
+  return absl::OkStatus();
+}
+
 // The coordinator's outer optimizer and the element types of transport and
 // compute.
 absl::Status ValidateOuterAndTypes(const JobSpec& spec) {
@@ -290,7 +311,8 @@ absl::Status ValidateOuterAndTypes(const JobSpec& spec) {
       spec.compute_dtype() != twist::v1::COMPUTE_DTYPE_BFLOAT16) {
     return Bad("compute_dtype", "must be float32 or bfloat16");
   }
-  return ValidateCompression(spec);
+  TWIST_RETURN_IF_ERROR(ValidateCompression(spec));
+  return ValidateOverlap(spec);
 }
 
 // A content hash named by the spec must be the dataset's.

@@ -82,6 +82,8 @@ class RoundCollector {
   int64_t job_id() const { return job_id_; }
   int32_t round() const { return round_; }
   int num_slots() const { return static_cast<int>(slots_.size()); }
+  // When the round was handed out (SlotResult::seconds counts from it).
+  absl::Time started() const { return started_; }
   const SlotSpec& slot(int i) const { return slots_[i]; }
   const std::vector<SlotSpec>& slots() const { return slots_; }
 

@@ -24,6 +24,7 @@ twist::v1::RoundWorker Describe(const common::ModelConfig& full,
     w.set_train_loss(r.header.train_loss());
     w.set_tokens(r.header.tokens());
     w.set_compute_s(r.header.compute_s());
+    w.set_steps_ahead(r.header.steps_ahead());
     w.set_receive_s(r.header.receive_s());
     w.set_send_s(r.header.send_s());
     w.set_bytes_received(r.bytes_received);

@@ -57,6 +57,7 @@ nlohmann::json RoundJson(const twist::v1::RoundRecord& r) {
         {"train_loss", Number(w.train_loss())},
         {"tokens", w.tokens()},
         {"compute_s", w.compute_s()},
+        {"steps_ahead", w.steps_ahead()},
         {"receive_s", w.receive_s()},
         {"send_s", w.send_s()},
         {"bytes_sent", w.bytes_sent()},

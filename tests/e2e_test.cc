@@ -594,15 +594,31 @@ common::NamedTensors PlainLoop(const twist::v1::JobSpec& spec) {
   return twist::testing::Clone(common::ParameterTensors(*model));
 }
 
+// Also with overlapping rounds: the worker trains 3 of each round's 5 steps
+// ahead, on its own update, while the coordinator merges; one worker's
+// merged model is its update, so the steps carry over unchanged.
 TEST_F(EndToEndTest, OneWorkerJobIsPlainTrainingAcrossRounds) {
-  for (const char* mode : {"twist", "local_sgd"}) {
+  for (const char* mode : {"twist", "local_sgd", "overlap"}) {
+    const bool overlap = std::string(mode) == "overlap";
     const int64_t id = SubmitAndWatch(
         With(kSmallModel,
              {absl::StrCat("--name=e2e-plain-", mode),
-              absl::StrCat("--mode=", mode), "--rounds=3", "--local_steps=5",
-              "--max_workers=1", "--eval_every=3", "--checkpoint_every=-1"}));
+              overlap ? "--overlap_steps=3" : absl::StrCat("--mode=", mode),
+              "--rounds=3", "--local_steps=5", "--max_workers=1",
+              "--eval_every=3", "--checkpoint_every=-1"}));
     ASSERT_GT(id, 0);
-    ASSERT_EQ(JobJson(id)["state"], "completed");
+    const nlohmann::json record = JobJson(id);
+    ASSERT_EQ(record["state"], "completed");
+    if (overlap) {
+      // The same worker trains every round (the first live one): from round
+      // 2 on, its first 3 steps were trained ahead.
+      for (int r = 1; r <= 3; ++r) {
+        ASSERT_EQ(record["rounds"][r]["workers"].size(), 1u);
+        EXPECT_EQ(record["rounds"][r]["workers"][0]["steps_ahead"],
+                  r == 1 ? 0 : 3)
+            << "round " << r;
+      }
+    }
     const common::NamedTensors job =
         Export(id, absl::StrCat("plain-", mode, ".safetensors"));
     const common::NamedTensors plain = PlainLoop(ResolvedSpec(id));

@@ -141,6 +141,7 @@ TEST(ApplyDefaultsTest, KeepsFieldsThatAreSet) {
   spec.set_compute_dtype(twist::v1::COMPUTE_DTYPE_BFLOAT16);
   spec.set_compression(twist::v1::COMPRESSION_TOPK);
   spec.set_topk_fraction(0.01);
+  spec.set_overlap_steps(3);
   const JobSpec before = spec;
   ApplyDefaults(&spec);
   EXPECT_EQ(spec.SerializeAsString(), before.SerializeAsString())
@@ -303,6 +304,33 @@ TEST(ValidateJobSpecTest, EachBrokenRuleIsRefusedNamingTheFieldAndTheFix) {
        "compression: compresses the parameters' deltas only; with "
        "optimizer.state coordinator the moments would travel uncompressed: "
        "use optimizer.state worker (the default) or compression none"},
+      {"overlap_steps as many as a round has",
+       [](JobSpec* s, auto*) {
+         s->set_local_steps(5);
+         s->set_overlap_steps(5);
+       },
+       kBad,
+       "overlap_steps: 5 must be in [0, local_steps = 5): 0 does not overlap "
+       "rounds; a few steps hide the merge and the transfers"},
+      {"overlap_steps negative",
+       [](JobSpec* s, auto*) {
+         s->set_local_steps(5);
+         s->set_overlap_steps(-1);
+       },
+       kBad,
+       "overlap_steps: -1 must be in [0, local_steps = 5): 0 does not "
+       "overlap rounds; a few steps hide the merge and the transfers"},
+      {"overlap_steps with coordinator-kept optimizer state",
+       [](JobSpec* s, auto*) {
+         s->set_overlap_steps(2);
+         s->mutable_optimizer()->set_state(
+             twist::v1::OPTIMIZER_STATE_COORDINATOR);
+       },
+       kBad,
+       "overlap_steps: needs the optimizer state on the workers: with "
+       "optimizer.state coordinator the moments arrive with the assignment, "
+       "after the steps ahead; use optimizer.state worker (the default) or "
+       "overlap_steps 0"},
       {"rounds", [](JobSpec* s, auto*) { s->set_rounds(0); }, kBad,
        "rounds: must be at least 1, got 0"},
       {"local_steps", [](JobSpec* s, auto*) { s->set_local_steps(-3); }, kBad,

@@ -165,6 +165,7 @@ TEST(StatusJsonTest, RoundJsonHasNullTrainLossForRoundZeroAndNaN) {
                       {"train_loss", nullptr},
                       {"tokens", 500},
                       {"compute_s", 1.25},
+                      {"steps_ahead", 0},
                       {"receive_s", 0.125},
                       {"send_s", 0.0625},
                       {"bytes_sent", 4},

@@ -12,8 +12,12 @@
 #include "common/data/prepare.h"
 #include "common/data/synthetic_corpus.h"
 #include "common/ist/slot_payload.h"
+#include "common/data/dataset.h"
+#include "common/ist/optimizer_state.h"
 #include "common/ist/subnet.h"
 #include "common/job/job_config.h"
+#include "common/job/round_options.h"
+#include "common/training/local_training.h"
 #include "common/training/compute_dtype.h"
 #include "common/model/model_io.h"
 #include "common/transport/subnet_proto.h"
@@ -95,6 +99,16 @@ class SubnetTrainerTest : public ::testing::Test {
       for (const auto& [name, t] : sliced) narrowed.Set(name, t.to(at::kBFloat16));
       sliced = std::move(narrowed);
     }
+    return RunSliced(trainer, spec, round, units, sliced, model_used);
+  }
+
+  // Run() of an assignment whose tensors are `sliced`.
+  static worker::TrainedSubnet RunSliced(worker::SubnetTrainer& trainer,
+                                         const twist::v1::JobSpec& spec,
+                                         int round,
+                                         const common::SubnetUnits& units,
+                                         const common::NamedTensors& sliced,
+                                         common::Gpt* model_used = nullptr) {
     twist::v1::AssignmentHeader header;
     header.set_incarnation(1);
     header.set_job_id(1);
@@ -113,9 +127,9 @@ class SubnetTrainerTest : public ::testing::Test {
     auto trained = trainer.Train(*prepared);
     EXPECT_TRUE(trained.ok()) << trained.status();
     // Owned copies: the float32 tensors on the CPU are the model's own.
-    return worker::TrainedSubnet{twist::testing::Clone(trained->tensors),
-                                 trained->deltas, trained->result,
-                                 trained->parameters};
+    worker::TrainedSubnet out = *std::move(trained);
+    out.tensors = twist::testing::Clone(out.tensors);
+    return out;
   }
 
   static common::NamedTensors FullParams(const twist::v1::JobSpec& spec) {
@@ -308,6 +322,97 @@ TEST_F(SubnetTrainerTest, ResidualIsAddedAfterAnAcceptedUpdateOnly) {
   expect(run(trainer, 2, 3, 0, &left), true);
   // One resuming at round 1 (its checkpoint predates the residual): dropped.
   expect(run(trainer, 3, 1, 0, &left), false);
+}
+
+// Overlapping rounds: the next round's first steps train ahead on the
+// weights the last update was computed from; the next assignment's weights
+// then take their progress, and training goes on from the step after them
+// with the same optimizer. Checked against that arithmetic done directly
+// with TrainLocalSteps.
+TEST_F(SubnetTrainerTest, StepsTrainedAheadCarryOntoTheNextAssignment) {
+  twist::v1::JobSpec spec = Spec();
+  spec.mutable_optimizer()->set_state(twist::v1::OPTIMIZER_STATE_FRESH);
+  spec.set_overlap_steps(2);  // of 3
+  const common::ModelConfig full = common::ModelConfigOf(spec);
+  const common::NamedTensors params = FullParams(spec);
+  worker::SubnetTrainer trainer(worker::SubnetTrainer::Options{});
+  const worker::TrainedSubnet first = Run(trainer, spec, 1, Window(0), params);
+  ASSERT_TRUE(trainer.HasStepsAhead());
+  ASSERT_TRUE(trainer.TrainAhead().ok());
+  EXPECT_FALSE(trainer.HasStepsAhead());
+  // The coordinator's next weights: the update's, moved by the merge.
+  torch::manual_seed(3);
+  common::NamedTensors next;
+  for (const auto& [name, t] : first.tensors) {
+    next.Set(name, t + 0.01 * torch::randn_like(t));
+  }
+  const worker::TrainedSubnet second =
+      RunSliced(trainer, spec, 2, Window(0), next);
+
+  common::Gpt model(common::SubnetConfig(full, Window(0)));
+  model->SetPartialSumScales(common::ScalesFor(full, Window(0),
+                                               common::ScalingOf(spec)));
+  const common::NamedTensors own = common::ParameterTensors(*model);
+  // Weights written outside autograd.
+  const auto set = [&](const auto& value) {
+    torch::NoGradGuard no_grad;
+    for (const auto& [name, p] : own) p.copy_(value(name, p));
+  };
+  set([&](const std::string& name, const at::Tensor&) {
+    return *first.tensors.Find(name);
+  });
+  common::LocalTrainingOptions options =
+      common::TrainingOptionsOf(spec, /*round=*/2, /*slot=*/0);
+  common::AdamW optimizer(own, common::StepDims(full, Window(0)),
+                          common::AdamWOptionsOf(options));
+  auto data = common::Dataset::Open(*dir_ + "/data");
+  ASSERT_TRUE(data.ok()) << data.status();
+  options.steps = 2;
+  auto ahead = common::TrainLocalSteps(*model, data->train(), options,
+                                       &optimizer);
+  ASSERT_TRUE(ahead.ok()) << ahead.status();
+  set([&](const std::string& name, const at::Tensor& p) {
+    return *next.Find(name) + (p - *first.tensors.Find(name));
+  });
+  options.first_step = 2;
+  options.steps = 1;
+  auto rest = common::TrainLocalSteps(*model, data->train(), options,
+                                      &optimizer);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  for (const auto& [name, p] : own) {
+    const at::Tensor& got = *second.tensors.Find(name);
+    EXPECT_TRUE(torch::allclose(got, p, /*rtol=*/0, /*atol=*/1e-6))
+        << name << ": max |diff| " << (got - p).abs().max().item<double>();
+  }
+  EXPECT_NEAR(second.result.mean_loss,
+              (2 * ahead->mean_loss + rest->mean_loss) / 3, 1e-6);
+  EXPECT_EQ(second.result.tokens, 3 * spec.batch_size() * 32);
+  EXPECT_EQ(second.steps_ahead, 2);
+  // The last round leaves nothing to train ahead.
+  Run(trainer, spec, 3, Window(0), params);
+  EXPECT_TRUE(trainer.HasStepsAhead());
+  Run(trainer, spec, 4, Window(0), params);
+  EXPECT_FALSE(trainer.HasStepsAhead());
+}
+
+TEST_F(SubnetTrainerTest, StepsAheadOfAnotherRoundAreDropped) {
+  // A round dealt again, or after a coordinator restart: the assignment is
+  // not the round trained ahead, and it trains as if nothing had been.
+  twist::v1::JobSpec spec = Spec();
+  spec.mutable_optimizer()->set_state(twist::v1::OPTIMIZER_STATE_FRESH);
+  const common::NamedTensors params = FullParams(spec);
+  worker::SubnetTrainer waited(worker::SubnetTrainer::Options{});
+  Run(waited, spec, 1, Window(0), params);
+  EXPECT_FALSE(waited.HasStepsAhead());
+  const worker::TrainedSubnet want = Run(waited, spec, 1, Window(1), params);
+  spec.set_overlap_steps(2);
+  worker::SubnetTrainer ahead(worker::SubnetTrainer::Options{});
+  Run(ahead, spec, 1, Window(0), params);
+  ASSERT_TRUE(ahead.TrainAhead().ok());
+  const worker::TrainedSubnet got = Run(ahead, spec, 1, Window(1), params);
+  ExpectEqualTensors(got.tensors, want.tensors);
+  EXPECT_EQ(got.result.mean_loss, want.result.mean_loss);
+  EXPECT_EQ(got.steps_ahead, 0);
 }
 
 TEST_F(SubnetTrainerTest, Bfloat16ComputeTrainsCloseToFloat32) {

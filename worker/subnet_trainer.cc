@@ -103,14 +103,14 @@ absl::StatusOr<PreparedSubnet> SubnetTrainer::Prepare(
     model->to(options_.device);
     resident_ = model;
   }
-  out.model = resident_;
-  out.model->SetPartialSumScales(
-      common::ScalesFor(out.full, out.units, common::ScalingOf(header.spec())));
+  out.model = resident_;  // its scales are set by Train(): it may be training ahead
   out.error_feedback =
       common::UpdateCodecOf(header.spec().compression()) != common::UpdateCodec::kNone;
   out.keeps_view = out.error_feedback;
+  // Not while the model trains ahead, nor into the view.
   out.receives_in_place = !out.reduced_precision &&
-                          options_.device.is_cpu() && !out.keeps_view;
+                          options_.device.is_cpu() && !out.keeps_view &&
+                          header.spec().overlap_steps() == 0;
   out.update_form = UpdateFormOf(header);
   TWIST_ASSIGN_OR_RETURN(out.assignment_form, AssignmentFormOf(out));
   if (!out.keeps_view) view_.reset();
@@ -278,8 +278,12 @@ absl::StatusOr<const common::Dataset*> SubnetTrainer::OpenDataset(
 }
 
 absl::StatusOr<common::NamedTensors> SubnetTrainer::StartingState(
-    const PreparedSubnet& subnet) {
+    const PreparedSubnet& subnet, const Ahead* ahead) {
   const auto& h = subnet.header;
+  if (ahead != nullptr) {
+    return common::CarryState(subnet.full, ahead->units, subnet.units,
+                              ahead->state);
+  }
   switch (h.spec().optimizer().state()) {
     case twist::v1::OPTIMIZER_STATE_COORDINATOR: {
       common::NamedTensors state;
@@ -306,6 +310,9 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
   const auto& h = subnet.header;
   const torch::Device device = options_.device;
   TWIST_ASSIGN_OR_RETURN(const common::Dataset* dataset, OpenDataset(h.spec()));
+  subnet.model->SetPartialSumScales(
+      common::ScalesFor(subnet.full, subnet.units, common::ScalingOf(h.spec())));
+  const std::unique_ptr<Ahead> ahead = TakeAhead(h);
   // What arrived goes to the device, in order on its stream (asynchronously
   // from pinned buffers). In bfloat16 transport it is also what the deltas
   // are taken against: the parameters are its exact widening.
@@ -326,7 +333,21 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
   if (subnet.error_feedback) {
     TWIST_RETURN_IF_ERROR(AddResidual(subnet, &received));
   }
-  TWIST_ASSIGN_OR_RETURN(common::NamedTensors start, StartingState(subnet));
+  if (ahead != nullptr) {
+    // The steps ahead moved the last round's weights; the same change, unit
+    // by unit, moves the received ones (units new to the worker: none).
+    torch::NoGradGuard no_grad;
+    for (const auto& [name, param] :
+         common::ParameterTensors(*subnet.model.ptr())) {
+      TWIST_ASSIGN_OR_RETURN(
+          const at::Tensor carried,
+          common::CarryAlongUnits(subnet.full, ahead->units, subnet.units,
+                                  name, *ahead->progress.Find(name)));
+      param.add_(carried);
+    }
+  }
+  TWIST_ASSIGN_OR_RETURN(common::NamedTensors start,
+                         StartingState(subnet, ahead.get()));
   if (subnet.reduced_precision) {
     for (const auto& [name, t] : start) {
       if (!received.Contains(name)) received.Set(name, t.clone());
@@ -335,6 +356,10 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
   common::LocalTrainingOptions options =
       common::TrainingOptionsOf(h.spec(), h.round(), h.slot());
   options.should_stop = std::move(should_stop);
+  if (ahead != nullptr) {
+    options.first_step = ahead->result.steps;
+    options.steps -= ahead->result.steps;
+  }
   common::AdamW optimizer(common::ParameterTensors(*subnet.model),
                           common::StepDims(subnet.full, subnet.units),
                           common::AdamWOptionsOf(options));
@@ -343,12 +368,22 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
   TWIST_ASSIGN_OR_RETURN(out.result,
                          common::TrainLocalSteps(*subnet.model, dataset->train(),
                                                  options, &optimizer));
+  if (ahead != nullptr) {
+    out.result = common::Combined(ahead->result, out.result);
+    out.steps_ahead = ahead->result.steps;
+  }
   subnet.model->zero_grad(/*set_to_none=*/true);  // not kept between rounds
   torch::NoGradGuard no_grad;
   // What goes back: the parameters, then the moments the coordinator keeps.
+  // A copy when the next round's first steps will train the parameters
+  // while the update travels.
+  const bool steps_ahead = h.spec().overlap_steps() > 0 &&
+                           h.round() < h.spec().rounds() &&
+                           !subnet.with_optimizer_state;
   common::NamedTensors trained_params;
   for (const auto& [name, param] : common::ParameterTensors(*subnet.model)) {
-    trained_params.Set(name, param.detach());
+    trained_params.Set(name,
+                       steps_ahead ? param.detach().clone() : param.detach());
   }
   const common::NamedTensors state = optimizer.State();
   const common::SlotPayload payload(
@@ -391,9 +426,75 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
   } else {
     kept_.reset();
   }
+  if (steps_ahead) LeaveStepsAhead(subnet, trained_params, state);
   out.deltas = subnet.reduced_precision || subnet.error_feedback;
   out.parameters = common::SubnetConfig(subnet.full, subnet.units).NumParameters();
   return out;
+}
+
+std::unique_ptr<SubnetTrainer::Ahead> SubnetTrainer::TakeAhead(
+    const twist::v1::AssignmentHeader& header) {
+  std::unique_ptr<Ahead> ahead = std::move(ahead_);
+  if (ahead == nullptr || !ahead->trained ||
+      ahead->incarnation != header.incarnation() ||
+      ahead->job_id != header.job_id() || ahead->round != header.round() ||
+      ahead->result.steps >= header.spec().local_steps()) {
+    return nullptr;
+  }
+  return ahead;
+}
+
+void SubnetTrainer::LeaveStepsAhead(const PreparedSubnet& subnet,
+                                    const common::NamedTensors& trained,
+                                    const common::NamedTensors& state) {
+  const auto& h = subnet.header;
+  auto ahead = std::make_unique<Ahead>();
+  ahead->incarnation = h.incarnation();
+  ahead->job_id = h.job_id();
+  ahead->round = h.round() + 1;
+  ahead->slot = h.slot();
+  ahead->spec = h.spec();
+  ahead->full = subnet.full;
+  ahead->units = subnet.units;
+  ahead->model = subnet.model;
+  ahead->start = trained;
+  // Worker-kept state goes on; fresh state starts afresh with the round.
+  if (h.spec().optimizer().state() == twist::v1::OPTIMIZER_STATE_WORKER) {
+    ahead->state = state;
+  }
+  ahead_ = std::move(ahead);
+}
+
+absl::Status SubnetTrainer::TrainAhead(std::function<bool()> should_stop) {
+  Ahead* ahead = ahead_.get();
+  if (ahead == nullptr || ahead->trained) return absl::OkStatus();
+  TWIST_ASSIGN_OR_RETURN(const common::Dataset* dataset,
+                         OpenDataset(ahead->spec));
+  common::LocalTrainingOptions options =
+      common::TrainingOptionsOf(ahead->spec, ahead->round, ahead->slot);
+  options.steps = ahead->spec.overlap_steps();
+  options.should_stop = std::move(should_stop);
+  common::AdamW optimizer(common::ParameterTensors(*ahead->model),
+                          common::StepDims(ahead->full, ahead->units),
+                          common::AdamWOptionsOf(options));
+  if (!ahead->state.empty()) {
+    TWIST_RETURN_IF_ERROR(optimizer.LoadState(ahead->state));
+  }
+  TWIST_ASSIGN_OR_RETURN(ahead->result,
+                         common::TrainLocalSteps(*ahead->model,
+                                                 dataset->train(), options,
+                                                 &optimizer));
+  ahead->model->zero_grad(/*set_to_none=*/true);
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, param] : common::ParameterTensors(*ahead->model)) {
+    ahead->progress.Set(name, param.detach() - *ahead->start.Find(name));
+  }
+  ahead->state = optimizer.State();
+  ahead->start = common::NamedTensors();
+  ahead->model = nullptr;
+  if (options_.device.is_cuda()) torch::cuda::synchronize(options_.device.index());
+  ahead->trained = true;
+  return absl::OkStatus();
 }
 
 absl::Status SubnetTrainer::AddResidual(const PreparedSubnet& subnet,

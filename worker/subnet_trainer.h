@@ -86,7 +86,8 @@ struct TrainedSubnet {
   // then, for coordinator-kept state, the moments the same way.
   common::NamedTensors tensors;
   bool deltas = false;
-  common::LocalTrainingResult result;
+  common::LocalTrainingResult result;  // the steps trained ahead included
+  int steps_ahead = 0;  // of result.steps, trained ahead (TrainAhead)
   int64_t parameters = 0;
   // With error feedback: what this update leaves behind, for KeepResidual()
   // once the coordinator accepts it.
@@ -118,9 +119,23 @@ class SubnetTrainer {
 
   // Trains the received subnetwork. FailedPrecondition (with the worker's
   // name, host and path) when the dataset is missing or differs from the
-  // job's (content hash); Cancelled when `should_stop` fires.
+  // job's (content hash); Cancelled when `should_stop` fires. When
+  // TrainAhead() trained this round's first steps, the assignment's weights
+  // take the progress of those steps and training goes on from the step
+  // after them.
   absl::StatusOr<TrainedSubnet> Train(PreparedSubnet& subnet,
                                       std::function<bool()> should_stop = {});
+
+  // Overlapping rounds (the job's overlap_steps): whether the last Train()
+  // left the next round's first steps to train ahead.
+  bool HasStepsAhead() const { return ahead_ != nullptr && !ahead_->trained; }
+  // Trains them on the weights the last update was computed from, with the
+  // optimizer state it ended with, while the coordinator merges and deals;
+  // the next Train() of that round (same job and coordinator) carries their
+  // progress onto its weights, unit by unit. May run while Prepare() and the
+  // receipt of the next assignment do; not with Train(). Cancelled when
+  // `should_stop` fires (the steps are then dropped).
+  absl::Status TrainAhead(std::function<bool()> should_stop = {});
 
   // Keeps what an accepted update left behind, to be added to the next
   // update of the same job and units. An update the coordinator did not take
@@ -147,11 +162,42 @@ class SubnetTrainer {
   const common::Gpt& resident_model() const { return resident_; }
 
  private:
+  // The first steps of a round trained ahead (TrainAhead), on the last
+  // round's subnetwork.
+  struct Ahead {
+    uint64_t incarnation = 0;
+    int64_t job_id = 0;
+    int32_t round = 0;  // the round the steps belong to
+    int32_t slot = 0;   // their batches: the last round's slot
+    twist::v1::JobSpec spec;
+    common::ModelConfig full;
+    common::SubnetUnits units;  // the last round's
+    common::Gpt model{nullptr};
+    // Before training: the weights the steps start from (the last update's)
+    // and the optimizer state (empty: fresh). After: the weights' change
+    // over the steps (float32) and the state they end with.
+    common::NamedTensors start;
+    common::NamedTensors state;
+    bool trained = false;
+    common::NamedTensors progress;
+    common::LocalTrainingResult result;
+  };
+
   absl::StatusOr<const common::Dataset*> OpenDataset(
       const twist::v1::JobSpec& spec);
-  // The optimizer state this round starts from (empty: fresh).
+  // The optimizer state this round starts from (empty: fresh): the one the
+  // steps ahead ended with, when `ahead` is set.
   absl::StatusOr<common::NamedTensors> StartingState(
-      const PreparedSubnet& subnet);
+      const PreparedSubnet& subnet, const Ahead* ahead);
+  // The steps trained ahead of the header's round, when they are its (same
+  // coordinator, job and round, trained); else null, and they are dropped.
+  std::unique_ptr<Ahead> TakeAhead(const twist::v1::AssignmentHeader& header);
+  // After Train() of a round that has a next one: keeps what TrainAhead()
+  // needs (`trained`: the weights the update is computed from, not the
+  // parameters themselves).
+  void LeaveStepsAhead(const PreparedSubnet& subnet,
+                       const common::NamedTensors& trained,
+                       const common::NamedTensors& state);
 
   // Error feedback: keeps what arrived in `received` (a copy when it landed
   // in the parameters) and adds the kept residual of this job, laid out for
@@ -213,6 +259,7 @@ class SubnetTrainer {
   // What the last accepted compressed update did not carry.
   std::shared_ptr<Residual> residual_;
   std::unique_ptr<View> view_;
+  std::unique_ptr<Ahead> ahead_;
 };
 
 }  // namespace twist::worker

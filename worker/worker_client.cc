@@ -287,6 +287,7 @@ absl::Status WorkerClient::Run() {
     // second of backoff is a second its job waits.
     backoff_s = std::min(backoff_s * 2, kMaxBackoffS);
   }
+  FinishStepsAhead();
   Leave();
   if (heartbeat_.joinable()) heartbeat_.join();
   return absl::OkStatus();
@@ -350,6 +351,8 @@ ServeResult WorkerClient::ServeOnce() {
     return Failed(std::move(s));
   }
   update.set_receive_s(Since(receive_start));
+  FinishStepsAhead();
+  if (stop_.load()) return {ServeOutcome::kAbandoned, absl::OkStatus()};
   {
     absl::MutexLock lock(&mu_);
     state_ = WorkerState::kTraining;
@@ -388,8 +391,10 @@ ServeResult WorkerClient::TrainAndSend(twist::v1::UpdateHeader update,
   update.set_train_loss(trained->result.mean_loss);
   update.set_tokens(trained->result.tokens);
   update.set_compute_s(trained->result.compute_s);
+  update.set_steps_ahead(trained->steps_ahead);
   update.set_parameters(trained->parameters);
   update.set_deltas(trained->deltas);
+  if (trainer_->HasStepsAhead()) StartStepsAhead();
   absl::Status sent = SendUpdate(update, trained->tensors);
   if (sent.ok() && last_update_accepted_ && trained->residual != nullptr) {
     trainer_->KeepResidual(std::move(trained->residual));
@@ -451,6 +456,38 @@ absl::StatusOr<TrainedSubnet> WorkerClient::Train(PreparedSubnet prepared) {
     return absl::CancelledError("the worker is stopping");
   }
   return std::move(task->result);
+}
+
+struct WorkerClient::StepsAhead {
+  absl::Mutex mu;
+  bool done ABSL_GUARDED_BY(mu) = false;
+};
+
+void WorkerClient::StartStepsAhead() {
+  auto task = std::make_shared<StepsAhead>();
+  std::thread([this, task] {
+    const absl::Status trained =
+        common::CatchTorchErrors("training the next round's first steps", [&] {
+          return trainer_->TrainAhead([this] { return stop_.load(); });
+        });
+    if (!trained.ok() && !stop_.load()) {
+      LOG(WARNING) << "the next round will train all its steps: " << trained;
+    }
+    absl::MutexLock lock(&task->mu);
+    task->done = true;
+  }).detach();
+  steps_ahead_ = std::move(task);
+}
+
+void WorkerClient::FinishStepsAhead() {
+  if (steps_ahead_ == nullptr) return;
+  const std::shared_ptr<StepsAhead> task = std::move(steps_ahead_);
+  absl::MutexLock lock(&task->mu);
+  while (!task->done && !stop_.load()) {
+    task->mu.AwaitWithTimeout(absl::Condition(&task->done),
+                              absl::Milliseconds(50));
+  }
+  if (!task->done) training_left_running_.store(true);
 }
 
 absl::Status WorkerClient::SendUpdate(const twist::v1::UpdateHeader& header,

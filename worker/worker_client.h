@@ -91,6 +91,12 @@ class WorkerClient {
                              const absl::Status& status);
   // Trains on a thread of its own and waits for it, or for Stop().
   absl::StatusOr<TrainedSubnet> Train(PreparedSubnet prepared);
+  // Overlapping rounds: trains the next round's first steps
+  // (SubnetTrainer::TrainAhead) on a thread of their own while the update
+  // travels and the next assignment arrives.
+  void StartStepsAhead();
+  // Waits for them, or for Stop(), before the next round trains.
+  void FinishStepsAhead();
   // OK, or Unavailable when the coordinator could not be reached (a refused
   // update is logged, and the worker carries on).
   absl::Status SendUpdate(const twist::v1::UpdateHeader& header,
@@ -107,6 +113,8 @@ class WorkerClient {
   // flight (the worker was dropped, the round was given up, or Stop()).
   void AbandonCurrent();
   class ActiveCall;
+  struct StepsAhead;
+  std::shared_ptr<StepsAhead> steps_ahead_;  // null when none are training
 
   // The channel now (see RenewChannel) and a stub on it.
   std::shared_ptr<grpc::Channel> Channel();

@@ -185,6 +185,10 @@ std::vector<JobField> RoundFields() {
      "error feedback ([compression](#compression))"},
     {"topk_fraction", "topk_fraction", "0.02", nullptr, "", {}, "",
      "with `compression: topk`, the share of each 4096 entries sent"},
+    {"overlap_steps", "overlap_steps", "0", nullptr, "", {}, "",
+     "local steps of the next round a worker trains while the coordinator "
+     "merges and deals, before the next assignment's weights arrive "
+     "([overlapping rounds](#overlapping-rounds))"},
   };
   // clang-format on
 }

@@ -48,6 +48,19 @@ AdamWOptions AdamWOptionsOf(const LocalTrainingOptions& options) {
   return out;
 }
 
+LocalTrainingResult Combined(const LocalTrainingResult& first,
+                             const LocalTrainingResult& then) {
+  LocalTrainingResult out;
+  out.steps = first.steps + then.steps;
+  out.mean_loss = out.steps > 0 ? (first.mean_loss * first.steps +
+                                   then.mean_loss * then.steps) /
+                                      out.steps
+                                : 0.0;
+  out.tokens = first.tokens + then.tokens;
+  out.compute_s = first.compute_s + then.compute_s;
+  return out;
+}
+
 absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
     GptImpl& model, const TokenFile& train, const LocalTrainingOptions& options,
     AdamW* optimizer) {
@@ -69,7 +82,8 @@ absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
   model.train();
   std::vector<int64_t> inputs, targets;
   double loss_sum = 0;
-  for (int step = 0; step < options.steps; ++step) {
+  for (int step = options.first_step;
+       step < options.first_step + options.steps; ++step) {
     if (options.should_stop && options.should_stop()) {
       return absl::CancelledError(
           absl::StrCat("training of round ", options.round,
@@ -102,6 +116,7 @@ absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
     loss_sum += value;
   }
   LocalTrainingResult result;
+  result.steps = options.steps;
   result.mean_loss = options.steps > 0 ? loss_sum / options.steps : 0.0;
   result.tokens = static_cast<int64_t>(options.steps) * options.batch_size *
                   options.context;

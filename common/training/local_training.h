@@ -19,7 +19,10 @@
 namespace twist::common {
 
 struct LocalTrainingOptions {
-  int steps = 20;       // L
+  int steps = 20;       // how many steps to take now: L, or part of it
+  // The round's local step the first of them is (batches and schedule): a
+  // round split in two (overlap_steps) takes its steps 0..k-1, then k..L-1.
+  int first_step = 0;
   int batch_size = 16;  // B
   int context = 128;    // T, at most the model's block_size
   LrSchedule schedule;
@@ -41,10 +44,16 @@ struct LocalTrainingOptions {
 };
 
 struct LocalTrainingResult {
+  int steps = 0;
   double mean_loss = 0;  // over the local steps
-  int64_t tokens = 0;    // B * T * L
+  int64_t tokens = 0;    // B * T * steps
   double compute_s = 0;
 };
+
+// The result of `first`'s steps followed by `then`'s (one round trained in
+// two parts).
+LocalTrainingResult Combined(const LocalTrainingResult& first,
+                             const LocalTrainingResult& then);
 
 // The AdamW settings of `options`.
 AdamWOptions AdamWOptionsOf(const LocalTrainingOptions& options);
