@@ -345,6 +345,10 @@ ServeResult WorkerClient::ServeOnce() {
     update.set_error(std::string(prepared.status().message()));
     return Sent(SendUpdate(update, {}));
   }
+  // Chunks that land in the parameters wait for steps still training them
+  // (another job's, after a cancel); otherwise the steps run on while the
+  // assignment arrives.
+  if (prepared->receives_in_place) FinishStepsAhead();
   if (absl::Status s = ReceiveTensors(&stream, &context, reader.get(),
                                       prepared->receive_into);
       !s.ok()) {

@@ -1,7 +1,9 @@
 // The worker daemon's connection to the coordinator: join (again whenever the
 // coordinator forgets it or restarts), heartbeat on a thread of its own, and
-// loop receive -> train -> send. Reconnects with exponential backoff while
-// the coordinator is away; on Stop() it abandons its round and says goodbye.
+// loop receive -> train -> send (with overlap_steps, the next round's first
+// steps train on a thread of their own from before the send until the next
+// assignment has arrived). Reconnects with exponential backoff while the
+// coordinator is away; on Stop() it abandons its round and says goodbye.
 #ifndef TWIST_WORKER_WORKER_CLIENT_H_
 #define TWIST_WORKER_WORKER_CLIENT_H_
 
