@@ -187,7 +187,7 @@ def shaped(path, out):
                 continue
             label = f"{mode}, {points[0]['overlap_steps']} steps ahead" if overlap else mode
             for ax, x in zip(axes, ["wall_s", "round"]):
-                ax.plot([p[x] for p in points], [p["val_loss"] for p in points], "-o",
+                ax.plot([p[x] for p in points], [p["val_loss"] for p in points], marker="o",
                         color=colours[mode], linestyle="--" if overlap else "-",
                         markersize=2, linewidth=1, label=label)
     rate = rows[0]["rate"] if rows else ""

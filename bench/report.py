@@ -438,9 +438,12 @@ time over its slowest worker's `compute_s`; idle is the median of the
 workers' idle fractions (each worker's share of its cycle, from one update
 to the next, not spent computing). Rows marked ahead overlap rounds: each
 worker trains that many of a round's 50 steps while the last round is merged
-(`overlap_steps`). The runs are sequential on one 2-core machine, which the
-coordinator shares with both workers, so their compute differs (the median
-slowest `compute_s` column): compare ratios, not seconds.
+(`overlap_steps`), so the merged model reaches them that many steps late:
+compare each mode's final loss with and without. The runs are sequential on
+one 2-core machine, which the coordinator shares with both workers, so their
+compute differs (the median slowest `compute_s` column), and steps ahead
+compete with the coordinator's decode and merge for the same cores: compare
+ratios, not seconds.
 """, "| compression | steps ahead | round / compute | median round s | slowest compute s | idle | MB moved | final val loss | wall s |",
                 "|---|---|---|---|---|---|---|---|---|"]
         order = [m + s for s in ["", "_overlap"] for m in ["none", "int8", "int4", "topk"]]
