@@ -451,12 +451,7 @@ absl::StatusOr<TrainedSubnet> WorkerClient::Train(PreparedSubnet prepared) {
     task->done = true;
   }).detach();
   absl::MutexLock lock(&task->mu);
-  while (!task->done && !stop_.load()) {
-    task->mu.AwaitWithTimeout(absl::Condition(&task->done),
-                              absl::Milliseconds(50));
-  }
-  if (!task->done) {
-    training_left_running_.store(true);
+  if (!AwaitUnlessStopped(task->mu, task->done)) {
     return absl::CancelledError("the worker is stopping");
   }
   return std::move(task->result);
@@ -487,11 +482,15 @@ void WorkerClient::FinishStepsAhead() {
   if (steps_ahead_ == nullptr) return;
   const std::shared_ptr<StepsAhead> task = std::move(steps_ahead_);
   absl::MutexLock lock(&task->mu);
-  while (!task->done && !stop_.load()) {
-    task->mu.AwaitWithTimeout(absl::Condition(&task->done),
-                              absl::Milliseconds(50));
+  AwaitUnlessStopped(task->mu, task->done);
+}
+
+bool WorkerClient::AwaitUnlessStopped(absl::Mutex& mu, const bool& done) {
+  while (!done && !stop_.load()) {
+    mu.AwaitWithTimeout(absl::Condition(&done), absl::Milliseconds(50));
   }
-  if (!task->done) training_left_running_.store(true);
+  if (!done) training_left_running_.store(true);
+  return done;
 }
 
 absl::Status WorkerClient::SendUpdate(const twist::v1::UpdateHeader& header,

@@ -99,6 +99,11 @@ class WorkerClient {
   void StartStepsAhead();
   // Waits for them, or for Stop(), before the next round trains.
   void FinishStepsAhead();
+  // Waits, holding `mu`, until a training thread sets `done` or Stop();
+  // false when stopped first (the thread is then left running:
+  // training_left_running()).
+  bool AwaitUnlessStopped(absl::Mutex& mu, const bool& done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // OK, or Unavailable when the coordinator could not be reached (a refused
   // update is logged, and the worker carries on).
   absl::Status SendUpdate(const twist::v1::UpdateHeader& header,
