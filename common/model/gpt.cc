@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "common/model/chunked_cross_entropy.h"
 
 namespace twist::common {
 
@@ -165,25 +166,31 @@ torch::Tensor GptImpl::Features(const torch::Tensor& idx,
 torch::Tensor GptImpl::forward(const torch::Tensor& idx,
                                const UnitMasks* masks) {
   auto x = Features(idx, masks);  // (B, T, C)
-  const int64_t used = config_.UsedVocab(), V = config_.vocab_size;
-  if (used == V) return torch::linear(x, transformer->wte->weight);  // (B, T, V)
-  // Padding ids get no probability and no gradient: -inf added by the
-  // output product itself, which stays as wide as the padded vocabulary (a
-  // multiple of 64, the shape fast matrix kernels want).
-  auto padding = torch::zeros({V}, x.options().dtype(torch::kFloat));  // (V)
-  padding.narrow(0, used, V - used).fill_(-std::numeric_limits<float>::infinity());
-  return torch::linear(x, transformer->wte->weight, padding);  // (B, T, V), tied
+  const torch::Tensor padding = PaddingBias(x);  // (V) or undefined
+  return padding.defined()
+             ? torch::linear(x, transformer->wte->weight, padding)
+             : torch::linear(x, transformer->wte->weight);  // (B, T, V), tied
 }
 
 torch::Tensor GptImpl::Loss(const torch::Tensor& idx,
                             const torch::Tensor& targets,
                             const UnitMasks* masks) {
-  auto logits = forward(idx, masks);  // (B, T, V)
-  // In float32 whatever the forward's arithmetic: a bfloat16 softmax over
-  // tens of thousands of classes loses the small probabilities.
-  if (logits.scalar_type() != torch::kFloat) logits = logits.to(torch::kFloat);
-  return torch::nn::functional::cross_entropy(
-      logits.view({-1, logits.size(-1)}), targets.reshape({-1}));
+  auto x = Features(idx, masks);  // (B, T, C)
+  // Block by block: the (B T, V) logits never exist at once.
+  return ChunkedCrossEntropy(x.view({-1, x.size(-1)}),  // (B T, C)
+                             transformer->wte->weight, PaddingBias(x),
+                             targets.reshape({-1}));  // (B T)
+}
+
+torch::Tensor GptImpl::PaddingBias(const torch::Tensor& x) const {
+  const int64_t used = config_.UsedVocab(), V = config_.vocab_size;
+  if (used == V) return torch::Tensor();
+  // Padding ids get no probability and no gradient: -inf added by the
+  // output product itself, which stays as wide as the padded vocabulary (a
+  // multiple of 64, the shape fast matrix kernels want).
+  auto padding = torch::zeros({V}, x.options().dtype(torch::kFloat));  // (V)
+  padding.narrow(0, used, V - used).fill_(-std::numeric_limits<float>::infinity());
+  return padding;
 }
 
 void GptImpl::InitWeights(uint64_t seed) {

@@ -143,7 +143,9 @@ class GptImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& idx,
                         const UnitMasks* masks = nullptr);
 
-  // Mean cross-entropy of next-token prediction, targets (B, T).
+  // Mean cross-entropy of next-token prediction, targets (B, T), in float32;
+  // the logits are computed a block of positions at a time
+  // (common/model/chunked_cross_entropy.h), never all at once.
   torch::Tensor Loss(const torch::Tensor& idx, const torch::Tensor& targets,
                      const UnitMasks* masks = nullptr);
 
@@ -163,6 +165,9 @@ class GptImpl : public torch::nn::Module {
  private:
   // The final LayerNorm's output: idx (B, T) -> (B, T, C).
   torch::Tensor Features(const torch::Tensor& idx, const UnitMasks* masks);
+  // The output product's bias: -inf on the padding ids (V), undefined when
+  // the vocabulary has none. In float32, on x's device.
+  torch::Tensor PaddingBias(const torch::Tensor& x) const;
 
   ModelConfig config_;
   PartialSumScales scales_;
