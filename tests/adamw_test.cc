@@ -156,6 +156,29 @@ TEST(OptimizerStateTest, CarriedStateKeepsHeldUnitsAndZeroesNewOnes) {
   EXPECT_EQ(carried->Find(ExpAvgName("transformer.ln_f.bias"))->min().item<float>(), -1);
 }
 
+TEST(OptimizerStateTest, CarryStateMovesWhatStaysInPlaceAndCopiesNothingElse) {
+  // The same units again (every round of local_sgd): nothing is copied, so
+  // the old and the carried state are never both in memory.
+  const ModelConfig config = ModelConfig::Full(1, 2, 8, 8, 16);
+  const SubnetUnits units = AllUnits(config);
+  NamedTensors state;
+  for (const auto& p : ParameterShapes(SubnetConfig(config, units))) {
+    state.Set(ExpAvgName(p.name), torch::rand(p.shape));
+    state.Set(ExpAvgSqName(p.name), torch::rand(p.shape));
+    state.Set(StepsName(p.name), torch::ones({1}));
+  }
+  std::vector<const void*> storage;
+  for (const auto& [name, t] : state) storage.push_back(t.data_ptr());
+  auto carried = CarryState(config, units, units, state);
+  ASSERT_TRUE(carried.ok()) << carried.status();
+  ASSERT_EQ(carried->size(), state.size());
+  for (size_t i = 0; i < state.size(); ++i) {
+    const at::Tensor* t = carried->Find(state[i].name);
+    ASSERT_NE(t, nullptr) << state[i].name;
+    EXPECT_EQ(t->data_ptr(), storage[i]) << state[i].name;
+  }
+}
+
 TEST(OptimizerStateTest, AdvanceStepsCountsOnlyWhatWasTrained) {
   const ModelConfig config = ModelConfig::Full(1, 2, 8, 8, 16);
   FullOptimizerState state =

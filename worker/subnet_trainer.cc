@@ -282,7 +282,7 @@ absl::StatusOr<common::NamedTensors> SubnetTrainer::StartingState(
   const auto& h = subnet.header;
   if (ahead != nullptr) {
     return common::CarryState(subnet.full, ahead->units, subnet.units,
-                              ahead->state);
+                              std::move(ahead->state));
   }
   switch (h.spec().optimizer().state()) {
     case twist::v1::OPTIMIZER_STATE_COORDINATOR: {
@@ -296,8 +296,12 @@ absl::StatusOr<common::NamedTensors> SubnetTrainer::StartingState(
     case twist::v1::OPTIMIZER_STATE_WORKER:
       if (kept_ != nullptr && kept_->incarnation == h.incarnation() &&
           kept_->job_id == h.job_id()) {
-        return common::CarryState(subnet.full, kept_->units, subnet.units,
-                                  kept_->state);
+        // Moved into this round's layout: the old layout is not held beside
+        // it (Train() keeps the optimizer's state again, also when the round
+        // fails).
+        const std::unique_ptr<KeptState> kept = std::move(kept_);
+        return common::CarryState(subnet.full, kept->units, subnet.units,
+                                  std::move(kept->state));
       }
       return common::NamedTensors();
     default:
@@ -348,7 +352,8 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
   }
   TWIST_ASSIGN_OR_RETURN(common::NamedTensors start,
                          StartingState(subnet, ahead.get()));
-  if (subnet.reduced_precision) {
+  if (subnet.reduced_precision && subnet.with_optimizer_state) {
+    // The moments travel back as deltas too.
     for (const auto& [name, t] : start) {
       if (!received.Contains(name)) received.Set(name, t.clone());
     }
@@ -363,11 +368,19 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
   common::AdamW optimizer(common::ParameterTensors(*subnet.model),
                           common::StepDims(subnet.full, subnet.units),
                           common::AdamWOptionsOf(options));
-  if (!start.empty()) TWIST_RETURN_IF_ERROR(optimizer.LoadState(start));
+  if (!start.empty()) {
+    TWIST_RETURN_IF_ERROR(optimizer.LoadState(std::move(start)));
+  }
   TrainedSubnet out;
-  TWIST_ASSIGN_OR_RETURN(out.result,
-                         common::TrainLocalSteps(*subnet.model, dataset->train(),
-                                                 options, &optimizer));
+  absl::StatusOr<common::LocalTrainingResult> trained_steps =
+      common::TrainLocalSteps(*subnet.model, dataset->train(), options,
+                              &optimizer);
+  if (!trained_steps.ok()) {
+    // The state taken out of kept_ for this round stays with the worker.
+    KeepState(h, subnet.units, optimizer.State());
+    return trained_steps.status();
+  }
+  out.result = *std::move(trained_steps);
   if (ahead != nullptr) {
     out.result = common::Combined(ahead->result, out.result);
     out.steps_ahead = ahead->result.steps;
@@ -415,21 +428,27 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
     out.tensors.Set(name, back);
   }
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
-  if (h.spec().optimizer().state() == twist::v1::OPTIMIZER_STATE_WORKER) {
-    // The optimizer's own tensors, kept where they are: it ends here.
-    auto kept = std::make_unique<KeptState>();
-    kept->incarnation = h.incarnation();
-    kept->job_id = h.job_id();
-    kept->units = subnet.units;
-    kept->state = state;
-    kept_ = std::move(kept);
-  } else {
-    kept_.reset();
-  }
+  KeepState(h, subnet.units, state);
   if (steps_ahead) LeaveStepsAhead(subnet, trained_params, state);
   out.deltas = subnet.reduced_precision || subnet.error_feedback;
   out.parameters = common::SubnetConfig(subnet.full, subnet.units).NumParameters();
   return out;
+}
+
+void SubnetTrainer::KeepState(const twist::v1::AssignmentHeader& header,
+                              const common::SubnetUnits& units,
+                              common::NamedTensors state) {
+  if (header.spec().optimizer().state() != twist::v1::OPTIMIZER_STATE_WORKER) {
+    kept_.reset();
+    return;
+  }
+  // The optimizer's own tensors, kept where they are: it ends here.
+  auto kept = std::make_unique<KeptState>();
+  kept->incarnation = header.incarnation();
+  kept->job_id = header.job_id();
+  kept->units = units;
+  kept->state = std::move(state);
+  kept_ = std::move(kept);
 }
 
 std::unique_ptr<SubnetTrainer::Ahead> SubnetTrainer::TakeAhead(
@@ -478,7 +497,11 @@ absl::Status SubnetTrainer::TrainAhead(std::function<bool()> should_stop) {
                           common::StepDims(ahead->full, ahead->units),
                           common::AdamWOptionsOf(options));
   if (!ahead->state.empty()) {
-    TWIST_RETURN_IF_ERROR(optimizer.LoadState(ahead->state));
+    // A copy: the kept state is the next round's when these steps are
+    // dropped.
+    common::NamedTensors state;
+    for (const auto& [name, t] : ahead->state) state.Set(name, t.clone());
+    TWIST_RETURN_IF_ERROR(optimizer.LoadState(std::move(state)));
   }
   TWIST_ASSIGN_OR_RETURN(ahead->result,
                          common::TrainLocalSteps(*ahead->model,

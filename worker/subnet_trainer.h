@@ -189,6 +189,11 @@ class SubnetTrainer {
   // steps ahead ended with, when `ahead` is set.
   absl::StatusOr<common::NamedTensors> StartingState(
       const PreparedSubnet& subnet, const Ahead* ahead);
+  // Keeps `state` (the optimizer's, for `units`) for the next round of the
+  // header's job when the worker keeps the optimizer state; drops what was
+  // kept otherwise.
+  void KeepState(const twist::v1::AssignmentHeader& header,
+                 const common::SubnetUnits& units, common::NamedTensors state);
   // The steps trained ahead of the header's round, when they are its (same
   // coordinator, job and round, trained); else null, and they are dropped.
   std::unique_ptr<Ahead> TakeAhead(const twist::v1::AssignmentHeader& header);

@@ -26,35 +26,46 @@ std::vector<int64_t> StepDims(const ModelConfig& full,
 absl::StatusOr<NamedTensors> CarryState(const ModelConfig& full,
                                         const SubnetUnits& from,
                                         const SubnetUnits& to,
-                                        const NamedTensors& state) {
+                                        NamedTensors state) {
   NamedTensors out;
   for (const auto& p : ParameterShapes(SubnetConfig(full, to))) {
-    const at::Tensor* m = state.Find(ExpAvgName(p.name));
-    const at::Tensor* v = state.Find(ExpAvgSqName(p.name));
-    const at::Tensor* steps = state.Find(StepsName(p.name));
+    at::Tensor* m = state.Find(ExpAvgName(p.name));
+    at::Tensor* v = state.Find(ExpAvgSqName(p.name));
+    at::Tensor* steps = state.Find(StepsName(p.name));
     if (m == nullptr || v == nullptr || steps == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat("optimizer state lacks parameter '", p.name, "'"));
     }
     TWIST_ASSIGN_OR_RETURN(std::optional<SliceRule> rule_to,
                            SliceRuleFor(full, to, p.name));
-    if (!rule_to) {
-      out.Set(ExpAvgName(p.name), m->clone());
-      out.Set(ExpAvgSqName(p.name), v->clone());
-      out.Set(StepsName(p.name), steps->clone());
+    std::vector<int64_t> places;
+    if (rule_to) {
+      TWIST_ASSIGN_OR_RETURN(std::optional<SliceRule> rule_from,
+                             SliceRuleFor(full, from, p.name));
+      if (m->size(rule_from->dim) !=
+          static_cast<int64_t>(rule_from->index.size())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "optimizer state of '", p.name, "' does not fit the units held"));
+      }
+      places = PlacesIn(*rule_from, *rule_to);
+    }
+    bool in_place = rule_to && m->size(rule_to->dim) ==
+                                   static_cast<int64_t>(places.size());
+    for (size_t i = 0; in_place && i < places.size(); ++i) {
+      in_place = places[i] == static_cast<int64_t>(i);
+    }
+    if (!rule_to || in_place) {  // the same positions: the tensors move
+      out.Set(ExpAvgName(p.name), std::move(*m));
+      out.Set(ExpAvgSqName(p.name), std::move(*v));
+      out.Set(StepsName(p.name), std::move(*steps));
       continue;
     }
-    TWIST_ASSIGN_OR_RETURN(std::optional<SliceRule> rule_from,
-                           SliceRuleFor(full, from, p.name));
-    if (m->size(rule_from->dim) !=
-        static_cast<int64_t>(rule_from->index.size())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "optimizer state of '", p.name, "' does not fit the units held"));
-    }
-    const std::vector<int64_t> places = PlacesIn(*rule_from, *rule_to);
     out.Set(ExpAvgName(p.name), GatherOrZero(*m, rule_to->dim, places));
     out.Set(ExpAvgSqName(p.name), GatherOrZero(*v, rule_to->dim, places));
     out.Set(StepsName(p.name), GatherOrZero(*steps, 0, places));
+    *m = at::Tensor();  // released as soon as carried
+    *v = at::Tensor();
+    *steps = at::Tensor();
   }
   return out;
 }

@@ -28,11 +28,14 @@ std::vector<int64_t> StepDims(const ModelConfig& full,
 // the same full model): positions of units held in both keep their moments
 // and steps; units new to `to` start at zero moments and step 0; replicated
 // parameters keep theirs. InvalidArgument for a state that does not fit
-// `from`.
+// `from`. Consumes `state`: tensors that carry over whole (replicated
+// parameters, and sliced ones whose units stay in place) are moved, not
+// copied, and each gathered tensor is released once carried, so that the
+// old and the new state are never both whole in memory.
 absl::StatusOr<NamedTensors> CarryState(const ModelConfig& full,
                                         const SubnetUnits& from,
                                         const SubnetUnits& to,
-                                        const NamedTensors& state);
+                                        NamedTensors state);
 
 // One delivered update's optimizer state (the moments of the units it held,
 // named as AdamW names them) for FullOptimizerState::Merge.

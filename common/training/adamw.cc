@@ -124,7 +124,7 @@ NamedTensors AdamW::State() const {
   return out;
 }
 
-absl::Status AdamW::LoadState(const NamedTensors& state) {
+absl::Status AdamW::LoadState(NamedTensors state) {
   for (const Entry& e : entries_) {
     for (const std::string& name : {ExpAvgName(e.name), ExpAvgSqName(e.name)}) {
       const at::Tensor* t = state.Find(name);
@@ -151,9 +151,19 @@ absl::Status AdamW::LoadState(const NamedTensors& state) {
           "optimizer state '", ExpAvgSqName(e.name), "' is negative"));
     }
   }
+  // Taken over where it can be: a second copy of the moments would be the
+  // size of two models.
+  auto load = [](at::Tensor& mine, at::Tensor& given) {
+    if (given.is_contiguous() && given.scalar_type() == mine.scalar_type() &&
+        given.device() == mine.device()) {
+      mine = std::move(given);
+    } else {
+      mine.copy_(given);
+    }
+  };
   for (Entry& e : entries_) {
-    e.exp_avg.copy_(*state.Find(ExpAvgName(e.name)));
-    e.exp_avg_sq.copy_(*state.Find(ExpAvgSqName(e.name)));
+    load(e.exp_avg, *state.Find(ExpAvgName(e.name)));
+    load(e.exp_avg_sq, *state.Find(ExpAvgSqName(e.name)));
     e.steps.copy_(
         state.Find(StepsName(e.name))->to(at::kCPU).reshape(e.steps.sizes()));
   }

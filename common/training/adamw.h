@@ -53,10 +53,12 @@ class AdamW {
   // step dimension, or one value). The tensors are the optimizer's own.
   NamedTensors State() const;
 
-  // Replaces the state (copying it in). InvalidArgument naming the tensor for
-  // a missing or misshapen one; a negative step count or a negative
-  // exp_avg_sq value is refused too.
-  absl::Status LoadState(const NamedTensors& state);
+  // Replaces the state. Moments that are contiguous and of their parameter's
+  // element type and device become the optimizer's own (no copy: handles
+  // the caller keeps see its steps); others are copied in. InvalidArgument
+  // naming the tensor for a missing or misshapen one; a negative step count
+  // or a negative exp_avg_sq value is refused too.
+  absl::Status LoadState(NamedTensors state);
 
  private:
   struct Entry {
