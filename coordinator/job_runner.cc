@@ -155,10 +155,15 @@ absl::StatusOr<int32_t> JobRunner::Start() {
     hooks_.job_changed(copy);
   };
   finisher_ = std::make_unique<RoundFinisher>(
-      config_, dataset_->val(),
+      dataset_->val(),
       RoundFinisher::Options{spec_.eval_batches(), spec_.batch_size(),
                              options_.job_dir, options_.checkpoints_kept},
-      std::move(finisher_hooks));
+      std::move(finisher_hooks),
+      [this](const RoundFinisher::ModelUse& use) {
+        absl::ReaderMutexLock lock(&model_mu_);
+        return use(model_->module(), model_->parameters(),
+                   model_->CheckpointState());
+      });
   absl::MutexLock lock(&job_mu_);
   if (job_.started_at() == 0) job_.set_started_at(NowSeconds());
   return job_.round() + 1;
@@ -166,12 +171,7 @@ absl::StatusOr<int32_t> JobRunner::Start() {
 
 absl::Status JobRunner::EvaluateStart() {
   const auto start = std::chrono::steady_clock::now();
-  TWIST_ASSIGN_OR_RETURN(
-      double val_loss,
-      finisher_->EvaluateNow([this](const common::NamedTensors& params) {
-        absl::ReaderMutexLock lock(&model_mu_);
-        model_->CopyInto(params, nullptr);
-      }));
+  TWIST_ASSIGN_OR_RETURN(double val_loss, finisher_->EvaluateNow());
   twist::v1::RoundRecord record;
   record.set_round(0);
   record.set_train_loss(std::numeric_limits<double>::quiet_NaN());

@@ -161,7 +161,7 @@ class JobRunner {
   absl::StatusOr<std::vector<common::NamedTensors>> SliceForSlots(
       const std::vector<common::SubnetUnits>& units,
       std::vector<common::NamedTensors>* shifts)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(model_mu_);
+      ABSL_SHARED_LOCKS_REQUIRED(model_mu_);
   // For a job that ran before (started_at set): loads the newest intact
   // checkpoint, or starts over when the job never had one, and truncates the
   // recorded history to match. FailedPrecondition (nothing truncated) when
@@ -174,7 +174,7 @@ class JobRunner {
   // Each unit's mean contribution on a calibration batch of training data
   // (shift correction).
   absl::StatusOr<common::UnitContributions> Contributions()
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(model_mu_);
+      ABSL_SHARED_LOCKS_REQUIRED(model_mu_);
   void SetState(twist::v1::JobState state, const std::string& reason);
   // Refusals of this job by worker id, as "worker NAME on HOST: why".
   std::string DescribeRefusals() const;
@@ -199,17 +199,20 @@ class JobRunner {
   // When each worker's last accepted update arrived (idle fractions).
   std::map<std::string, absl::Time> last_update_at_;
 
-  mutable absl::Mutex model_mu_;  // guards the model's values
+  // Guards the model's values: written by the merge, read by the deal and
+  // the finisher (evaluation, checkpoints) at the same time.
+  mutable absl::Mutex model_mu_;
   std::unique_ptr<ModelState> model_ ABSL_GUARDED_BY(model_mu_);
   // Compressed jobs (but shift correction): what the workers hold, to deal
   // them changes instead of weights (common/ist/shared_view.h). Fresh in
-  // every runner: after a restart no worker is resident.
-  std::unique_ptr<common::SharedView> shared_view_ ABSL_GUARDED_BY(model_mu_);
+  // every runner: after a restart no worker is resident. Used on the
+  // runner's thread only.
+  std::unique_ptr<common::SharedView> shared_view_;
   // Memory reused from round to round, so a steady-state round allocates
-  // nothing: the slices sent, the updates received, the merge's sums.
-  common::TensorPool slice_pool_;
-  common::TensorPool update_pool_;
-  common::TensorPool merge_pool_;
+  // nothing: the slices sent, the updates received, the merge's sums. One
+  // pool for all three: a slot's update has its assignment's shapes, so it
+  // lands in the tensors its assignment left once streamed.
+  common::TensorPool round_pool_;
 };
 
 }  // namespace twist::coordinator

@@ -44,7 +44,6 @@ absl::Status JobRunner::RunOneRound(int32_t round,
       refusers_[w.worker_id()] = w.reason();
     }
     if (outcome.ends[i] == SlotEnd::kDelivered && shared_view_ != nullptr) {
-      absl::MutexLock lock(&model_mu_);
       shared_view_->Delivered(w.worker_id());
     }
   }
@@ -126,13 +125,12 @@ absl::StatusOr<std::vector<common::NamedTensors>> JobRunner::SliceForSlots(
   // local_sgd: one extraction, shared read-only by every slot.
   const std::vector<common::SubnetUnits> distinct =
       same ? std::vector<common::SubnetUnits>{units[0]} : units;
-  // Into last round's slice tensors where they are free again (sent and
+  // Into last round's tensors where they are free again (sent and
   // dropped): fresh memory would cost a page fault per page.
-  slice_pool_.Trim();
   TWIST_ASSIGN_OR_RETURN(
       std::vector<common::NamedTensors> params,
       common::ExtractSubnets(config_, model_->parameters(), distinct,
-                             wire_dtype_, &slice_pool_));
+                             wire_dtype_, &round_pool_));
   shifts->assign(units.size(), common::NamedTensors());
   if (spec_.scaling() == twist::v1::SCALING_CORRECTION && !same) {
     // Each slot's missing units' mean contributions go into its output
@@ -150,7 +148,7 @@ absl::StatusOr<std::vector<common::NamedTensors>> JobRunner::SliceForSlots(
   std::vector<common::NamedTensors> states(distinct.size());
   if (state != nullptr) {
     TWIST_ASSIGN_OR_RETURN(
-        states, state->Slice(config_, distinct, wire_dtype_, &slice_pool_));
+        states, state->Slice(config_, distinct, wire_dtype_, &round_pool_));
   }
   std::vector<common::NamedTensors> sliced;
   for (size_t i = 0; i < distinct.size(); ++i) {
@@ -168,8 +166,10 @@ absl::StatusOr<std::shared_ptr<RoundCollector>> JobRunner::Deal(
     int32_t round, const RoundPlan& plan) {
   std::vector<SlotSpec> slots;
   std::vector<std::shared_ptr<Assignment>> assignments;
+  round_pool_.Trim();  // what the last round did not ask for
   {
-    absl::MutexLock lock(&model_mu_);
+    // For reading: the finisher may be evaluating the same model.
+    absl::ReaderMutexLock lock(&model_mu_);
     std::vector<common::NamedTensors> shifts(plan.units.size());
     std::vector<common::NamedTensors> sliced;
     common::ViewDeal view_deal;
@@ -215,12 +215,11 @@ absl::StatusOr<std::shared_ptr<RoundCollector>> JobRunner::Deal(
       assignments.push_back(std::move(a));
     }
   }
-  update_pool_.Trim();
   auto collector = std::make_shared<RoundCollector>(
       options_.incarnation, job_id_, round, config_, std::move(slots),
       wire_dtype_,
       spec_.optimizer().state() == twist::v1::OPTIMIZER_STATE_COORDINATOR,
-      &update_pool_);
+      &round_pool_);
   board_->Publish(collector);
   for (size_t i = 0; i < assignments.size(); ++i) {
     registry_->Offer(plan.workers[i].id(), std::move(assignments[i]));
@@ -269,15 +268,15 @@ void JobRunner::Await(RoundCollector& collector, double deadline_s,
 
 absl::StatusOr<RoundOutcome> JobRunner::Merge(RoundCollector& collector) {
   std::vector<SlotResult> results = collector.Close();
+  finisher_->AwaitModelRead();  // the last round's evaluation and checkpoint
   absl::MutexLock lock(&model_mu_);
-  merge_pool_.Trim();
   MergeTargets targets;
   targets.params = &model_->parameters();
   targets.step = outer_step_;
   targets.velocity = model_->velocity();
   targets.optimizer_state = model_->optimizer_state();
   targets.local_steps = spec_.local_steps();
-  targets.scratch = &merge_pool_;
+  targets.scratch = &round_pool_;
   return MergeRound(config_, collector.slots(), results, targets);
 }
 
@@ -304,12 +303,7 @@ absl::Status JobRunner::Finish(int32_t round, const RoundOutcome& outcome,
   const bool checkpoint = spec_.checkpoint_every() > 0 &&
                           round % spec_.checkpoint_every() == 0 &&
                           round < spec_.rounds();
-  return finisher_->Submit(
-      std::move(record), evaluate, checkpoint,
-      [this](const common::NamedTensors& params, common::NamedTensors* state) {
-        absl::ReaderMutexLock lock(&model_mu_);
-        model_->CopyInto(params, state);
-      });
+  return finisher_->Submit(std::move(record), evaluate, checkpoint);
 }
 
 void JobRunner::SetIdleFractions(absl::Time handed_out,

@@ -32,22 +32,6 @@ common::NamedTensors ModelState::CheckpointState() const {
   return out;
 }
 
-void ModelState::CopyInto(const common::NamedTensors& params,
-                          common::NamedTensors* state) const {
-  torch::NoGradGuard no_grad;
-  for (const auto& [name, t] : parameters_) params.Find(name)->copy_(t);
-  if (state == nullptr) return;
-  const common::NamedTensors all = CheckpointState();
-  if (state->size() != all.size()) *state = common::NamedTensors();
-  for (const auto& [name, t] : all) {
-    if (at::Tensor* s = state->Find(name)) {
-      s->copy_(t);
-    } else {
-      state->Set(name, t.clone());
-    }
-  }
-}
-
 absl::Status ModelState::LoadWeights(const common::NamedTensors& initial) {
   return common::LoadParameters(*module_, initial);
 }

@@ -46,12 +46,9 @@ class ModelState {
 
   // The parameters, copied.
   common::NamedTensors CloneParameters() const;
-  // Copies the parameters into `params` (the same names and shapes) and,
-  // when `state` is given, the checkpoint's state tensors into `state`
-  // (reusing its tensors when it holds the same names, replacing it
-  // otherwise).
-  void CopyInto(const common::NamedTensors& params,
-                common::NamedTensors* state) const;
+  // The velocity and the optimizer state, named for a checkpoint (shared,
+  // not copied).
+  common::NamedTensors CheckpointState() const;
 
   // Overwrites the parameters with `initial` (a job's init_from weights).
   absl::Status LoadWeights(const common::NamedTensors& initial);
@@ -65,10 +62,6 @@ class ModelState {
   absl::Status Save(const std::string& path) const;
 
  private:
-  // The velocity and the optimizer state, named for a checkpoint (shared,
-  // not copied).
-  common::NamedTensors CheckpointState() const;
-
   const common::ModelConfig config_;
   common::Gpt module_{nullptr};
   common::NamedTensors parameters_;

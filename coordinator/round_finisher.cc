@@ -11,14 +11,12 @@
 
 namespace twist::coordinator {
 
-RoundFinisher::RoundFinisher(const common::ModelConfig& config,
-                             const common::TokenFile& val, Options options,
-                             Hooks hooks)
+RoundFinisher::RoundFinisher(const common::TokenFile& val, Options options,
+                             Hooks hooks, ModelReader reader)
     : options_(std::move(options)),
       hooks_(std::move(hooks)),
       val_(val),
-      model_(config) {
-  params_ = common::ParameterTensors(*model_);
+      reader_(std::move(reader)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -31,34 +29,33 @@ RoundFinisher::~RoundFinisher() {
   thread_.join();
 }
 
-absl::Status RoundFinisher::Submit(
-    twist::v1::RoundRecord record, bool evaluate, bool checkpoint,
-    const std::function<void(const common::NamedTensors&,
-                             common::NamedTensors*)>& snapshot) {
+absl::Status RoundFinisher::Submit(twist::v1::RoundRecord record,
+                                  bool evaluate, bool checkpoint) {
   absl::MutexLock lock(&mu_);
   if (!error_.ok()) return error_;
-  if (evaluate || checkpoint) {
-    auto free = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return !snapshot_busy_ || !error_.ok();
-    };
-    mu_.Await(absl::Condition(&free));
-    if (!error_.ok()) return error_;
-    torch::NoGradGuard no_grad;
-    snapshot(params_, &state_);
-    snapshot_busy_ = true;
-  }
+  if (evaluate || checkpoint) ++model_reads_;
   queue_.push_back(Task{std::move(record), evaluate, checkpoint});
   return absl::OkStatus();
 }
 
-absl::StatusOr<double> RoundFinisher::EvaluateNow(
-    const std::function<void(const common::NamedTensors&)>& snapshot) {
+void RoundFinisher::AwaitModelRead() {
+  absl::MutexLock lock(&mu_);
+  auto read = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return model_reads_ == 0;
+  };
+  mu_.Await(absl::Condition(&read));
+}
+
+absl::StatusOr<double> RoundFinisher::EvaluateNow() {
   TWIST_RETURN_IF_ERROR(Drain());
-  {
-    torch::NoGradGuard no_grad;
-    snapshot(params_);
-  }
-  return Evaluate();
+  double loss = 0;
+  TWIST_RETURN_IF_ERROR(reader_([&](common::GptImpl& model,
+                                    const common::NamedTensors&,
+                                    const common::NamedTensors&) {
+    TWIST_ASSIGN_OR_RETURN(loss, Evaluate(model));
+    return absl::OkStatus();
+  }));
+  return loss;
 }
 
 absl::Status RoundFinisher::Drain() {
@@ -92,33 +89,39 @@ void RoundFinisher::Loop() {
     }
     if (status.ok()) status = Finish(task);
     absl::MutexLock lock(&mu_);
-    if (task.evaluate || task.checkpoint) snapshot_busy_ = false;
+    if (task.evaluate || task.checkpoint) --model_reads_;
     if (!status.ok() && error_.ok()) error_ = status;
     working_ = false;
   }
 }
 
-absl::StatusOr<double> RoundFinisher::Evaluate() {
+absl::StatusOr<double> RoundFinisher::Evaluate(common::GptImpl& model) {
   return common::CatchTorchErrors("evaluating the model", [&] {
-    return common::EvaluateLoss(*model_, val_, options_.eval_batches,
-                                options_.batch_size,
-                                model_->config().block_size);
+    return common::EvaluateLoss(model, val_, options_.eval_batches,
+                                options_.batch_size, model.config().block_size);
   });
 }
 
 absl::Status RoundFinisher::Finish(Task& task) {
   twist::v1::RoundRecord& record = task.record;
-  if (task.evaluate) {
-    const auto start = std::chrono::steady_clock::now();
-    TWIST_ASSIGN_OR_RETURN(double val_loss, Evaluate());
-    record.set_has_val_loss(true);
-    record.set_val_loss(val_loss);
-    record.set_eval_s(common::SecondsSince(start));
-  }
-  if (task.checkpoint) {
-    TWIST_RETURN_IF_ERROR(WriteCheckpoint(options_.job_dir, record.round(),
-                                          params_, state_,
-                                          options_.checkpoints_kept));
+  if (task.evaluate || task.checkpoint) {
+    TWIST_RETURN_IF_ERROR(reader_([&](common::GptImpl& model,
+                                      const common::NamedTensors& params,
+                                      const common::NamedTensors& state) {
+      if (task.evaluate) {
+        const auto start = std::chrono::steady_clock::now();
+        TWIST_ASSIGN_OR_RETURN(double val_loss, Evaluate(model));
+        record.set_has_val_loss(true);
+        record.set_val_loss(val_loss);
+        record.set_eval_s(common::SecondsSince(start));
+      }
+      if (task.checkpoint) {
+        TWIST_RETURN_IF_ERROR(WriteCheckpoint(options_.job_dir, record.round(),
+                                              params, state,
+                                              options_.checkpoints_kept));
+      }
+      return absl::OkStatus();
+    }));
   }
   record.set_finished_at(common::NowSeconds());
   hooks_.round_finished(record);

@@ -1,10 +1,11 @@
 // The work after a round that need not hold up the next one: evaluating the
 // model as the round left it, writing its checkpoint, and recording the
-// round. It runs on a thread of its own, in round order, from a snapshot of
-// the parameters, so workers train round r+1 while round r is evaluated and
-// written. At most one snapshot exists at a time (the model's size in
-// memory, once): a round that needs one waits for the previous one to be
-// done with it.
+// round. It runs on a thread of its own, in round order, so workers train
+// round r+1 while round r is evaluated and written. It reads the job's model
+// itself, not a copy (a copy would be the model's size in memory again):
+// the owner deals round r+1 from the same model meanwhile, and before it
+// writes the model (merges round r+1) it waits until the finisher is done
+// reading it (AwaitModelRead).
 #ifndef TWIST_COORDINATOR_ROUND_FINISHER_H_
 #define TWIST_COORDINATOR_ROUND_FINISHER_H_
 
@@ -19,7 +20,6 @@
 #include "absl/synchronization/mutex.h"
 #include "common/data/token_file.h"
 #include "common/model/gpt.h"
-#include "common/model/model_config.h"
 #include "common/model/named_tensors.h"
 #include "twist/v1/job.pb.h"
 
@@ -40,33 +40,39 @@ class RoundFinisher {
     std::function<void(int32_t round)> checkpoint_written;
   };
 
+  // What a read of the model is given: the module (evaluated), and the
+  // parameters and the state a checkpoint holds beside them (shared, not
+  // copied).
+  using ModelUse = std::function<absl::Status(
+      common::GptImpl& model, const common::NamedTensors& params,
+      const common::NamedTensors& state)>;
+  // Calls `use` with the job's model, under the owner's lock for reading;
+  // its status.
+  using ModelReader = std::function<absl::Status(const ModelUse& use)>;
+
   // `val` must outlive the finisher.
-  RoundFinisher(const common::ModelConfig& config, const common::TokenFile& val,
-                Options options, Hooks hooks);
+  RoundFinisher(const common::TokenFile& val, Options options, Hooks hooks,
+                ModelReader reader);
   // Finishes what was submitted, then joins the thread.
   ~RoundFinisher();
 
   // Queues round `record` (its duration so far; eval_s and val_loss are
-  // added). With `evaluate` or `checkpoint`, `snapshot` is called (on the
-  // caller's thread, under the caller's locks) with the tensors to copy the
-  // parameters and the outer optimizer's state into, once the previous
-  // snapshot is free. Returns the first error of earlier work, if any (the
-  // job must then fail with it), else OK.
-  absl::Status Submit(
-      twist::v1::RoundRecord record, bool evaluate, bool checkpoint,
-      const std::function<void(const common::NamedTensors& params,
-                               common::NamedTensors* state)>& snapshot);
+  // added). With `evaluate` or `checkpoint` the task reads the model as it
+  // is now: the owner must not change it until AwaitModelRead() returns.
+  // Returns the first error of earlier work, if any (the job must then fail
+  // with it), else OK.
+  absl::Status Submit(twist::v1::RoundRecord record, bool evaluate,
+                      bool checkpoint);
 
-  // Evaluates the model `snapshot` fills in, now, on the caller's thread
-  // (round 0, before training). Waits for earlier work first.
-  absl::StatusOr<double> EvaluateNow(
-      const std::function<void(const common::NamedTensors& params)>& snapshot);
+  // Waits until no submitted task still has to read the model.
+  void AwaitModelRead();
+
+  // Evaluates the model now, on the caller's thread (round 0, before
+  // training). Waits for earlier work first.
+  absl::StatusOr<double> EvaluateNow();
 
   // Waits until everything submitted is done; the first error, if any.
   absl::Status Drain();
-
-  // The snapshot model (valid after Drain()), e.g. to save the final model.
-  common::GptImpl& snapshot_model() { return *model_; }
 
  private:
   struct Task {
@@ -77,19 +83,17 @@ class RoundFinisher {
 
   void Loop();
   absl::Status Finish(Task& task);
-  absl::StatusOr<double> Evaluate();
+  absl::StatusOr<double> Evaluate(common::GptImpl& model);
 
   const Options options_;
   const Hooks hooks_;
   const common::TokenFile& val_;
-  // The snapshot: a model of its own whose parameters the snapshot fills.
-  common::Gpt model_;
-  common::NamedTensors params_;  // model_'s parameters
-  common::NamedTensors state_;   // the outer optimizer's, for checkpoints
+  const ModelReader reader_;
 
   absl::Mutex mu_;
   std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
-  bool snapshot_busy_ ABSL_GUARDED_BY(mu_) = false;
+  // Submitted tasks that have yet to read the model.
+  int model_reads_ ABSL_GUARDED_BY(mu_) = 0;
   bool working_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status error_ ABSL_GUARDED_BY(mu_);

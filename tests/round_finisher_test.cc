@@ -1,6 +1,6 @@
 // The round finisher (coordinator/round_finisher.h): evaluation, checkpoints
-// and records on a thread of its own, in round order, from a snapshot of the
-// parameters taken when the round was submitted.
+// and records on a thread of its own, in round order, reading the model
+// itself until AwaitModelRead() says it is done with it.
 #include "coordinator/round_finisher.h"
 
 #include <gtest/gtest.h>
@@ -61,17 +61,14 @@ class RoundFinisherTest : public ::testing::Test {
     return options;
   }
 
-  // Copies the model's parameters (and a state of one tensor) into the
-  // finisher's snapshot.
-  std::function<void(const common::NamedTensors&, common::NamedTensors*)>
-  Snapshot() {
-    return [this](const common::NamedTensors& params,
-                  common::NamedTensors* state) {
-      for (const auto& [name, t] : params) t.copy_(*params_.Find(name));
-      if (state != nullptr) {
-        *state = common::NamedTensors();
-        state->Set("velocity.wte.weight", torch::ones({2, 2}));
-      }
+  // Reads the fixture's model (and a state of one tensor), as the job
+  // runner reads its own; each read first sleeps `delay`.
+  RoundFinisher::ModelReader Reader(absl::Duration delay = absl::ZeroDuration()) {
+    return [this, delay](const RoundFinisher::ModelUse& use) {
+      absl::SleepFor(delay);
+      common::NamedTensors state;
+      state.Set("velocity.wte.weight", torch::ones({2, 2}));
+      return use(*model_, params_, state);
     };
   }
 
@@ -102,12 +99,12 @@ TEST_F(RoundFinisherTest, EvaluationRecordsTheValidationLoss) {
     records.push_back(r);
   };
   hooks.checkpoint_written = [](int32_t) { ADD_FAILURE() << "no checkpoint"; };
-  RoundFinisher finisher(config_, dataset_->val(), FinisherOptions(), hooks);
+  RoundFinisher finisher(dataset_->val(), FinisherOptions(), hooks, Reader());
   ASSERT_TRUE(finisher.Submit(Record(1), /*evaluate=*/true,
-                              /*checkpoint=*/false, Snapshot())
+                              /*checkpoint=*/false)
                   .ok());
   ASSERT_TRUE(finisher.Submit(Record(2), /*evaluate=*/false,
-                              /*checkpoint=*/false, Snapshot())
+                              /*checkpoint=*/false)
                   .ok());
   ASSERT_TRUE(finisher.Drain().ok());
 
@@ -130,10 +127,8 @@ TEST_F(RoundFinisherTest, EvaluateNowMatchesTheModelsLoss) {
   RoundFinisher::Hooks hooks;
   hooks.round_finished = [](const twist::v1::RoundRecord&) {};
   hooks.checkpoint_written = [](int32_t) {};
-  RoundFinisher finisher(config_, dataset_->val(), FinisherOptions(), hooks);
-  auto loss = finisher.EvaluateNow([this](const common::NamedTensors& params) {
-    for (const auto& [name, t] : params) t.copy_(*params_.Find(name));
-  });
+  RoundFinisher finisher(dataset_->val(), FinisherOptions(), hooks, Reader());
+  auto loss = finisher.EvaluateNow();
   ASSERT_TRUE(loss.ok()) << loss.status();
   auto expected = common::EvaluateLoss(*model_, dataset_->val(), 2, 4, 32);
   ASSERT_TRUE(expected.ok()) << expected.status();
@@ -159,15 +154,17 @@ TEST_F(RoundFinisherTest, CheckpointIsWrittenWhenAsked) {
     written.push_back(round);
   };
   {
-    RoundFinisher finisher(config_, dataset_->val(), FinisherOptions(), hooks);
+    RoundFinisher finisher(dataset_->val(), FinisherOptions(), hooks, Reader());
     ASSERT_TRUE(
-        finisher.Submit(Record(1), false, /*checkpoint=*/false, Snapshot())
+        finisher.Submit(Record(1), false, /*checkpoint=*/false)
             .ok());
     ASSERT_TRUE(
-        finisher.Submit(Record(2), false, /*checkpoint=*/true, Snapshot())
+        finisher.Submit(Record(2), false, /*checkpoint=*/true)
             .ok());
-    // The model moves on; the checkpoint of round 2 holds it as it was.
+    // The model moves on once the finisher has read it; the checkpoint of
+    // round 2 holds it as it was.
     const common::NamedTensors at_round_2 = twist::testing::Clone(params_);
+    finisher.AwaitModelRead();
     {
       torch::NoGradGuard no_grad;
       for (auto& [name, t] : params_) t.add_(1.0);
@@ -188,7 +185,7 @@ TEST_F(RoundFinisherTest, CheckpointIsWrittenWhenAsked) {
 
     // Only the newest checkpoints_kept stay.
     for (int round = 3; round <= 5; ++round) {
-      ASSERT_TRUE(finisher.Submit(Record(round), false, true, Snapshot()).ok());
+      ASSERT_TRUE(finisher.Submit(Record(round), false, true).ok());
     }
     ASSERT_TRUE(finisher.Drain().ok());
   }
@@ -209,16 +206,35 @@ TEST_F(RoundFinisherTest, DrainWaitsForTheSubmittedRounds) {
     finished.fetch_add(1);
   };
   hooks.checkpoint_written = [](int32_t) {};
-  RoundFinisher finisher(config_, dataset_->val(), FinisherOptions(), hooks);
+  RoundFinisher finisher(dataset_->val(), FinisherOptions(), hooks, Reader());
   const absl::Time start = absl::Now();
   for (int round = 1; round <= 3; ++round) {
-    ASSERT_TRUE(finisher.Submit(Record(round), false, false, Snapshot()).ok());
+    ASSERT_TRUE(finisher.Submit(Record(round), false, false).ok());
   }
   EXPECT_LT(absl::Now() - start, absl::Milliseconds(300));  // did not wait
   EXPECT_LT(finished.load(), 3);
   ASSERT_TRUE(finisher.Drain().ok());
   EXPECT_EQ(finished.load(), 3);
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(900));
+}
+
+TEST_F(RoundFinisherTest, AwaitModelReadWaitsForTheReadsSubmitted) {
+  RoundFinisher::Hooks hooks;
+  hooks.round_finished = [](const twist::v1::RoundRecord&) {};
+  hooks.checkpoint_written = [](int32_t) {};
+  RoundFinisher finisher(dataset_->val(), FinisherOptions(), hooks,
+                         Reader(absl::Milliseconds(300)));
+  // A round with nothing to evaluate or write does not read the model.
+  ASSERT_TRUE(finisher.Submit(Record(1), false, false).ok());
+  absl::Time start = absl::Now();
+  finisher.AwaitModelRead();
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(300));
+  // One that evaluates does: the owner waits before changing it.
+  ASSERT_TRUE(finisher.Submit(Record(2), /*evaluate=*/true, false).ok());
+  start = absl::Now();
+  finisher.AwaitModelRead();
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+  ASSERT_TRUE(finisher.Drain().ok());
 }
 
 // A round that cannot be finished fails the job: Drain and later Submits
@@ -231,15 +247,15 @@ TEST_F(RoundFinisherTest, FirstErrorIsReturnedAndStopsTheWork) {
     finished.push_back(r.round());
   };
   hooks.checkpoint_written = [](int32_t) {};
-  RoundFinisher finisher(config_, dataset_->val(), FinisherOptions(), hooks);
-  ASSERT_TRUE(finisher.Submit(Record(1), false, /*checkpoint=*/true, Snapshot())
+  RoundFinisher finisher(dataset_->val(), FinisherOptions(), hooks, Reader());
+  ASSERT_TRUE(finisher.Submit(Record(1), false, /*checkpoint=*/true)
                   .ok());
   // This one may already see the error.
-  finisher.Submit(Record(2), true, false, Snapshot()).IgnoreError();
+  finisher.Submit(Record(2), true, false).IgnoreError();
   const absl::Status drained = finisher.Drain();
   EXPECT_FALSE(drained.ok());
   EXPECT_TRUE(absl::StrContains(drained.message(), job_dir_)) << drained;
-  EXPECT_FALSE(finisher.Submit(Record(3), false, false, Snapshot()).ok());
+  EXPECT_FALSE(finisher.Submit(Record(3), false, false).ok());
   EXPECT_TRUE(finished.empty());
 }
 

@@ -1,9 +1,13 @@
 #include "common/ist/merge.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <numeric>
 #include <optional>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
@@ -72,7 +76,19 @@ absl::Status MergeUpdates(const ModelConfig& full, const NamedTensors& params,
   }
   if (updates.empty()) return absl::OkStatus();
   const bool momentum = step.momentum != 0.0;
-  for (const auto& [name, theta] : params) {
+  if (momentum) {  // created here: the tensors below merge concurrently
+    for (const auto& [name, theta] : params) {
+      if (velocity->Find(name) == nullptr) {
+        velocity->Set(name, at::zeros_like(theta));
+      }
+    }
+  }
+  // One tensor's merge: each reads and writes only its own tensor, with the
+  // same arithmetic whichever thread runs it, so the result does not depend
+  // on the thread count.
+  auto merge_tensor = [&](size_t t) {
+    const std::string& name = params[t].name;
+    const at::Tensor& theta = params[t].tensor;
     // Where each update lands in this tensor, and how many land on each
     // position along the sliced dimension.
     std::vector<SliceRule> rules;
@@ -93,13 +109,7 @@ absl::Status MergeUpdates(const ModelConfig& full, const NamedTensors& params,
                 ? scratch->Acquire(theta.sizes(), theta.options())
                 : at::empty(theta.sizes(), theta.options());
     }
-    at::Tensor v;
-    if (momentum) {
-      if (velocity->Find(name) == nullptr) {
-        velocity->Set(name, at::zeros_like(theta));
-      }
-      v = *velocity->Find(name);
-    }
+    const at::Tensor v = momentum ? *velocity->Find(name) : at::Tensor();
     std::vector<const std::vector<int64_t>*> indices;
     std::vector<at::Tensor> tensors;
     std::vector<bool> is_delta;
@@ -109,7 +119,27 @@ absl::Status MergeUpdates(const ModelConfig& full, const NamedTensors& params,
       is_delta.push_back(updates[k].is_delta);
     }
     MergeSlices(theta, dim, indices, tensors, is_delta, count, sum, step, v);
+  };
+  // Tensors dealt to the threads largest first, each to the least loaded
+  // (the token embedding alone is a third of GPT-2's bytes).
+  const int threads = std::max(1, at::get_num_threads());
+  std::vector<size_t> order(params.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return params[a].tensor.numel() > params[b].tensor.numel();
+  });
+  std::vector<std::vector<size_t>> bins(threads);
+  std::vector<int64_t> load(threads, 0);
+  for (size_t t : order) {
+    const size_t b = std::min_element(load.begin(), load.end()) - load.begin();
+    bins[b].push_back(t);
+    load[b] += params[t].tensor.numel();
   }
+  at::parallel_for(0, threads, 1, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      for (size_t t : bins[b]) merge_tensor(t);
+    }
+  });
   return absl::OkStatus();
 }
 

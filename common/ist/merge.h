@@ -45,7 +45,8 @@ absl::Status ValidateUpdate(const ModelConfig& full,
                             const SliceUpdate& update);
 
 // Merges `updates` (in their order, which fixes the floating-point sums) into
-// `params` in place through `step`. `velocity` holds the outer momentum per
+// `params` in place through `step`, tensors in parallel on LibTorch's
+// threads (each tensor on one thread: the same bytes for any thread count). `velocity` holds the outer momentum per
 // parameter; it is used (and missing entries created as zeros) only when
 // step.momentum != 0. Scratch sums of shared positions come from `scratch`
 // (may be null: fresh memory). The updates must be valid (ValidateUpdate);
