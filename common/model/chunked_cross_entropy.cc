@@ -13,17 +13,24 @@ int64_t RowsPerBlock(int64_t requested, int64_t vocab) {
   return std::max<int64_t>(1, kLogitsPerBlock / std::max<int64_t>(1, vocab));
 }
 
-// The float32 logits of rows [begin, begin + rows) of x: (rows, V).
+// The type the loss and its gradient are computed in: float64 for a float64
+// model, else float32 whatever the forward's arithmetic (a bfloat16 softmax
+// over tens of thousands of classes loses the small probabilities).
+torch::ScalarType AccumulationType(const torch::Tensor& weight) {
+  return weight.scalar_type() == torch::kDouble ? torch::kDouble
+                                                : torch::kFloat;
+}
+
+// The logits of rows [begin, begin + rows) of x, in the accumulation type:
+// (rows, V).
 torch::Tensor BlockLogits(const torch::Tensor& x, const torch::Tensor& weight,
                           const c10::optional<torch::Tensor>& bias,
                           int64_t begin, int64_t rows) {
   const torch::Tensor xb = x.narrow(0, begin, rows);  // (rows, C)
   torch::Tensor logits = bias ? torch::linear(xb, weight, *bias)
                               : torch::linear(xb, weight);  // (rows, V)
-  // In float32 whatever the forward's arithmetic: a bfloat16 softmax over
-  // tens of thousands of classes loses the small probabilities.
-  return logits.scalar_type() == torch::kFloat ? logits
-                                               : logits.to(torch::kFloat);
+  const torch::ScalarType type = AccumulationType(weight);
+  return logits.scalar_type() == type ? logits : logits.to(type);
 }
 
 // Sum over rows of logsumexp(logits) - logits[target]: a float32 scalar.
@@ -43,9 +50,10 @@ class ChunkedCrossEntropyFunction
                                const torch::Tensor& targets, int64_t rows) {
     const int64_t n = x.size(0);
     torch::Tensor dx = torch::empty(x.sizes(), x.options());  // (N, C)
-    torch::Tensor dw = torch::zeros(
-        weight.sizes(), weight.options().dtype(torch::kFloat));  // (V, C)
-    torch::Tensor loss_sum = torch::zeros({}, x.options().dtype(torch::kFloat));
+    const torch::ScalarType type = AccumulationType(weight);
+    torch::Tensor dw =
+        torch::zeros(weight.sizes(), weight.options().dtype(type));  // (V, C)
+    torch::Tensor loss_sum = torch::zeros({}, x.options().dtype(type));
     for (int64_t begin = 0; begin < n; begin += rows) {
       const int64_t m = std::min(rows, n - begin);
       const torch::Tensor tb = targets.narrow(0, begin, m).unsqueeze(1);  // (m, 1)
@@ -58,7 +66,7 @@ class ChunkedCrossEntropyFunction
       g.scatter_add_(1, tb, torch::full({m, 1}, -1.0, g.options()));
       g.div_(static_cast<double>(n));
       dx.narrow(0, begin, m).copy_(torch::mm(g, weight));  // (m, C)
-      dw.addmm_(g.t(), x.narrow(0, begin, m).to(torch::kFloat));  // (V, C)
+      dw.addmm_(g.t(), x.narrow(0, begin, m).to(type));  // (V, C)
     }
     ctx->saved_data["dx"] = dx;
     ctx->saved_data["dw"] = dw;
@@ -105,7 +113,8 @@ torch::Tensor ChunkedCrossEntropy(const torch::Tensor& x,
                                              rows);
   }
   const int64_t n = x.size(0);
-  torch::Tensor loss_sum = torch::zeros({}, x.options().dtype(torch::kFloat));
+  torch::Tensor loss_sum =
+      torch::zeros({}, x.options().dtype(AccumulationType(weight)));
   for (int64_t begin = 0; begin < n; begin += rows) {
     const int64_t m = std::min(rows, n - begin);
     const torch::Tensor logits =

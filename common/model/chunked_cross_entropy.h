@@ -10,8 +10,9 @@
 // of the weight there and then; the backward pass only scales them by the
 // incoming gradient. The arithmetic is that of
 // cross_entropy(linear(x, weight, bias), targets) up to the order of
-// floating-point sums, with no recomputation; the weight's gradient is summed
-// over blocks in float32.
+// floating-point sums, with no recomputation; the loss and the gradients are
+// computed in float32 (float64 for a float64 model) whatever the forward's
+// arithmetic.
 #ifndef TWIST_COMMON_MODEL_CHUNKED_CROSS_ENTROPY_H_
 #define TWIST_COMMON_MODEL_CHUNKED_CROSS_ENTROPY_H_
 
@@ -25,7 +26,7 @@ namespace twist::common {
 inline constexpr int64_t kLogitsPerBlock = int64_t{1} << 23;
 
 // x (N, C), weight (V, C), bias (V) or undefined, targets (N) int64 in
-// [0, V) -> the mean cross-entropy, a float32 scalar. Gradients flow to x
+// [0, V) -> the mean cross-entropy, a float32 (float64) scalar. Gradients flow to x
 // and weight (when they require them and grad mode is on), never to bias.
 // `rows_per_block` <= 0 picks kLogitsPerBlock / V.
 torch::Tensor ChunkedCrossEntropy(const torch::Tensor& x,
