@@ -17,16 +17,19 @@
 namespace twist::common {
 namespace {
 
-// Where the update of `units` lands in tensor `name`: its slice rule, or for
-// a replicated tensor every row.
-SliceRule RuleOrAll(const ModelConfig& full, const SubnetUnits& units,
-                    const std::string& name, const at::Tensor& theta) {
-  std::optional<SliceRule> rule = *SliceRuleFor(full, units, name);
-  if (rule) return *std::move(rule);
-  SliceRule all{0, std::vector<int64_t>(theta.dim() == 0 ? 1 : theta.size(0))};
-  for (size_t i = 0; i < all.index.size(); ++i)
-    all.index[i] = static_cast<int64_t>(i);
-  return all;
+// Where the update of `units` lands in tensor `name`: its slice rule, or
+// nullopt for a replicated tensor (every update holds all of it).
+std::optional<SliceRule> RuleOf(const ModelConfig& full,
+                                const SubnetUnits& units,
+                                const std::string& name) {
+  return *SliceRuleFor(full, units, name);
+}
+
+// A replicated tensor as (rows, 1, row): every update holds its one position
+// along dimension 1, so the merge's scratch is one row, not the tensor.
+at::Tensor RowsView(const at::Tensor& t) {
+  const int64_t rows = t.dim() >= 2 ? t.size(0) : 1;
+  return t.view({rows, 1, t.numel() / std::max<int64_t>(rows, 1)});
 }
 
 }  // namespace
@@ -90,35 +93,41 @@ absl::Status MergeUpdates(const ModelConfig& full, const NamedTensors& params,
     const std::string& name = params[t].name;
     const at::Tensor& theta = params[t].tensor;
     // Where each update lands in this tensor, and how many land on each
-    // position along the sliced dimension.
+    // position along the sliced dimension. A replicated tensor is merged as
+    // rows that every update holds whole.
+    const bool replicated = !RuleOf(full, *updates[0].units, name).has_value();
+    auto shaped = [&](const at::Tensor& t) {
+      return replicated ? RowsView(t) : t;
+    };
     std::vector<SliceRule> rules;
     rules.reserve(updates.size());
     for (const SliceUpdate& u : updates) {
-      rules.push_back(RuleOrAll(full, *u.units, name, theta));
+      rules.push_back(replicated ? SliceRule{1, {0}}
+                                 : *RuleOf(full, *u.units, name));
     }
+    const at::Tensor target = shaped(theta);
     const int64_t dim = rules[0].dim;
-    const int64_t along = theta.dim() == 0 ? 1 : theta.size(dim);
-    std::vector<int32_t> count(along, 0);
+    std::vector<int32_t> count(target.size(dim), 0);
     bool shared = false;
     for (const auto& rule : rules) {
       for (int64_t a : rule.index) shared |= ++count[a] > 1;
     }
-    at::Tensor sum;
+    at::Tensor sum;  // one row's scratch
     if (shared) {
-      sum = scratch != nullptr
-                ? scratch->Acquire(theta.sizes(), theta.options())
-                : at::empty(theta.sizes(), theta.options());
+      const std::vector<int64_t> row = {SumElements(target, dim)};
+      sum = scratch != nullptr ? scratch->Acquire(row, theta.options())
+                               : at::empty(row, theta.options());
     }
-    const at::Tensor v = momentum ? *velocity->Find(name) : at::Tensor();
+    const at::Tensor v = momentum ? shaped(*velocity->Find(name)) : at::Tensor();
     std::vector<const std::vector<int64_t>*> indices;
     std::vector<at::Tensor> tensors;
     std::vector<bool> is_delta;
     for (size_t k = 0; k < updates.size(); ++k) {
       indices.push_back(&rules[k].index);
-      tensors.push_back(*updates[k].tensors->Find(name));
+      tensors.push_back(shaped(*updates[k].tensors->Find(name)));
       is_delta.push_back(updates[k].is_delta);
     }
-    MergeSlices(theta, dim, indices, tensors, is_delta, count, sum, step, v);
+    MergeSlices(target, dim, indices, tensors, is_delta, count, sum, step, v);
   };
   // Tensors dealt to the threads largest first, each to the least loaded
   // (the token embedding alone is a third of GPT-2's bytes).

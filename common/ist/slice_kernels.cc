@@ -220,7 +220,7 @@ inline void MergeRow(T* full, const Layout& lf, const UpdatePlan& plan,
                      const Rule& rule, int64_t o) {
   const int64_t row = o * lf.along * lf.inner;
   T* theta = full + row;
-  T* acc = sum == nullptr ? nullptr : sum + row;
+  T* acc = sum;  // one row's scratch
   T* vel = velocity == nullptr ? nullptr : velocity + row;
   const U* w = update + o * m * lf.inner;
   if (plan.scattered) {  // inner == 1
@@ -275,9 +275,8 @@ void Merge(T* full, const Layout& lf,
   }
   const std::vector<Run> shared = SharedRuns(count);
   for (int64_t o = 0; o < lf.outer; ++o) {
-    for (const Run& r : shared) {
-      std::memset(sum + (o * lf.along + r.from) * lf.inner, 0,
-                  r.length * lf.inner * sizeof(T));
+    for (const Run& r : shared) {  // the row's scratch, shared runs only
+      std::memset(sum + r.from * lf.inner, 0, r.length * lf.inner * sizeof(T));
     }
     for (size_t w = 0; w < n; ++w) {
       const int64_t m = static_cast<int64_t>(indices[w]->size());
@@ -293,11 +292,12 @@ void Merge(T* full, const Layout& lf,
       for (int64_t a = r.from; a < r.from + r.length; ++a) {
         const T c = static_cast<T>(count[a]);
         const int64_t at = (o * lf.along + a) * lf.inner;
+        const T* d = sum + a * lf.inner;
         for (int64_t i = 0; i < lf.inner; ++i) {
           if constexpr (Rule::kVelocity) {
-            rule.Step(full[at + i], sum[at + i] / c, velocity + at + i);
+            rule.Step(full[at + i], d[i] / c, velocity + at + i);
           } else {
-            rule.Step(full[at + i], sum[at + i] / c, nullptr);
+            rule.Step(full[at + i], d[i] / c, nullptr);
           }
         }
       }
@@ -383,6 +383,11 @@ void GatherSlices(const at::Tensor& full, int64_t dim,
   } else {
     narrow ? run(double(), BFloat16()) : run(double(), double());
   }
+}
+
+int64_t SumElements(const at::Tensor& full, int64_t dim) {
+  const Layout l = LayoutOf(full, dim);
+  return l.along * l.inner;
 }
 
 void MergeSlices(const at::Tensor& full, int64_t dim,

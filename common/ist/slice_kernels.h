@@ -50,12 +50,17 @@ struct OuterStep {
 // Merges `updates` of one tensor into `full` in one pass over its rows.
 // `count[a]` is the number of updates holding position `a` along `dim`.
 // Positions held once get their step at once; shared positions accumulate
-// their changes in `sum` (scratch of full's shape: only its positions with
-// count > 1 are touched, zeroed first; undefined when no count exceeds 1) in
-// the order of `updates`, then get their step with d = sum / count.
+// their changes in `sum` in the order of `updates`, then get their step with
+// d = sum / count. `sum` is scratch for one row (the positions along `dim`
+// and everything after it: SumElements(full, dim)), reused row after row;
+// undefined when no count exceeds 1.
 // `is_delta[k]`: update k holds trained-minus-received changes rather than
 // trained weights. `velocity` (full's shape) is read and written only with
 // momentum; undefined otherwise.
+// The elements of `full` from dimension `dim` on: the size of MergeSlices'
+// scratch.
+int64_t SumElements(const at::Tensor& full, int64_t dim);
+
 void MergeSlices(const at::Tensor& full, int64_t dim,
                  const std::vector<const std::vector<int64_t>*>& indices,
                  const std::vector<at::Tensor>& updates,
