@@ -42,8 +42,8 @@ AdamW::AdamW(NamedTensors params, const std::vector<int64_t>& step_dims,
     e.dim = step_dims[i++];
     e.decay = p.dim() >= 2;
     const at::Tensor data = p.detach();
-    e.exp_avg = at::zeros_like(data, at::MemoryFormat::Contiguous);
-    e.exp_avg_sq = at::zeros_like(data, at::MemoryFormat::Contiguous);
+    // The moments are allocated at first use (AllocateMoments): a state
+    // loaded before the first step becomes them, with no zeros beside it.
     // On the CPU whatever the parameter's device: the step counts are read
     // every step, and a read from a GPU would wait for it.
     e.steps = at::zeros(StepsShape(data, e.dim),
@@ -52,8 +52,21 @@ AdamW::AdamW(NamedTensors params, const std::vector<int64_t>& step_dims,
   }
 }
 
+void AdamW::AllocateMoments() const {
+  for (Entry& e : entries_) {
+    if (!e.exp_avg.defined()) {
+      e.exp_avg = at::zeros_like(e.param.detach(), at::MemoryFormat::Contiguous);
+    }
+    if (!e.exp_avg_sq.defined()) {
+      e.exp_avg_sq =
+          at::zeros_like(e.param.detach(), at::MemoryFormat::Contiguous);
+    }
+  }
+}
+
 void AdamW::Step(double lr) {
   at::NoGradGuard no_grad;
+  AllocateMoments();
   const double b1 = options_.beta1, b2 = options_.beta2;
   // The arithmetic below, tensor by tensor, batched into multi-tensor
   // (_foreach_) calls: on a GPU one launch per operation for all tensors
@@ -114,6 +127,7 @@ void AdamW::Step(double lr) {
 }
 
 NamedTensors AdamW::State() const {
+  AllocateMoments();
   NamedTensors out;
   for (const Entry& e : entries_) {
     out.Set(ExpAvgName(e.name), e.exp_avg);
@@ -153,17 +167,18 @@ absl::Status AdamW::LoadState(NamedTensors state) {
   }
   // Taken over where it can be: a second copy of the moments would be the
   // size of two models.
-  auto load = [](at::Tensor& mine, at::Tensor& given) {
-    if (given.is_contiguous() && given.scalar_type() == mine.scalar_type() &&
-        given.device() == mine.device()) {
+  auto load = [](const at::Tensor& param, at::Tensor& mine, at::Tensor& given) {
+    if (given.is_contiguous() && given.scalar_type() == param.scalar_type() &&
+        given.device() == param.device()) {
       mine = std::move(given);
     } else {
-      mine.copy_(given);
+      mine = at::empty_like(param.detach(), at::MemoryFormat::Contiguous)
+                 .copy_(given);
     }
   };
   for (Entry& e : entries_) {
-    load(e.exp_avg, *state.Find(ExpAvgName(e.name)));
-    load(e.exp_avg_sq, *state.Find(ExpAvgSqName(e.name)));
+    load(e.param, e.exp_avg, *state.Find(ExpAvgName(e.name)));
+    load(e.param, e.exp_avg_sq, *state.Find(ExpAvgSqName(e.name)));
     e.steps.copy_(
         state.Find(StepsName(e.name))->to(at::kCPU).reshape(e.steps.sizes()));
   }

@@ -69,8 +69,12 @@ class AdamW {
     int64_t dim = -1;
     bool decay = false;
   };
+  // Zero moments for the entries that have none yet.
+  void AllocateMoments() const;
+
   const AdamWOptions options_;
-  std::vector<Entry> entries_;
+  // Mutable: the moments are allocated at first use, also by State().
+  mutable std::vector<Entry> entries_;
 };
 
 }  // namespace twist::common
