@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/base/clock.h"
+#include "common/base/free_memory.h"
 #include "common/base/status_macros.h"
 #include "common/ist/slot_payload.h"
 #include "common/job/round_options.h"
@@ -47,6 +48,7 @@ absl::Status JobRunner::RunOneRound(int32_t round,
       shared_view_->Delivered(w.worker_id());
     }
   }
+  common::ReturnFreeMemory();  // gRPC's buffers of the round's transfers
   if (outcome.accepted == 0) return absl::OkStatus();  // not a round
   deadline_.Learn(outcome.accepted_seconds, plan.workers.size());
   twist::v1::RoundRecord record;

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/free_memory.h"
 #include "common/model/torch_errors.h"
 #include "common/rpc/tensor_streams.h"
 #include "common/rpc/rpc_util.h"
@@ -403,6 +404,8 @@ ServeResult WorkerClient::TrainAndSend(twist::v1::UpdateHeader update,
   if (sent.ok() && last_update_accepted_ && trained->residual != nullptr) {
     trainer_->KeepResidual(std::move(trained->residual));
   }
+  trained->tensors = common::NamedTensors();
+  common::ReturnFreeMemory();  // the round's buffers, freed on any thread
   return Sent(std::move(sent));
 }
 
