@@ -1,12 +1,12 @@
 # shellcheck shell=bash disable=SC2034  # sets $grpc, $http and $pids for the caller
 # Sourced by the benchmarks that run the real daemons: starts a coordinator
-# (one thread, ports chosen by the kernel) and N workers (one thread each) on
+# (one thread unless told, ports chosen by the kernel) and N workers (one thread each) on
 # loopback, with their logs and state in DIR. Sets $grpc, $http and appends
 # the process ids to the array $pids (coordinator first). bench/gpu.sh starts
 # its coordinator with start_coordinator and its own workers.
 #
 #   source bench/local_cluster.sh
-#   pids=(); start_local_cluster BUILD_DIR DIR N NAME_PREFIX
+#   pids=(); start_local_cluster BUILD_DIR DIR N NAME_PREFIX [COORDINATOR_THREADS]
 # stop_local_cluster: kills the processes in $pids, waits for them, and
 # removes the folder $tmp (when set); for `trap stop_local_cluster EXIT` and
 # between runs.
@@ -17,8 +17,8 @@ stop_local_cluster() {
 }
 
 start_local_cluster() {
-  local build=$1 dir=$2 workers=$3 prefix=$4
-  start_coordinator "$build" "$dir" 1
+  local build=$1 dir=$2 workers=$3 prefix=$4 threads=${5:-1}
+  start_coordinator "$build" "$dir" "$threads"
   for w in $(seq 1 "$workers"); do
     "$build/worker/twist-worker" --coordinator="127.0.0.1:$grpc" --name="$prefix-$w" \
       --threads=1 >"$dir/worker-$w.log" 2>&1 &

@@ -196,41 +196,70 @@ nats per byte of text.
 
 def gpt2_small(s):
     runs = s["runs"]
-    out = ["## GPT-2 small on this machine", "", stamp(s), """`bench/gpt2_small.sh` with `deploy/examples/gpt2-small.textproto` (12 layers,
+    rounds = next(iter(runs.values())).get("rounds", 0)
+    out = ["## GPT-2 small on this machine", "", stamp(s), f"""`bench/gpt2_small.sh` with `deploy/examples/gpt2-small.textproto` (12 layers,
 12 heads, width 768, context 1024, vocabulary 50304, batch 1): the real
 daemons, a coordinator and 2 workers with one thread each, on the Brown
-Corpus in GPT-2 BPE. Three jobs with fresh daemons each: keep 1 (local_sgd,
-every worker trains the whole model) and keep 1/2 (twist), float32, and keep
-1/2 in bfloat16. Peak memory is VmHWM.
-""", "| run | worker parameters | bytes to a worker / round | back | s per local step | coordinator overhead / round | coordinator peak | worker peak |",
-           "|---|---|---|---|---|---|---|---|"]
+Corpus in GPT-2 BPE, {rounds} rounds of 2 local steps, evaluated every 3rd.
+Three jobs with fresh daemons each: keep 1 (local_sgd, every worker trains
+the whole model) and keep 1/2 (twist), float32, and keep 1/2 in bfloat16;
+every one uncompressed, with the plain outer step (the example spec's
+recipe). Peak memory is VmHWM, read and reset after every round
+(`bench/round_memory.py`), so each round's peak is its own.
+""", "| run | worker parameters | bytes to a worker / round | back | s per local step | coordinator overhead / round | merge | coordinator peak | worker peak |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for label, r in sorted(runs.items(), key=lambda kv: (-kv[1]["worker_parameters"], kv[0])):
         out.append(f"| {label} | {r['worker_parameters'] / 1e6:.1f}M | {mb(r['bytes_to_worker'])} MB | "
                    f"{mb(r['bytes_from_worker'])} MB | {r['step_s']:.1f} | "
-                   f"{r['coordinator_overhead_s']:.2f} s | {gb(r['coordinator_peak_bytes'])} GB | "
-                   f"{gb(r['worker_peak_bytes'])} GB |")
+                   f"{r['coordinator_overhead_s']:.2f} s | {r['merge_s']:.2f} s | "
+                   f"{gb(r['coordinator_peak_bytes'])} GB | {gb(r['worker_peak_bytes'])} GB |")
+    out += ["", "Peak per round (GB; round 0 is the set-up and the first evaluation):", "",
+            "| run | process | " + " | ".join(str(i) for i in range(rounds + 1)) + " |",
+            "|---|---|" + "---|" * (rounds + 1)]
+    for label, r in sorted(runs.items()):
+        for process, key in (("coordinator", "coordinator_peak_by_round"), ("worker", "worker_peak_by_round")):
+            if key in r:
+                out.append(f"| {label} | {process} | " + " | ".join(gb(b) for b in r[key]) + " |")
     params = next(iter(runs.values()))["parameters"]
-    embedding = 50304 * 768 + 1024 * 768
-    out += ["", f"- The model: {params / 1e6:.1f}M parameters, {gb(s['model_bytes_f32'])} GB in "
+    model_bytes = s["model_bytes_f32"]
+    out += ["", f"- The model: {params / 1e6:.1f}M parameters, {gb(model_bytes)} GB in "
             f"float32. Coordinator peak against that: **{s['coordinator_peak_vs_model_bytes']:.2f}x** "
-            "(target at most 4x). Besides the model it holds each worker's extracted subnetwork "
-            "and each worker's update, pooled from round to round so that rounds do not fault "
-            "pages in, the merge's sums (the model's size), and while it evaluates, a sequence's "
-            "logits (1024 x 50304 floats, 206 MB) and the loss's copies of them."]
+            "(target at most 4x); where it goes, in multiples of the model's bytes:", "",
+            "| run | before the job | model | round tensors | merge sums | rest | peak |",
+            "|---|---|---|---|---|---|---|"]
+    for label, r in sorted(runs.items()):
+        b = r.get("coordinator_breakdown")
+        if b:
+            x = lambda v: f"{v / model_bytes:.2f}"
+            out.append(f"| {label} | {x(b['idle'])} | {x(b['model'])} | {x(b['round_tensors'])} | "
+                       f"{x(b['merge_sums'])} | {x(b['rest'])} | {x(r['coordinator_peak_bytes'])} |")
+    out += ["", "  Round tensors: one pool for the slots' assignments and the updates received "
+            "into their memory once streamed (local_sgd: one extraction shared by both slots, "
+            "two updates); merge sums: at most one tensor per shape, the largest the token "
+            "embedding; rest: gRPC buffers, evaluation (a block of positions at a time) and "
+            "the allocator's free blocks."]
     if "worker_half_vs_full_memory" in s:
         out.append(f"- A worker at keep 1/2 against keep 1: **{s['worker_half_vs_full_memory']:.2f}x** "
-                   "(target at most 0.7x).")
-    half, half_bf16 = runs.get("keep0.5-f32"), runs.get("keep0.5-bf16")
-    if half and half_bf16 and half_bf16["worker_peak_bytes"] > half["worker_peak_bytes"]:
-        out.append(f"- With bfloat16 transport a keep-1/2 worker peaks higher "
-                   f"({gb(half_bf16['worker_peak_bytes'])} GB against "
-                   f"{gb(half['worker_peak_bytes'])} GB in float32): it keeps what it received, "
-                   "widened to float32, to take its deltas against, besides the bfloat16 buffers.")
-    if half:
-        share = embedding / half["worker_parameters"]
-        out.append(f"- The replicated embeddings (token 50304 x 768, position 1024 x 768: "
-                   f"{embedding / 1e6:.1f}M) are {100 * share:.0f}% of a keep-1/2 worker's "
-                   f"parameters and bytes, and {100 * embedding / params:.0f}% of the model's.")
+                   "(target at most 0.7x; the parameters alone put the floor at 0.66: the "
+                   "replicated embeddings).")
+    if "worker_half_bf16_gb" in s:
+        out.append(f"- The keep-1/2 worker with bfloat16 transport: **{s['worker_half_bf16_gb']:.2f} GB** "
+                   "(target at most 3.5).")
+    if "worker_growth_after_round_2_gb" in s:
+        out.append(f"- A worker's largest peak after round 2 over its round-2 peak, worst run: "
+                   f"**{s['worker_growth_after_round_2_gb']:+.2f} GB** (no growth is 0).")
+    if "brown_loss_check" in s:
+        checks = s["brown_loss_check"]
+        out.append(f"- Loss unchanged by the chunked loss and the carried optimizer state: the "
+                   f"2000-step Brown runs of the default recipe ({checks[0]['recipe']}), seeds "
+                   + ", ".join(str(c["seed"]) for c in checks) + ": before "
+                   + ", ".join(f"{c['before']:.5f}" for c in checks) + f" (commit `{checks[0]['before_commit'][:10]}`), after "
+                   + ", ".join(f"{c['after']:.5f}" for c in checks)
+                   + f"; means differ by **{s['brown_loss_check_mean_delta']:+.5f}** (target within 0.005).")
+    out.append(f"- The coordinator's overhead per round (the round's wall time minus the slowest "
+               f"worker's time from assignment to update: the deal, the merge, the records), "
+               f"median over rounds, largest run: **{s['coordinator_overhead_s_max']:.2f} s** "
+               "(target at most 0.25 s).")
     out += ["", *cluster_extrapolation(s)]
     return out
 
@@ -489,6 +518,9 @@ bash bench/run.sh --all   # and learning, optimizer state, bytes against BPE, GP
                ("optimizer_state", "best_twist_2w_vs_plain_loss", "best 2-worker TwIST - plain loop, nats/byte"),
                ("gpt2_small", "coordinator_peak_vs_model_bytes", "GPT-2 small: coordinator peak / model bytes (target 4)"),
                ("gpt2_small", "worker_half_vs_full_memory", "GPT-2 small: worker at keep 1/2 / keep 1 (target 0.7)"),
+               ("gpt2_small", "worker_half_bf16_gb", "GPT-2 small: keep-1/2 bfloat16 worker peak, GB (target 3.5)"),
+               ("gpt2_small", "worker_growth_after_round_2_gb", "GPT-2 small: largest worker peak after round 2 over round 2's, GB (target 0)"),
+               ("gpt2_small", "coordinator_overhead_s_max", "GPT-2 small: coordinator overhead per round, median, largest row, s (target 0.25)"),
                ("bpe_tickets", "bpe_ticket_vs_pruning_ppl_ratio", "BPE ticket / best pruning perplexity at keep 1/2"),
                ("compute_dtype", "bf16_vs_f32_step", "CPU step time, bfloat16 / float32, worst point (target 0.5)"),
                ("compute_dtype", "bf16_vs_pytorch_autocast_step", "CPU bfloat16 step time, ours / PyTorch autocast, worst point (target 1.0)"),

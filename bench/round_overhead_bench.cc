@@ -4,13 +4,15 @@
 // coordinator does with a round's data, in the order it does it:
 //
 //   partition  PlanRound (one balls-in-hats draw per layer and kind)
-//   extract    every slot's slices into the slice pool (JobRunner::Deal)
+//   extract    every slot's slices into the round's pool (JobRunner::Deal)
 //   check      each update's finiteness, as it arrives: the extra time the
 //              assembly of received chunks takes with the check fused into
 //              its copy (ChunkAssembler check_finite) over without it
-//   merge      MergeUpdates into the model, sums of shared units pooled
+//   merge      MergeUpdates into the model (tensors on --threads threads),
+//              sums of shared units pooled
 //
-// The first round fills the pools; the measured rounds reuse them, so their
+// One pool holds the round's tensors, as in the coordinator (trimmed once a
+// round). The first round fills it; the measured rounds reuse it, so their
 // page faults (minor faults per round, from getrusage) show whether a round
 // allocates. Prints a table and one JSON object per configuration.
 //
@@ -96,11 +98,11 @@ int main(int argc, char** argv) {
       spec.set_mode(twist::v1::MODE_TWIST);
       spec.set_seed(1);
       const std::vector<double> capacities(workers, 1.0);
-      common::TensorPool slice_pool, update_pool, merge_pool;
+      common::TensorPool pool;
       common::NamedTensors velocity;
       bench::Steps steps;
       int64_t bytes = 0, faults = 0;
-      // Round 0 warms the pools up; rounds 1..R are measured.
+      // Round 0 warms the pool up; rounds 1..R are measured.
       for (int round = 0; round <= rounds; ++round) {
         const bool measured = round > 0;
         const int64_t faults_before = bench::MinorFaults();
@@ -110,9 +112,9 @@ int main(int argc, char** argv) {
         const double partition_s = bench::Now() - t;
 
         t = bench::Now();
-        slice_pool.Trim();
+        pool.Trim();
         std::vector<common::NamedTensors> slices = *common::ExtractSubnets(
-            config, full, plan, at::kFloat, &slice_pool);
+            config, full, plan, at::kFloat, &pool);
         const double extract_s = bench::Now() - t;
 
         // The workers train (the received values, slightly moved) and their
@@ -123,11 +125,10 @@ int main(int argc, char** argv) {
           for (const auto& [name, s] : slices[w]) s.add_(1e-3);
           bytes += slices[w].NumBytes();
         }
-        update_pool.Trim();
         std::vector<common::NamedTensors> updates(workers);
         for (int w = 0; w < workers; ++w) {
           for (const auto& [name, s] : slices[w]) {
-            updates[w].Set(name, update_pool.Acquire(s.sizes(), s.options()));
+            updates[w].Set(name, pool.Acquire(s.sizes(), s.options()));
           }
         }
         double receive_s[2] = {0, 0};
@@ -160,9 +161,8 @@ int main(int argc, char** argv) {
         for (int w = 0; w < workers; ++w) {
           merge.push_back({&plan[w], &updates[w], false});
         }
-        merge_pool.Trim();
         if (!common::MergeUpdates(config, full, merge, common::OuterStep(),
-                                  &velocity, &merge_pool)
+                                  &velocity, &pool)
                  .ok()) {
           std::abort();
         }
@@ -172,7 +172,7 @@ int main(int argc, char** argv) {
           steps.extract += extract_s;
           steps.check += check_s;
           steps.merge += merge_s;
-          // Pools reused: a steady-state round should fault no page in.
+          // The pool reused: a steady-state round should fault no page in.
           faults += bench::MinorFaults() - faults_before;
         }
       }

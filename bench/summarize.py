@@ -97,6 +97,9 @@ def tokenizer(rows):
 
 
 def gpt2_small(rows):
+    idle = {r["label"]: r for r in rows if r["bench"] == "gpt2_small_idle"}
+    breakdowns = {r["label"]: r for r in rows if r["bench"] == "gpt2_small_breakdown"}
+    loss_check = [r for r in rows if r["bench"] == "gpt2_small_loss_check"]
     rows = [r for r in rows if r["bench"] == "gpt2_small"]
     if not rows:
         return None
@@ -104,26 +107,58 @@ def gpt2_small(rows):
     for r in rows:
         by[r["label"]].append(r)
     summary = {}
-    for label, rs in by.items():
+    for label, all_rounds in by.items():
+        rs = [r for r in all_rounds if r["round"] > 0]
+        peaks = {r["round"]: r["worker_peak_bytes"] for r in all_rounds}
+        later = [b for k, b in peaks.items() if k > 2]
         summary[label] = {
             "parameters": rs[0]["parameters"],
-            "coordinator_peak_bytes": max(r["coordinator_peak_bytes"] for r in rs),
-            "worker_peak_bytes": max(r["worker_peak_bytes"] for r in rs),
+            "rounds": len(rs),
+            "coordinator_peak_bytes": max(r["coordinator_peak_bytes"] for r in all_rounds),
+            "worker_peak_bytes": max(r["worker_peak_bytes"] for r in all_rounds),
+            "worker_peak_by_round": [peaks[k] for k in sorted(peaks)],
+            "coordinator_peak_by_round": [r["coordinator_peak_bytes"] for r in
+                                          sorted(all_rounds, key=lambda r: r["round"])],
+            # The largest peak after round 2 over round 2's: > 0 is growth.
+            "worker_growth_after_round_2_bytes": (max(later) - peaks[2]) if later and 2 in peaks else None,
             "worker_parameters": rs[0]["worker_parameters"],
             "bytes_to_worker": statistics.mean(r["bytes_to_worker"] for r in rs),
             "bytes_from_worker": statistics.mean(r["bytes_from_worker"] for r in rs),
             "step_s": statistics.median(r["step_s"] for r in rs),
             "coordinator_overhead_s": statistics.median(r["coordinator_overhead_s"] for r in rs),
             "merge_s": statistics.median(r["merge_s"] for r in rs),
+            "eval_s": max(r.get("eval_s", 0.0) for r in all_rounds),
         }
+        if label in idle:
+            summary[label]["coordinator_idle_bytes"] = idle[label]["coordinator_rss_bytes"]
+            summary[label]["worker_idle_bytes"] = idle[label]["worker_rss_bytes"]
+        if label in breakdowns:
+            summary[label]["coordinator_breakdown"] = {
+                k: v for k, v in breakdowns[label].items()
+                if k not in ("bench", "label", "coordinator_peak_bytes")}
     out = {"runs": summary, "rows": rows}
     model_bytes = 4 * rows[0]["parameters"]
     out["model_bytes_f32"] = model_bytes
     out["coordinator_peak_vs_model_bytes"] = round(
         max(s["coordinator_peak_bytes"] for s in summary.values()) / model_bytes, 3)
+    out["coordinator_overhead_s_max"] = round(
+        max(s["coordinator_overhead_s"] for s in summary.values()), 3)
+    growth = [s["worker_growth_after_round_2_bytes"] for s in summary.values()
+              if s["worker_growth_after_round_2_bytes"] is not None]
+    if growth:
+        out["worker_growth_after_round_2_gb"] = round(max(growth) / 1e9, 3)
     if "keep1-f32" in summary and "keep0.5-f32" in summary:
         out["worker_half_vs_full_memory"] = round(
             summary["keep0.5-f32"]["worker_peak_bytes"] / summary["keep1-f32"]["worker_peak_bytes"], 3)
+    if "keep0.5-bf16" in summary:
+        out["worker_half_bf16_gb"] = round(summary["keep0.5-bf16"]["worker_peak_bytes"] / 1e9, 3)
+    if loss_check:
+        # The Brown runs of the default recipe with the binaries before and
+        # after a change of the loss or the optimizer state's handling.
+        out["brown_loss_check"] = loss_check
+        out["brown_loss_check_mean_delta"] = round(
+            statistics.mean(r["after"] for r in loss_check)
+            - statistics.mean(r["before"] for r in loss_check), 5)
     return out
 
 
