@@ -204,8 +204,10 @@ Corpus in GPT-2 BPE, {rounds} rounds of 2 local steps, evaluated every 3rd.
 Three jobs with fresh daemons each: keep 1 (local_sgd, every worker trains
 the whole model) and keep 1/2 (twist), float32, and keep 1/2 in bfloat16;
 every one uncompressed, with the plain outer step (the example spec's
-recipe). Peak memory is VmHWM, read and reset after every round
-(`bench/round_memory.py`), so each round's peak is its own.
+recipe); the coordinator merges on 2 threads (the workers wait for the
+merge, so their cores are free then). Peak memory is VmHWM, read and reset
+after every round (`bench/round_memory.py`), so each round's peak is its
+own.
 """, "| run | worker parameters | bytes to a worker / round | back | s per local step | coordinator overhead / round | merge | coordinator peak | worker peak |",
            "|---|---|---|---|---|---|---|---|---|"]
     for label, r in sorted(runs.items(), key=lambda kv: (-kv[1]["worker_parameters"], kv[0])):
@@ -235,9 +237,9 @@ recipe). Peak memory is VmHWM, read and reset after every round
                        f"{x(b['merge_sums'])} | {x(b['rest'])} | {x(r['coordinator_peak_bytes'])} |")
     out += ["", "  Round tensors: one pool for the slots' assignments and the updates received "
             "into their memory once streamed (local_sgd: one extraction shared by both slots, "
-            "two updates); merge sums: at most one tensor per shape, the largest the token "
-            "embedding; rest: gRPC buffers, evaluation (a block of positions at a time) and "
-            "the allocator's free blocks."]
+            "two updates); merge sums: one row of scratch per tensor being merged, on each of "
+            "2 threads, at most the FFN's input weight (9.4 MB); rest: gRPC buffers, "
+            "evaluation (a block of positions at a time) and the allocator's free blocks."]
     if "worker_half_vs_full_memory" in s:
         out.append(f"- A worker at keep 1/2 against keep 1: **{s['worker_half_vs_full_memory']:.2f}x** "
                    "(target at most 0.7x; the parameters alone put the floor at 0.66: the "

@@ -12,8 +12,8 @@ At the end, a `gpt2_small_breakdown` line splits the coordinator's peak into
 what it is known to hold: the process before the job, the model, the round's
 tensors (one pool: the slots' assignments, whose memory then receives the
 updates, so the larger of all assignments and all updates), the merge's sums
-(one tensor per shape, at most the largest: the token embedding) and the
-rest (gRPC buffers, evaluation, the allocator's free blocks).
+(one row of a tensor per merging thread, at most the FFN's input weight) and
+the rest (gRPC buffers, evaluation, the allocator's free blocks).
 
   python3 bench/round_memory.py HTTP_PORT LABEL LOCAL_STEPS COORDINATOR_PID WORKER_PID...
 """
@@ -41,7 +41,7 @@ def take_peak(pid):
 def breakdown(label, job, last, idle, peak):
     """Where the coordinator's peak goes, in bytes."""
     model = job["spec"]["model"]
-    vocab, width = int(model["vocab_size"]), int(model["n_embd"])
+    width = int(model["n_embd"])
     ws = last["workers"]
     sent = [w["bytes_sent"] for w in ws]
     # local_sgd slots share one extraction.
@@ -49,7 +49,10 @@ def breakdown(label, job, last, idle, peak):
     updates = sum(w["bytes_received"] for w in ws)
     parts = {"idle": idle, "model": 4 * job["parameters"],
              "round_tensors": max(assignments, updates),
-             "merge_sums": 4 * vocab * width}
+             # One row of scratch per tensor being merged, on each of at most
+             # 2 threads: at most the FFN's input weight (a row of it along
+             # its hidden columns is the whole tensor).
+             "merge_sums": 2 * 4 * 4 * width * width}
     parts["rest"] = peak - sum(parts.values())
     return {"bench": "gpt2_small_breakdown", "label": label,
             "coordinator_peak_bytes": peak, **parts}
