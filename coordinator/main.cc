@@ -16,7 +16,6 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/base/free_memory.h"
 #include "common/base/status_macros.h"
 #include "common/rpc/auth.h"
 #include "common/rpc/security.h"
@@ -161,7 +160,6 @@ std::unique_ptr<tc::HttpStatusServer> MakeHttp(
 }  // namespace
 
 int main(int argc, char** argv) {
-  twist::common::KeepLargeBlocksApart();  // common/base/free_memory.h
   absl::SetProgramUsageMessage(
       "twist-coordinator --listen=HOST:PORT --http=HOST:PORT --state_dir=DIR\n"
       "Runs TwIST jobs over the workers that join it.");

@@ -17,7 +17,6 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
-#include "common/base/free_memory.h"
 #include "common/model/gpt.h"
 #include "common/rpc/security.h"
 #include "common/model/threads.h"
@@ -71,7 +70,6 @@ void OnStopSignal(int signal) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  twist::common::KeepLargeBlocksApart();  // common/base/free_memory.h
   absl::SetProgramUsageMessage(
       "twist-worker --coordinator=HOST:PORT [--device=auto|cpu|cuda:N] "
       "[--name=NAME]\n"

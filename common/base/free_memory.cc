@@ -10,10 +10,4 @@ void ReturnFreeMemory() {
 #endif
 }
 
-void KeepLargeBlocksApart() {
-#if defined(__GLIBC__)
-  mallopt(M_MMAP_THRESHOLD, 4 << 20);
-#endif
-}
-
 }  // namespace twist::common
