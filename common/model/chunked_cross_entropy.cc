@@ -33,7 +33,8 @@ torch::Tensor BlockLogits(const torch::Tensor& x, const torch::Tensor& weight,
   return logits.scalar_type() == type ? logits : logits.to(type);
 }
 
-// Sum over rows of logsumexp(logits) - logits[target]: a float32 scalar.
+// Sum over rows of logsumexp(logits) - logits[target]: a scalar in the
+// logits' (accumulation) type.
 // logits (rows, V), targets (rows, 1); lse (rows, 1).
 torch::Tensor BlockLossSum(const torch::Tensor& logits,
                            const torch::Tensor& targets,
