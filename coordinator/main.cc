@@ -16,6 +16,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/base/free_memory.h"
 #include "common/base/status_macros.h"
 #include "common/rpc/auth.h"
 #include "common/rpc/security.h"
@@ -67,6 +68,14 @@ ABSL_FLAG(int, max_rpc_threads, 512,
 ABSL_FLAG(double, heartbeat_timeout_s, 10.0,
           "a worker silent this long is dropped from its round and from the "
           "live set");
+
+// jemalloc's settings (ignored by other allocators; common/base/
+// free_memory.h). The coordinator's large tensors live in its model and its
+// round pool; what else it frees (gRPC's buffers, evaluation's activations)
+// goes back to the system within about a second, blocks of 8 MB and more at
+// once (jemalloc's default), so its peak is what it holds.
+extern "C" const char* malloc_conf =
+    "dirty_decay_ms:1000,muzzy_decay_ms:0,background_thread:true";
 
 namespace {
 
@@ -226,7 +235,8 @@ int main(int argc, char** argv) {
             << (http ? absl::StrCat(", HTTP on http://", exposure->http_host,
                                     ":", http->port(), "/")
                      : std::string())
-            << ", state in " << state_dir;
+            << ", state in " << state_dir << ", "
+            << twist::common::AllocatorName();
   // Scripts read the bound ports from this line (useful with port 0).
   std::printf("twist-coordinator ready grpc_port=%d http_port=%d\n", grpc_port,
               http ? http->port() : 0);

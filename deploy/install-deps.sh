@@ -13,6 +13,8 @@ packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
   libabsl-dev libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev
   libsqlite3-dev libcpp-httplib-dev nlohmann-json3-dev libssl-dev
+  # the allocator of the daemons (docs/architecture.md, "Memory")
+  libjemalloc-dev
   # Unicode character classes for the GPT-2 tokenizer
   libicu-dev
   # tests: the PyTorch reference model; certificates; network namespaces; a

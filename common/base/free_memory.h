@@ -1,15 +1,24 @@
-// Handing memory the process freed back to the system.
+// The daemons' memory allocator, and handing the memory it keeps free back
+// to the system. Each daemon's main.cc sets its jemalloc settings (the
+// `malloc_conf` string jemalloc reads at the first allocation; MALLOC_CONF in
+// the environment overrides them): docs/architecture.md, "Memory".
 #ifndef TWIST_COMMON_BASE_FREE_MEMORY_H_
 #define TWIST_COMMON_BASE_FREE_MEMORY_H_
 
+#include <string>
+
 namespace twist::common {
 
-// Returns the free pages the C library's allocator keeps, in every arena
-// (glibc's malloc_trim), to the system. The daemons call it once a round:
-// buffers freed on gRPC's threads stay in those threads' arenas otherwise,
-// and the next round's buffers, taken on other threads, add to them, so
-// resident memory would creep up from round to round. Takes milliseconds.
+// Returns the free pages the allocator keeps, in every arena, to the system
+// (jemalloc: purges every arena's unused pages; glibc: malloc_trim). The
+// daemons call it once a round, after the round's big buffers are freed, so
+// that what a round freed is not counted in the next round's resident
+// memory. Takes milliseconds.
 void ReturnFreeMemory();
+
+// The allocator this binary uses, for the daemons' start-up line:
+// "jemalloc 5.3.0-..." or "glibc malloc".
+std::string AllocatorName();
 
 }  // namespace twist::common
 

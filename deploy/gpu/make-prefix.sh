@@ -2,7 +2,7 @@
 # Makes deploy/gpu/prefix.tar.xz: every library and tool TwIST needs besides
 # LibTorch and a compiler (gRPC, Protocol Buffers with protoc and
 # grpc_cpp_plugin, Abseil, glog, gflags, SQLite, cpp-httplib, nlohmann-json,
-# OpenSSL, ICU, GoogleTest/GoogleMock, pkg-config and the runtime libraries
+# jemalloc, OpenSSL, ICU, GoogleTest/GoogleMock, pkg-config and the runtime libraries
 # they need), unpacked from Debian 12 packages into one relocatable prefix.
 # deploy/gpu/build.sh unpacks it on a GPU machine that has no network and no
 # -dev packages and builds TwIST there against pip's CUDA LibTorch.
@@ -41,6 +41,8 @@ packages=(
   libsqlite3-dev libsqlite3-0
   # the HTTP status endpoint: cpp-httplib, and Brotli that its .pc file requires
   libcpp-httplib-dev libcpp-httplib0.11 libbrotli-dev libbrotli1
+  # jemalloc, the daemons' allocator (docs/architecture.md, "Memory")
+  libjemalloc-dev libjemalloc2
   # JSON (header-only)
   nlohmann-json3-dev
   # Unicode character classes of the GPT-2 tokenizer (ICU, with its data library)
