@@ -205,9 +205,10 @@ Three jobs with fresh daemons each: keep 1 (local_sgd, every worker trains
 the whole model) and keep 1/2 (twist), float32, and keep 1/2 in bfloat16;
 every one uncompressed, with the plain outer step (the example spec's
 recipe); the coordinator merges on 2 threads (the workers wait for the
-merge, so their cores are free then). Peak memory is VmHWM, read and reset
-after every round (`bench/round_memory.py`), so each round's peak is its
-own.
+merge, so their cores are free then). Both daemons allocate with jemalloc,
+set as `docs/architecture.md` ("Memory") describes. Peak memory is VmHWM,
+read and reset after every round (`bench/round_memory.py`), so each round's
+peak is its own.
 """, "| run | worker parameters | bytes to a worker / round | back | s per local step | coordinator overhead / round | merge | coordinator peak | worker peak |",
            "|---|---|---|---|---|---|---|---|---|"]
     for label, r in sorted(runs.items(), key=lambda kv: (-kv[1]["worker_parameters"], kv[0])):
@@ -252,7 +253,7 @@ own.
                    f"**{s['worker_growth_after_round_2_gb']:+.2f} GB** (no growth is 0).")
     if "brown_loss_check" in s:
         checks = s["brown_loss_check"]
-        out.append(f"- Loss unchanged by the chunked loss and the carried optimizer state: the "
+        out.append(f"- Loss unchanged by the chunked loss, the carried optimizer state and the allocator: the "
                    f"2000-step Brown runs of the default recipe ({checks[0]['recipe']}), seeds "
                    + ", ".join(str(c["seed"]) for c in checks) + ": before "
                    + ", ".join(f"{c['before']:.5f}" for c in checks) + f" (commit `{checks[0]['before_commit'][:10]}`), after "
