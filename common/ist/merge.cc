@@ -112,7 +112,7 @@ absl::Status MergeUpdates(const ModelConfig& full, const NamedTensors& params,
     for (const auto& rule : rules) {
       for (int64_t a : rule.index) shared |= ++count[a] > 1;
     }
-    at::Tensor sum;  // one row's scratch
+    at::Tensor sum;  // one tile's scratch
     if (shared) {
       const std::vector<int64_t> row = {SumElements(target, dim)};
       sum = scratch != nullptr ? scratch->Acquire(row, theta.options())

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/BFloat16.h>
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -137,23 +138,48 @@ struct Block {
   bool single;
 };
 
+// The positions along the merged dimension are worked through in tiles of
+// `positions` each, so that a tile of the full tensor and of the shared sums
+// stays in cache while every update merges its part of it. A tile holds at
+// most TileBytes of one outer row; a row of single elements (inner 1) is one
+// tile.
+struct Tiling {
+  int64_t positions = 1;  // per tile
+  int64_t count = 1;      // tiles per outer row
+
+  int64_t TileOf(int64_t position) const { return position / positions; }
+  int64_t First(int64_t tile) const { return tile * positions; }
+};
+
+Tiling TilingOf(const Layout& lf, int64_t element_bytes, int64_t tile_bytes) {
+  Tiling t;
+  t.positions = lf.inner == 1
+                    ? lf.along
+                    : std::max<int64_t>(1, tile_bytes / (lf.inner * element_bytes));
+  t.positions = std::max<int64_t>(1, std::min(t.positions, lf.along));
+  t.count = (lf.along + t.positions - 1) / t.positions;
+  return t;
+}
+
 // Where one update's values go in one tensor, worked out once per tensor:
-// contiguous blocks, or for scattered single columns the (position, place in
-// the slice) pairs of positions held once and of shared ones, so the per-row
-// loops have no branch on the holder count.
+// contiguous blocks, split at tile boundaries and listed per tile, or (a
+// row of single elements, one tile) for scattered columns the (position,
+// place in the slice) pairs of positions held once and of shared ones, so
+// the per-row loops have no branch on the holder count.
 struct UpdatePlan {
   bool scattered = false;
-  std::vector<Block> blocks;
+  std::vector<std::vector<Block>> tiles;
   std::vector<int64_t> single_at, single_from;
   std::vector<int64_t> shared_at, shared_from;
 };
 
-UpdatePlan PlanUpdate(const Layout& lf, const std::vector<int64_t>& index,
+UpdatePlan PlanUpdate(const Layout& lf, const Tiling& tiling,
+                      const std::vector<int64_t>& index,
                       const std::vector<int32_t>& count) {
   UpdatePlan plan;
   const std::vector<Run> runs = RunsOf(index);
   plan.scattered = Scattered(lf, runs, index.size());
-  if (plan.scattered) {
+  if (plan.scattered) {  // inner 1: one tile
     for (size_t k = 0; k < index.size(); ++k) {
       const bool single = count[index[k]] == 1;
       (single ? plan.single_at : plan.shared_at).push_back(index[k]);
@@ -162,32 +188,43 @@ UpdatePlan PlanUpdate(const Layout& lf, const std::vector<int64_t>& index,
     }
     return plan;
   }
+  plan.tiles.resize(tiling.count);
   for (const Run& r : runs) {
     for (int64_t k = 0; k < r.length;) {
-      const bool single = count[r.from + k] == 1;
+      const int64_t at = r.from + k;
+      const bool single = count[at] == 1;
+      const int64_t tile = tiling.TileOf(at);
+      const int64_t tile_end = tiling.First(tile) + tiling.positions;
       int64_t n = 1;
-      while (k + n < r.length && (count[r.from + k + n] == 1) == single) ++n;
-      plan.blocks.push_back({{r.from + k, r.to + k, n}, single});
+      while (k + n < r.length && at + n < tile_end &&
+             (count[at + n] == 1) == single) {
+        ++n;
+      }
+      plan.tiles[tile].push_back({{at, r.to + k, n}, single});
       k += n;
     }
   }
   return plan;
 }
 
-// The runs of positions along `dim` held more than once.
-std::vector<Run> SharedRuns(const std::vector<int32_t>& count) {
-  std::vector<Run> runs;
+// The runs of positions along `dim` held more than once, split at tile
+// boundaries and listed per tile.
+std::vector<std::vector<Run>> SharedRuns(const std::vector<int32_t>& count,
+                                         const Tiling& tiling) {
+  std::vector<std::vector<Run>> tiles(tiling.count);
   for (int64_t a = 0, along = static_cast<int64_t>(count.size()); a < along;) {
     if (count[a] <= 1) {
       ++a;
       continue;
     }
+    const int64_t tile = tiling.TileOf(a);
+    const int64_t tile_end = tiling.First(tile) + tiling.positions;
     int64_t n = 1;
-    while (a + n < along && count[a + n] > 1) ++n;
-    runs.push_back({a, a, n});
+    while (a + n < along && a + n < tile_end && count[a + n] > 1) ++n;
+    tiles[tile].push_back({a, a, n});
     a += n;
   }
-  return runs;
+  return tiles;
 }
 
 // theta[i] gets its step for the n positions of a block held once.
@@ -213,17 +250,18 @@ inline void AccumulateBlock(T* sum, const T* theta, const U* u, int64_t n) {
   }
 }
 
-// Merges outer row `o` of one update.
+// Merges tile `tile` of outer row `o` of one update. `sum` holds the tile's
+// shared changes, from the tile's first position on.
 template <bool kDelta, typename T, typename U, typename Rule>
-inline void MergeRow(T* full, const Layout& lf, const UpdatePlan& plan,
-                     int64_t m, const U* update, T* sum, T* velocity,
-                     const Rule& rule, int64_t o) {
+inline void MergeTile(T* full, const Layout& lf, const Tiling& tiling,
+                      const UpdatePlan& plan, int64_t m, const U* update,
+                      T* sum, T* velocity, const Rule& rule, int64_t o,
+                      int64_t tile) {
   const int64_t row = o * lf.along * lf.inner;
   T* theta = full + row;
-  T* acc = sum;  // one row's scratch
   T* vel = velocity == nullptr ? nullptr : velocity + row;
   const U* w = update + o * m * lf.inner;
-  if (plan.scattered) {  // inner == 1
+  if (plan.scattered) {  // inner == 1, one tile from position 0
     const int64_t* at = plan.single_at.data();
     const int64_t* from = plan.single_from.data();
     for (size_t i = 0, n = plan.single_at.size(); i < n; ++i) {
@@ -240,11 +278,12 @@ inline void MergeRow(T* full, const Layout& lf, const UpdatePlan& plan,
     from = plan.shared_from.data();
     for (size_t i = 0, n = plan.shared_at.size(); i < n; ++i) {
       const T x = Convert<T>(w[from[i]]);
-      acc[at[i]] += kDelta ? x : x - theta[at[i]];
+      sum[at[i]] += kDelta ? x : x - theta[at[i]];
     }
     return;
   }
-  for (const Block& b : plan.blocks) {
+  const int64_t first = tiling.First(tile);
+  for (const Block& b : plan.tiles[tile]) {
     const int64_t at = b.run.from * lf.inner;
     const int64_t n = b.run.length * lf.inner;
     const U* u = w + b.run.to * lf.inner;
@@ -252,17 +291,20 @@ inline void MergeRow(T* full, const Layout& lf, const UpdatePlan& plan,
       StepBlock<kDelta>(theta + at, u, vel == nullptr ? nullptr : vel + at, n,
                         rule);
     } else {
-      AccumulateBlock<kDelta>(acc + at, theta + at, u, n);
+      AccumulateBlock<kDelta>(sum + (b.run.from - first) * lf.inner, theta + at,
+                              u, n);
     }
   }
 }
 
-// All updates of one tensor, one outer row at a time so that a row of the
-// full tensor stays in cache while every update merges its part of it;
-// within a row, updates go in order, so shared sums add up in update order.
-// Then the shared positions get their step, d = sum / count.
+// All updates of one tensor, one tile of an outer row at a time so that the
+// tile of the full tensor and its shared sums stay in cache while every
+// update merges its part of it; within a tile, updates go in order, so
+// shared sums add up in update order. Then the tile's shared positions get
+// their step, d = sum / count. The tiling changes only the order in which
+// positions are visited, never the arithmetic of one position.
 template <typename T, typename U, typename Rule>
-void Merge(T* full, const Layout& lf,
+void Merge(T* full, const Layout& lf, const Tiling& tiling,
            const std::vector<const std::vector<int64_t>*>& indices,
            const std::vector<const U*>& updates,
            const std::vector<bool>& is_delta, const std::vector<int32_t>& count,
@@ -271,33 +313,37 @@ void Merge(T* full, const Layout& lf,
   std::vector<UpdatePlan> plans;
   plans.reserve(n);
   for (size_t w = 0; w < n; ++w) {
-    plans.push_back(PlanUpdate(lf, *indices[w], count));
+    plans.push_back(PlanUpdate(lf, tiling, *indices[w], count));
   }
-  const std::vector<Run> shared = SharedRuns(count);
+  const std::vector<std::vector<Run>> shared = SharedRuns(count, tiling);
   for (int64_t o = 0; o < lf.outer; ++o) {
-    for (const Run& r : shared) {  // the row's scratch, shared runs only
-      std::memset(sum + r.from * lf.inner, 0, r.length * lf.inner * sizeof(T));
-    }
-    for (size_t w = 0; w < n; ++w) {
-      const int64_t m = static_cast<int64_t>(indices[w]->size());
-      if (is_delta[w]) {
-        MergeRow<true>(full, lf, plans[w], m, updates[w], sum, velocity, rule,
-                       o);
-      } else {
-        MergeRow<false>(full, lf, plans[w], m, updates[w], sum, velocity, rule,
-                        o);
+    for (int64_t tile = 0; tile < tiling.count; ++tile) {
+      const int64_t first = tiling.First(tile);
+      for (const Run& r : shared[tile]) {  // the tile's scratch, shared only
+        std::memset(sum + (r.from - first) * lf.inner, 0,
+                    r.length * lf.inner * sizeof(T));
       }
-    }
-    for (const Run& r : shared) {
-      for (int64_t a = r.from; a < r.from + r.length; ++a) {
-        const T c = static_cast<T>(count[a]);
-        const int64_t at = (o * lf.along + a) * lf.inner;
-        const T* d = sum + a * lf.inner;
-        for (int64_t i = 0; i < lf.inner; ++i) {
-          if constexpr (Rule::kVelocity) {
-            rule.Step(full[at + i], d[i] / c, velocity + at + i);
-          } else {
-            rule.Step(full[at + i], d[i] / c, nullptr);
+      for (size_t w = 0; w < n; ++w) {
+        const int64_t m = static_cast<int64_t>(indices[w]->size());
+        if (is_delta[w]) {
+          MergeTile<true>(full, lf, tiling, plans[w], m, updates[w], sum,
+                          velocity, rule, o, tile);
+        } else {
+          MergeTile<false>(full, lf, tiling, plans[w], m, updates[w], sum,
+                           velocity, rule, o, tile);
+        }
+      }
+      for (const Run& r : shared[tile]) {
+        for (int64_t a = r.from; a < r.from + r.length; ++a) {
+          const T c = static_cast<T>(count[a]);
+          const int64_t at = (o * lf.along + a) * lf.inner;
+          const T* d = sum + (a - first) * lf.inner;
+          for (int64_t i = 0; i < lf.inner; ++i) {
+            if constexpr (Rule::kVelocity) {
+              rule.Step(full[at + i], d[i] / c, velocity + at + i);
+            } else {
+              rule.Step(full[at + i], d[i] / c, nullptr);
+            }
           }
         }
       }
@@ -333,7 +379,7 @@ std::vector<const U*> UpdatePointers(const std::vector<at::Tensor>& updates) {
 }
 
 template <typename T>
-void MergeAs(const at::Tensor& full, const Layout& lf,
+void MergeAs(const at::Tensor& full, const Layout& lf, const Tiling& tiling,
              const std::vector<const std::vector<int64_t>*>& indices,
              const std::vector<at::Tensor>& updates,
              const std::vector<bool>& is_delta,
@@ -345,11 +391,12 @@ void MergeAs(const at::Tensor& full, const Layout& lf,
       !updates.empty() && updates[0].scalar_type() == at::kBFloat16;
   WithRule<T>(step, [&](const auto& rule) {
     if (narrow) {
-      Merge(full.data_ptr<T>(), lf, indices,
+      Merge(full.data_ptr<T>(), lf, tiling, indices,
             UpdatePointers<T, BFloat16>(updates), is_delta, count,
             DataOrNull<T>(sum), DataOrNull<T>(velocity), rule);
     } else {
-      Merge(full.data_ptr<T>(), lf, indices, UpdatePointers<T, T>(updates),
+      Merge(full.data_ptr<T>(), lf, tiling, indices,
+            UpdatePointers<T, T>(updates),
             is_delta, count, DataOrNull<T>(sum), DataOrNull<T>(velocity), rule);
     }
   });
@@ -373,8 +420,9 @@ void GatherSlices(const at::Tensor& full, int64_t dim,
     using T = decltype(full_type);
     using O = decltype(out_type);
     std::vector<O*> out;
-    for (const auto& t : outs)
+    for (const auto& t : outs) {
       out.push_back(reinterpret_cast<O*>(t.data_ptr()));
+    }
     Gather(full.data_ptr<T>(), lf, indices, out);
   };
   const bool narrow = !outs.empty() && outs[0].scalar_type() == at::kBFloat16;
@@ -385,9 +433,9 @@ void GatherSlices(const at::Tensor& full, int64_t dim,
   }
 }
 
-int64_t SumElements(const at::Tensor& full, int64_t dim) {
+int64_t SumElements(const at::Tensor& full, int64_t dim, int64_t tile_bytes) {
   const Layout l = LayoutOf(full, dim);
-  return l.along * l.inner;
+  return TilingOf(l, full.element_size(), tile_bytes).positions * l.inner;
 }
 
 void MergeSlices(const at::Tensor& full, int64_t dim,
@@ -395,14 +443,16 @@ void MergeSlices(const at::Tensor& full, int64_t dim,
                  const std::vector<at::Tensor>& updates,
                  const std::vector<bool>& is_delta,
                  const std::vector<int32_t>& count, const at::Tensor& sum,
-                 const OuterStep& step, const at::Tensor& velocity) {
+                 const OuterStep& step, const at::Tensor& velocity,
+                 int64_t tile_bytes) {
   const Layout lf = LayoutOf(full, dim);
+  const Tiling tiling = TilingOf(lf, full.element_size(), tile_bytes);
   if (full.scalar_type() == at::kFloat) {
-    MergeAs<float>(full, lf, indices, updates, is_delta, count, sum, step,
-                   velocity);
+    MergeAs<float>(full, lf, tiling, indices, updates, is_delta, count, sum,
+                   step, velocity);
   } else {
-    MergeAs<double>(full, lf, indices, updates, is_delta, count, sum, step,
-                    velocity);
+    MergeAs<double>(full, lf, tiling, indices, updates, is_delta, count, sum,
+                    step, velocity);
   }
 }
 

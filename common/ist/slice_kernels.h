@@ -47,26 +47,33 @@ struct OuterStep {
   bool plain() const { return learning_rate == 1.0 && momentum == 0.0; }
 };
 
-// Merges `updates` of one tensor into `full` in one pass over its rows.
-// `count[a]` is the number of updates holding position `a` along `dim`.
-// Positions held once get their step at once; shared positions accumulate
-// their changes in `sum` in the order of `updates`, then get their step with
-// d = sum / count. `sum` is scratch for one row (the positions along `dim`
-// and everything after it: SumElements(full, dim)), reused row after row;
-// undefined when no count exceeds 1.
+// Positions along the merged dimension are merged in tiles of at most this
+// many bytes of one outer row, so that a tile of the full tensor and of its
+// shared sums stays in cache while every update merges its part of it.
+constexpr int64_t kMergeTileBytes = 128 << 10;
+
+// The elements of MergeSlices' scratch for `full` merged along `dim`: one
+// tile (a row of single elements along `dim` is one tile).
+int64_t SumElements(const at::Tensor& full, int64_t dim,
+                    int64_t tile_bytes = kMergeTileBytes);
+
+// Merges `updates` of one tensor into `full` in one pass over its rows,
+// tile by tile. `count[a]` is the number of updates holding position `a`
+// along `dim`. Positions held once get their step at once; shared positions
+// accumulate their changes in `sum` in the order of `updates`, then get
+// their step with d = sum / count. `sum` is scratch for one tile
+// (SumElements(full, dim, tile_bytes)), reused tile after tile; undefined
+// when no count exceeds 1. The result does not depend on `tile_bytes`.
 // `is_delta[k]`: update k holds trained-minus-received changes rather than
 // trained weights. `velocity` (full's shape) is read and written only with
 // momentum; undefined otherwise.
-// The elements of `full` from dimension `dim` on: the size of MergeSlices'
-// scratch.
-int64_t SumElements(const at::Tensor& full, int64_t dim);
-
 void MergeSlices(const at::Tensor& full, int64_t dim,
                  const std::vector<const std::vector<int64_t>*>& indices,
                  const std::vector<at::Tensor>& updates,
                  const std::vector<bool>& is_delta,
                  const std::vector<int32_t>& count, const at::Tensor& sum,
-                 const OuterStep& step, const at::Tensor& velocity);
+                 const OuterStep& step, const at::Tensor& velocity,
+                 int64_t tile_bytes = kMergeTileBytes);
 
 }  // namespace twist::common
 
