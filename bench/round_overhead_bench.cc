@@ -16,7 +16,12 @@
 // page faults (minor faults per round, from getrusage) show whether a round
 // allocates. Prints a table and one JSON object per configuration.
 //
+// --shape=gpt2 measures GPT-2 small instead (50304-token vocabulary, so a
+// third of its bytes sit in the replicated embedding), and --mode=local_sgd
+// deals every worker the whole model (keep 1: every position is shared).
+//
 //   round_overhead_bench [--max_params=3e8] [--threads=1] [--rounds=3]
+//                        [--shape=NAME] [--mode=twist|local_sgd] [--workers=N]
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -40,6 +45,8 @@ namespace {
 struct Shape {
   const char* name;
   int n_layer, n_head, n_embd;
+  int block_size = 128, vocab_size = 256;
+  bool by_default = true;  // measured without --shape
 };
 
 constexpr Shape kShapes[] = {
@@ -47,6 +54,7 @@ constexpr Shape kShapes[] = {
     {"10M", 8, 8, 320},
     {"100M", 12, 13, 832},
     {"300M", 24, 16, 1024},
+    {"gpt2", 12, 12, 768, 1024, 50304, false},
 };
 
 common::NamedTensors RandomModel(const common::ModelConfig& config) {
@@ -75,9 +83,15 @@ struct Steps {
 int main(int argc, char** argv) {
   using namespace twist;
   double max_params = 3.1e8;
-  int threads = 1, rounds = 3;
+  int threads = 1, rounds = 3, only_workers = 0;
+  std::string only_shape, mode = "twist";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a.rfind("--shape=", 0) == 0) only_shape = a.substr(8);
+    if (a.rfind("--mode=", 0) == 0) mode = a.substr(7);
+    if (a.rfind("--workers=", 0) == 0) {
+      absl::SimpleAtoi(a.substr(10), &only_workers);
+    }
     if (a.rfind("--max_params=", 0) == 0)
       absl::SimpleAtod(a.substr(13), &max_params);
     if (a.rfind("--threads=", 0) == 0) absl::SimpleAtoi(a.substr(10), &threads);
@@ -88,14 +102,25 @@ int main(int argc, char** argv) {
   std::printf("%-6s %7s %8s %9s %9s %9s %9s %9s %9s %7s %8s\n", "model",
               "workers", "MB moved", "partition", "extract", "check", "merge",
               "total", "memcpy", "ratio", "faults");
+  if (mode != "twist" && mode != "local_sgd") {
+    std::fprintf(stderr, "--mode must be twist or local_sgd, not '%s'\n",
+                 mode.c_str());
+    return 2;
+  }
   for (const auto& shape : bench::kShapes) {
-    const common::ModelConfig config = common::ModelConfig::Full(
-        shape.n_layer, shape.n_head, shape.n_embd, 128, 256);
-    if (config.NumParameters() > max_params) continue;
+    if (only_shape.empty() ? !shape.by_default : only_shape != shape.name) {
+      continue;
+    }
+    const common::ModelConfig config =
+        common::ModelConfig::Full(shape.n_layer, shape.n_head, shape.n_embd,
+                                  shape.block_size, shape.vocab_size);
+    if (only_shape.empty() && config.NumParameters() > max_params) continue;
     common::NamedTensors full = bench::RandomModel(config);
     for (int workers : {2, 4, 8, 16}) {
+      if (only_workers > 0 && workers != only_workers) continue;
       twist::v1::JobSpec spec;
-      spec.set_mode(twist::v1::MODE_TWIST);
+      spec.set_mode(mode == "twist" ? twist::v1::MODE_TWIST
+                                    : twist::v1::MODE_LOCAL_SGD);
       spec.set_seed(1);
       const std::vector<double> capacities(workers, 1.0);
       common::TensorPool pool;
@@ -113,8 +138,14 @@ int main(int argc, char** argv) {
 
         t = bench::Now();
         pool.Trim();
+        // local_sgd: one extraction that every slot shares, as the
+        // coordinator deals it.
+        const bool same = mode == "local_sgd";
         std::vector<common::NamedTensors> slices = *common::ExtractSubnets(
-            config, full, plan, at::kFloat, &pool);
+            config, full,
+            same ? std::vector<common::SubnetUnits>{plan[0]} : plan,
+            at::kFloat, &pool);
+        if (same) slices.resize(workers, slices[0]);
         const double extract_s = bench::Now() - t;
 
         // The workers train (the received values, slightly moved) and their
@@ -195,11 +226,13 @@ int main(int argc, char** argv) {
           memcpy_s, total / memcpy_s, faults_per_round);
       std::printf(
           "JSON {\"bench\": \"round_overhead\", \"model\": \"%s\", "
+          "\"mode\": \"%s\", "
           "\"parameters\": %lld, \"workers\": %d, \"bytes_moved\": %lld, "
           "\"partition_s\": %.6f, \"extract_s\": %.6f, \"check_s\": %.6f, "
           "\"merge_s\": %.6f, \"memcpy_s\": %.6f, \"ratio\": %.4f, "
           "\"page_faults_per_round\": %.1f}\n",
-          shape.name, static_cast<long long>(config.NumParameters()), workers,
+          shape.name, mode.c_str(),
+          static_cast<long long>(config.NumParameters()), workers,
           static_cast<long long>(2 * bytes), steps.partition * per,
           steps.extract * per, steps.check * per, steps.merge * per, memcpy_s,
           total / memcpy_s, faults_per_round);
