@@ -238,8 +238,8 @@ peak is its own.
                        f"{x(b['merge_sums'])} | {x(b['rest'])} | {x(r['coordinator_peak_bytes'])} |")
     out += ["", "  Round tensors: one pool for the slots' assignments and the updates received "
             "into their memory once streamed (local_sgd: one extraction shared by both slots, "
-            "two updates); merge sums: one row of scratch per tensor being merged, on each of "
-            "2 threads, at most the FFN's input weight (9.4 MB); rest: gRPC buffers, "
+            "two updates); merge sums: one tile of scratch (128 KB) per tensor being merged, on "
+            "each of 2 threads; rest: gRPC buffers, "
             "evaluation (a block of positions at a time) and the allocator's free blocks."]
     if "worker_half_vs_full_memory" in s:
         out.append(f"- A worker at keep 1/2 against keep 1: **{s['worker_half_vs_full_memory']:.2f}x** "

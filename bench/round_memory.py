@@ -12,7 +12,7 @@ At the end, a `gpt2_small_breakdown` line splits the coordinator's peak into
 what it is known to hold: the process before the job, the model, the round's
 tensors (one pool: the slots' assignments, whose memory then receives the
 updates, so the larger of all assignments and all updates), the merge's sums
-(one row of a tensor per merging thread, at most the FFN's input weight) and
+(one tile of a tensor per merging thread: 128 KB) and
 the rest (gRPC buffers, evaluation, the allocator's free blocks).
 
   python3 bench/round_memory.py HTTP_PORT LABEL LOCAL_STEPS COORDINATOR_PID WORKER_PID...
@@ -40,8 +40,6 @@ def take_peak(pid):
 
 def breakdown(label, job, last, idle, peak):
     """Where the coordinator's peak goes, in bytes."""
-    model = job["spec"]["model"]
-    width = int(model["n_embd"])
     ws = last["workers"]
     sent = [w["bytes_sent"] for w in ws]
     # local_sgd slots share one extraction.
@@ -49,10 +47,9 @@ def breakdown(label, job, last, idle, peak):
     updates = sum(w["bytes_received"] for w in ws)
     parts = {"idle": idle, "model": 4 * job["parameters"],
              "round_tensors": max(assignments, updates),
-             # One row of scratch per tensor being merged, on each of at most
-             # 2 threads: at most the FFN's input weight (a row of it along
-             # its hidden columns is the whole tensor).
-             "merge_sums": 2 * 4 * 4 * width * width}
+             # One tile of scratch (common/ist/slice_kernels.h,
+             # kMergeTileBytes) on each of at most 2 merging threads.
+             "merge_sums": 2 * 128 * 1024}
     parts["rest"] = peak - sum(parts.values())
     return {"bench": "gpt2_small_breakdown", "label": label,
             "coordinator_peak_bytes": peak, **parts}

@@ -27,6 +27,7 @@ absl::Status JobRunner::RunOneRound(int32_t round,
   TWIST_ASSIGN_OR_RETURN(RoundPlan plan, Plan(round));
   TWIST_ASSIGN_OR_RETURN(std::shared_ptr<RoundCollector> collector,
                          Deal(round, plan));
+  const double deal_s = SecondsSince(start);
   const double deadline_s = deadline_.Seconds();
   Await(*collector, deadline_s, cancel, stop);
   if (cancel.load() || stop.load()) return absl::OkStatus();
@@ -57,9 +58,11 @@ absl::Status JobRunner::RunOneRound(int32_t round,
   record.set_merge_s(merge_s);
   TWIST_RETURN_IF_ERROR(Finish(round, outcome, start, collector->started(),
                                std::move(record)));
-  LOG(INFO) << absl::StrFormat("job %d round %d/%d: %d/%d updates, %.2f s",
-                               job_id_, round, spec_.rounds(), outcome.accepted,
-                               collector->num_slots(), SecondsSince(start));
+  LOG(INFO) << absl::StrFormat(
+      "job %d round %d/%d: %d/%d updates, %.2f s (plan and deal %.3f s, "
+      "merge %.3f s)",
+      job_id_, round, spec_.rounds(), outcome.accepted, collector->num_slots(),
+      SecondsSince(start), deal_s, merge_s);
   return absl::OkStatus();
 }
 
