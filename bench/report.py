@@ -253,7 +253,7 @@ peak is its own.
                    f"**{s['worker_growth_after_round_2_gb']:+.2f} GB** (no growth is 0).")
     if "brown_loss_check" in s:
         checks = s["brown_loss_check"]
-        out.append(f"- Loss unchanged by the chunked loss, the carried optimizer state and the allocator: the "
+        out.append(f"- Loss unchanged by the chunked loss, the carried optimizer state, the allocator and the tiled merge: the "
                    f"2000-step Brown runs of the default recipe ({checks[0]['recipe']}), seeds "
                    + ", ".join(str(c["seed"]) for c in checks) + ": before "
                    + ", ".join(f"{c['before']:.5f}" for c in checks) + f" (commit `{checks[0]['before_commit'][:10]}`), after "
@@ -261,7 +261,7 @@ peak is its own.
                    + f"; means differ by **{s['brown_loss_check_mean_delta']:+.5f}** (target within 0.005).")
     out.append(f"- The coordinator's overhead per round (the round's wall time minus the slowest "
                f"worker's time from assignment to update: the deal, the merge, the records), "
-               f"median over rounds, largest run: **{s['coordinator_overhead_s_max']:.2f} s** "
+               f"median over rounds, largest run: **{s['coordinator_overhead_s_max']:.4f} s** "
                "(target at most 0.25 s).")
     out += ["", *cluster_extrapolation(s)]
     return out
@@ -285,7 +285,7 @@ training step (forward and backward) plus the attention's
 1.1 GB/s each way, all through the coordinator's one link (so each direction
 carries 8 workers' bytes); GPUs of an A100's speed (312 TFLOP/s dense
 bfloat16) with 40% of it used; 20 local steps of 8 sequences of 1024 tokens;
-the coordinator's overhead as measured here (CPU, one thread). A round is
+the coordinator's overhead as measured here (CPU, 2 threads). A round is
 the network time, the compute and the overhead, one after the other. Not
 measured: a real cluster.
 """, "| keep | bytes a worker moves / round | network, 8 workers | GPU compute | round on GPUs | network share | CPU compute here |",

@@ -142,7 +142,7 @@ def gpt2_small(rows):
     out["coordinator_peak_vs_model_bytes"] = round(
         max(s["coordinator_peak_bytes"] for s in summary.values()) / model_bytes, 3)
     out["coordinator_overhead_s_max"] = round(
-        max(s["coordinator_overhead_s"] for s in summary.values()), 3)
+        max(s["coordinator_overhead_s"] for s in summary.values()), 4)
     growth = [s["worker_growth_after_round_2_bytes"] for s in summary.values()
               if s["worker_growth_after_round_2_bytes"] is not None]
     if growth:
