@@ -53,16 +53,7 @@ ABSL_FLAG(int64_t, max_assignment_bytes, 0,
           "refuse (with a clear error to the coordinator) assignments whose "
           "tensors exceed this many bytes; 0: no limit");
 
-// jemalloc's settings (ignored by other allocators; common/base/
-// free_memory.h). Freed blocks of every size, the largest activations
-// included, are kept for reuse (jemalloc hands blocks of 8 MB and more back
-// at once by default, and each local step would then fault in the pages of
-// its activations again: 1.6-1.8x as long at GPT-2 small); a background thread
-// hands pages unused for about 10 s back to the system, and the worker all
-// of them once a round.
-extern "C" const char* malloc_conf =
-    "oversize_threshold:0,dirty_decay_ms:10000,muzzy_decay_ms:0,"
-    "background_thread:true";
+// jemalloc's settings: worker/malloc_conf.cc (twist_worker_malloc_conf).
 
 namespace {
 
