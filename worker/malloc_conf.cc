@@ -10,8 +10,7 @@
 // pages, not their reuse, so under a training loop that frees and reuses the
 // same blocks every step it handed most of them back anyway, and each step
 // faulted its activations in again (a 4x128 model's step at context 64,
-// batch 12: 0.11-0.15 s with a 10 s decay, 0.06 s without). Instead, free
-// pages go back when more than 256 MB of them pile up between local steps
-// (common/training/local_training.cc), and all of them once a round, after
-// the worker sends its update (ReturnFreeMemory).
+// batch 12: 0.11-0.15 s with a 10 s decay, 0.06 s without). The worker
+// hands every free page back once a round instead, after sending its update
+// (ReturnFreeMemory), so what it holds between rounds is what it keeps.
 extern "C" const char* malloc_conf = "oversize_threshold:0,dirty_decay_ms:-1";

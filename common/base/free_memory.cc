@@ -19,31 +19,6 @@ void ReturnFreeMemory() {
 #endif
 }
 
-int64_t FreeMemoryBytes() {
-#if defined(TWIST_WITH_JEMALLOC)
-  uint64_t epoch = 1;  // refreshes the statistics read below
-  size_t size = sizeof(epoch);
-  mallctl("epoch", &epoch, &size, &epoch, size);
-  size_t dirty_pages = 0, page = 0;
-  size = sizeof(size_t);
-  const std::string dirty =
-      absl::StrCat("stats.arenas.", MALLCTL_ARENAS_ALL, ".pdirty");
-  if (mallctl(dirty.c_str(), &dirty_pages, &size, nullptr, 0) != 0 ||
-      mallctl("arenas.page", &page, &size, nullptr, 0) != 0) {
-    return 0;
-  }
-  return static_cast<int64_t>(dirty_pages * page);
-#else
-  return 0;
-#endif
-}
-
-bool ReturnFreeMemoryAbove(int64_t bytes) {
-  if (FreeMemoryBytes() <= bytes) return false;
-  ReturnFreeMemory();
-  return true;
-}
-
 std::string AllocatorName() {
 #if defined(TWIST_WITH_JEMALLOC)
   const char* version = nullptr;

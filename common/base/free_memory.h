@@ -5,7 +5,6 @@
 #ifndef TWIST_COMMON_BASE_FREE_MEMORY_H_
 #define TWIST_COMMON_BASE_FREE_MEMORY_H_
 
-#include <cstdint>
 #include <string>
 
 namespace twist::common {
@@ -16,16 +15,6 @@ namespace twist::common {
 // that what a round freed is not counted in the next round's resident
 // memory. Takes milliseconds.
 void ReturnFreeMemory();
-
-// Bytes of free pages the allocator keeps resident for reuse (jemalloc's
-// dirty pages in every arena); 0 where it cannot tell (glibc).
-int64_t FreeMemoryBytes();
-
-// ReturnFreeMemory when more than `bytes` of free pages are kept; true when
-// it did. For loops that free and reuse the same blocks every iteration:
-// the blocks stay for reuse (no page faults), and what cannot be reused
-// (freed blocks of other sizes) is bounded.
-bool ReturnFreeMemoryAbove(int64_t bytes);
 
 // The allocator this binary uses, for the daemons' start-up line:
 // "jemalloc 5.3.0-..." or "glibc malloc".

@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/base/free_memory.h"
 #include "common/base/status_macros.h"
 #include "common/data/batches.h"
 #include "common/training/batch_tensor.h"
@@ -15,12 +14,6 @@
 
 namespace twist::common {
 namespace {
-
-// Free memory kept between local steps. Every step frees and allocates the
-// same block sizes, which stay for the next step (handing them back would
-// fault their pages in again); what piles up beyond this, in sizes the next
-// step does not ask for, goes back to the system.
-constexpr int64_t kFreeMemoryKeptBetweenSteps = int64_t{256} << 20;
 
 // torch.nn.utils.clip_grad_norm_'s arithmetic (the same as LibTorch's
 // clip_grad_norm_) without reading the norm back: on a GPU the step goes on
@@ -121,7 +114,6 @@ absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
           options.round, ": lower the learning rate"));
     }
     loss_sum += value;
-    ReturnFreeMemoryAbove(kFreeMemoryKeptBetweenSteps);
   }
   LocalTrainingResult result;
   result.steps = options.steps;
