@@ -1,7 +1,8 @@
 // The daemons' memory allocator, and handing the memory it keeps free back
-// to the system. Each daemon's main.cc sets its jemalloc settings (the
-// `malloc_conf` string jemalloc reads at the first allocation; MALLOC_CONF in
-// the environment overrides them): docs/architecture.md, "Memory".
+// to the system. The coordinator's main.cc and worker/malloc_conf.cc set the
+// jemalloc settings (the `malloc_conf` string jemalloc reads at the first
+// allocation; MALLOC_CONF in the environment overrides them):
+// docs/architecture.md, "Memory".
 #ifndef TWIST_COMMON_BASE_FREE_MEMORY_H_
 #define TWIST_COMMON_BASE_FREE_MEMORY_H_
 
