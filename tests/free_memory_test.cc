@@ -64,5 +64,42 @@ TEST(FreeMemoryTest, ReturnsFreedTensorsPagesToTheSystem) {
   EXPECT_LT(ResidentBytes() - before, int64_t{64} << 20);
 }
 
+#if defined(TWIST_WITH_JEMALLOC)
+// The decay every arena of this process uses now, and new arenas will.
+int64_t Decay(const std::string& name) {
+  ssize_t decay = 0;
+  size_t size = sizeof(decay);
+  EXPECT_EQ(mallctl(name.c_str(), &decay, &size, nullptr, 0), 0) << name;
+  return decay;
+}
+
+TEST(FreeMemoryTest, KeptFreePagesStayUntilReturned) {
+  unsigned arena = 0;
+  size_t size = sizeof(arena);
+  ASSERT_EQ(mallctl("thread.arena", &arena, &size, nullptr, 0), 0);
+  const std::string mine = "arena." + std::to_string(arena) + ".dirty_decay_ms";
+  const int64_t configured = Decay("opt.dirty_decay_ms");
+
+  KeepFreePages(true);
+  EXPECT_EQ(Decay(mine), -1);
+  EXPECT_EQ(Decay("arenas.dirty_decay_ms"), -1);
+  ReturnFreeMemory();
+  const int64_t before = ResidentBytes();
+  {
+    std::vector<at::Tensor> blocks;
+    for (int i = 0; i < 64; ++i) {
+      blocks.push_back(at::ones({1 << 18}, at::kFloat));  // [256K], 1 MB each
+    }
+  }
+  EXPECT_GE(ResidentBytes() - before, int64_t{48} << 20);  // kept for reuse
+  ReturnFreeMemory();
+  EXPECT_LT(ResidentBytes() - before, int64_t{16} << 20);
+
+  KeepFreePages(false);  // back to the process's setting
+  EXPECT_EQ(Decay(mine), configured);
+  EXPECT_EQ(Decay("arenas.dirty_decay_ms"), configured);
+}
+#endif
+
 }  // namespace
 }  // namespace twist::common

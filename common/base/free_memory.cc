@@ -2,6 +2,7 @@
 
 #if defined(TWIST_WITH_JEMALLOC)
 #include <jemalloc/jemalloc.h>
+#include <sys/types.h>
 
 #include "absl/strings/str_cat.h"
 #else
@@ -16,6 +17,27 @@ void ReturnFreeMemory() {
   mallctl(purge.c_str(), nullptr, nullptr, nullptr, 0);
 #elif defined(__GLIBC__)
   malloc_trim(0);
+#endif
+}
+
+void KeepFreePages(bool keep) {
+#if defined(TWIST_WITH_JEMALLOC)
+  ssize_t configured = -1;  // the process's setting (malloc_conf)
+  size_t size = sizeof(configured);
+  if (mallctl("opt.dirty_decay_ms", &configured, &size, nullptr, 0) != 0) {
+    return;
+  }
+  ssize_t decay = keep ? -1 : configured;
+  unsigned arenas = 0;
+  size = sizeof(arenas);
+  if (mallctl("arenas.narenas", &arenas, &size, nullptr, 0) != 0) return;
+  for (unsigned i = 0; i < arenas; ++i) {  // arenas not made yet refuse
+    const std::string name = absl::StrCat("arena.", i, ".dirty_decay_ms");
+    mallctl(name.c_str(), nullptr, nullptr, &decay, sizeof(decay));
+  }
+  mallctl("arenas.dirty_decay_ms", nullptr, nullptr, &decay, sizeof(decay));
+#else
+  (void)keep;
 #endif
 }
 

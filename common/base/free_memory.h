@@ -17,6 +17,11 @@ namespace twist::common {
 // memory. Takes milliseconds.
 void ReturnFreeMemory();
 
+// With `keep`, free pages stay for reuse until ReturnFreeMemory; without, they
+// go back on the allocator's timer as the process's settings say (jemalloc's
+// dirty_decay_ms, in every arena and those made later; nothing under glibc).
+void KeepFreePages(bool keep);
+
 // The allocator this binary uses, for the daemons' start-up line:
 // "jemalloc 5.3.0-..." or "glibc malloc".
 std::string AllocatorName();

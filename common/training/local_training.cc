@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/free_memory.h"
 #include "common/base/status_macros.h"
 #include "common/data/batches.h"
 #include "common/training/batch_tensor.h"
@@ -14,6 +15,16 @@
 
 namespace twist::common {
 namespace {
+
+// Models whose parameters take less than this keep their free pages between
+// local steps (KeepFreePages). Each step frees and reuses the same blocks; the
+// allocator's timed decay counts the growth of free pages, not their reuse,
+// and hands many back anyway, so every step faults them in again (a 4x128
+// model at context 64, batch 12: 0.11-0.15 s a step with the decay, 0.06 s
+// without). A large model keeps the decay: without it, freed blocks of sizes
+// its step does not reuse stay resident (GPT-2 small's workers peaked
+// 0.5-0.7 GB higher). The worker hands every free page back once a round.
+constexpr int64_t kKeepFreePagesBelowBytes = int64_t{64} << 20;
 
 // torch.nn.utils.clip_grad_norm_'s arithmetic (the same as LibTorch's
 // clip_grad_norm_) without reading the norm back: on a GPU the step goes on
@@ -79,6 +90,7 @@ absl::StatusOr<LocalTrainingResult> TrainLocalSteps(
         AdamWOptionsOf(options));
     optimizer = fresh.get();
   }
+  KeepFreePages(model.config().NumParameters() * 4 < kKeepFreePagesBelowBytes);
   model.train();
   std::vector<int64_t> inputs, targets;
   double loss_sum = 0;
