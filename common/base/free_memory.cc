@@ -28,6 +28,12 @@ void KeepFreePages(bool keep) {
     return;
   }
   ssize_t decay = keep ? -1 : configured;
+  ssize_t current = 0;  // new arenas' decay: what the last call set
+  size = sizeof(current);
+  if (mallctl("arenas.dirty_decay_ms", &current, &size, nullptr, 0) == 0 &&
+      current == decay) {
+    return;  // setting it again would restart every arena's decay
+  }
   unsigned arenas = 0;
   size = sizeof(arenas);
   if (mallctl("arenas.narenas", &arenas, &size, nullptr, 0) != 0) return;

@@ -20,6 +20,7 @@ void ReturnFreeMemory();
 // With `keep`, free pages stay for reuse until ReturnFreeMemory; without, they
 // go back on the allocator's timer as the process's settings say (jemalloc's
 // dirty_decay_ms, in every arena and those made later; nothing under glibc).
+// A call that changes nothing leaves the arenas alone.
 void KeepFreePages(bool keep);
 
 // The allocator this binary uses, for the daemons' start-up line:
