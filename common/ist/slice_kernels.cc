@@ -141,8 +141,8 @@ struct Block {
 // The positions along the merged dimension are worked through in tiles of
 // `positions` each, so that a tile of the full tensor and of the shared sums
 // stays in cache while every update merges its part of it. A tile holds at
-// most TileBytes of one outer row; a row of single elements (inner 1) is one
-// tile.
+// most `tile_bytes` of one outer row (kMergeTileBytes); a row of single
+// elements (inner 1) is one tile.
 struct Tiling {
   int64_t positions = 1;  // per tile
   int64_t count = 1;      // tiles per outer row
