@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -464,6 +466,61 @@ TEST_F(JobRunnerTest, SameSpecTwiceGivesTheSameModel) {
   const JobRun c = RunJob(spec, std::vector<WorkerBehaviour>(2), JobDir("c"));
   ASSERT_TRUE(c.completed()) << c.status;
   EXPECT_FALSE(SameModel(a.model_path, c.model_path));
+}
+
+// A spec that names the recipe the defaults gave before the rolling deal and
+// the Nesterov outer step became the defaults (random deal, outer learning
+// rate 1, no momentum) trains as it did then: 2 rounds of 2 workers, compared
+// with figures recorded from the code of that time. Sums, not bytes, so that
+// a machine whose BLAS adds in another order passes too (TWIST_PRINT_GOLDEN=1
+// prints this machine's figures).
+TEST_F(JobRunnerTest, SpecWithTheOldRecipeTrainsAsBefore) {
+  twist::v1::JobSpec spec = Spec();
+  spec.set_rounds(2);
+  spec.set_min_workers(2);
+  spec.set_deal(twist::v1::DEAL_RANDOM);
+  spec.set_outer_learning_rate(1);
+  spec.set_outer_momentum(0);
+  const JobRun run = RunJob(spec, std::vector<WorkerBehaviour>(2), JobDir("old"));
+  ASSERT_TRUE(run.completed()) << run.status;
+  // Per tensor: the sum of its entries and of their squares.
+  const std::map<std::string, std::pair<double, double>> before = {
+      {"lm_head.weight", {7.766453022, 3.510693697}},
+      {"transformer.h.0.attn.c_attn.bias", {-0.03859485235, 0.002221374186}},
+      {"transformer.h.0.attn.c_attn.weight", {-0.2581305142, 1.330539951}},
+      {"transformer.h.0.attn.c_proj.bias", {-0.03422225796, 0.001225759818}},
+      {"transformer.h.0.attn.c_proj.weight", {-0.154213862, 0.2450297106}},
+      {"transformer.h.0.ln_1.bias", {-0.04071418528, 0.0008203861795}},
+      {"transformer.h.0.ln_1.weight", {32.03134549, 32.06337076}},
+      {"transformer.h.0.ln_2.bias", {-0.001319390372, 0.0007487617605}},
+      {"transformer.h.0.ln_2.weight", {32.04886985, 32.09846676}},
+      {"transformer.h.0.mlp.c_fc.bias", {0.1495906832, 0.005176500357}},
+      {"transformer.h.0.mlp.c_fc.weight", {-1.587884406, 1.780881218}},
+      {"transformer.h.0.mlp.c_proj.bias", {-0.02299727115, 0.001431408544}},
+      {"transformer.h.0.mlp.c_proj.weight", {-1.852867789, 0.9677375451}},
+      {"transformer.ln_f.bias", {0.03062506381, 0.001409868029}},
+      {"transformer.ln_f.weight", {32.04962862, 32.0999441}},
+      {"transformer.wpe.weight", {0.3717804853, 0.4022065137}},
+      {"transformer.wte.weight", {7.766453022, 3.510693697}},
+  };
+  std::map<std::string, std::pair<double, double>> now;
+  for (const auto& [name, t] : ModelTensors(run.model_path)) {
+    const at::Tensor d = t.to(torch::kDouble);
+    now[name] = {d.sum().item<double>(), (d * d).sum().item<double>()};
+  }
+  if (std::getenv("TWIST_PRINT_GOLDEN") != nullptr) {
+    for (const auto& [name, sums] : now) {
+      std::printf("      {\"%s\", {%.10g, %.10g}},\n", name.c_str(), sums.first,
+                  sums.second);
+    }
+  }
+  ASSERT_EQ(now.size(), before.size());
+  for (const auto& [name, sums] : before) {
+    ASSERT_TRUE(now.count(name)) << name;
+    const double scale = 1 + std::abs(sums.second);
+    EXPECT_NEAR(now[name].first, sums.first, 1e-5 * scale) << name;
+    EXPECT_NEAR(now[name].second, sums.second, 1e-5 * scale) << name;
+  }
 }
 
 // A job stopped after round 3 (a coordinator shutting down) resumes, in a
