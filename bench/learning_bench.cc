@@ -7,7 +7,8 @@
 //                      --summary=FILE]
 //     Runs one job in process (tests/support/in_process_cluster.h) and
 //     appends one CSV row per round: validation loss against rounds, bytes
-//     communicated and worker compute. With --score_batches, scores the final model on
+//     communicated, worker compute and seconds since the job started. With
+//     --score_batches, scores the final model on
 //     that many fixed validation batches (the same windows `score` reads) and
 //     appends a line to the summary CSV.
 //   learning_bench init --out=FILE [submit options]
@@ -27,6 +28,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "client/command_line.h"
 #include "client/spec_input.h"
 #include "common/data/dataset.h"
@@ -96,6 +98,7 @@ int Run(const client::CommandLine& line) {
                            absl::StrCat("twist-learning-", getpid()))
                               .string();
   std::filesystem::create_directories(dir);
+  const double started_at = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
   auto job = testing::RunJobInProcess(spec, workers, dir);
   if (!job.ok()) {
     std::fprintf(stderr, "%s: %s\n", label.c_str(),
@@ -132,19 +135,20 @@ int Run(const client::CommandLine& line) {
                static_cast<double>(w.tokens());
     }
     rows << absl::StrFormat(
-        "%s,%d,%d,%s,%d,%d,%d,%s,%s,%d,%.3f,%.4g,%.2f\n", label,
+        "%s,%d,%d,%s,%d,%d,%d,%s,%s,%d,%.3f,%.4g,%.2f,%.2f\n", label,
         job->spec.seed(), workers, common::ModeName(job->spec.mode()),
         job->spec.local_steps(), r.round(), r.round() * job->spec.local_steps(),
         r.round() == 0 ? "" : absl::StrFormat("%.5f", r.train_loss()),
         r.has_val_loss() ? absl::StrFormat("%.5f", r.val_loss()) : "", bytes,
-        worker_s, flops, job->wall_s);
+        worker_s, flops, job->wall_s, r.finished_at() - started_at);
   }
   if (line.Has("csv")) {
     const bool header = !std::filesystem::exists(line.Get("csv"));
     std::ofstream csv(line.Get("csv"), std::ios::app);
     if (header) {
       csv << "label,seed,workers,mode,local_steps,round,steps_per_worker,"
-             "train_loss,val_loss,bytes,worker_seconds,flops,wall_seconds\n";
+             "train_loss,val_loss,bytes,worker_seconds,flops,wall_seconds,"
+             "elapsed_seconds\n";
     }
     csv << rows.str();
   }

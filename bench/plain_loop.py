@@ -12,7 +12,12 @@ model as a safetensors file with the input's metadata, so that
   /usr/bin/python3 bench/plain_loop.py --init=FILE --data=DIR --out=FILE
       --steps=2000 --local_steps=50 --seed=1 --batch_size=12 --lr=1e-3
       --warmup_steps=100 --min_lr_ratio=0.1 --beta1=0.9 --beta2=0.99
-      --weight_decay=0.1 --grad_clip=1.0 [--threads=2]
+      --weight_decay=0.1 --grad_clip=1.0 [--threads=2] [--save_every=N]
+
+With --save_every=N it also writes the model after every N steps (OUT with
+the step before the extension, e.g. plain-500.safetensors) and prints a JSON
+line for each, with the seconds since training started (the saves' own time
+left out): the loop's curve against wall time.
 """
 import argparse
 import json
@@ -114,7 +119,7 @@ def main():
             ("warmup_steps", int, 100), ("min_lr_ratio", float, 0.1),
             ("beta1", float, 0.9), ("beta2", float, 0.99),
             ("weight_decay", float, 0.1), ("grad_clip", float, 1.0),
-            ("threads", int, 1)]:
+            ("threads", int, 1), ("save_every", int, 0)]:
         p.add_argument("--" + name, type=kind, default=default)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -137,7 +142,14 @@ def main():
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(a.beta1, a.beta2), eps=1e-8)
     model.train()
+
+    def save(path):
+        out = {n: t for n, t in model.state_dict().items() if n != "lm_head.weight"
+               and not n.endswith(".attn.bias")}
+        save_safetensors(path, out, meta)
+
     start = time.time()
+    saving = 0.0  # seconds spent writing intermediate models
     for g in range(a.steps):
         starts = batch_starts(len(train), a.batch_size, context, a.seed,
                               g // a.local_steps + 1, 0, g % a.local_steps)
@@ -153,10 +165,19 @@ def main():
         if a.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), a.grad_clip)
         opt.step()
-    wall = time.time() - start
-    out = {n: t for n, t in model.state_dict().items() if n != "lm_head.weight"
-           and not n.endswith(".attn.bias")}
-    save_safetensors(a.out, out, meta)
+        if a.save_every > 0 and (g + 1) % a.save_every == 0 and g + 1 < a.steps:
+            saved_at = time.time()
+            base, ext = os.path.splitext(a.out)
+            path = f"{base}-{g + 1}{ext}"
+            save(path)
+            print(json.dumps({"bench": "plain_loop_save", "step": g + 1, "path": path,
+                              "elapsed_s": saved_at - start - saving}), flush=True)
+            saving += time.time() - saved_at
+    wall = time.time() - start - saving
+    save(a.out)
+    if a.save_every > 0:
+        print(json.dumps({"bench": "plain_loop_save", "step": a.steps, "path": a.out,
+                          "elapsed_s": wall}), flush=True)
     print(json.dumps({"bench": "plain_loop", "steps": a.steps, "wall_s": wall,
                       "threads": a.threads}))
 
