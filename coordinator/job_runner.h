@@ -51,6 +51,7 @@
 #include "coordinator/round_merge.h"
 #include "coordinator/straggler_deadline.h"
 #include "coordinator/worker_registry.h"
+#include "coordinator/worker_speeds.h"
 #include "twist/v1/job.pb.h"
 
 namespace twist::coordinator {
@@ -193,6 +194,8 @@ class JobRunner {
   std::unique_ptr<common::Dataset> dataset_;
   std::unique_ptr<RoundFinisher> finisher_;
   StragglerDeadline deadline_;
+  // The workers' speeds, for quota: learned.
+  WorkerSpeeds speeds_;
   // Workers that reported they cannot train this job, with their reasons:
   // they are not dealt its rounds again.
   std::map<std::string, std::string> refusers_;

@@ -52,6 +52,14 @@ absl::Status JobRunner::RunOneRound(int32_t round,
   common::ReturnFreeMemory();  // gRPC's buffers of the round's transfers
   if (outcome.accepted == 0) return absl::OkStatus();  // not a round
   deadline_.Learn(outcome.accepted_seconds, plan.workers.size());
+  for (size_t i = 0; i < outcome.ends.size(); ++i) {
+    const twist::v1::RoundWorker& w = outcome.workers[i];
+    if (w.accepted()) {
+      speeds_.Observe(w.worker_id(),
+                      static_cast<double>(w.parameters()) * w.tokens(),
+                      w.compute_s());
+    }
+  }
   twist::v1::RoundRecord record;
   record.set_round(round);
   record.set_deadline_s(deadline_s);
@@ -76,7 +84,13 @@ absl::StatusOr<JobRunner::RoundPlan> JobRunner::Plan(int32_t round) {
     plan.workers.resize(spec_.max_workers());
   }
   std::vector<double> capacities;
-  for (const auto& w : plan.workers) capacities.push_back(w.capacity());
+  if (spec_.quota() == twist::v1::QUOTA_LEARNED) {
+    std::vector<std::string> ids;
+    for (const auto& w : plan.workers) ids.push_back(w.id());
+    capacities = speeds_.Capacities(ids);
+  } else {
+    for (const auto& w : plan.workers) capacities.push_back(w.capacity());
+  }
   TWIST_ASSIGN_OR_RETURN(plan.units,
                          PlanRound(spec_, config_, round, capacities));
   TWIST_ASSIGN_OR_RETURN(plan.update_forms,
@@ -100,10 +114,11 @@ absl::StatusOr<std::vector<common::UpdateForm>> JobRunner::UpdateForms(
     for (auto& f : forms) f.encoding.codec = common::UpdateCodec::kNone;
     return forms;
   }
-  // The next round's deal, if the same workers are live: what a worker will
-  // not hold then leaves with this update. A change of workers moves units
-  // otherwise; their leftovers then stay with the worker that had them until
-  // it holds them again or the next flush.
+  // The next round's deal, if the same workers are live (and, with learned
+  // quotas, their speeds stay as learned so far): what a worker will not
+  // hold then leaves with this update. A change of workers or speeds moves
+  // units otherwise; their leftovers then stay with the worker that had them
+  // until it holds them again or the next flush.
   TWIST_ASSIGN_OR_RETURN(std::vector<common::SubnetUnits> next,
                          PlanRound(spec_, config_, round + 1, capacities));
   for (size_t i = 0; i < units.size(); ++i) {

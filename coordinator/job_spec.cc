@@ -164,23 +164,29 @@ absl::Status ValidateSubnetworks(const JobSpec& spec) {
                absl::StrCat("must be in (0, 1] (or 0: not set), got ",
                             spec.keep_ratio()));
   }
+  if (!twist::v1::Quota_IsValid(spec.quota()) ||
+      spec.quota() == twist::v1::QUOTA_UNSPECIFIED) {
+    return Bad("quota", "must be equal, declared or learned");
+  }
+  if (spec.capacity_weighted() && spec.quota() != twist::v1::QUOTA_DECLARED) {
+    return Bad("capacity_weighted",
+               absl::StrCat("is the first spelling of quota: declared, and "
+                            "the spec also says quota: ",
+                            twist::v1::Quota_Name(spec.quota()),
+                            "; keep one of them"));
+  }
   if (spec.mode() == twist::v1::MODE_LOCAL_SGD &&
       (spec.heads_per_worker() || spec.ffn_columns_per_worker() ||
-       spec.keep_ratio() || spec.capacity_weighted())) {
+       spec.keep_ratio() || spec.quota() != twist::v1::QUOTA_EQUAL)) {
     return Bad("mode",
                "local_sgd trains the whole model on every worker: remove "
-               "heads_per_worker, ffn_columns_per_worker, keep_ratio and "
-               "capacity_weighted, or use mode twist");
+               "heads_per_worker, ffn_columns_per_worker, keep_ratio, quota "
+               "and capacity_weighted, or use mode twist");
   }
   if (spec.scaling() != twist::v1::SCALING_INVERSE_KEEP_RATIO &&
       spec.scaling() != twist::v1::SCALING_NONE &&
       spec.scaling() != twist::v1::SCALING_CORRECTION) {
     return Bad("scaling", "must be inverse_keep_ratio, none or correction");
-  }
-  if (spec.deal() == twist::v1::DEAL_ROLLING && spec.capacity_weighted()) {
-    return Bad("deal",
-               "rolling windows need equal quotas: drop capacity_weighted or "
-               "deal at random");
   }
   if (!twist::v1::Deal_IsValid(spec.deal()) ||
       spec.deal() == twist::v1::DEAL_UNSPECIFIED) {

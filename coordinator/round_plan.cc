@@ -24,7 +24,7 @@ absl::StatusOr<std::vector<int>> Quotas(const twist::v1::JobSpec& spec,
   } else {
     equal.assign(n, common::DefaultQuota(num_units, n));
   }
-  if (!spec.capacity_weighted() || n <= 1) return equal;
+  if (spec.quota() == twist::v1::QUOTA_EQUAL || n <= 1) return equal;
   int total = 0;
   for (int q : equal) total += q;
   return common::QuotasFromCapacities(num_units, capacities, total);

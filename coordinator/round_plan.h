@@ -1,7 +1,7 @@
 // Which units each worker holds in a round: the job's quotas turned into one
 // balls-in-hats draw per layer and kind (twist mode), or the whole model for
 // everyone (local_sgd mode). Pure: a function of the spec, the round and the
-// workers' declared capacities, so any process can recompute a round's plan.
+// workers' capacities, so any process can recompute a round's plan.
 #ifndef TWIST_COORDINATOR_ROUND_PLAN_H_
 #define TWIST_COORDINATOR_ROUND_PLAN_H_
 
@@ -16,7 +16,8 @@
 namespace twist::coordinator {
 
 // One SubnetUnits per slot (worker) of round `round`, for workers with the
-// given capacities (used only when spec.capacity_weighted()). Quotas per
+// given capacities (declared or learned; used unless spec.quota() is
+// QUOTA_EQUAL), which share out the equal quotas' total. Quotas per
 // layer: heads_per_worker / ffn_columns_per_worker when set, else keep_ratio
 // when set, else an even split (ceil(k / n)). Errors as AssignUnits.
 absl::StatusOr<std::vector<common::SubnetUnits>> PlanRound(

@@ -193,7 +193,7 @@ TEST(JobFieldsTest, ExplicitZerosOfOptionalFieldsAreKept) {
   EXPECT_TRUE(Defaults().has_capacity_weighted());
   EXPECT_FALSE(Defaults().capacity_weighted());
   EXPECT_TRUE(Defaults().has_outer_momentum());
-  EXPECT_EQ(Defaults().outer_momentum(), 0);
+  EXPECT_EQ(Defaults().outer_momentum(), 0.9);
 
   // An option's 0 is an explicit 0 as well.
   JobSpec from_option;
@@ -428,9 +428,16 @@ TEST(RoundOptionsTest, WireDtypeAndOuterStepFollowTheSpec) {
   spec.set_transport_dtype(twist::v1::TRANSPORT_DTYPE_BFLOAT16);
   EXPECT_EQ(WireDtypeOf(spec), at::kBFloat16);
 
-  OuterStep plain = OuterStepOf(Defaults());
-  EXPECT_TRUE(plain.plain());
-  EXPECT_TRUE(plain.nesterov);
+  // The default in twist mode: Nesterov's step; in local_sgd: plain.
+  const OuterStep twist_step = OuterStepOf(Defaults());
+  EXPECT_FALSE(twist_step.plain());
+  EXPECT_TRUE(twist_step.nesterov);
+  EXPECT_EQ(twist_step.learning_rate, 0.7);
+  EXPECT_EQ(twist_step.momentum, 0.9);
+  JobSpec local_sgd;
+  local_sgd.set_mode(twist::v1::MODE_LOCAL_SGD);
+  ApplyDefaults(&local_sgd);
+  EXPECT_TRUE(OuterStepOf(local_sgd).plain());
   spec.set_outer_learning_rate(0.7);
   spec.set_outer_momentum(0.9);
   spec.set_outer_heavy_ball(true);

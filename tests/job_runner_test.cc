@@ -214,6 +214,10 @@ TEST_F(JobRunnerTest, EveryCompressionModeTrainsOnFewerBytes) {
     spec.mutable_model()->set_n_head(4);
     spec.set_min_workers(2);
     spec.set_deal(twist::v1::DEAL_ROLLING);
+    // Plain merging: in 4 rounds of a tiny model, the outer momentum would
+    // carry top-k's held-back entries into a lag this comparison is not about.
+    spec.set_outer_learning_rate(1);
+    spec.set_outer_momentum(0);
     spec.set_transport_dtype(twist::v1::TRANSPORT_DTYPE_BFLOAT16);
     spec.set_compression(c);
     spec.set_rounds(4);
@@ -466,6 +470,51 @@ TEST_F(JobRunnerTest, SameSpecTwiceGivesTheSameModel) {
   const JobRun c = RunJob(spec, std::vector<WorkerBehaviour>(2), JobDir("c"));
   ASSERT_TRUE(c.completed()) << c.status;
   EXPECT_FALSE(SameModel(a.model_path, c.model_path));
+}
+
+// quota: learned deals each worker units in proportion to its measured
+// speed: equal shares while both are equally fast, and within a few rounds
+// of one worker slowing down to a third of its speed, most units to the
+// other; every update is accepted and every unit held each round.
+TEST_F(JobRunnerTest, LearnedQuotasFollowAWorkerThatSlowsDown) {
+  twist::v1::JobSpec spec = Spec();
+  spec.set_rounds(9);
+  spec.set_min_workers(2);
+  spec.set_local_steps(3);
+  spec.set_eval_every(100);
+  spec.set_quota(twist::v1::QUOTA_LEARNED);
+  // Wide enough that most parameters are dealt, not replicated.
+  spec.mutable_model()->set_n_head(4);
+  spec.mutable_model()->set_n_embd(128);
+  std::vector<WorkerBehaviour> workers(2);
+  workers[0].name = "steady";
+  workers[1].name = "slowing";
+  workers[1].slowdown = 3;
+  workers[1].slow_from_round = 4;
+  const JobRun run = RunJob(spec, workers, JobDir("learned"));
+  ASSERT_TRUE(run.completed()) << run.status;
+  ASSERT_EQ(run.rounds.size(), 10u);
+  std::vector<double> share(10);  // the slowing worker's share of parameters
+  for (int r = 1; r <= 9; ++r) {
+    const auto& record = run.rounds[r];
+    ASSERT_EQ(record.workers_size(), 2) << "round " << r;
+    double steady = 0, slowing = 0;
+    for (const auto& w : record.workers()) {
+      EXPECT_TRUE(w.accepted()) << "round " << r << ": " << w.reason();
+      (w.worker_name() == "slowing" ? slowing : steady) = w.parameters();
+    }
+    share[r] = slowing / (steady + slowing);
+  }
+  // Equal shares first, then as fast as each other (in-process workers on
+  // shared cores: give or take 0.15; the slowdown's share is 0.25).
+  EXPECT_DOUBLE_EQ(share[1], 0.5);
+  for (int r = 2; r <= 4; ++r) {
+    EXPECT_NEAR(share[r], 0.5, 0.15) << "round " << r;
+  }
+  // Two rounds after the slowdown and from then on: a clearly smaller share.
+  for (int r = 6; r <= 9; ++r) {
+    EXPECT_LT(share[r], 0.42) << "round " << r;
+  }
 }
 
 // A spec that names the recipe the defaults gave before the rolling deal and

@@ -84,8 +84,36 @@ TEST(ApplyDefaultsTest, FillsEveryZeroFieldWithItsDocumentedDefault) {
   EXPECT_EQ(spec.ffn_columns_per_worker(), 0);
   EXPECT_EQ(spec.keep_ratio(), 0);
   EXPECT_FALSE(spec.capacity_weighted());
+  EXPECT_EQ(spec.quota(), twist::v1::QUOTA_EQUAL);
+  // The default recipe: rolling windows and Nesterov's outer step.
+  EXPECT_EQ(spec.deal(), twist::v1::DEAL_ROLLING);
+  EXPECT_EQ(spec.outer_learning_rate(), 0.7);
+  EXPECT_EQ(spec.outer_momentum(), 0.9);
+  EXPECT_FALSE(spec.outer_heavy_ball());
   EXPECT_EQ(spec.data().path(), "");
   EXPECT_EQ(spec.data().content_hash(), "");
+}
+
+// local_sgd, the data-parallel baseline, averages plainly by default; the
+// first spelling of declared quotas still asks for them.
+TEST(ApplyDefaultsTest, DefaultsThatDependOnOtherFields) {
+  JobSpec local_sgd;
+  local_sgd.set_mode(twist::v1::MODE_LOCAL_SGD);
+  ApplyDefaults(&local_sgd);
+  EXPECT_EQ(local_sgd.outer_learning_rate(), 1);
+  EXPECT_EQ(local_sgd.outer_momentum(), 0);
+
+  JobSpec weighted;
+  weighted.set_capacity_weighted(true);
+  ApplyDefaults(&weighted);
+  EXPECT_EQ(weighted.quota(), twist::v1::QUOTA_DECLARED);
+
+  // A field the spec sets keeps its value; the others take theirs.
+  JobSpec half;
+  half.set_outer_learning_rate(1);
+  ApplyDefaults(&half);
+  EXPECT_EQ(half.outer_learning_rate(), 1);
+  EXPECT_EQ(half.outer_momentum(), 0.9);
 }
 
 TEST(ApplyDefaultsTest, WarmupIsFivePercentOfTheGivenRoundsTimesSteps) {
@@ -137,6 +165,7 @@ TEST(ApplyDefaultsTest, KeepsFieldsThatAreSet) {
   spec.set_outer_momentum(0.9);
   spec.set_outer_heavy_ball(true);
   spec.set_capacity_weighted(true);
+  spec.set_quota(twist::v1::QUOTA_DECLARED);
   spec.set_transport_dtype(twist::v1::TRANSPORT_DTYPE_BFLOAT16);
   spec.set_compute_dtype(twist::v1::COMPUTE_DTYPE_BFLOAT16);
   spec.set_compression(twist::v1::COMPRESSION_TOPK);
@@ -173,7 +202,7 @@ TEST(ApplyDefaultsTest, KeepsExplicitZerosWhereZeroIsAChoice) {
   EXPECT_TRUE(unset.has_capacity_weighted());
   EXPECT_TRUE(unset.has_outer_momentum());
   EXPECT_TRUE(unset.has_outer_heavy_ball());
-  EXPECT_EQ(unset.outer_momentum(), 0);
+  EXPECT_EQ(unset.outer_momentum(), 0.9);  // twist mode's default
   EXPECT_FALSE(unset.outer_heavy_ball());
 }
 
@@ -205,7 +234,12 @@ TEST(ValidateJobSpecTest, BoundaryValuesPass) {
       [](JobSpec* s) { s->set_heads_per_worker(4); },
       [](JobSpec* s) { s->set_ffn_columns_per_worker(512); },
       [](JobSpec* s) { s->set_keep_ratio(1); },
-      [](JobSpec* s) { s->set_capacity_weighted(true); },
+      [](JobSpec* s) {
+        s->set_capacity_weighted(true);
+        s->set_quota(twist::v1::QUOTA_DECLARED);
+      },
+      [](JobSpec* s) { s->set_quota(twist::v1::QUOTA_DECLARED); },
+      [](JobSpec* s) { s->set_quota(twist::v1::QUOTA_LEARNED); },
       [](JobSpec* s) { s->set_scaling(twist::v1::SCALING_NONE); },
       [](JobSpec* s) { s->set_mode(twist::v1::MODE_LOCAL_SGD); },
       [](JobSpec* s) { s->set_checkpoint_every(-1); },
@@ -421,9 +455,8 @@ TEST(ValidateJobSpecTest, EachBrokenRuleIsRefusedNamingTheFieldAndTheFix) {
        },
        kBad,
        "mode: local_sgd trains the whole model on every worker: remove "
-       "heads_per_worker, "
-       "ffn_columns_per_worker, keep_ratio and capacity_weighted, or use mode "
-       "twist"},
+       "heads_per_worker, ffn_columns_per_worker, keep_ratio, quota and "
+       "capacity_weighted, or use mode twist"},
       {"local_sgd with ffn_columns_per_worker",
        [](JobSpec* s, auto*) {
          s->set_mode(twist::v1::MODE_LOCAL_SGD);
@@ -431,9 +464,8 @@ TEST(ValidateJobSpecTest, EachBrokenRuleIsRefusedNamingTheFieldAndTheFix) {
        },
        kBad,
        "mode: local_sgd trains the whole model on every worker: remove "
-       "heads_per_worker, "
-       "ffn_columns_per_worker, keep_ratio and capacity_weighted, or use mode "
-       "twist"},
+       "heads_per_worker, ffn_columns_per_worker, keep_ratio, quota and "
+       "capacity_weighted, or use mode twist"},
       {"local_sgd with keep_ratio",
        [](JobSpec* s, auto*) {
          s->set_mode(twist::v1::MODE_LOCAL_SGD);
@@ -441,19 +473,38 @@ TEST(ValidateJobSpecTest, EachBrokenRuleIsRefusedNamingTheFieldAndTheFix) {
        },
        kBad,
        "mode: local_sgd trains the whole model on every worker: remove "
-       "heads_per_worker, "
-       "ffn_columns_per_worker, keep_ratio and capacity_weighted, or use mode "
-       "twist"},
+       "heads_per_worker, ffn_columns_per_worker, keep_ratio, quota and "
+       "capacity_weighted, or use mode twist"},
       {"local_sgd with capacity_weighted",
        [](JobSpec* s, auto*) {
          s->set_mode(twist::v1::MODE_LOCAL_SGD);
          s->set_capacity_weighted(true);
+         s->set_quota(twist::v1::QUOTA_DECLARED);
        },
        kBad,
        "mode: local_sgd trains the whole model on every worker: remove "
-       "heads_per_worker, "
-       "ffn_columns_per_worker, keep_ratio and capacity_weighted, or use mode "
-       "twist"},
+       "heads_per_worker, ffn_columns_per_worker, keep_ratio, quota and "
+       "capacity_weighted, or use mode twist"},
+      {"local_sgd with learned quotas",
+       [](JobSpec* s, auto*) {
+         s->set_mode(twist::v1::MODE_LOCAL_SGD);
+         s->set_quota(twist::v1::QUOTA_LEARNED);
+       },
+       kBad,
+       "mode: local_sgd trains the whole model on every worker: remove "
+       "heads_per_worker, ffn_columns_per_worker, keep_ratio, quota and "
+       "capacity_weighted, or use mode twist"},
+      {"capacity_weighted with another quota",
+       [](JobSpec* s, auto*) {
+         s->set_capacity_weighted(true);
+         s->set_quota(twist::v1::QUOTA_LEARNED);
+       },
+       kBad,
+       "capacity_weighted: is the first spelling of quota: declared, and the "
+       "spec also says quota: QUOTA_LEARNED; keep one of them"},
+      {"quota unspecified",
+       [](JobSpec* s, auto*) { s->set_quota(twist::v1::QUOTA_UNSPECIFIED); },
+       kBad, "quota: must be equal, declared or learned"},
       {"scaling",
        [](JobSpec* s, auto*) {
          s->set_scaling(twist::v1::SCALING_UNSPECIFIED);

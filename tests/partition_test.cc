@@ -1,6 +1,7 @@
 #include "common/ist/partition.h"
 
 #include <algorithm>
+#include <iterator>
 #include <numeric>
 #include <set>
 
@@ -158,6 +159,42 @@ TEST(PartitionTest, RejectsImpossibleRequests) {
       << uncovered.status();
   // Without the coverage requirement, the same request is fine.
   EXPECT_TRUE(AssignUnits(10, {3, 3}, Key(1, 0), false).ok());
+}
+
+// Windows of unequal quotas lie end to end: every unit once when the quotas
+// add up to the units, each worker keeping all but one of its units from one
+// round to the next; equal quotas start where they always did (w * k / n).
+TEST(PartitionTest, RollingWindowsOfUnequalQuotasLieEndToEnd) {
+  EXPECT_EQ(*RollingWindows(4, {1, 3}, 0),
+            (UnitAssignment{{0}, {1, 2, 3}}));
+  EXPECT_EQ(*RollingWindows(4, {1, 3}, 1),
+            (UnitAssignment{{1}, {0, 2, 3}}));
+  EXPECT_EQ(*RollingWindows(8, {2, 2, 2, 2}, 3),
+            (UnitAssignment{{3, 4}, {5, 6}, {0, 7}, {1, 2}}));
+  for (const std::vector<int>& quotas :
+       {std::vector<int>{16, 48}, {40, 24}, {10, 30, 24}, {1, 1, 62}}) {
+    UnitAssignment last;
+    for (int64_t round = 1; round <= 70; ++round) {
+      const UnitAssignment now = *RollingWindows(64, quotas, round);
+      std::vector<int> all;
+      for (size_t w = 0; w < quotas.size(); ++w) {
+        EXPECT_EQ(static_cast<int>(now[w].size()), quotas[w]);
+        all.insert(all.end(), now[w].begin(), now[w].end());
+        if (!last.empty()) {
+          std::vector<int> kept;
+          std::set_intersection(now[w].begin(), now[w].end(),
+                                last[w].begin(), last[w].end(),
+                                std::back_inserter(kept));
+          EXPECT_EQ(static_cast<int>(kept.size()), quotas[w] - 1);
+        }
+      }
+      std::sort(all.begin(), all.end());
+      std::vector<int> every(64);
+      std::iota(every.begin(), every.end(), 0);
+      EXPECT_EQ(all, every) << "round " << round;
+      last = now;
+    }
+  }
 }
 
 TEST(PartitionTest, ZeroUnitsGivesEmptyHats) {

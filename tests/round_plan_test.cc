@@ -23,9 +23,11 @@ using ::twist::v1::JobSpec;
 // 2 layers of 4 heads (D=4) and F = 64 columns.
 ModelConfig Config() { return ModelConfig::Full(2, 4, 16, 8, 16); }
 
+// The random deal (balls in hats); tests of rolling windows set theirs.
 JobSpec Spec() {
   JobSpec spec;
   spec.set_seed(7);
+  spec.set_deal(twist::v1::DEAL_RANDOM);
   ApplyDefaults(&spec);
   return spec;
 }
@@ -136,27 +138,38 @@ TEST(PlanRoundTest, KeepRatioSetsEveryWorkersShare) {
   }
 }
 
-TEST(PlanRoundTest, CapacityWeightedGivesMoreUnitsToABiggerCapacity) {
-  JobSpec spec = Spec();
-  spec.set_capacity_weighted(true);
-  const std::vector<SubnetUnits> plan = Plan(spec, 1, {1.0, 3.0});
-  ASSERT_EQ(plan.size(), 2u);
-  for (int l = 0; l < 2; ++l) {
-    // The even split's 4 heads and 64 columns, dealt 1 : 3.
-    EXPECT_EQ(Units(plan[0], l, true).size(), 1u);
-    EXPECT_EQ(Units(plan[1], l, true).size(), 3u);
-    EXPECT_EQ(Units(plan[0], l, false).size(), 16u);
-    EXPECT_EQ(Units(plan[1], l, false).size(), 48u);
-    EXPECT_EQ(AllHeld(plan, l, true), Iota(4));
-    EXPECT_EQ(AllHeld(plan, l, false), Iota(64));
+// Declared or learned capacities (the plan does not know which: both arrive
+// as numbers), dealt at random and in rolling windows.
+TEST(PlanRoundTest, UnequalQuotasGiveMoreUnitsToABiggerCapacity) {
+  for (auto quota : {twist::v1::QUOTA_DECLARED, twist::v1::QUOTA_LEARNED}) {
+    for (auto deal : {twist::v1::DEAL_RANDOM, twist::v1::DEAL_ROLLING}) {
+      JobSpec spec = Spec();
+      spec.set_quota(quota);
+      spec.set_deal(deal);
+      const std::vector<SubnetUnits> plan = Plan(spec, 1, {1.0, 3.0});
+      ASSERT_EQ(plan.size(), 2u);
+      for (int l = 0; l < 2; ++l) {
+        // The even split's 4 heads and 64 columns, dealt 1 : 3.
+        EXPECT_EQ(Units(plan[0], l, true).size(), 1u);
+        EXPECT_EQ(Units(plan[1], l, true).size(), 3u);
+        EXPECT_EQ(Units(plan[0], l, false).size(), 16u);
+        EXPECT_EQ(Units(plan[1], l, false).size(), 48u);
+        EXPECT_EQ(AllHeld(plan, l, true), Iota(4));
+        EXPECT_EQ(AllHeld(plan, l, false), Iota(64));
+      }
+    }
   }
 }
 
-TEST(PlanRoundTest, CapacitiesAreIgnoredUnlessCapacityWeighted) {
-  const std::vector<SubnetUnits> plan = Plan(Spec(), 1, {1.0, 3.0});
-  for (int w = 0; w < 2; ++w) {
-    EXPECT_EQ(Units(plan[w], 0, true).size(), 2u);
-    EXPECT_EQ(Units(plan[w], 0, false).size(), 32u);
+TEST(PlanRoundTest, CapacitiesAreIgnoredWithEqualQuotas) {
+  for (auto deal : {twist::v1::DEAL_RANDOM, twist::v1::DEAL_ROLLING}) {
+    JobSpec spec = Spec();
+    spec.set_deal(deal);
+    const std::vector<SubnetUnits> plan = Plan(spec, 1, {1.0, 3.0});
+    for (int w = 0; w < 2; ++w) {
+      EXPECT_EQ(Units(plan[w], 0, true).size(), 2u);
+      EXPECT_EQ(Units(plan[w], 0, false).size(), 32u);
+    }
   }
 }
 

@@ -182,15 +182,21 @@ absl::StatusOr<UnitAssignment> RollingWindows(int num_units,
   const int n = static_cast<int>(quotas.size());
   if (n == 0) return absl::InvalidArgumentError("no workers to deal units to");
   UnitAssignment out(n);
+  int64_t total = 0;
   for (int w = 0; w < n; ++w) {
     if (quotas[w] < 0 || quotas[w] > num_units) {
       return absl::InvalidArgumentError(
           absl::StrCat("quota ", quotas[w], " of worker ", w,
                        " is outside [0, ", num_units, "]"));
     }
+    total += quotas[w];
+  }
+  int64_t before = 0;  // the quotas of the workers before w
+  for (int w = 0; w < n; ++w) {
+    const int64_t share = total == 0 ? 0 : before * num_units / total;
+    before += quotas[w];
     if (num_units == 0) continue;
-    const int64_t start =
-        (static_cast<int64_t>(w) * num_units / n + round) % num_units;
+    const int64_t start = (share + round) % num_units;
     for (int i = 0; i < quotas[w]; ++i) {
       out[w].push_back(static_cast<int>((start + i) % num_units));
     }

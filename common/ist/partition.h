@@ -43,11 +43,12 @@ absl::StatusOr<UnitAssignment> AssignUnits(int num_units,
                                            bool require_cover);
 
 // Rolling windows (FedRolex): worker w of n holds quotas[w] consecutive units
-// (wrapping around) starting at floor(w * num_units / n) + round, so each
-// worker keeps all but one of its units from one round to the next and the
-// windows cover every unit when the quotas add up to num_units. Ascending ids
-// within a worker. Errors (InvalidArgument): no workers, a negative quota or
-// one above num_units.
+// (wrapping around) starting at floor(num_units * Q_w / Q) + round, where Q_w
+// sums the quotas of the workers before w and Q all of them (w * num_units /
+// n for equal quotas): so each worker keeps all but one of its units from one
+// round to the next, and the windows lie end to end, covering every unit once,
+// when the quotas add up to num_units. Ascending ids within a worker. Errors
+// (InvalidArgument): no workers, a negative quota or one above num_units.
 absl::StatusOr<UnitAssignment> RollingWindows(int num_units,
                                               const std::vector<int>& quotas,
                                               int64_t round);

@@ -32,6 +32,30 @@ void DefaultDeadlineFloor(JobSpec* spec) {
   spec->set_deadline_floor_s(std::min(10.0, spec->round_deadline_s()));
 }
 
+// Quotas: `capacity_weighted`, the field's first spelling, asks for the
+// declared capacities.
+void DefaultQuota(JobSpec* spec) {
+  spec->set_quota(spec->capacity_weighted() ? twist::v1::QUOTA_DECLARED
+                                            : twist::v1::QUOTA_EQUAL);
+}
+
+// The outer step in twist mode is Nesterov's, the best recipe measured
+// (docs/job-spec.md, "The default recipe"); local_sgd, the data-parallel
+// baseline, averages plainly unless the spec asks for DiLoCo's step.
+constexpr double kTwistOuterLearningRate = 0.7;
+constexpr double kTwistOuterMomentum = 0.9;
+
+void DefaultOuterLearningRate(JobSpec* spec) {
+  spec->set_outer_learning_rate(spec->mode() == twist::v1::MODE_LOCAL_SGD
+                                    ? 1.0
+                                    : kTwistOuterLearningRate);
+}
+
+void DefaultOuterMomentum(JobSpec* spec) {
+  spec->set_outer_momentum(
+      spec->mode() == twist::v1::MODE_LOCAL_SGD ? 0.0 : kTwistOuterMomentum);
+}
+
 // The job, its model and its data.
 std::vector<JobField> WhatAndModelFields() {
   // clang-format off
@@ -114,7 +138,14 @@ std::vector<JobField> SubnetworkFields() {
     {"keep_ratio", "keep_ratio", "", nullptr, "", {}, "",
      "fraction of each layer's units per worker, used when the counts are 0"},
     {"capacity_weighted", "capacity_weighted", "false", nullptr, "", {}, "",
-     "deal units in proportion to the workers' `--capacity`"},
+     "the first spelling of `quota: declared`"},
+    {"quota", "quota", "", DefaultQuota,
+     "`equal` (`declared` with `capacity_weighted`)",
+     {{"equal", "QUOTA_EQUAL"}, {"declared", "QUOTA_DECLARED"},
+      {"learned", "QUOTA_LEARNED"}}, "",
+     "units per worker: the same for all, in proportion to the workers' "
+     "`--capacity`, or to their speeds as measured over the last rounds "
+     "([unequal workers](#unequal-workers))"},
     {"scaling", "scaling", "SCALING_INVERSE_KEEP_RATIO", nullptr, "",
      {{"inverse_keep_ratio", "SCALING_INVERSE_KEEP_RATIO"},
       {"none", "SCALING_NONE"},
@@ -152,15 +183,16 @@ std::vector<JobField> RoundFields() {
       {"worker", "OPTIMIZER_STATE_WORKER"},
       {"coordinator", "OPTIMIZER_STATE_COORDINATOR"}}, "",
      "where AdamW's moments and step counts live between rounds (below)"},
-    {"deal", "deal", "DEAL_RANDOM", nullptr, "",
+    {"deal", "deal", "DEAL_ROLLING", nullptr, "",
      {{"random", "DEAL_RANDOM"}, {"rolling", "DEAL_ROLLING"}}, "",
-     "a fresh random deal of units every round, or a window of consecutive "
-     "units that moves by one a round (needs equal quotas: not with "
-     "`capacity_weighted`)"},
-    {"outer_learning_rate", "outer_lr", "1", nullptr, "", {}, "",
+     "a window of consecutive units that moves by one a round (the default "
+     "recipe), or a fresh random deal of units every round"},
+    {"outer_learning_rate", "outer_lr", "", DefaultOuterLearningRate,
+     "0.7 (1 in `local_sgd` mode)", {}, "",
      "the coordinator's step on the merged pseudo-gradient (DiLoCo's outer "
-     "optimizer)"},
-    {"outer_momentum", "outer_momentum", "0", nullptr, "", {}, "",
+     "optimizer; [the default recipe](#the-default-recipe))"},
+    {"outer_momentum", "outer_momentum", "", DefaultOuterMomentum,
+     "0.9 (0 in `local_sgd` mode)", {}, "",
      "its momentum, Nesterov's unless `outer_heavy_ball`; 0 with "
      "`outer_learning_rate` 1 is plain merging"},
     {"outer_heavy_ball", "outer_heavy_ball", "false", nullptr, "", {}, "",

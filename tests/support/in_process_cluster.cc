@@ -156,10 +156,19 @@ void InProcessWorkers::Loop(int worker) {
       Refuse(worker, a.header, std::string(trained.status().message()));
       continue;
     }
+    double compute_s = trained->result.compute_s;
+    if (b.slowdown > 1 && a.header.round() >= b.slow_from_round) {
+      const absl::Time until =
+          absl::Now() + absl::Seconds((b.slowdown - 1) * compute_s);
+      while (!done_.load() && absl::Now() < until) {
+        absl::SleepFor(absl::Milliseconds(1));
+      }
+      compute_s *= b.slowdown;
+    }
     twist::v1::UpdateHeader h = AnswerHeader(id, a.header);
     h.set_train_loss(trained->result.mean_loss);
     h.set_tokens(trained->result.tokens);
-    h.set_compute_s(trained->result.compute_s);
+    h.set_compute_s(compute_s);
     h.set_receive_s(receive_s);
     h.set_parameters(trained->parameters);
     h.set_deltas(trained->deltas);

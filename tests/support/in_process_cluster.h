@@ -47,6 +47,11 @@ struct WorkerBehaviour {
   int silent_first = 0;
   double capacity = 1.0;
   std::string name;  // "sim-<index>" when empty
+  // From round `slow_from_round` on, trains `slowdown` times as slowly as it
+  // can (a slower machine): it waits (slowdown - 1) times its compute time
+  // after training and reports the whole as its compute time.
+  double slowdown = 1;
+  int32_t slow_from_round = 0;
 };
 
 // What one worker did, for the tests' checks.
