@@ -22,7 +22,8 @@ rm -f "$out"
 model=(--n_layer=4 --n_head=4 --n_embd=128 --block_size=64 --vocab_size=50304
        --batch_size=8 --lr=1e-3 --warmup_steps=100 --min_lr_ratio=0.1 --beta2=0.99
        --weight_decay=0.1 --grad_clip=1.0 --eval_every=10 --eval_batches=8
-       --checkpoint_every=-1 --seed=1)
+       --checkpoint_every=-1 --seed=1
+       --deal=random --outer_lr=1 --outer_momentum=0)  # the recipe measured
 "$build/bench/learning_bench" init --data="$data" "${model[@]}" --out="$work/init.safetensors"
 init=$(readlink -f "$work/init.safetensors")
 "$build/bench/learning_bench" run --data="$data" --workers=2 --threads=1 --label=bpe-twist-2w \

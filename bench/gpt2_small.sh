@@ -11,16 +11,21 @@
 # to and from a worker, seconds per local step, and the coordinator's round
 # overhead (the round's wall time minus the slowest worker's time from
 # assignment to update); and each process's resident memory before the job.
-# Prints "JSON {...}" lines. Every job uses the spec's recipe: no update
-# compression, the plain outer step (learning rate 1, no momentum). The
+# Prints "JSON {...}" lines. Every job uses the spec's recipe, which is the
+# default one: no update compression; in twist mode the rolling deal and
+# Nesterov's outer step (learning rate 0.7, momentum 0.9: a model-sized
+# velocity on the coordinator), in local_sgd mode plain averaging. The
 # coordinator merges on COORDINATOR_THREADS threads (default 2: the workers
-# wait for the merge, so its cores are free then).
+# wait for the merge, so its cores are free then). ROW... runs only the rows
+# named (keep1-f32, keep0.5-f32, keep0.5-bf16).
 #
-#   bash bench/gpt2_small.sh BUILD_DIR [ROUNDS] [LOCAL_STEPS] [COORDINATOR_THREADS]
+#   bash bench/gpt2_small.sh BUILD_DIR [ROUNDS] [LOCAL_STEPS] [COORDINATOR_THREADS] [ROW...]
 #   (about 20 minutes on 2 cores)
 set -euo pipefail
 build=$(readlink -f "${1:?usage: gpt2_small.sh BUILD_DIR [ROUNDS] [LOCAL_STEPS] [COORDINATOR_THREADS]}")
 rounds=${2:-6}; steps=${3:-2}; coordinator_threads=${4:-2}
+shift $(($# < 4 ? $# : 4))
+rows=("$@")
 cd "$(dirname "$0")/.."
 source bench/local_cluster.sh
 source bench/brown_data.sh
@@ -31,6 +36,7 @@ trap stop_local_cluster EXIT
 
 run() {  # label options...
   local label=$1; shift
+  if [ ${#rows[@]} -gt 0 ] && [[ " ${rows[*]} " != *" $label "* ]]; then return; fi
   tmp=$(mktemp -d)
   pids=()
   start_local_cluster "$build" "$tmp" 2 gpt2 "$coordinator_threads"

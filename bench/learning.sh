@@ -20,8 +20,12 @@ models=runs/bench/models
 mkdir -p "$out" "$models"
 csv=$out/learning.csv
 [ "${TWIST_FRESH:-0}" = 1 ] && rm -f "$csv"
+# The recipe these figures were measured with: random deal, plain merging
+# (the defaults until the rolling deal and Nesterov's outer step replaced
+# them); a run's own options below override it.
 model=(--n_layer=4 --n_head=4 --n_embd=128 --block_size=64 --batch_size=16 --lr=2e-3
-       --eval_every=5 --eval_batches=8 --checkpoint_every=-1)
+       --eval_every=5 --eval_batches=8 --checkpoint_every=-1
+       --deal=random --outer_lr=1 --outer_momentum=0)
 run() {  # label workers seed [options...]
   local label=$1 workers=$2 seed=$3; shift 3
   if [ -f "$csv" ] && grep -q "^$label,$seed," "$csv"; then

@@ -25,10 +25,13 @@ mkdir -p "$out" "$work"
 summary=$out/optimizer_state.csv
 rounds_csv=$work/rounds.csv
 [ "${TWIST_FRESH:-0}" = 1 ] && rm -f "$summary" "$rounds_csv"
+# The recipe these figures were measured with: random deal, plain merging
+# (the defaults until the rolling deal and Nesterov's outer step replaced
+# them); a run's own options below override it.
 model=(--n_layer=4 --n_head=4 --n_embd=128 --block_size=64 --batch_size=12
        --lr=1e-3 --warmup_steps=100 --min_lr_ratio=0.1 --beta2=0.99
        --weight_decay=0.1 --grad_clip=1.0 --eval_every=10 --eval_batches=8
-       --checkpoint_every=-1)
+       --checkpoint_every=-1 --deal=random --outer_lr=1 --outer_momentum=0)
 done_already() { [ -f "$summary" ] && grep -q "^$1,$2," "$summary"; }
 run() {  # label workers threads seed [options...]
   local label=$1 workers=$2 threads=$3 seed=$4; shift 4

@@ -203,6 +203,45 @@ def shaped(path, out):
     plt.close(fig)
 
 
+def default_recipe(summary_path, rounds_path, out):
+    """Validation loss against wall time and against bytes moved, seed 3 of
+    every run of bench/default_recipe.sh but the grid, the plain loop
+    included (its bytes are zero: a horizontal line at its final loss on the
+    bytes plot)."""
+    series = collections.defaultdict(list)  # label -> [(seconds, bytes, val)]
+    for r in csv.DictReader(open(rounds_path)):
+        if r["seed"] == "3" and r["val_loss"] and r.get("elapsed_seconds") \
+                and not r["label"].startswith("grid-"):
+            series[r["label"]].append(
+                (float(r["elapsed_seconds"]), float(r["bytes"]), float(r["val_loss"])))
+    plain = sorted(series.pop("pytorch-loop", []))
+    for name, column, xlabel, logx in (
+            ("default_recipe_val_vs_time.png", 0, "wall seconds on 2 cores", False),
+            ("default_recipe_val_vs_bytes.png", 1, "bytes moved (coordinator <-> workers)", True)):
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for label, points in sorted(series.items()):
+            points.sort()
+            keep = [p for p in points if p[column] > 0 or not logx]
+            style = ":" if label.startswith("old-") else ("--" if label.startswith("diloco") else "-")
+            ax.plot([p[column] for p in keep], [p[2] for p in keep], style, label=label, linewidth=1)
+        if plain:
+            if logx:
+                ax.axhline(plain[-1][2], color="black", linewidth=0.8, label="pytorch-loop (final)")
+            else:
+                ax.plot([p[0] for p in plain], [p[2] for p in plain], "k-o", markersize=3,
+                        label="pytorch-loop", linewidth=1)
+        if logx:
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("validation loss (nats per byte, 8 batches)")
+        ax.set_ylim(1.7, 2.6)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, name), dpi=120)
+        plt.close(fig)
+
+
 if __name__ == "__main__":
-    {"learning": learning, "tickets": tickets,
+    {"learning": learning, "tickets": tickets, "default_recipe": default_recipe,
      "optimizer_state": optimizer_state, "shaped": shaped}[sys.argv[1]](*sys.argv[2:])

@@ -68,16 +68,17 @@ faults of one round (the buffers are pooled and reused from round to round).
 def worker_step(s):
     out = ["## Worker compute", "", stamp(s), """`bench/worker_step_bench.cc` (C++, the worker's `TrainLocalSteps`) against
 `bench/python_step.py` (Debian's `python3-torch`, the model of
-`tests/reference_gpt.py`, the same shapes, batch 16 x 128, AdamW, gradient
-clipping), both on one thread. Quickstart model (4 layers, width 128);
-subnetworks keep that fraction of every layer's heads and FFN columns. Three
-alternating runs of 40 steps each; the fastest of each side.
-""", "| keep | parameters | C++ step | tokens/s | peak RSS | PyTorch step | peak RSS | PyTorch / C++ |",
-           "|---|---|---|---|---|---|---|---|"]
-    py = {r["keep"]: r for r in s["fastest"]["python"]}
-    for c in sorted(s["fastest"]["cpp"], key=lambda r: -r["keep"]):
-        p = py.get(c["keep"])
-        out.append(f"| {c['keep']:g} | {c['parameters']:,} | {c['step_s'] * 1e3:.1f} ms | "
+`tests/reference_gpt.py`, the same shapes, AdamW, gradient clipping), on the
+same number of threads. The model of the 2000-step Brown setting (4 layers,
+width 128, batch 12 x 64); subnetworks keep that fraction of every layer's
+heads and FFN columns. Three alternating runs of 40 steps each; the fastest
+of each side.
+""", "| keep | threads | parameters | C++ step | tokens/s | peak RSS | PyTorch step | peak RSS | PyTorch / C++ |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    py = {(r["keep"], r.get("threads", 1)): r for r in s["fastest"]["python"]}
+    for c in sorted(s["fastest"]["cpp"], key=lambda r: (r.get("threads", 1), -r["keep"])):
+        p = py.get((c["keep"], c.get("threads", 1)))
+        out.append(f"| {c['keep']:g} | {c.get('threads', 1)} | {c['parameters']:,} | {c['step_s'] * 1e3:.1f} ms | "
                    f"{c['tokens_per_s']:,.0f} | {c['peak_rss_bytes'] / 2**20:.0f} MiB | "
                    + (f"{p['step_s'] * 1e3:.1f} ms | {p['peak_rss_bytes'] / 2**20:.0f} MiB | "
                       f"{p['step_s'] / c['step_s']:.2f} |" if p else "- | - | - |"))
@@ -124,7 +125,49 @@ copies of it (streaming: the peak does not grow with the input).
 
 
 def learning(s):
-    out = ["## Learning quality (byte-level Brown Corpus)", "", stamp(s), """`bench/learning.sh`: the same model (4 layers, width 128, context 64) trained
+    out = ["## The default recipe at 2, 4 and 8 workers (byte-level Brown Corpus)", "", stamp(s),
+           """`bench/default_recipe.sh`: the 2000-step Brown setting of `bench/optimizer_state.sh`
+(4 layers x 4 heads x 128 wide, context 64, batch 12, 2000 local steps per
+worker in 40 rounds of 50), one thread per worker, every run on the same 2
+cores; every final model scored on the same 200 validation batches. The
+defaults (rolling deal, Nesterov outer step) were chosen on the grid below
+(seeds 1-2) and are scored on seeds 3-5 against the plain PyTorch loop on
+the same seeds (one thread: its fastest setting on this machine). DiLoCo is
+`local_sgd` with worker-resident state and the same outer step. Figures:
+`docs/bench/default_recipe_val_vs_{time,bytes}.png`.
+""", "| key | nats/byte | seeds |", "|---|---|---|"]
+    for key in ("default_twist_2w_vs_plain", "default_twist_4w_vs_plain", "default_twist_8w_vs_plain",
+                "old_default_twist_2w_vs_plain", "old_default_twist_4w_vs_plain",
+                "diloco_2w_vs_plain", "diloco_4w_vs_plain"):
+        if key in s:
+            out.append(f"| `{key}` | {s[key]:+.4f} | {', '.join(map(str, s[key + '_seeds']))} |")
+    out += ["", "| run | seeds | workers | final val loss | MB moved | wall s |", "|---|---|---|---|---|---|"]
+    for label, r in s["runs"].items():
+        if label.startswith("grid-"):
+            continue
+        out.append(f"| {label} | {len(r['seeds'])} | {r['workers']} | {r['final_val_loss']:.4f} ± "
+                   f"{r['final_val_loss_sd']:.4f} | {r['megabytes_moved']:.0f} | {r['wall_seconds']:.0f} |")
+    if "grid_mean_seeds_1_2" in s:
+        out += ["", "The grid (rolling deal, worker-resident state; mean final loss over seeds 1-2):", "",
+                "| workers, outer lr, momentum, local steps | final val loss |", "|---|---|"]
+        for label, v in sorted(s["grid_mean_seeds_1_2"].items()):
+            out.append(f"| {label} | {v:.4f} |")
+    if "wall_time_seed3" in s:
+        w = s["wall_time_seed3"]
+        out += ["", f"Against wall time (seed 3, the per-round curves on 8 validation batches): the plain "
+                f"loop ends at {w['plain_seconds']:.0f} s with {w['plain_curve_final_loss']:.4f}.", "",
+                "| run | loss at the plain loop's time | seconds to reach its final loss | run's seconds |",
+                "|---|---|---|---|"]
+        for label, r in w["runs"].items():
+            out.append(f"| {label} | {fmt(r['loss_at_plain_seconds'], 4)} | "
+                       f"{fmt(r['seconds_to_plain_final_loss'], 0)} | {r['seconds']:.0f} |")
+        out += ["", "![validation loss against wall time](bench/default_recipe_val_vs_time.png)",
+                "![validation loss against bytes moved](bench/default_recipe_val_vs_bytes.png)"]
+    return out
+
+
+def learning_screen(s):
+    out = ["## Learning quality, first screen (byte-level Brown Corpus)", "", stamp(s), """`bench/learning.sh`: the same model (4 layers, width 128, context 64) trained
 by each mode for the same steps per worker, 3 seeds; validation loss in nats
 per byte. Figures: `docs/bench/learning_val_vs_*.png`.
 """, "| run | final validation loss |", "|---|---|"]
@@ -492,7 +535,7 @@ SECTIONS = [("transport", transport), ("round_overhead", round_overhead),
             ("worker_step", worker_step), ("system", system), ("tokenizer", tokenizer),
             ("optimizer_state", optimizer_state), ("tokenizers", tokenizers),
             ("gpt2_small", gpt2_small), ("bpe_tickets", bpe_tickets),
-            ("learning", learning), ("tickets", tickets),
+            ("learning", learning), ("learning_screen", learning_screen), ("tickets", tickets),
             ("compute_dtype", compute_dtype), ("compute_dtype_loss", compute_dtype_loss),
             ("gpu", gpu), ("communication", communication)]
 
@@ -515,10 +558,13 @@ bash bench/run.sh --all   # and learning, optimizer state, bytes against BPE, GP
 """, "## Summary", "", "| key | figure | commit |", "|---|---|---|"]
     summary = [("transport", "transport_ratio_vs_tcp", "raw gRPC / raw TCP at the largest transfer"),
                ("round_overhead", "round_overhead_vs_memcpy", "round overhead / memcpy, 100M-300M (target 2)"),
-               ("worker_step", "cpp_vs_python_step", "PyTorch step / C++ step at keep 1"),
+               ("worker_step", "cpp_vs_python_step_min", "PyTorch step / C++ step, worst of keep 1, 1/2, 1/4 at 1 and 2 threads (target 1.0)"),
                ("system", "overhead_share", "share of a round outside compute"),
                ("tokenizer", "bpe_encode_mb_per_s", "GPT-2 BPE MB/s on one core (target 5)"),
                ("optimizer_state", "best_twist_2w_vs_plain_loss", "best 2-worker TwIST - plain loop, nats/byte"),
+               ("learning", "default_twist_2w_vs_plain", "default recipe, 2 workers - plain loop, nats/byte (target +0.01)"),
+               ("learning", "default_twist_4w_vs_plain", "default recipe, 4 workers - plain loop, nats/byte (target +0.03)"),
+               ("learning", "default_twist_8w_vs_plain", "default recipe, 8 workers - plain loop, nats/byte"),
                ("gpt2_small", "coordinator_peak_vs_model_bytes", "GPT-2 small: coordinator peak / model bytes (target 4)"),
                ("gpt2_small", "worker_half_vs_full_memory", "GPT-2 small: worker at keep 1/2 / keep 1 (target 0.7)"),
                ("gpt2_small", "worker_half_bf16_gb", "GPT-2 small: keep-1/2 bfloat16 worker peak, GB (target 3.5)"),

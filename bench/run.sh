@@ -43,12 +43,16 @@ fi
 echo "== 1. transport"; "$build/bench/transport_bench" | tee -a "$log" | grep -v '^JSON'
 echo "== 2. round overhead"; "$build/bench/round_overhead_bench" | tee -a "$log" | grep -v '^JSON'
 echo "== 3. worker step"
-# Alternating, three times each: summarize.py keeps each side's fastest run,
-# the one least disturbed by anything else on the machine.
-for keep in 1 0.5 0.25; do
-  for _ in 1 2 3; do
-    "$build/bench/worker_step_bench" --keep=$keep --threads=1 --steps=40 | tee -a "$log"
-    /usr/bin/python3 bench/python_step.py --keep=$keep --threads=1 --steps=40 | tee -a "$log"
+# The 2000-step Brown setting's model and batch (context 64, batch 12), at 1
+# and 2 threads. Alternating, three times each: summarize.py keeps each side's
+# fastest run, the one least disturbed by anything else on the machine.
+step=(--steps=40 --block_size=64 --batch_size=12)
+for threads in 1 2; do
+  for keep in 1 0.5 0.25; do
+    for _ in 1 2 3; do
+      "$build/bench/worker_step_bench" --keep=$keep --threads=$threads "${step[@]}" | tee -a "$log"
+      /usr/bin/python3 bench/python_step.py --keep=$keep --threads=$threads "${step[@]}" | tee -a "$log"
+    done
   done
 done
 echo "== 4. system"; bash bench/system_bench.sh "$build" "$data" 12 | tee -a "$log"
@@ -63,11 +67,14 @@ if [ "$all" = 1 ]; then
       --data="$data" --csv="$out/tickets.csv"
   done
   /usr/bin/python3 bench/plot.py tickets "$out/tickets.csv" "$out"
-  /usr/bin/python3 bench/summarize.py --csv learning "$results"
+  /usr/bin/python3 bench/summarize.py --csv learning_screen "$results"
   /usr/bin/python3 bench/summarize.py --csv tickets "$results"
   echo "== 7. optimizer state"
   bash bench/optimizer_state.sh "$build" "$data"
   /usr/bin/python3 bench/summarize.py --csv optimizer_state "$results"
+  echo "== 7b. the default recipe at 2, 4 and 8 workers"
+  bash bench/default_recipe.sh "$build" "$data" grid score diloco plain plot
+  /usr/bin/python3 bench/summarize.py --csv learning "$results"
   echo "== 8. bytes against GPT-2 BPE"
   bash bench/tokenizers.sh "$build"
   /usr/bin/python3 bench/summarize.py --csv tokenizers "$results"

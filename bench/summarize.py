@@ -6,7 +6,8 @@ benchmark, each stamped with the commit it measured and the date.
         the sections whose "JSON {...}" lines are in BENCH_LOG (transport,
         round_overhead, worker_step, system, tokenizer, gpt2_small)
     summarize.py --csv SECTION OUT_JSON [--commit C]
-        one section from its CSV beside OUT_JSON (learning, tickets,
+        one section from its CSV beside OUT_JSON (learning from
+        default_recipe.csv, learning_screen from learning.csv, tickets,
         optimizer_state, tokenizers, bpe_tickets)
 
 Sections not named are kept as they were, with their own commit. The commit
@@ -61,17 +62,21 @@ def worker_step(rows):
     rows = [r for r in rows if r["bench"] == "worker_step"]
     if not rows:
         return None
-    cpp, py = {}, {}  # keep -> the fastest run of each side
+    cpp, py = {}, {}  # (keep, threads) -> the fastest run of each side
     for r in rows:
         side = cpp if r["impl"] == "cpp" else py
-        if r["keep"] not in side or r["step_s"] < side[r["keep"]]["step_s"]:
-            side[r["keep"]] = r
+        key = (r["keep"], r.get("threads", 1))
+        if key not in side or r["step_s"] < side[key]["step_s"]:
+            side[key] = r
     out = {"fastest": {"cpp": list(cpp.values()), "python": list(py.values())}}
-    if 1.0 in cpp and 1.0 in py:
-        # > 1: the C++ worker is faster than the same step in PyTorch.
-        out["cpp_vs_python_step"] = round(py[1.0]["step_s"] / cpp[1.0]["step_s"], 3)
-        out["cpp_vs_python_step_by_keep"] = {
-            str(k): round(py[k]["step_s"] / cpp[k]["step_s"], 3) for k in cpp if k in py}
+    # > 1: the C++ worker is faster than the same step in PyTorch.
+    ratios = {k: round(py[k]["step_s"] / cpp[k]["step_s"], 3) for k in cpp if k in py}
+    if ratios:
+        out["cpp_vs_python_step_by_point"] = {
+            f"keep{k[0]:g}_threads{k[1]}": v for k, v in sorted(ratios.items())}
+        out["cpp_vs_python_step_min"] = min(ratios.values())
+        if (1.0, 1) in ratios:
+            out["cpp_vs_python_step"] = ratios[(1.0, 1)]
     return out
 
 
@@ -241,17 +246,34 @@ def gpu(rows):
     return out
 
 
+def unequal_workers(rows):
+    rows = {r["label"]: r for r in rows if r["bench"] == "unequal_workers"}
+    if "equal" not in rows:
+        return None
+    base = rows["equal"]["median_round_s"]
+    out = {"runs": {k: {x: v for x, v in r.items() if x != "rounds"} for k, r in rows.items()},
+           "rounds": {k: r["rounds"] for k, r in rows.items()}}
+    for label, key in (("half-learned", "unequal_round_ratio"),
+                       ("half-equal", "unequal_round_ratio_equal_quota")):
+        if label in rows:
+            out[key] = round(rows[label]["median_round_s"] / base, 3)
+            out[key + "_rejected"] = rows[label]["rejected_updates"]
+    return out
+
+
 LOG_SECTIONS = {"transport": transport, "round_overhead": round_overhead,
                 "worker_step": worker_step, "system": system, "tokenizer": tokenizer,
-                "gpt2_small": gpt2_small, "compute_dtype": compute_dtype, "gpu": gpu}
+                "gpt2_small": gpt2_small, "compute_dtype": compute_dtype, "gpu": gpu,
+                "unequal_workers": unequal_workers}
 
 
 # ---------------------------------------------------------------------------
 # Sections from CSV files.
 
-def learning(path):
-    """Validation loss of twist-2w and local_sgd-2w at the bytes twist-2w
-    moved in its whole run (mean over seeds), and final losses."""
+def learning_screen(path):
+    """bench/learning.sh: validation loss of twist-2w and local_sgd-2w at the
+    bytes twist-2w moved in its whole run (mean over seeds), and final
+    losses."""
     rows = [r for r in csv.DictReader(open(path)) if r["val_loss"]]
     by = collections.defaultdict(lambda: collections.defaultdict(list))
     for r in rows:
@@ -275,6 +297,87 @@ def learning(path):
         out["loss_at_equal_bytes"] = {
             "bytes": budget, "twist-2w": round(twist[-1][1], 4),
             "local_sgd-2w": None if baseline is None else round(baseline, 4)}
+    return out
+
+
+def learning(path):
+    """bench/default_recipe.sh: the default recipe at 2, 4 and 8 workers
+    against the plain loop (final scores, mean over seeds 3-5, minus the plain
+    loop's on the same seeds), DiLoCo and the recipe the defaults replaced on
+    the same workers, bytes moved, the grid the defaults were chosen on (means
+    over seeds 1-2), and, from the per-round curves of seed 3, the loss at the
+    plain loop's wall time and the time each run takes to reach the plain
+    loop's final loss."""
+    by = collections.defaultdict(dict)  # label -> seed -> row
+    for r in csv.DictReader(open(path)):
+        by[r["label"]][int(r["seed"])] = r
+    plain = by.get("pytorch-loop", {})
+
+    def final(r):
+        return float(r["final_val_loss"])
+
+    runs = {}
+    for label, seeds in sorted(by.items()):
+        losses = [final(r) for _, r in sorted(seeds.items())]
+        r = next(iter(seeds.values()))
+        runs[label] = {
+            "seeds": sorted(seeds), "final_val_loss": round(statistics.mean(losses), 5),
+            "final_val_loss_sd": round(statistics.stdev(losses), 5) if len(losses) > 1 else 0.0,
+            "workers": int(r["workers"]), "threads": int(r["threads"]),
+            "deal": r["deal"], "local_steps": int(r["local_steps"]),
+            "megabytes_moved": round((float(r["bytes_sent"]) + float(r["bytes_received"])) / 1e6, 1),
+            "wall_seconds": round(statistics.mean(float(x["wall_seconds"]) for x in seeds.values()), 1)}
+    out = {"runs": runs}
+
+    def vs_plain(label):  # paired over the seeds both have
+        seeds = sorted(set(by.get(label, {})) & set(plain))
+        if not seeds:
+            return None
+        return round(statistics.mean(final(by[label][s]) - final(plain[s]) for s in seeds), 5)
+
+    for key, label in (("default_twist_2w_vs_plain", "default-2w"),
+                       ("default_twist_4w_vs_plain", "default-4w"),
+                       ("default_twist_8w_vs_plain", "default-8w"),
+                       ("old_default_twist_2w_vs_plain", "old-default-2w"),
+                       ("old_default_twist_4w_vs_plain", "old-default-4w"),
+                       ("diloco_2w_vs_plain", "diloco-2w"),
+                       ("diloco_4w_vs_plain", "diloco-4w")):
+        d = vs_plain(label)
+        if d is not None:
+            out[key] = d
+            out[key + "_seeds"] = sorted(set(by[label]) & set(plain))
+    grid = {label[len("grid-"):]: v["final_val_loss"] for label, v in runs.items()
+            if label.startswith("grid-")}
+    if grid:
+        out["grid_mean_seeds_1_2"] = grid
+    rounds_path = os.path.join(os.path.dirname(path), "..", "..", "runs", "bench",
+                               "default_recipe", "rounds.csv")
+    if os.path.exists(rounds_path) and "pytorch-loop" in by:
+        curves = collections.defaultdict(list)  # label -> [(seconds, val)]
+        for r in csv.DictReader(open(rounds_path)):
+            if r["seed"] == "3" and r["val_loss"] and r.get("elapsed_seconds"):
+                curves[r["label"]].append((float(r["elapsed_seconds"]), float(r["val_loss"])))
+        target = sorted(curves.get("pytorch-loop", []))
+        if target:
+            plain_s, plain_loss = target[-1]
+            timing = {}
+            for label, points in sorted(curves.items()):
+                if label.startswith("grid-"):
+                    continue
+                points.sort()
+                at = None
+                for (t0, l0), (t1, l1) in zip(points, points[1:]):
+                    if t0 <= plain_s <= t1:
+                        at = l0 + (l1 - l0) * (plain_s - t0) / (t1 - t0) if t1 > t0 else l1
+                reach = next((t for t, l in points if l <= plain_loss), None)
+                timing[label] = {
+                    "loss_at_plain_seconds": None if at is None else round(at, 4),
+                    "seconds_to_plain_final_loss": None if reach is None else round(reach, 1),
+                    "final_curve_loss": round(points[-1][1], 4),
+                    "seconds": round(points[-1][0], 1)}
+            out["wall_time_seed3"] = {"plain_seconds": round(plain_s, 1),
+                                      "plain_curve_final_loss": round(plain_loss, 4),
+                                      "runs": timing}
     return out
 
 
@@ -444,9 +547,13 @@ def shaped_cluster(rows):
     return out
 
 
-CSV_SECTIONS = {"compute_dtype_loss": compute_dtype_loss, "learning": learning, "tickets": tickets, "optimizer_state": optimizer_state,
+CSV_SECTIONS = {"compute_dtype_loss": compute_dtype_loss, "learning": learning,
+                "learning_screen": learning_screen, "tickets": tickets, "optimizer_state": optimizer_state,
                 "tokenizers": tokenizers, "bpe_tickets": bpe_tickets,
                 "communication": communication}
+
+# Sections whose CSV is not named after them.
+CSV_FILES = {"learning": "default_recipe.csv", "learning_screen": "learning.csv"}
 
 
 def main():
@@ -465,7 +572,7 @@ def main():
     if args[0] == "--csv":
         name, out_path = args[1], args[2]
         sections = {name: CSV_SECTIONS[name](
-            os.path.join(os.path.dirname(os.path.abspath(out_path)), f"{name}.csv"))}
+            os.path.join(os.path.dirname(os.path.abspath(out_path)), CSV_FILES.get(name, f"{name}.csv")))}
     else:
         log, out_path = args
         rows = [json.loads(line[5:]) for line in open(log) if line.startswith("JSON ")]

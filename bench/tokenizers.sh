@@ -27,6 +27,7 @@ for tokenizer in bytes gpt2; do
     --label="quickstart-$tokenizer" --seed=1 --rounds="$rounds" --local_steps=20 --batch_size=16 \
     --n_layer=4 --n_head=4 --n_embd=128 --block_size=128 --lr=2e-3 --warmup_steps=30 \
     --eval_every=10 --eval_batches=8 --checkpoint_every=-1 "${vocab[@]}" \
+    --deal=random --outer_lr=1 --outer_momentum=0 \
     --csv="$work/rounds.csv" --score_batches=100 --summary="$work/summary-$tokenizer.csv"
 done
 /usr/bin/python3 - "$work" data/brown data/brown-gpt2 data/tokenizers/gpt2 "$out" "$rounds" <<'PY'
