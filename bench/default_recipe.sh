@@ -103,7 +103,7 @@ diloco() {
   for workers in 2 4; do
     # shellcheck disable=SC2046
     run "diloco-${workers}w" "$workers" 3 $(steps 50) --mode=local_sgd \
-      --optimizer_state=worker --outer_lr=0.7 --outer_momentum=0.9
+      --optimizer_state=worker --outer_lr=0.7 --outer_momentum=0.7
   done
 }
 

@@ -193,7 +193,7 @@ TEST(JobFieldsTest, ExplicitZerosOfOptionalFieldsAreKept) {
   EXPECT_TRUE(Defaults().has_capacity_weighted());
   EXPECT_FALSE(Defaults().capacity_weighted());
   EXPECT_TRUE(Defaults().has_outer_momentum());
-  EXPECT_EQ(Defaults().outer_momentum(), 0.9);
+  EXPECT_EQ(Defaults().outer_momentum(), 0.7);
 
   // An option's 0 is an explicit 0 as well.
   JobSpec from_option;
@@ -433,7 +433,7 @@ TEST(RoundOptionsTest, WireDtypeAndOuterStepFollowTheSpec) {
   EXPECT_FALSE(twist_step.plain());
   EXPECT_TRUE(twist_step.nesterov);
   EXPECT_EQ(twist_step.learning_rate, 0.7);
-  EXPECT_EQ(twist_step.momentum, 0.9);
+  EXPECT_EQ(twist_step.momentum, 0.7);
   JobSpec local_sgd;
   local_sgd.set_mode(twist::v1::MODE_LOCAL_SGD);
   ApplyDefaults(&local_sgd);

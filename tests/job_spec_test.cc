@@ -88,7 +88,7 @@ TEST(ApplyDefaultsTest, FillsEveryZeroFieldWithItsDocumentedDefault) {
   // The default recipe: rolling windows and Nesterov's outer step.
   EXPECT_EQ(spec.deal(), twist::v1::DEAL_ROLLING);
   EXPECT_EQ(spec.outer_learning_rate(), 0.7);
-  EXPECT_EQ(spec.outer_momentum(), 0.9);
+  EXPECT_EQ(spec.outer_momentum(), 0.7);
   EXPECT_FALSE(spec.outer_heavy_ball());
   EXPECT_EQ(spec.data().path(), "");
   EXPECT_EQ(spec.data().content_hash(), "");
@@ -113,7 +113,7 @@ TEST(ApplyDefaultsTest, DefaultsThatDependOnOtherFields) {
   half.set_outer_learning_rate(1);
   ApplyDefaults(&half);
   EXPECT_EQ(half.outer_learning_rate(), 1);
-  EXPECT_EQ(half.outer_momentum(), 0.9);
+  EXPECT_EQ(half.outer_momentum(), 0.7);
 }
 
 TEST(ApplyDefaultsTest, WarmupIsFivePercentOfTheGivenRoundsTimesSteps) {
@@ -202,7 +202,7 @@ TEST(ApplyDefaultsTest, KeepsExplicitZerosWhereZeroIsAChoice) {
   EXPECT_TRUE(unset.has_capacity_weighted());
   EXPECT_TRUE(unset.has_outer_momentum());
   EXPECT_TRUE(unset.has_outer_heavy_ball());
-  EXPECT_EQ(unset.outer_momentum(), 0.9);  // twist mode's default
+  EXPECT_EQ(unset.outer_momentum(), 0.7);  // twist mode's default
   EXPECT_FALSE(unset.outer_heavy_ball());
 }
 

@@ -43,7 +43,7 @@ void DefaultQuota(JobSpec* spec) {
 // (docs/job-spec.md, "The default recipe"); local_sgd, the data-parallel
 // baseline, averages plainly unless the spec asks for DiLoCo's step.
 constexpr double kTwistOuterLearningRate = 0.7;
-constexpr double kTwistOuterMomentum = 0.9;
+constexpr double kTwistOuterMomentum = 0.7;
 
 void DefaultOuterLearningRate(JobSpec* spec) {
   spec->set_outer_learning_rate(spec->mode() == twist::v1::MODE_LOCAL_SGD
@@ -192,7 +192,7 @@ std::vector<JobField> RoundFields() {
      "the coordinator's step on the merged pseudo-gradient (DiLoCo's outer "
      "optimizer; [the default recipe](#the-default-recipe))"},
     {"outer_momentum", "outer_momentum", "", DefaultOuterMomentum,
-     "0.9 (0 in `local_sgd` mode)", {}, "",
+     "0.7 (0 in `local_sgd` mode)", {}, "",
      "its momentum, Nesterov's unless `outer_heavy_ball`; 0 with "
      "`outer_learning_rate` 1 is plain merging"},
     {"outer_heavy_ball", "outer_heavy_ball", "false", nullptr, "", {}, "",
