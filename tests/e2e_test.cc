@@ -17,6 +17,7 @@
 #include "common/ist/merge.h"
 #include "common/ist/subnet.h"
 #include "common/job/job_config.h"
+#include "common/job/round_options.h"
 #include "common/model/model_io.h"
 #include "common/model/safetensors.h"
 #include "common/model/threads.h"
@@ -521,11 +522,12 @@ TEST_F(EndToEndTest, OneRoundOverGrpcEqualsTheSameRoundInProcess) {
     ASSERT_TRUE(trained.ok()) << trained.status();
     trained_slots.push_back(trained->tensors);
   }
+  // The job's own outer step (the default's momentum, from a zero velocity).
   common::NamedTensors velocity;
   ASSERT_TRUE(common::MergeUpdates(config, params,
                                    {{&(*plan)[0], &trained_slots[0], false},
                                     {&(*plan)[1], &trained_slots[1], false}},
-                                   common::OuterStep(), &velocity)
+                                   common::OuterStepOf(spec), &velocity)
                   .ok());
   for (const auto& [name, t] : params) {
     const at::Tensor* remote = over_grpc.Find(name);
@@ -596,7 +598,8 @@ common::NamedTensors PlainLoop(const twist::v1::JobSpec& spec) {
 
 // Also with overlapping rounds: the worker trains 3 of each round's 5 steps
 // ahead, on its own update, while the coordinator merges; one worker's
-// merged model is its update, so the steps carry over unchanged.
+// merged model is its update, so the steps carry over unchanged. With plain
+// merging: an outer step with momentum moves the model past the update.
 TEST_F(EndToEndTest, OneWorkerJobIsPlainTrainingAcrossRounds) {
   for (const char* mode : {"twist", "local_sgd", "overlap"}) {
     const bool overlap = std::string(mode) == "overlap";
@@ -605,7 +608,8 @@ TEST_F(EndToEndTest, OneWorkerJobIsPlainTrainingAcrossRounds) {
              {absl::StrCat("--name=e2e-plain-", mode),
               overlap ? "--overlap_steps=3" : absl::StrCat("--mode=", mode),
               "--rounds=3", "--local_steps=5", "--max_workers=1",
-              "--eval_every=3", "--checkpoint_every=-1"}));
+              "--eval_every=3", "--checkpoint_every=-1", "--outer_lr=1",
+              "--outer_momentum=0"}));
     ASSERT_GT(id, 0);
     const nlohmann::json record = JobJson(id);
     ASSERT_EQ(record["state"], "completed");
