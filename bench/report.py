@@ -141,12 +141,12 @@ the same seeds (one thread: its fastest setting on this machine). DiLoCo is
                 "diloco_2w_vs_plain", "diloco_4w_vs_plain"):
         if key in s:
             out.append(f"| `{key}` | {s[key]:+.4f} | {', '.join(map(str, s[key + '_seeds']))} |")
-    out += ["", "| run | seeds | workers | final val loss | MB moved | wall s |", "|---|---|---|---|---|---|"]
+    out += ["", "| run | seeds | workers | final val loss | MB moved | wall s (first seed) |", "|---|---|---|---|---|---|"]
     for label, r in s["runs"].items():
         if label.startswith("grid-"):
             continue
         out.append(f"| {label} | {len(r['seeds'])} | {r['workers']} | {r['final_val_loss']:.4f} ± "
-                   f"{r['final_val_loss_sd']:.4f} | {r['megabytes_moved']:.0f} | {r['wall_seconds']:.0f} |")
+                   f"{r['final_val_loss_sd']:.4f} | {r['megabytes_moved']:.0f} | {r['wall_seconds_first_seed']:.0f} |")
     if "grid_mean_seeds_1_2" in s:
         out += ["", "The grid (rolling deal, worker-resident state; mean final loss over seeds 1-2):", "",
                 "| workers, outer lr, momentum, local steps | final val loss |", "|---|---|"]
@@ -156,13 +156,43 @@ the same seeds (one thread: its fastest setting on this machine). DiLoCo is
         w = s["wall_time_seed3"]
         out += ["", f"Against wall time (seed 3, the per-round curves on 8 validation batches): the plain "
                 f"loop ends at {w['plain_seconds']:.0f} s with {w['plain_curve_final_loss']:.4f}.", "",
-                "| run | loss at the plain loop's time | seconds to reach its final loss | run's seconds |",
-                "|---|---|---|---|"]
+                "| run | at 60 s | at 90 s | at 120 s | at the plain loop's end | seconds to reach its final loss | run's seconds |",
+                "|---|---|---|---|---|---|---|"]
         for label, r in w["runs"].items():
-            out.append(f"| {label} | {fmt(r['loss_at_plain_seconds'], 4)} | "
+            a = r["loss_at_seconds"]
+            out.append(f"| {label} | {fmt(a['60'], 4)} | {fmt(a['90'], 4)} | {fmt(a['120'], 4)} | "
+                       f"{fmt(r['loss_at_plain_seconds'], 4)} | "
                        f"{fmt(r['seconds_to_plain_final_loss'], 0)} | {r['seconds']:.0f} |")
         out += ["", "![validation loss against wall time](bench/default_recipe_val_vs_time.png)",
                 "![validation loss against bytes moved](bench/default_recipe_val_vs_bytes.png)"]
+    return out
+
+
+def unequal_workers(s):
+    out = ["## Unequal workers", "", stamp(s), """`bench/unequal_workers.sh`: the real daemons, 2 workers of one thread, the
+2000-step Brown job of the default recipe (seed 3); in the `half-` runs
+worker 2 is held to half a core by a cgroup's CPU quota (1.5 cores of work
+in all: the floor of the round-time ratio is 1.33). Median round time over
+rounds 2-40, each worker's median compute seconds and share of the dealt
+parameters, and the final loss on the 200 validation batches.
+""", "| run | quota | median round s | vs equal | rejected | worker 1 compute s, share | worker 2 compute s, share | final val loss |",
+           "|---|---|---|---|---|---|---|---|"]
+    base = s["runs"]["equal"]["median_round_s"]
+    for label, r in s["runs"].items():
+        ws = list(r["workers"].values())
+        cells = " | ".join(f"{w['median_compute_s']:.2f}, {w['median_parameter_share']:.2f}" for w in ws)
+        out.append(f"| {label} | {r['quota']} | {r['median_round_s']:.2f} | {r['median_round_s'] / base:.3f} | "
+                   f"{r['rejected_updates']} | {cells} | {r['final_val_loss']:.4f} |")
+    return out
+
+
+def gpt2_small_default_recipe(s):
+    out = ["## GPT-2 small with the default recipe (coordinator memory)", "", stamp(s), s.get("note", ""), "",
+           "| row | coordinator peak / model | velocity GB | worker peak by round, GB |", "|---|---|---|---|"]
+    for label, r in s["runs"].items():
+        out.append(f"| {label} | {r['coordinator_peak_bytes'] / s['model_bytes_f32']:.3f} | "
+                   f"{r['coordinator_breakdown']['velocity'] / 1e9:.2f} | "
+                   f"{', '.join(f'{x / 1e9:.2f}' for x in r['worker_peak_by_round'])} |")
     return out
 
 
@@ -535,7 +565,9 @@ SECTIONS = [("transport", transport), ("round_overhead", round_overhead),
             ("worker_step", worker_step), ("system", system), ("tokenizer", tokenizer),
             ("optimizer_state", optimizer_state), ("tokenizers", tokenizers),
             ("gpt2_small", gpt2_small), ("bpe_tickets", bpe_tickets),
-            ("learning", learning), ("learning_screen", learning_screen), ("tickets", tickets),
+            ("learning", learning), ("unequal_workers", unequal_workers),
+            ("gpt2_small_default_recipe", gpt2_small_default_recipe),
+            ("learning_screen", learning_screen), ("tickets", tickets),
             ("compute_dtype", compute_dtype), ("compute_dtype_loss", compute_dtype_loss),
             ("gpu", gpu), ("communication", communication)]
 
@@ -565,6 +597,8 @@ bash bench/run.sh --all   # and learning, optimizer state, bytes against BPE, GP
                ("learning", "default_twist_2w_vs_plain", "default recipe, 2 workers - plain loop, nats/byte (target +0.01)"),
                ("learning", "default_twist_4w_vs_plain", "default recipe, 4 workers - plain loop, nats/byte (target +0.03)"),
                ("learning", "default_twist_8w_vs_plain", "default recipe, 8 workers - plain loop, nats/byte"),
+               ("unequal_workers", "unequal_round_ratio", "one of 2 workers at half a core, learned quotas: median round / equal workers' (target 1.5, floor 1.33)"),
+               ("gpt2_small_default_recipe", "coordinator_peak_vs_model_bytes", "GPT-2 small, default recipe (velocity): coordinator peak / model bytes (target 4)"),
                ("gpt2_small", "coordinator_peak_vs_model_bytes", "GPT-2 small: coordinator peak / model bytes (target 4)"),
                ("gpt2_small", "worker_half_vs_full_memory", "GPT-2 small: worker at keep 1/2 / keep 1 (target 0.7)"),
                ("gpt2_small", "worker_half_bf16_gb", "GPT-2 small: keep-1/2 bfloat16 worker peak, GB (target 3.5)"),

@@ -326,7 +326,8 @@ def learning(path):
             "workers": int(r["workers"]), "threads": int(r["threads"]),
             "deal": r["deal"], "local_steps": int(r["local_steps"]),
             "megabytes_moved": round((float(r["bytes_sent"]) + float(r["bytes_received"])) / 1e6, 1),
-            "wall_seconds": round(statistics.mean(float(x["wall_seconds"]) for x in seeds.values()), 1)}
+            # The first seed's: seed 3 of the scored runs ran on a quiet machine.
+            "wall_seconds_first_seed": round(float(seeds[min(seeds)]["wall_seconds"]), 1)}
     out = {"runs": runs}
 
     def vs_plain(label):  # paired over the seeds both have
@@ -365,13 +366,21 @@ def learning(path):
                 if label.startswith("grid-"):
                     continue
                 points.sort()
-                at = None
-                for (t0, l0), (t1, l1) in zip(points, points[1:]):
-                    if t0 <= plain_s <= t1:
-                        at = l0 + (l1 - l0) * (plain_s - t0) / (t1 - t0) if t1 > t0 else l1
+
+                def loss_at(s):  # linear between evaluations; a finished run keeps its last
+                    if s >= points[-1][0]:
+                        return points[-1][1]
+                    for (t0, l0), (t1, l1) in zip(points, points[1:]):
+                        if t0 <= s <= t1:
+                            return l0 + (l1 - l0) * (s - t0) / (t1 - t0) if t1 > t0 else l1
+                    return None
+
+                at = loss_at(plain_s)
                 reach = next((t for t, l in points if l <= plain_loss), None)
                 timing[label] = {
                     "loss_at_plain_seconds": None if at is None else round(at, 4),
+                    "loss_at_seconds": {str(s): None if loss_at(s) is None else round(loss_at(s), 4)
+                                        for s in (60, 90, 120)},
                     "seconds_to_plain_final_loss": None if reach is None else round(reach, 1),
                     "final_curve_loss": round(points[-1][1], 4),
                     "seconds": round(points[-1][0], 1)}
