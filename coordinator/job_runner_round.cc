@@ -37,7 +37,11 @@ absl::Status JobRunner::RunOneRound(int32_t round,
   *accepted = outcome.accepted;
   for (size_t i = 0; i < outcome.ends.size(); ++i) {
     const twist::v1::RoundWorker& w = outcome.workers[i];
-    if (!w.accepted()) {
+    if (w.accepted()) {
+      speeds_.Observe(w.worker_id(),
+                      static_cast<double>(w.parameters()) * w.tokens(),
+                      w.compute_s());
+    } else {
       LOG(WARNING) << "job " << job_id_ << " round " << round << ": worker "
                    << w.worker_id() << " (" << w.worker_name()
                    << "): " << w.reason();
@@ -52,14 +56,6 @@ absl::Status JobRunner::RunOneRound(int32_t round,
   common::ReturnFreeMemory();  // gRPC's buffers of the round's transfers
   if (outcome.accepted == 0) return absl::OkStatus();  // not a round
   deadline_.Learn(outcome.accepted_seconds, plan.workers.size());
-  for (size_t i = 0; i < outcome.ends.size(); ++i) {
-    const twist::v1::RoundWorker& w = outcome.workers[i];
-    if (w.accepted()) {
-      speeds_.Observe(w.worker_id(),
-                      static_cast<double>(w.parameters()) * w.tokens(),
-                      w.compute_s());
-    }
-  }
   twist::v1::RoundRecord record;
   record.set_round(round);
   record.set_deadline_s(deadline_s);
