@@ -19,9 +19,14 @@
 // --shape=gpt2 measures GPT-2 small instead (50304-token vocabulary, so a
 // third of its bytes sit in the replicated embedding), and --mode=local_sgd
 // deals every worker the whole model (keep 1: every position is shared).
+// --recipe=default deals and merges as a job whose spec names neither deal
+// nor outer step (twist: the rolling deal, Nesterov's outer step with its
+// velocity); --recipe=old as one that names the random deal and plain
+// merging.
 //
 //   round_overhead_bench [--max_params=3e8] [--threads=1] [--rounds=3]
 //                        [--shape=NAME] [--mode=twist|local_sgd] [--workers=N]
+//                        [--recipe=default|old]
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -34,6 +39,8 @@
 #include "common/ist/merge.h"
 #include "common/ist/subnet.h"
 #include "common/ist/tensor_pool.h"
+#include "common/job/job_fields.h"
+#include "common/job/round_options.h"
 #include "common/model/model_io.h"
 #include "common/model/threads.h"
 #include "common/transport/tensor_chunks.h"
@@ -84,11 +91,12 @@ int main(int argc, char** argv) {
   using namespace twist;
   double max_params = 3.1e8;
   int threads = 1, rounds = 3, only_workers = 0;
-  std::string only_shape, mode = "twist";
+  std::string only_shape, mode = "twist", recipe = "default";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--shape=", 0) == 0) only_shape = a.substr(8);
     if (a.rfind("--mode=", 0) == 0) mode = a.substr(7);
+    if (a.rfind("--recipe=", 0) == 0) recipe = a.substr(9);
     if (a.rfind("--workers=", 0) == 0) {
       absl::SimpleAtoi(a.substr(10), &only_workers);
     }
@@ -107,6 +115,11 @@ int main(int argc, char** argv) {
                  mode.c_str());
     return 2;
   }
+  if (recipe != "default" && recipe != "old") {
+    std::fprintf(stderr, "--recipe must be default or old, not '%s'\n",
+                 recipe.c_str());
+    return 2;
+  }
   for (const auto& shape : bench::kShapes) {
     if (only_shape.empty() ? !shape.by_default : only_shape != shape.name) {
       continue;
@@ -122,6 +135,13 @@ int main(int argc, char** argv) {
       spec.set_mode(mode == "twist" ? twist::v1::MODE_TWIST
                                     : twist::v1::MODE_LOCAL_SGD);
       spec.set_seed(1);
+      if (recipe == "old") {
+        spec.set_deal(twist::v1::DEAL_RANDOM);
+        spec.set_outer_learning_rate(1);
+        spec.set_outer_momentum(0);
+      }
+      common::ApplyDefaults(&spec);
+      const common::OuterStep outer_step = common::OuterStepOf(spec);
       const std::vector<double> capacities(workers, 1.0);
       common::TensorPool pool;
       common::NamedTensors velocity;
@@ -192,8 +212,8 @@ int main(int argc, char** argv) {
         for (int w = 0; w < workers; ++w) {
           merge.push_back({&plan[w], &updates[w], false});
         }
-        if (!common::MergeUpdates(config, full, merge, common::OuterStep(),
-                                  &velocity, &pool)
+        if (!common::MergeUpdates(config, full, merge, outer_step, &velocity,
+                                  &pool)
                  .ok()) {
           std::abort();
         }
@@ -226,12 +246,12 @@ int main(int argc, char** argv) {
           memcpy_s, total / memcpy_s, faults_per_round);
       std::printf(
           "JSON {\"bench\": \"round_overhead\", \"model\": \"%s\", "
-          "\"mode\": \"%s\", "
+          "\"mode\": \"%s\", \"recipe\": \"%s\", "
           "\"parameters\": %lld, \"workers\": %d, \"bytes_moved\": %lld, "
           "\"partition_s\": %.6f, \"extract_s\": %.6f, \"check_s\": %.6f, "
           "\"merge_s\": %.6f, \"memcpy_s\": %.6f, \"ratio\": %.4f, "
           "\"page_faults_per_round\": %.1f}\n",
-          shape.name, mode.c_str(),
+          shape.name, mode.c_str(), recipe.c_str(),
           static_cast<long long>(config.NumParameters()), workers,
           static_cast<long long>(2 * bytes), steps.partition * per,
           steps.extract * per, steps.check * per, steps.merge * per, memcpy_s,

@@ -17,6 +17,8 @@
 #
 #   bash bench/unequal_workers.sh BUILD_DIR DATA_DIR   (about 10 minutes; root,
 #   for the cgroup; exits 77 without)
+#   TWIST_SEEDS="4 5" bash bench/unequal_workers.sh ...  (the half-learned job
+#   at other seeds only, about 3 minutes each)
 set -euo pipefail
 build=$(readlink -f "${1:?usage: unequal_workers.sh BUILD_DIR DATA_DIR}")
 data=$(readlink -f "${2:?usage: unequal_workers.sh BUILD_DIR DATA_DIR}")
@@ -86,6 +88,14 @@ PY
   tmp=
 }
 
-run equal full
-run half-equal half
-run half-learned half --quota=learned
+# TWIST_SEEDS="4 5" runs only the half-learned job, at those seeds (its loss
+# against the equal-speed seeds' spread, bench/default_recipe.sh's default-2w).
+for seed in ${TWIST_SEEDS:-3}; do
+  if [ "$seed" = 3 ]; then
+    run equal full
+    run half-equal half
+    run half-learned half --quota=learned
+  else
+    run "half-learned-seed$seed" half --quota=learned --seed="$seed"
+  fi
+done
