@@ -91,6 +91,45 @@ TEST(ChunkTest, FiniteCheckFindsNaNAndInfinityAcrossSplitElements) {
   }
 }
 
+// A large chunk is copied and checked a piece at a time (kCheckPieceBytes):
+// a NaN at either end of a piece, or in the last, partial one, is found, and
+// so is one in an element that the transport's buffers split in two; finite
+// data arrives byte for byte.
+TEST(ChunkTest, FiniteCheckCoversEveryPieceOfALargeChunk) {
+  const int64_t per_piece = kCheckPieceBytes / sizeof(float);
+  const int64_t n = 3 * per_piece + 3;  // one chunk, under kChunkBytes
+  const size_t split = 4 * (per_piece + 5) + 2;  // inside element per_piece + 5
+  for (int64_t nan_at : {int64_t{-1}, int64_t{0}, per_piece - 1, per_piece,
+                         static_cast<int64_t>(split / 4), 3 * per_piece,
+                         n - 1}) {
+    NamedTensors tensors;
+    at::Tensor t = torch::randn({n});
+    if (nan_at >= 0) t.index_put_({nan_at}, std::nanf(""));
+    tensors.Set("t", t);
+    ChunkAssembler assembler(EmptyLike(tensors), {kChunkBytes, true});
+    ChunkView view;
+    view.name = "t";
+    view.shape = {n};
+    view.dtype = *ToWireDType(at::kFloat);
+    view.offset = 0;
+    const char* bytes = static_cast<const char*>(t.data_ptr());
+    view.data_size = n * sizeof(float);
+    view.data.push_back({bytes, split});
+    view.data.push_back({bytes + split, view.data_size - split});
+    const absl::Status status = assembler.Add(view);
+    if (nan_at < 0) {
+      ASSERT_TRUE(status.ok()) << status;
+      ASSERT_TRUE(assembler.Finish().ok());
+      EXPECT_EQ(0, std::memcmp(assembler.tensors().Find("t")->data_ptr(),
+                               bytes, view.data_size));
+    } else {
+      EXPECT_EQ(status.message(), "tensor 't' holds NaN or infinite values")
+          << "NaN at " << nan_at;
+      EXPECT_TRUE(assembler.non_finite());
+    }
+  }
+}
+
 TEST(ChunkTest, ChunkCountsAtTheBoundaries) {
   auto count = [](int64_t bytes) {
     NamedTensors t;

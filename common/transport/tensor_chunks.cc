@@ -114,29 +114,36 @@ absl::Status ChunkAssembler::Add(const ChunkView& chunk) {
   }
   if (chunk.data_size == 0 && total > 0) return fail("empty chunk");
   // The one copy on the receiving side: from the transport's buffers into
-  // the tensor.
-  char* dst = static_cast<char*>(target.data_ptr()) + chunk.offset;
+  // the tensor. With check_finite, the copy goes a piece at a time and each
+  // piece is checked while it is still in the first-level cache (checked
+  // after the whole chunk, most of it would be read back from memory).
+  const int64_t element = static_cast<int64_t>(target.element_size());
+  char* const base = static_cast<char*>(target.data_ptr());
+  char* dst = base + chunk.offset;
+  const size_t piece =
+      options_.check_finite ? kCheckPieceBytes : chunk.data_size;
   for (const Span& span : chunk.data) {
-    std::memcpy(dst, span.data, span.size);
-    dst += span.size;
+    for (size_t done = 0; done < span.size;) {
+      const size_t n = std::min(piece, span.size - done);
+      std::memcpy(dst, span.data + done, n);
+      dst += n;
+      done += n;
+      if (!options_.check_finite) continue;
+      // The whole elements received since the last check.
+      const int64_t upto = (dst - base) / element * element;
+      if (!AllFinite(base + progress.checked_bytes,
+                     (upto - progress.checked_bytes) / element,
+                     target.scalar_type())) {
+        non_finite_ = true;
+        failed_ = absl::InvalidArgumentError(absl::StrCat(
+            "tensor '", chunk.name, "' holds NaN or infinite values"));
+        return failed_;
+      }
+      progress.checked_bytes = upto;
+    }
   }
   progress.received_bytes += static_cast<int64_t>(chunk.data_size);
   progress.seen = true;
-  if (options_.check_finite) {
-    // The whole elements received since the last check, hot in cache.
-    const int64_t element = static_cast<int64_t>(target.element_size());
-    const int64_t upto = progress.received_bytes / element * element;
-    const char* from =
-        static_cast<const char*>(target.data_ptr()) + progress.checked_bytes;
-    if (!AllFinite(from, (upto - progress.checked_bytes) / element,
-                   target.scalar_type())) {
-      non_finite_ = true;
-      failed_ = absl::InvalidArgumentError(absl::StrCat(
-          "tensor '", chunk.name, "' holds NaN or infinite values"));
-      return failed_;
-    }
-    progress.checked_bytes = upto;
-  }
   return absl::OkStatus();
 }
 

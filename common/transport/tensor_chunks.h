@@ -28,6 +28,10 @@ namespace twist::common {
 // loopback between 64 KiB and 3 MiB (docs/benchmarks.md, transport).
 inline constexpr size_t kChunkBytes = size_t{1} << 20;
 
+// With check_finite, a received chunk is copied and checked this many bytes
+// at a time, so that each piece is checked while in the first-level cache.
+inline constexpr size_t kCheckPieceBytes = size_t{32} << 10;
+
 // `tensor` itself when it is a contiguous CPU tensor (no copy), else a
 // contiguous CPU copy: the memory chunks are cut from.
 at::Tensor ContiguousCpu(const at::Tensor& tensor);
