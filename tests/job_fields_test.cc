@@ -432,7 +432,7 @@ TEST(RoundOptionsTest, WireDtypeAndOuterStepFollowTheSpec) {
   const OuterStep twist_step = OuterStepOf(Defaults());
   EXPECT_FALSE(twist_step.plain());
   EXPECT_TRUE(twist_step.nesterov);
-  EXPECT_EQ(twist_step.learning_rate, 0.7);
+  EXPECT_EQ(twist_step.learning_rate, 1.0);
   EXPECT_EQ(twist_step.momentum, 0.7);
   JobSpec local_sgd;
   local_sgd.set_mode(twist::v1::MODE_LOCAL_SGD);

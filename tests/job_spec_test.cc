@@ -87,7 +87,7 @@ TEST(ApplyDefaultsTest, FillsEveryZeroFieldWithItsDocumentedDefault) {
   EXPECT_EQ(spec.quota(), twist::v1::QUOTA_EQUAL);
   // The default recipe: rolling windows and Nesterov's outer step.
   EXPECT_EQ(spec.deal(), twist::v1::DEAL_ROLLING);
-  EXPECT_EQ(spec.outer_learning_rate(), 0.7);
+  EXPECT_EQ(spec.outer_learning_rate(), 1.0);
   EXPECT_EQ(spec.outer_momentum(), 0.7);
   EXPECT_FALSE(spec.outer_heavy_ball());
   EXPECT_EQ(spec.data().path(), "");

@@ -41,15 +41,9 @@ void DefaultQuota(JobSpec* spec) {
 
 // The outer step in twist mode is Nesterov's, the best recipe measured
 // (docs/job-spec.md, "The default recipe"); local_sgd, the data-parallel
-// baseline, averages plainly unless the spec asks for DiLoCo's step.
-constexpr double kTwistOuterLearningRate = 0.7;
+// baseline, averages plainly unless the spec asks for DiLoCo's step. Both
+// step with learning rate 1.
 constexpr double kTwistOuterMomentum = 0.7;
-
-void DefaultOuterLearningRate(JobSpec* spec) {
-  spec->set_outer_learning_rate(spec->mode() == twist::v1::MODE_LOCAL_SGD
-                                    ? 1.0
-                                    : kTwistOuterLearningRate);
-}
 
 void DefaultOuterMomentum(JobSpec* spec) {
   spec->set_outer_momentum(
@@ -187,8 +181,7 @@ std::vector<JobField> RoundFields() {
      {{"random", "DEAL_RANDOM"}, {"rolling", "DEAL_ROLLING"}}, "",
      "a window of consecutive units that moves by one a round (the default "
      "recipe), or a fresh random deal of units every round"},
-    {"outer_learning_rate", "outer_lr", "", DefaultOuterLearningRate,
-     "0.7 (1 in `local_sgd` mode)", {}, "",
+    {"outer_learning_rate", "outer_lr", "1", nullptr, "", {}, "",
      "the coordinator's step on the merged pseudo-gradient (DiLoCo's outer "
      "optimizer; [the default recipe](#the-default-recipe))"},
     {"outer_momentum", "outer_momentum", "", DefaultOuterMomentum,
