@@ -12,7 +12,9 @@
 # Sections (each appends to docs/bench/default_recipe.csv and skips the runs
 # already there; per-round curves go to runs/bench/default_recipe/rounds.csv):
 #   grid   the outer step and local steps, rolling deal, seeds 1-2, at 2 and 4
-#          workers (about 50 minutes)
+#          workers (about 50 minutes), then grid4
+#   grid4  the second pass at 4 workers, and the first pass's recipe scored
+#          (about 55 minutes)
 #   score  the defaults (no recipe option given) at 2 and 4 workers, seeds
 #          3-5, and at 8 workers, seed 3; the recipe they replace (random
 #          deal, plain merging) at 2 and 4 workers, seed 3 (about 20 minutes)
@@ -82,6 +84,46 @@ grid() {
         --deal=rolling --outer_lr=0.7 --outer_momentum=$momentum
     done
   done
+  grid4
+}
+
+# The second pass at 4 workers: the outer learning rate 1.0 (at 2 workers
+# too), rounds of 25 steps, coordinator-kept state and the subnetworks'
+# scaling; seed 1 unless said. Then the first pass's recipe (learning rate
+# 0.7, momentum 0.7) scored as `score` and `diloco` score today's default
+# (about 55 minutes).
+grid4() {
+  local seed
+  for seed in 1 2; do
+    for workers in 2 4; do
+      # shellcheck disable=SC2046
+      run "grid-${workers}w-lr1.0-m0.7-L50" "$workers" "$seed" $(steps 50) \
+        --deal=rolling --outer_lr=1.0 --outer_momentum=0.7
+    done
+  done
+  # shellcheck disable=SC2046
+  {
+    run grid-4w-lr1.0-m0.6-L50 4 1 $(steps 50) --deal=rolling --outer_lr=1.0 --outer_momentum=0.6
+    run grid-4w-lr0.7-m0.7-L25 4 1 $(steps 25) --deal=rolling --outer_lr=0.7 --outer_momentum=0.7
+    run grid-4w-lr1.0-m0.7-L25 4 1 $(steps 25) --deal=rolling --outer_lr=1.0 --outer_momentum=0.7
+    run grid-4w-lr0.7-m0.7-L50-coordinator-state 4 1 $(steps 50) --deal=rolling \
+      --outer_lr=0.7 --outer_momentum=0.7 --optimizer_state=coordinator
+    for scaling in none correction; do
+      run "grid-4w-lr0.7-m0.7-L50-scaling-$scaling" 4 1 $(steps 50) --deal=rolling \
+        --outer_lr=0.7 --outer_momentum=0.7 --scaling=$scaling
+    done
+    for seed in 3 4 5; do
+      for workers in 2 4; do
+        run "score-${workers}w-lr0.7-m0.7" "$workers" "$seed" $(steps 50) \
+          --outer_lr=0.7 --outer_momentum=0.7
+      done
+    done
+    run score-8w-lr0.7-m0.7 8 3 $(steps 50) --outer_lr=0.7 --outer_momentum=0.7
+    for workers in 2 4; do
+      run "diloco-${workers}w-lr0.7-m0.7" "$workers" 3 $(steps 50) --mode=local_sgd \
+        --optimizer_state=worker --outer_lr=0.7 --outer_momentum=0.7
+    done
+  }
 }
 
 score() {
@@ -107,7 +149,7 @@ diloco() {
   for workers in 2 4; do
     # shellcheck disable=SC2046
     run "diloco-${workers}w" "$workers" 3 $(steps 50) --mode=local_sgd \
-      --optimizer_state=worker --outer_lr=0.7 --outer_momentum=0.7
+      --optimizer_state=worker --outer_lr=1 --outer_momentum=0.7
   done
 }
 
@@ -150,10 +192,11 @@ EOF
 for section in "$@"; do
   case $section in
     grid) grid ;;
+    grid4) grid4 ;;
     score) score ;;
     diloco) diloco ;;
     plain) plain ;;
     plot) /usr/bin/python3 bench/plot.py default_recipe "$summary" "$rounds_csv" "$out" ;;
-    *) echo "unknown section $section: grid, score, diloco, plain or plot" >&2; exit 2 ;;
+    *) echo "unknown section $section: grid, grid4, score, diloco, plain or plot" >&2; exit 2 ;;
   esac
 done

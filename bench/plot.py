@@ -205,13 +205,13 @@ def shaped(path, out):
 
 def default_recipe(summary_path, rounds_path, out):
     """Validation loss against wall time and against bytes moved, seed 3 of
-    every run of bench/default_recipe.sh but the grid, the plain loop
-    included (its bytes are zero: a horizontal line at its final loss on the
-    bytes plot)."""
+    every run of bench/default_recipe.sh but the grid and the first pass's
+    recipe (learning rate 0.7), the plain loop included (its bytes are zero:
+    a horizontal line at its final loss on the bytes plot)."""
     series = collections.defaultdict(list)  # label -> [(seconds, bytes, val)]
     for r in csv.DictReader(open(rounds_path)):
         if r["seed"] == "3" and r["val_loss"] and r.get("elapsed_seconds") \
-                and not r["label"].startswith("grid-"):
+                and not r["label"].startswith("grid-") and "-lr0.7-m0.7" not in r["label"]:
             series[r["label"]].append(
                 (float(r["elapsed_seconds"]), float(r["bytes"]), float(r["val_loss"])))
     plain = sorted(series.pop("pytorch-loop", []))

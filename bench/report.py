@@ -52,16 +52,25 @@ received, and the merge, for GPT shapes of 1M to 300M parameters and 2 to 16
 workers, against a `memcpy` of the bytes that move (every worker's slices out
 and back) in the same process; one thread, median of 3, and the minor page
 faults of one round (the buffers are pooled and reused from round to round).
-""", "| model | workers | MB moved | partition | extract | check | merge | memcpy | ratio | page faults / round |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+Each row names its recipe: `default` deals and merges as a spec that names
+neither (the rolling deal, Nesterov's outer step with its velocity), `old` as
+one that names the random deal and plain merging.
+""", "| model | workers | recipe | MB moved | partition | extract | check | merge | memcpy | ratio | page faults / round |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in s["rows"]:
-        out.append(f"| {r['model']} | {r['workers']} | {mb(r['bytes_moved'])} | "
+        out.append(f"| {r['model']} | {r['workers']} | {r.get('recipe', 'old')} | "
+                   f"{mb(r['bytes_moved'])} | "
                    f"{r['partition_s'] * 1e3:.1f} ms | {r['extract_s'] * 1e3:.1f} ms | "
                    f"{r.get('check_s', 0) * 1e3:.1f} ms | {r['merge_s'] * 1e3:.1f} ms | "
                    f"{r['memcpy_s'] * 1e3:.1f} ms | {r['ratio']:.2f} | "
                    f"{r.get('page_faults_per_round', '-')} |")
-    out += ["", f"Median ratio at 100M-300M parameters: **{s['round_overhead_vs_memcpy']:.2f}** "
-            f"(worst {s['round_overhead_vs_memcpy_worst']:.2f}); the target is 2."]
+    out.append("")
+    for suffix, name in (("", "the default recipe"), ("_old_recipe", "the old recipe")):
+        if "round_overhead_vs_memcpy" + suffix in s:
+            out.append(f"Median ratio at 100M-300M parameters, {name}: "
+                       f"**{s['round_overhead_vs_memcpy' + suffix]:.2f}** "
+                       f"(worst {s['round_overhead_vs_memcpy_worst' + suffix]:.2f}).")
+    out += ["", "The target is 2."]
     return out
 
 
@@ -130,13 +139,17 @@ def learning(s):
 (4 layers x 4 heads x 128 wide, context 64, batch 12, 2000 local steps per
 worker in 40 rounds of 50), one thread per worker, every run on the same 2
 cores; every final model scored on the same 200 validation batches. The
-defaults (rolling deal, Nesterov outer step) were chosen on the grid below
-(seeds 1-2) and are scored on seeds 3-5 against the plain PyTorch loop on
-the same seeds (one thread: its fastest setting on this machine). DiLoCo is
-`local_sgd` with worker-resident state and the same outer step. Figures:
-`docs/bench/default_recipe_val_vs_{time,bytes}.png`.
+defaults (rolling deal, Nesterov outer step with learning rate 1 and
+momentum 0.7) were chosen on the grid below (seeds 1-2) and are scored on
+seeds 3-5 against the plain PyTorch loop on the same seeds (one thread: its
+fastest setting on this machine); `first_pass` is the recipe chosen before
+the second pass at 4 workers (learning rate 0.7, momentum 0.7), scored the
+same way. DiLoCo is `local_sgd` with worker-resident state and the same outer
+step. Figures: `docs/bench/default_recipe_val_vs_{time,bytes}.png`.
 """, "| key | nats/byte | seeds |", "|---|---|---|"]
     for key in ("default_twist_2w_vs_plain", "default_twist_4w_vs_plain", "default_twist_8w_vs_plain",
+                "first_pass_twist_2w_vs_plain", "first_pass_twist_4w_vs_plain",
+                "first_pass_twist_8w_vs_plain",
                 "old_default_twist_2w_vs_plain", "old_default_twist_4w_vs_plain",
                 "diloco_2w_vs_plain", "diloco_4w_vs_plain"):
         if key in s:
@@ -148,7 +161,8 @@ the same seeds (one thread: its fastest setting on this machine). DiLoCo is
         out.append(f"| {label} | {len(r['seeds'])} | {r['workers']} | {r['final_val_loss']:.4f} ± "
                    f"{r['final_val_loss_sd']:.4f} | {r['megabytes_moved']:.0f} | {r['wall_seconds_first_seed']:.0f} |")
     if "grid_mean_seeds_1_2" in s:
-        out += ["", "The grid (rolling deal, worker-resident state; mean final loss over seeds 1-2):", "",
+        out += ["", "The grid (rolling deal, worker-resident state; mean final loss over seeds 1-2, "
+                "or seed 1 where `bench/default_recipe.sh` runs one):", "",
                 "| workers, outer lr, momentum, local steps | final val loss |", "|---|---|"]
         for label, v in sorted(s["grid_mean_seeds_1_2"].items()):
             out.append(f"| {label} | {v:.4f} |")
@@ -170,7 +184,8 @@ the same seeds (one thread: its fastest setting on this machine). DiLoCo is
 
 def unequal_workers(s):
     out = ["## Unequal workers", "", stamp(s), """`bench/unequal_workers.sh`: the real daemons, 2 workers of one thread, the
-2000-step Brown job of the default recipe (seed 3); in the `half-` runs
+2000-step Brown job of the default recipe (seed 3 unless the label names
+another); in the `half-` runs
 worker 2 is held to half a core by a cgroup's CPU quota (1.5 cores of work
 in all: the floor of the round-time ratio is 1.33). Median round time over
 rounds 2-40, each worker's median compute seconds and share of the dealt
@@ -183,16 +198,11 @@ parameters, and the final loss on the 200 validation batches.
         cells = " | ".join(f"{w['median_compute_s']:.2f}, {w['median_parameter_share']:.2f}" for w in ws)
         out.append(f"| {label} | {r['quota']} | {r['median_round_s']:.2f} | {r['median_round_s'] / base:.3f} | "
                    f"{r['rejected_updates']} | {cells} | {r['final_val_loss']:.4f} |")
-    return out
-
-
-def gpt2_small_default_recipe(s):
-    out = ["## GPT-2 small with the default recipe (coordinator memory)", "", stamp(s), s.get("note", ""), "",
-           "| row | coordinator peak / model | velocity GB | worker peak by round, GB |", "|---|---|---|---|"]
-    for label, r in s["runs"].items():
-        out.append(f"| {label} | {r['coordinator_peak_bytes'] / s['model_bytes_f32']:.3f} | "
-                   f"{r['coordinator_breakdown']['velocity'] / 1e9:.2f} | "
-                   f"{', '.join(f'{x / 1e9:.2f}' for x in r['worker_peak_by_round'])} |")
+    if "half_learned_final_val_loss_mean" in s:
+        seeds = ", ".join(f"seed {k} {v:.4f}" for k, v in s["half_learned_final_val_loss_by_seed"].items())
+        out += ["", f"The learned deal at half a core, by seed: {seeds}; mean "
+                f"**{s['half_learned_final_val_loss_mean']:.4f}** (equal workers: the `learning` "
+                "section's `default-2w`, the same job in process)."]
     return out
 
 
@@ -270,14 +280,17 @@ nats per byte of text.
 def gpt2_small(s):
     runs = s["runs"]
     rounds = next(iter(runs.values())).get("rounds", 0)
-    out = ["## GPT-2 small on this machine", "", stamp(s), f"""`bench/gpt2_small.sh` with `deploy/examples/gpt2-small.textproto` (12 layers,
+    out = ["## GPT-2 small on this machine", "", stamp(s), *([s["note"], ""] if s.get("note") else []),
+           f"""`bench/gpt2_small.sh` with `deploy/examples/gpt2-small.textproto` (12 layers,
 12 heads, width 768, context 1024, vocabulary 50304, batch 1): the real
 daemons, a coordinator and 2 workers with one thread each, on the Brown
 Corpus in GPT-2 BPE, {rounds} rounds of 2 local steps, evaluated every 3rd.
 Three jobs with fresh daemons each: keep 1 (local_sgd, every worker trains
 the whole model) and keep 1/2 (twist), float32, and keep 1/2 in bfloat16;
-every one uncompressed, with the plain outer step (the example spec's
-recipe); the coordinator merges on 2 threads (the workers wait for the
+every one uncompressed, with the example spec's recipe, the default one (in
+twist mode the rolling deal and Nesterov's outer step, whose velocity is a
+model-sized float32 tensor on the coordinator; local_sgd averages plainly);
+the coordinator merges on 2 threads (the workers wait for the
 merge, so their cores are free then). Both daemons allocate with jemalloc,
 set as `docs/architecture.md` ("Memory") describes. Peak memory is VmHWM,
 read and reset after every round (`bench/round_memory.py`), so each round's
@@ -301,13 +314,14 @@ peak is its own.
     out += ["", f"- The model: {params / 1e6:.1f}M parameters, {gb(model_bytes)} GB in "
             f"float32. Coordinator peak against that: **{s['coordinator_peak_vs_model_bytes']:.2f}x** "
             "(target at most 4x); where it goes, in multiples of the model's bytes:", "",
-            "| run | before the job | model | round tensors | merge sums | rest | peak |",
-            "|---|---|---|---|---|---|---|"]
+            "| run | before the job | model | velocity | round tensors | merge sums | rest | peak |",
+            "|---|---|---|---|---|---|---|---|"]
     for label, r in sorted(runs.items()):
         b = r.get("coordinator_breakdown")
         if b:
             x = lambda v: f"{v / model_bytes:.2f}"
-            out.append(f"| {label} | {x(b['idle'])} | {x(b['model'])} | {x(b['round_tensors'])} | "
+            out.append(f"| {label} | {x(b['idle'])} | {x(b['model'])} | {x(b.get('velocity', 0))} | "
+                       f"{x(b['round_tensors'])} | "
                        f"{x(b['merge_sums'])} | {x(b['rest'])} | {x(r['coordinator_peak_bytes'])} |")
     out += ["", "  Round tensors: one pool for the slots' assignments and the updates received "
             "into their memory once streamed (local_sgd: one extraction shared by both slots, "
@@ -327,7 +341,7 @@ peak is its own.
     if "brown_loss_check" in s:
         checks = s["brown_loss_check"]
         out.append(f"- Loss unchanged by the chunked loss, the carried optimizer state, the allocator and the tiled merge: the "
-                   f"2000-step Brown runs of the default recipe ({checks[0]['recipe']}), seeds "
+                   f"2000-step Brown runs of the recipe then the default ({checks[0]['recipe']}), seeds "
                    + ", ".join(str(c["seed"]) for c in checks) + ": before "
                    + ", ".join(f"{c['before']:.5f}" for c in checks) + f" (commit `{checks[0]['before_commit'][:10]}`), after "
                    + ", ".join(f"{c['after']:.5f}" for c in checks)
@@ -566,7 +580,6 @@ SECTIONS = [("transport", transport), ("round_overhead", round_overhead),
             ("optimizer_state", optimizer_state), ("tokenizers", tokenizers),
             ("gpt2_small", gpt2_small), ("bpe_tickets", bpe_tickets),
             ("learning", learning), ("unequal_workers", unequal_workers),
-            ("gpt2_small_default_recipe", gpt2_small_default_recipe),
             ("learning_screen", learning_screen), ("tickets", tickets),
             ("compute_dtype", compute_dtype), ("compute_dtype_loss", compute_dtype_loss),
             ("gpu", gpu), ("communication", communication)]
@@ -589,7 +602,8 @@ bash bench/run.sh --all   # and learning, optimizer state, bytes against BPE, GP
 ```
 """, "## Summary", "", "| key | figure | commit |", "|---|---|---|"]
     summary = [("transport", "transport_ratio_vs_tcp", "raw gRPC / raw TCP at the largest transfer"),
-               ("round_overhead", "round_overhead_vs_memcpy", "round overhead / memcpy, 100M-300M (target 2)"),
+               ("round_overhead", "round_overhead_vs_memcpy", "round overhead / memcpy, 100M-300M, default recipe (target 2)"),
+               ("round_overhead", "round_overhead_vs_memcpy_old_recipe", "the same, random deal and plain merging"),
                ("worker_step", "cpp_vs_python_step_min", "PyTorch step / C++ step, worst of keep 1, 1/2, 1/4 at 1 and 2 threads (target 1.0)"),
                ("system", "overhead_share", "share of a round outside compute"),
                ("tokenizer", "bpe_encode_mb_per_s", "GPT-2 BPE MB/s on one core (target 5)"),
@@ -598,7 +612,6 @@ bash bench/run.sh --all   # and learning, optimizer state, bytes against BPE, GP
                ("learning", "default_twist_4w_vs_plain", "default recipe, 4 workers - plain loop, nats/byte (target +0.03)"),
                ("learning", "default_twist_8w_vs_plain", "default recipe, 8 workers - plain loop, nats/byte"),
                ("unequal_workers", "unequal_round_ratio", "one of 2 workers at half a core, learned quotas: median round / equal workers' (target 1.5, floor 1.33)"),
-               ("gpt2_small_default_recipe", "coordinator_peak_vs_model_bytes", "GPT-2 small, default recipe (velocity): coordinator peak / model bytes (target 4)"),
                ("gpt2_small", "coordinator_peak_vs_model_bytes", "GPT-2 small: coordinator peak / model bytes (target 4)"),
                ("gpt2_small", "worker_half_vs_full_memory", "GPT-2 small: worker at keep 1/2 / keep 1 (target 0.7)"),
                ("gpt2_small", "worker_half_bf16_gb", "GPT-2 small: keep-1/2 bfloat16 worker peak, GB (target 3.5)"),

@@ -41,7 +41,10 @@ if [ ! -f "$data/meta.json" ]; then
 fi
 
 echo "== 1. transport"; "$build/bench/transport_bench" | tee -a "$log" | grep -v '^JSON'
-echo "== 2. round overhead"; "$build/bench/round_overhead_bench" | tee -a "$log" | grep -v '^JSON'
+echo "== 2. round overhead"
+for recipe in default old; do
+  "$build/bench/round_overhead_bench" --recipe=$recipe | tee -a "$log" | grep -v '^JSON'
+done
 echo "== 3. worker step"
 # The 2000-step Brown setting's model and batch (context 64, batch 12), at 1
 # and 2 threads. Alternating, three times each: summarize.py keeps each side's

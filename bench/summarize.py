@@ -266,6 +266,13 @@ def unequal_workers(rows):
         if label in rows:
             out[key] = round(rows[label]["median_round_s"] / base, 3)
             out[key + "_rejected"] = rows[label]["rejected_updates"]
+    # The learned deal's loss over seeds: half-learned is seed 3,
+    # half-learned-seedN seed N.
+    learned = {int(k.rsplit("seed", 1)[1]) if "seed" in k else 3: r["final_val_loss"]
+               for k, r in rows.items() if k.startswith("half-learned")}
+    if learned:
+        out["half_learned_final_val_loss_by_seed"] = {str(k): v for k, v in sorted(learned.items())}
+        out["half_learned_final_val_loss_mean"] = round(statistics.mean(learned.values()), 5)
     return out
 
 
@@ -350,7 +357,10 @@ def learning(path):
                        ("old_default_twist_2w_vs_plain", "old-default-2w"),
                        ("old_default_twist_4w_vs_plain", "old-default-4w"),
                        ("diloco_2w_vs_plain", "diloco-2w"),
-                       ("diloco_4w_vs_plain", "diloco-4w")):
+                       ("diloco_4w_vs_plain", "diloco-4w"),
+                       ("first_pass_twist_2w_vs_plain", "score-2w-lr0.7-m0.7"),
+                       ("first_pass_twist_4w_vs_plain", "score-4w-lr0.7-m0.7"),
+                       ("first_pass_twist_8w_vs_plain", "score-8w-lr0.7-m0.7")):
         d = vs_plain(label)
         if d is not None:
             out[key] = d
@@ -371,7 +381,7 @@ def learning(path):
             plain_s, plain_loss = target[-1]
             timing = {}
             for label, points in sorted(curves.items()):
-                if label.startswith("grid-"):
+                if label.startswith("grid-") or "-lr0.7-m0.7" in label:
                     continue
                 points.sort()
 
