@@ -21,7 +21,10 @@ def gb(b):
 
 
 def stamp(s):
-    return f"*Measured at commit `{s['commit'][:10]}` on {s['date']}.*\n"
+    """The commit and date a section measured, and its note (which rows were
+    measured at other commits), if it has one."""
+    out = f"*Measured at commit `{s['commit'][:10]}` on {s['date']}.*\n"
+    return out + (f"\n{s['note']}\n" if s.get("note") else "")
 
 
 def transport(s):
@@ -280,8 +283,7 @@ nats per byte of text.
 def gpt2_small(s):
     runs = s["runs"]
     rounds = next(iter(runs.values())).get("rounds", 0)
-    out = ["## GPT-2 small on this machine", "", stamp(s), *([s["note"], ""] if s.get("note") else []),
-           f"""`bench/gpt2_small.sh` with `deploy/examples/gpt2-small.textproto` (12 layers,
+    out = ["## GPT-2 small on this machine", "", stamp(s), f"""`bench/gpt2_small.sh` with `deploy/examples/gpt2-small.textproto` (12 layers,
 12 heads, width 768, context 1024, vocabulary 50304, batch 1): the real
 daemons, a coordinator and 2 workers with one thread each, on the Brown
 Corpus in GPT-2 BPE, {rounds} rounds of 2 local steps, evaluated every 3rd.
