@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "common/ist/merge.h"
 #include "common/model/model_io.h"
 
 namespace twist::coordinator {
@@ -64,7 +65,11 @@ absl::Status ModelState::Restore(const Checkpoint& checkpoint) {
   if (restored) optimizer_state_ = *std::move(restored);
   velocity_ = common::NamedTensors();
   for (const auto& [name, v] : velocity) {
-    velocity_.Set(name, v.to(parameters_.Find(name)->options()).clone());
+    // Stored as the merge stores it (a float32 velocity of an older
+    // checkpoint is rounded once).
+    velocity_.Set(name, v.to(parameters_.Find(name)->device(),
+                             common::kVelocityType)
+                            .clone());
   }
   return absl::OkStatus();
 }

@@ -4,6 +4,8 @@
 // fit is refused without touching the model.
 #include "coordinator/model_state.h"
 
+#include "common/ist/merge.h"
+
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -28,7 +30,8 @@ ModelState Trained(const common::ModelConfig& config) {
   ModelState state(config, /*seed=*/7, /*keeps_optimizer_state=*/true);
   torch::manual_seed(1);
   for (const auto& [name, p] : state.parameters()) {
-    state.velocity()->Set(name, torch::randn_like(p));
+    // In the merge's velocity type, as a job's merges leave it.
+    state.velocity()->Set(name, torch::randn_like(p).to(common::kVelocityType));
   }
   for (const auto& [name, t] : state.optimizer_state()->exp_avg) t.normal_();
   for (const auto& [name, t] : state.optimizer_state()->exp_avg_sq) t.uniform_();
@@ -55,6 +58,30 @@ TEST(ModelStateTest, CheckpointRestoresParametersVelocityAndOptimizerState) {
   EXPECT_TRUE(Equal(*restored.velocity(), *saved.velocity()));
   EXPECT_TRUE(Equal(restored.optimizer_state()->Named(),
                     saved.optimizer_state()->Named()));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ModelStateTest, FloatVelocityOfAnOlderCheckpointIsRestoredRounded) {
+  const common::ModelConfig config = common::ModelConfig::Full(1, 2, 8, 16, 32);
+  ModelState saved = Trained(config);
+  common::NamedTensors float_velocity;
+  for (const auto& [name, p] : saved.parameters()) {
+    float_velocity.Set(name, torch::randn_like(p));
+  }
+  *saved.velocity() = float_velocity;
+  const std::string dir = twist::testing::MakeTempDir();
+  ASSERT_TRUE(saved.WriteCheckpoint(dir, /*round=*/2, /*keep=*/1).ok());
+  std::vector<std::string> skipped;
+  auto loaded = LoadLatestCheckpoint(dir, &skipped);
+  ASSERT_TRUE(loaded.ok() && loaded->has_value()) << loaded.status();
+  ModelState restored(config, /*seed=*/99, /*keeps_optimizer_state=*/true);
+  ASSERT_TRUE(restored.Restore(**loaded).ok());
+  ASSERT_EQ(restored.velocity()->size(), float_velocity.size());
+  for (const auto& [name, v] : float_velocity) {
+    const at::Tensor& r = *restored.velocity()->Find(name);
+    EXPECT_EQ(r.scalar_type(), common::kVelocityType) << name;
+    EXPECT_TRUE(r.equal(v.to(common::kVelocityType))) << name;
+  }
   std::filesystem::remove_all(dir);
 }
 

@@ -116,6 +116,40 @@ TEST(SliceKernelsTest, MergeGivesTheSameBytesForAnyTileSize) {
   }
 }
 
+TEST(SliceKernelsTest, BFloat16VelocityStepsLikeAFloatOneAndStoresItRounded) {
+  at::manual_seed(6);
+  const at::Tensor full = at::randn({6, 40, 24});
+  const int64_t dim = 1;
+  const auto indices = MixedIndices(full.size(dim));
+  std::vector<at::Tensor> updates;
+  std::vector<int32_t> count(full.size(dim), 0);
+  for (const auto& index : indices) {
+    for (int64_t a : index) ++count[a];
+    updates.push_back(full.index_select(dim, IndexTensor(index)) +
+                      at::randn({6, static_cast<int64_t>(index.size()), 24}) *
+                          0.01);
+  }
+  const std::vector<bool> is_delta = {false, true, false};
+  OuterStep nesterov;
+  nesterov.learning_rate = 0.7;
+  nesterov.momentum = 0.9;
+  const at::Tensor sum = at::empty({SumElements(full, dim)});
+  // The same starting velocity, once widened to float32.
+  at::Tensor narrow = (at::randn_like(full) * 0.01).to(at::kBFloat16);
+  at::Tensor wide = narrow.to(at::kFloat);
+  at::Tensor with_narrow = full.clone(), with_wide = full.clone();
+  MergeSlices(with_narrow, dim, Pointers(indices), updates, is_delta, count,
+              sum, nesterov, narrow);
+  MergeSlices(with_wide, dim, Pointers(indices), updates, is_delta, count, sum,
+              nesterov, wide);
+  // The round's step is the same to the bit; what is kept for the next
+  // round is the float32 velocity rounded to nearest.
+  EXPECT_TRUE(with_narrow.equal(with_wide));
+  EXPECT_FALSE(with_narrow.equal(full));
+  EXPECT_TRUE(narrow.equal(wide.to(at::kBFloat16)));
+  EXPECT_FALSE(wide.equal(narrow.to(at::kFloat)));  // rounding did happen
+}
+
 TEST(SliceKernelsTest, MergeScratchIsOneTile) {
   const at::Tensor ffn_in = at::zeros({3072, 768});  // GPT-2's c_fc weight
   EXPECT_EQ(SumElements(ffn_in, 0, kMergeTileBytes),

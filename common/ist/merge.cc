@@ -81,8 +81,27 @@ absl::Status MergeUpdates(const ModelConfig& full, const NamedTensors& params,
   const bool momentum = step.momentum != 0.0;
   if (momentum) {  // created here: the tensors below merge concurrently
     for (const auto& [name, theta] : params) {
+      if (const at::Tensor* v = velocity->Find(name); v != nullptr) {
+        const bool fits =
+            v->sizes() == theta.sizes() && v->is_contiguous() &&
+            v->device() == theta.device() &&
+            (v->scalar_type() == theta.scalar_type() ||
+             v->scalar_type() == at::kBFloat16);
+        if (!fits) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "the outer step's velocity of '", name, "' is a ",
+              c10::toString(v->scalar_type()), " tensor of shape ",
+              c10::str(v->sizes()), "; expected a contiguous ",
+              c10::toString(kVelocityType), " or ",
+              c10::toString(theta.scalar_type()), " one of shape ",
+              c10::str(theta.sizes())));
+        }
+      }
+    }
+    for (const auto& [name, theta] : params) {
       if (velocity->Find(name) == nullptr) {
-        velocity->Set(name, at::zeros_like(theta));
+        velocity->Set(name, at::zeros(theta.sizes(),
+                                      theta.options().dtype(kVelocityType)));
       }
     }
   }

@@ -7,6 +7,8 @@
 // steps theta with the pseudo-gradient g = -d:
 //   learning rate 1, momentum 0 (the default, plain IST):  theta <- theta + d
 //   otherwise:  v <- mu v + g;  theta <- theta - lr (Nesterov ? g + mu v : v)
+// The velocity is stored in bfloat16 (kVelocityType: half the bytes of a
+// float32 model's); each round's step uses it before it is rounded.
 // A unit or tensor without contributors keeps its value and its velocity.
 // With no training every d is exactly zero, so extract-then-merge gives the
 // full model back bit for bit.
@@ -23,6 +25,9 @@
 #include "common/model/named_tensors.h"
 
 namespace twist::common {
+
+// The element type of the outer step's velocity.
+inline constexpr at::ScalarType kVelocityType = at::kBFloat16;
 
 // One worker's returned subnetwork.
 struct SliceUpdate {
@@ -47,8 +52,9 @@ absl::Status ValidateUpdate(const ModelConfig& full,
 // Merges `updates` (in their order, which fixes the floating-point sums) into
 // `params` in place through `step`, tensors in parallel on LibTorch's
 // threads (each tensor on one thread: the same bytes for any thread count). `velocity` holds the outer momentum per
-// parameter; it is used (and missing entries created as zeros) only when
-// step.momentum != 0. Scratch sums of shared positions come from `scratch`
+// parameter; it is used (and missing entries created as zeros of
+// kVelocityType) only when step.momentum != 0; entries in the model's own
+// type are used as they are. Scratch sums of shared positions come from `scratch`
 // (may be null: fresh memory). The updates must be valid (ValidateUpdate);
 // InvalidArgument, before anything is written, for units or shapes that do
 // not fit, or a model the kernels do not support (CPU float32/float64).

@@ -103,29 +103,38 @@ void Gather(const T* full, const Layout& lf,
 }
 
 // The outer step rules of OuterStep, one type each so that each merge loop
-// is compiled (and vectorised) for its own arithmetic.
+// is compiled (and vectorised) for its own arithmetic. `Velocity` is the
+// element type the rule's velocity is stored in.
 template <typename T>
 struct PlainRule {
   static constexpr bool kVelocity = false;
-  inline void Step(T& theta, T d, T* /*v*/) const { theta = theta + d; }
+  using Velocity = T;
+  inline void Step(T& theta, T d, Velocity* /*v*/) const { theta = theta + d; }
 };
 
 template <typename T>
 struct ScaledRule {
   static constexpr bool kVelocity = false;
+  using Velocity = T;
   T lr;
-  inline void Step(T& theta, T d, T* /*v*/) const { theta = theta + d * lr; }
+  inline void Step(T& theta, T d, Velocity* /*v*/) const {
+    theta = theta + d * lr;
+  }
 };
 
-template <typename T>
+// Momentum with the velocity stored as V (the model's type or bfloat16).
+// The round's step uses the velocity before it is stored: only what carries
+// to the next round is rounded.
+template <typename T, typename V>
 struct MomentumRule {
   static constexpr bool kVelocity = true;
+  using Velocity = V;
   T lr, mu;
   bool nesterov;
-  inline void Step(T& theta, T d, T* v) const {
+  inline void Step(T& theta, T d, Velocity* v) const {
     const T g = -d;  // the pseudo-gradient
-    const T next = *v * mu + g;
-    *v = next;
+    const T next = Convert<T>(*v) * mu + g;
+    *v = Convert<V>(next);
     const T step = nesterov ? g + next * mu : next;
     theta = theta - step * lr;
   }
@@ -229,7 +238,8 @@ std::vector<std::vector<Run>> SharedRuns(const std::vector<int32_t>& count,
 
 // theta[i] gets its step for the n positions of a block held once.
 template <bool kDelta, typename T, typename U, typename Rule>
-inline void StepBlock(T* theta, const U* u, T* v, int64_t n, const Rule& rule) {
+inline void StepBlock(T* theta, const U* u, typename Rule::Velocity* v,
+                      int64_t n, const Rule& rule) {
   for (int64_t i = 0; i < n; ++i) {
     const T w = Convert<T>(u[i]);
     const T d = kDelta ? w : w - theta[i];
@@ -255,11 +265,11 @@ inline void AccumulateBlock(T* sum, const T* theta, const U* u, int64_t n) {
 template <bool kDelta, typename T, typename U, typename Rule>
 inline void MergeTile(T* full, const Layout& lf, const Tiling& tiling,
                       const UpdatePlan& plan, int64_t m, const U* update,
-                      T* sum, T* velocity, const Rule& rule, int64_t o,
-                      int64_t tile) {
+                      T* sum, typename Rule::Velocity* velocity,
+                      const Rule& rule, int64_t o, int64_t tile) {
   const int64_t row = o * lf.along * lf.inner;
   T* theta = full + row;
-  T* vel = velocity == nullptr ? nullptr : velocity + row;
+  typename Rule::Velocity* vel = velocity == nullptr ? nullptr : velocity + row;
   const U* w = update + o * m * lf.inner;
   if (plan.scattered) {  // inner == 1, one tile from position 0
     const int64_t* at = plan.single_at.data();
@@ -308,7 +318,7 @@ void Merge(T* full, const Layout& lf, const Tiling& tiling,
            const std::vector<const std::vector<int64_t>*>& indices,
            const std::vector<const U*>& updates,
            const std::vector<bool>& is_delta, const std::vector<int32_t>& count,
-           T* sum, T* velocity, const Rule& rule) {
+           T* sum, typename Rule::Velocity* velocity, const Rule& rule) {
   const size_t n = indices.size();
   std::vector<UpdatePlan> plans;
   plans.reserve(n);
@@ -351,16 +361,20 @@ void Merge(T* full, const Layout& lf, const Tiling& tiling,
   }
 }
 
-// Calls `f` with the rule of `step` for element type T.
+// Calls `f` with the rule of `step` for element type T, its velocity stored
+// as `velocity_type` (with momentum: T or bfloat16).
 template <typename T, typename F>
-void WithRule(const OuterStep& step, F&& f) {
+void WithRule(const OuterStep& step, at::ScalarType velocity_type, F&& f) {
   if (step.plain()) {
     f(PlainRule<T>{});
   } else if (step.momentum == 0.0) {
     f(ScaledRule<T>{static_cast<T>(step.learning_rate)});
+  } else if (velocity_type == at::kBFloat16) {
+    f(MomentumRule<T, BFloat16>{static_cast<T>(step.learning_rate),
+                                static_cast<T>(step.momentum), step.nesterov});
   } else {
-    f(MomentumRule<T>{static_cast<T>(step.learning_rate),
-                      static_cast<T>(step.momentum), step.nesterov});
+    f(MomentumRule<T, T>{static_cast<T>(step.learning_rate),
+                         static_cast<T>(step.momentum), step.nesterov});
   }
 }
 
@@ -389,15 +403,20 @@ void MergeAs(const at::Tensor& full, const Layout& lf, const Tiling& tiling,
   // round); mixed ones would be merged in turn, each with its own type.
   const bool narrow =
       !updates.empty() && updates[0].scalar_type() == at::kBFloat16;
-  WithRule<T>(step, [&](const auto& rule) {
+  const at::ScalarType velocity_type =
+      velocity.defined() ? velocity.scalar_type() : full.scalar_type();
+  WithRule<T>(step, velocity_type, [&](const auto& rule) {
+    using V = typename std::decay_t<decltype(rule)>::Velocity;
+    V* v = velocity.defined() ? reinterpret_cast<V*>(velocity.data_ptr())
+                              : nullptr;
     if (narrow) {
       Merge(full.data_ptr<T>(), lf, tiling, indices,
             UpdatePointers<T, BFloat16>(updates), is_delta, count,
-            DataOrNull<T>(sum), DataOrNull<T>(velocity), rule);
+            DataOrNull<T>(sum), v, rule);
     } else {
       Merge(full.data_ptr<T>(), lf, tiling, indices,
-            UpdatePointers<T, T>(updates),
-            is_delta, count, DataOrNull<T>(sum), DataOrNull<T>(velocity), rule);
+            UpdatePointers<T, T>(updates), is_delta, count, DataOrNull<T>(sum),
+            v, rule);
     }
   });
 }

@@ -65,8 +65,8 @@ int64_t SumElements(const at::Tensor& full, int64_t dim,
 // (SumElements(full, dim, tile_bytes)), reused tile after tile; undefined
 // when no count exceeds 1. The result does not depend on `tile_bytes`.
 // `is_delta[k]`: update k holds trained-minus-received changes rather than
-// trained weights. `velocity` (full's shape) is read and written only with
-// momentum; undefined otherwise.
+// trained weights. `velocity` (full's shape, in full's type or bfloat16) is read
+// and written only with momentum; undefined otherwise.
 void MergeSlices(const at::Tensor& full, int64_t dim,
                  const std::vector<const std::vector<int64_t>*>& indices,
                  const std::vector<at::Tensor>& updates,
