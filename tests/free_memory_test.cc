@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 
 #if defined(TWIST_WITH_JEMALLOC)
@@ -61,6 +63,26 @@ TEST(FreeMemoryTest, ReturnsFreedTensorsPagesToTheSystem) {
     ASSERT_GE(ResidentBytes() - before, int64_t{200} << 20);
   }
   ReturnFreeMemory();
+  EXPECT_LT(ResidentBytes() - before, int64_t{64} << 20);
+}
+
+TEST(FreeMemoryTest, ReturnsFreedPagesInTheBackgroundAtIdlePriority) {
+  const int64_t before = ResidentBytes();
+  {
+    std::vector<at::Tensor> blocks;
+    for (int i = 0; i < 64; ++i) {
+      blocks.push_back(at::ones({1 << 20}, at::kFloat));  // [1M], 4 MB each
+    }
+    ASSERT_GE(ResidentBytes() - before, int64_t{200} << 20);
+  }
+  const int64_t served = IdleReturnsSoFar().served;
+  ReturnFreeMemoryWhenIdle();  // returns before the memory is handed back
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (IdleReturnsSoFar().served <= served && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_GT(IdleReturnsSoFar().served, served) << "not served in 60 s";
+  EXPECT_TRUE(IdleReturnsSoFar().idle_priority);
   EXPECT_LT(ResidentBytes() - before, int64_t{64} << 20);
 }
 

@@ -8,8 +8,8 @@
 // more back at once, and each local step faults in the pages of its
 // activations again: 1.6-1.8x as long at GPT-2 small); a background thread
 // hands free pages back over about 10 s (`dirty_decay_ms:10000`), and the
-// worker all of them once a round, after sending its update
-// (ReturnFreeMemory).
+// worker all of them once a round, after sending its update, when the
+// machine's cores are otherwise idle (ReturnFreeMemoryWhenIdle).
 //
 // The decay is a trade, which local training settles by model size
 // (common/training/local_training.cc, KeepFreePages). It counts the growth of

@@ -405,7 +405,9 @@ ServeResult WorkerClient::TrainAndSend(twist::v1::UpdateHeader update,
     trainer_->KeepResidual(std::move(trained->residual));
   }
   trained->tensors = common::NamedTensors();
-  common::ReturnFreeMemory();  // the round's buffers, freed on any thread
+  // The round's buffers, freed on any thread, go back while the machine's
+  // cores are otherwise idle: the coordinator may be merging on them now.
+  common::ReturnFreeMemoryWhenIdle();
   return Sent(std::move(sent));
 }
 

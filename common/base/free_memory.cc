@@ -1,5 +1,13 @@
 #include "common/base/free_memory.h"
 
+#include <pthread.h>
+#include <sched.h>
+
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
 #if defined(TWIST_WITH_JEMALLOC)
 #include <jemalloc/jemalloc.h>
 #include <sys/types.h>
@@ -10,6 +18,63 @@
 #endif
 
 namespace twist::common {
+namespace {
+
+// The thread of ReturnFreeMemoryWhenIdle, made at the first request and
+// never stopped (it waits on its mutex between requests).
+class IdleReturner {
+ public:
+  IdleReturner() { std::thread([this] { Run(); }).detach(); }
+
+  void Request() {
+    absl::MutexLock lock(&mu_);
+    ++requested_;
+  }
+
+  IdleReturns SoFar() {
+    absl::MutexLock lock(&mu_);
+    return {served_, idle_priority_};
+  }
+
+ private:
+  void Run() {
+    const sched_param param{};  // priority 0, the one SCHED_IDLE takes
+    const bool idle =
+        pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) == 0;
+    for (;;) {
+      int64_t serving = 0;
+      {
+        absl::MutexLock lock(&mu_);
+        idle_priority_ = idle;
+        mu_.Await(absl::Condition(
+            +[](IdleReturner* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) {
+              return r->requested_ > r->served_;
+            },
+            this));
+        serving = requested_;
+      }
+      ReturnFreeMemory();
+      absl::MutexLock lock(&mu_);
+      served_ = serving;
+    }
+  }
+
+  absl::Mutex mu_;
+  int64_t requested_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t served_ ABSL_GUARDED_BY(mu_) = 0;
+  bool idle_priority_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+IdleReturner& Returner() {
+  static IdleReturner* const returner = new IdleReturner();  // never freed
+  return *returner;
+}
+
+}  // namespace
+
+void ReturnFreeMemoryWhenIdle() { Returner().Request(); }
+
+IdleReturns IdleReturnsSoFar() { return Returner().SoFar(); }
 
 void ReturnFreeMemory() {
 #if defined(TWIST_WITH_JEMALLOC)

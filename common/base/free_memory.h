@@ -6,6 +6,7 @@
 #ifndef TWIST_COMMON_BASE_FREE_MEMORY_H_
 #define TWIST_COMMON_BASE_FREE_MEMORY_H_
 
+#include <cstdint>
 #include <string>
 
 namespace twist::common {
@@ -16,6 +17,22 @@ namespace twist::common {
 // that what a round freed is not counted in the next round's resident
 // memory. Takes milliseconds.
 void ReturnFreeMemory();
+
+// ReturnFreeMemory on a thread of its own that runs only when no other
+// thread of the machine wants a core (SCHED_IDLE); returns at once. A worker
+// hands its round's buffers back this way after sending its update: a
+// coordinator on the same cores is merging then, and the hand-back (page
+// tables torn down for gigabytes) would take a core from it. Requests made
+// while one is under way are served by the next.
+void ReturnFreeMemoryWhenIdle();
+
+// What ReturnFreeMemoryWhenIdle has done: the requests served so far, and
+// whether its thread runs at idle priority (false where the system refused).
+struct IdleReturns {
+  int64_t served = 0;
+  bool idle_priority = false;
+};
+IdleReturns IdleReturnsSoFar();
 
 // With `keep`, free pages stay for reuse until ReturnFreeMemory; without, they
 // go back on the allocator's timer as the process's settings say (jemalloc's
