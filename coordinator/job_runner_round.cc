@@ -138,6 +138,29 @@ absl::StatusOr<std::vector<common::NamedTensors>> JobRunner::SliceForSlots(
     std::vector<common::NamedTensors>* shifts) {
   bool same = true;
   for (const auto& u : units) same = same && u == units[0];
+  shifts->assign(units.size(), common::NamedTensors());
+  const common::FullOptimizerState* state = model_->optimizer_state();
+  const at::ScalarType model_type =
+      model_->parameters().empty()
+          ? wire_dtype_
+          : model_->parameters()[0].tensor.scalar_type();
+  if (same && state == nullptr && wire_dtype_ == model_type &&
+      units[0] == common::AllUnits(config_)) {
+    // local_sgd in the model's own type: every slot's assignment is the
+    // model itself, streamed from its memory without a copy. Nothing writes
+    // the model before every slot has settled: a worker delivers only after
+    // reading its whole assignment, and the stream of a slot given up stops
+    // at its next chunk once the round is over (WorkerTransferService).
+    common::NamedTensors model;
+    for (const auto& [name, t] : model_->parameters()) {
+      model.Set(name, t.detach());
+    }
+    const common::SlotPayload payload(config_, units[0], wire_dtype_,
+                                      /*with_optimizer_state=*/false);
+    TWIST_ASSIGN_OR_RETURN(common::NamedTensors assignment,
+                           payload.ComposeAssignment(model, {}));
+    return std::vector<common::NamedTensors>(units.size(), assignment);
+  }
   // local_sgd: one extraction, shared read-only by every slot.
   const std::vector<common::SubnetUnits> distinct =
       same ? std::vector<common::SubnetUnits>{units[0]} : units;
@@ -147,7 +170,6 @@ absl::StatusOr<std::vector<common::NamedTensors>> JobRunner::SliceForSlots(
       std::vector<common::NamedTensors> params,
       common::ExtractSubnets(config_, model_->parameters(), distinct,
                              wire_dtype_, &round_pool_));
-  shifts->assign(units.size(), common::NamedTensors());
   if (spec_.scaling() == twist::v1::SCALING_CORRECTION && !same) {
     // Each slot's missing units' mean contributions go into its output
     // biases (and come out again when its update is merged).
@@ -160,7 +182,6 @@ absl::StatusOr<std::vector<common::NamedTensors>> JobRunner::SliceForSlots(
   }
   // The units' optimizer state travels with them, when the coordinator
   // keeps it.
-  const common::FullOptimizerState* state = model_->optimizer_state();
   std::vector<common::NamedTensors> states(distinct.size());
   if (state != nullptr) {
     TWIST_ASSIGN_OR_RETURN(

@@ -117,8 +117,17 @@ grpc::Status WorkerTransferService::ReceiveAssignment(
   *header.mutable_header() = a->header;
   const absl::Status sent = common::WriteTensorStream(
       writer, header, a->tensors, common::kAssignmentChunkField, [&] {
-        return context->IsCancelled() ? absl::CancelledError("worker went away")
-                                      : absl::OkStatus();
+        if (context->IsCancelled()) {
+          return absl::CancelledError("worker went away");
+        }
+        // A slot given up: the round has ended without it, and its
+        // assignment may be the model itself, which the merge now writes.
+        if (!board_->Find(a->header.incarnation(), a->header.job_id(),
+                          a->header.round())
+                 .ok()) {
+          return absl::AbortedError("the round ended without this slot");
+        }
+        return absl::OkStatus();
       });
   if (!sent.ok()) {
     LOG(WARNING) << "assignment of job " << a->header.job_id() << " round "
