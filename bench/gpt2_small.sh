@@ -13,8 +13,8 @@
 # assignment to update); and each process's resident memory before the job.
 # Prints "JSON {...}" lines. Every job uses the spec's recipe, which is the
 # default one: no update compression; in twist mode the rolling deal and
-# Nesterov's outer step (learning rate 1, momentum 0.7: a model-sized
-# velocity on the coordinator), in local_sgd mode plain averaging. The
+# Nesterov's outer step (learning rate 1, momentum 0.7: a bfloat16
+# velocity on the coordinator, half the model's bytes), in local_sgd mode plain averaging. The
 # coordinator merges on COORDINATOR_THREADS threads (default 2: the workers
 # wait for the merge, so its cores are free then). ROW... runs only the rows
 # named (keep1-f32, keep0.5-f32, keep0.5-bf16).

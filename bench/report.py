@@ -291,7 +291,7 @@ Three jobs with fresh daemons each: keep 1 (local_sgd, every worker trains
 the whole model) and keep 1/2 (twist), float32, and keep 1/2 in bfloat16;
 every one uncompressed, with the example spec's recipe, the default one (in
 twist mode the rolling deal and Nesterov's outer step, whose velocity is a
-model-sized float32 tensor on the coordinator; local_sgd averages plainly);
+bfloat16 tensor per parameter on the coordinator, half the model's bytes; local_sgd averages plainly);
 the coordinator merges on 2 threads (the workers wait for the
 merge, so their cores are free then). Both daemons allocate with jemalloc,
 set as `docs/architecture.md` ("Memory") describes. Peak memory is VmHWM,

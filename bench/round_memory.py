@@ -13,7 +13,7 @@ what it is known to hold: the process before the job, the model, the round's
 tensors (one pool: the slots' assignments, whose memory then receives the
 updates, so the larger of all assignments and all updates), the merge's sums
 (one tile of a tensor per merging thread: 128 KB), the outer step's velocity
-(model-sized, with momentum) and the rest (gRPC buffers, evaluation, the allocator's free blocks).
+(with momentum: one bfloat16 per parameter) and the rest (gRPC buffers, evaluation, the allocator's free blocks).
 
   python3 bench/round_memory.py HTTP_PORT LABEL LOCAL_STEPS COORDINATOR_PID WORKER_PID...
 """
@@ -50,8 +50,8 @@ def breakdown(label, job, last, idle, peak):
              # One tile of scratch (common/ist/slice_kernels.h,
              # kMergeTileBytes) on each of at most 2 merging threads.
              "merge_sums": 2 * 128 * 1024,
-             # The outer step's momentum: one float32 velocity per parameter.
-             "velocity": 4 * job["parameters"] if job["spec"].get("outer_momentum", 0) > 0 else 0}
+             # The outer step's momentum: one bfloat16 velocity per parameter.
+             "velocity": 2 * job["parameters"] if job["spec"].get("outer_momentum", 0) > 0 else 0}
     parts["rest"] = peak - sum(parts.values())
     return {"bench": "gpt2_small_breakdown", "label": label,
             "coordinator_peak_bytes": peak, **parts}
