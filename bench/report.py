@@ -326,8 +326,8 @@ peak is its own.
                        f"{x(b['round_tensors'])} | "
                        f"{x(b['merge_sums'])} | {x(b['rest'])} | {x(r['coordinator_peak_bytes'])} |")
     out += ["", "  Round tensors: one pool for the slots' assignments and the updates received "
-            "into their memory once streamed (local_sgd: one extraction shared by both slots, "
-            "two updates); merge sums: one tile of scratch (128 KB) per tensor being merged, on "
+            "into their memory once streamed (local_sgd in float32: no extraction, the model "
+            "itself is streamed to both slots; two updates); merge sums: one tile of scratch (128 KB) per tensor being merged, on "
             "each of 2 threads; rest: gRPC buffers, "
             "evaluation (a block of positions at a time) and the allocator's free blocks."]
     if "worker_half_vs_full_memory" in s:
@@ -335,19 +335,21 @@ peak is its own.
                    "(target at most 0.7x; the parameters alone put the floor at 0.66: the "
                    "replicated embeddings).")
     if "worker_half_bf16_gb" in s:
+        f32 = runs.get("keep0.5-f32", {}).get("worker_peak_bytes")
         out.append(f"- The keep-1/2 worker with bfloat16 transport: **{s['worker_half_bf16_gb']:.2f} GB** "
-                   "(target at most 3.5).")
+                   "(target at most 3.5, and no higher than the float32 one"
+                   + (f": {gb(f32)} GB" if f32 else "") + ").")
     if "worker_growth_after_round_2_gb" in s:
         out.append(f"- A worker's largest peak after round 2 over its round-2 peak, worst run: "
                    f"**{s['worker_growth_after_round_2_gb']:+.2f} GB** (no growth is 0).")
-    if "brown_loss_check" in s:
-        checks = s["brown_loss_check"]
-        out.append(f"- Loss unchanged by the chunked loss, the carried optimizer state, the allocator and the tiled merge: the "
-                   f"2000-step Brown runs of the recipe then the default ({checks[0]['recipe']}), seeds "
+    for change, delta in s.get("brown_loss_check_mean_delta", {}).items():
+        checks = [c for c in s["brown_loss_check"] if c["change"] == change]
+        out.append(f"- Loss unchanged by {change}: the "
+                   f"2000-step Brown runs of {checks[0]['recipe']}, seeds "
                    + ", ".join(str(c["seed"]) for c in checks) + ": before "
                    + ", ".join(f"{c['before']:.5f}" for c in checks) + f" (commit `{checks[0]['before_commit'][:10]}`), after "
-                   + ", ".join(f"{c['after']:.5f}" for c in checks)
-                   + f"; means differ by **{s['brown_loss_check_mean_delta']:+.5f}** (target within 0.005).")
+                   + ", ".join(f"{c['after']:.5f}" for c in checks) + f" (commit `{checks[0]['after_commit'][:10]}`)"
+                   + f"; means differ by **{delta:+.5f}** (target within 0.005).")
     out.append(f"- The coordinator's overhead per round (the round's wall time minus the slowest "
                f"worker's time from assignment to update: the deal, the merge, the records), "
                f"median over rounds, largest run: **{s['coordinator_overhead_s_max']:.4f} s** "

@@ -166,12 +166,16 @@ def gpt2_small(rows):
     if "keep0.5-bf16" in summary:
         out["worker_half_bf16_gb"] = round(summary["keep0.5-bf16"]["worker_peak_bytes"] / 1e9, 3)
     if loss_check:
-        # The Brown runs of the default recipe with the binaries before and
-        # after a change of the loss or the optimizer state's handling.
+        # The Brown runs of a recipe with the binaries before and after a
+        # change of the arithmetic (`change` says which), seeds each.
         out["brown_loss_check"] = loss_check
-        out["brown_loss_check_mean_delta"] = round(
-            statistics.mean(r["after"] for r in loss_check)
-            - statistics.mean(r["before"] for r in loss_check), 5)
+        by_change = collections.defaultdict(list)
+        for r in loss_check:
+            by_change[r["change"]].append(r)
+        out["brown_loss_check_mean_delta"] = {
+            change: round(statistics.mean(r["after"] for r in rs)
+                          - statistics.mean(r["before"] for r in rs), 5)
+            for change, rs in by_change.items()}
     return out
 
 
