@@ -68,6 +68,37 @@ TEST(AdamWTest, EqualsTorchAdamWStepForStep) {
   EXPECT_EQ(state.Find(StepsName("transformer.wte.weight"))->item<float>(), 6);
 }
 
+TEST(AdamWTest, TensorsLargerThanABatchEqualTorchAdamW) {
+  // Two tensors past the update's batch of 4M elements, cut into pieces.
+  torch::manual_seed(3);
+  const torch::Tensor start = torch::randn({1100, 4000});  // [1100, 4000]
+  const torch::Tensor bias_start = torch::randn({4100000});
+  torch::Tensor mine = start.clone().requires_grad_();
+  torch::Tensor mine_bias = bias_start.clone().requires_grad_();
+  torch::Tensor theirs = start.clone().requires_grad_();
+  torch::Tensor theirs_bias = bias_start.clone().requires_grad_();
+  NamedTensors params;
+  params.Set("w", mine);
+  params.Set("b", mine_bias);
+  AdamW adamw(params, {-1, -1}, AdamWOptions{0.9, 0.95, 1e-8, 0.0});
+  torch::optim::AdamW torch_adamw(
+      {theirs, theirs_bias},
+      torch::optim::AdamWOptions(1e-3).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.0));
+  for (int step = 0; step < 3; ++step) {
+    const torch::Tensor g = torch::randn({1100, 4000});
+    const torch::Tensor gb = torch::randn({4100000});
+    mine.mutable_grad() = g.clone();
+    mine_bias.mutable_grad() = gb.clone();
+    theirs.mutable_grad() = g.clone();
+    theirs_bias.mutable_grad() = gb.clone();
+    adamw.Step(1e-3);
+    torch_adamw.step();
+  }
+  EXPECT_TRUE(mine.equal(theirs));
+  EXPECT_TRUE(mine_bias.equal(theirs_bias));
+  EXPECT_FALSE(mine.equal(start));
+}
+
 TEST(AdamWTest, PerPositionStepsCorrectEachPositionsBias) {
   // One parameter of 2 rows; row 0 has taken 3 steps before, row 1 none.
   at::Tensor p = torch::zeros({2, 3}, torch::requires_grad());

@@ -1,5 +1,6 @@
 #include "common/training/adamw.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -19,6 +20,41 @@ std::vector<int64_t> StepsShape(const at::Tensor& like, int64_t dim) {
 
 int64_t Positions(const at::Tensor& like, int64_t dim) {
   return dim < 0 ? 1 : like.size(dim);
+}
+
+// The elements of one batch of the update's last step: its temporaries
+// (the square roots of the second moments) exist for one batch at a time,
+// 16 MB in float32, not for every parameter at once.
+constexpr int64_t kUpdateBatchElements = int64_t{4} << 20;
+
+// Parameters and their moments as batches of flat pieces, each batch at most
+// kUpdateBatchElements: a tensor larger than that is cut into pieces.
+struct UpdateBatch {
+  std::vector<at::Tensor> params, exp_avgs, exp_avg_sqs;
+};
+std::vector<UpdateBatch> UpdateBatches(const std::vector<at::Tensor>& params,
+                                       const std::vector<at::Tensor>& exp_avgs,
+                                       const std::vector<at::Tensor>& exp_avg_sqs) {
+  std::vector<UpdateBatch> out(1);
+  int64_t filled = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const at::Tensor p = params[i].view(-1);      // [n], the same memory
+    const at::Tensor m = exp_avgs[i].view(-1);    // [n]
+    const at::Tensor v = exp_avg_sqs[i].view(-1); // [n]
+    for (int64_t at = 0, n = p.numel(); at < n;) {
+      if (filled == kUpdateBatchElements) {
+        out.emplace_back();
+        filled = 0;
+      }
+      const int64_t len = std::min(n - at, kUpdateBatchElements - filled);
+      out.back().params.push_back(p.narrow(0, at, len));
+      out.back().exp_avgs.push_back(m.narrow(0, at, len));
+      out.back().exp_avg_sqs.push_back(v.narrow(0, at, len));
+      filled += len;
+      at += len;
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -110,10 +146,13 @@ void AdamW::Step(double lr) {
     const double bias1 = 1 - std::pow(b1, t);
     const double bias2 = 1 - std::pow(b2, t);
     // p <- p - lr / bias1 * m / (sqrt(v) / sqrt(bias2) + eps)
-    std::vector<at::Tensor> denom = at::_foreach_sqrt(u.exp_avg_sqs);
-    at::_foreach_div_(denom, std::sqrt(bias2));
-    at::_foreach_add_(denom, options_.eps);
-    at::_foreach_addcdiv_(u.params, u.exp_avgs, denom, -lr / bias1);
+    for (const UpdateBatch& b :
+         UpdateBatches(u.params, u.exp_avgs, u.exp_avg_sqs)) {
+      std::vector<at::Tensor> denom = at::_foreach_sqrt(b.exp_avg_sqs);
+      at::_foreach_div_(denom, std::sqrt(bias2));
+      at::_foreach_add_(denom, options_.eps);
+      at::_foreach_addcdiv_(b.params, b.exp_avgs, denom, -lr / bias1);
+    }
   }
   for (Entry* e : mixed) {
     at::Tensor p = e->param.detach();
