@@ -30,4 +30,11 @@ absl::StatusOr<std::shared_ptr<RoundCollector>> RoundBoard::Find(
   return current_;
 }
 
+bool RoundBoard::IsCurrent(uint64_t incarnation, int64_t job_id,
+                           int32_t round) {
+  absl::MutexLock lock(&mu_);
+  return incarnation == incarnation_ && current_ != nullptr &&
+         current_->job_id() == job_id && current_->round() == round;
+}
+
 }  // namespace twist::coordinator

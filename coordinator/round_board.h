@@ -32,6 +32,10 @@ class RoundBoard {
                                                        int64_t job_id,
                                                        int32_t round);
 
+  // Whether (job_id, round) of this incarnation is the current round; not a
+  // message, so not counted in stale_messages().
+  bool IsCurrent(uint64_t incarnation, int64_t job_id, int32_t round);
+
   // Messages for a round that was not current, since start.
   int64_t stale_messages() const { return stale_messages_.load(); }
 

@@ -122,9 +122,8 @@ grpc::Status WorkerTransferService::ReceiveAssignment(
         }
         // A slot given up: the round has ended without it, and its
         // assignment may be the model itself, which the merge now writes.
-        if (!board_->Find(a->header.incarnation(), a->header.job_id(),
-                          a->header.round())
-                 .ok()) {
+        if (!board_->IsCurrent(a->header.incarnation(), a->header.job_id(),
+                               a->header.round())) {
           return absl::AbortedError("the round ended without this slot");
         }
         return absl::OkStatus();

@@ -77,6 +77,8 @@ TEST(WorkerTransferServiceTest, AnAssignmentStopsStreamingOnceItsRoundIsOver) {
   EXPECT_NE(status.error_message().find("round ended"), std::string::npos)
       << status.error_message();
   EXPECT_LT(chunks, 64);  // not the whole assignment
+  // The check is not a stale message; the failure's own lookup is one.
+  EXPECT_EQ(board.stale_messages(), 1);
   server->Shutdown();
 }
 
