@@ -17,7 +17,13 @@
 #          (about 55 minutes)
 #   score  the defaults (no recipe option given) at 2 and 4 workers, seeds
 #          3-5, and at 8 workers, seed 3; the recipe they replace (random
-#          deal, plain merging) at 2 and 4 workers, seed 3 (about 20 minutes)
+#          deal, plain merging, disjoint subnetworks) at 2 and 4 workers,
+#          seed 3 (about 30 minutes)
+#   split  subnetworks past 2 workers: half of each layer per worker (the
+#          default since) against the disjoint quarters and eighths (1/n)
+#          the runs above that name --keep_ratio measured, seeds 1-2 at 4
+#          workers (about 15 minutes); the disjoint split scored like
+#          `score` (quarters-4w, eighths-8w)
 #   diloco local_sgd on the same workers with the same outer step, worker-
 #          resident state, seed 3 (about 10 minutes)
 #   plain  the plain PyTorch loop, seeds 3-5, with its model scored every 500
@@ -49,6 +55,10 @@ run() {  # label workers seed [options...]
 # The seeds that score and plain run (TWIST_SEEDS overrides: "4 5" first
 # and 3, whose curves the plot draws, on a quiet machine).
 seeds=${TWIST_SEEDS:-3 4 5}
+# The disjoint split of N workers (each 1/N of every layer), the default
+# before half of each layer: the grid's, the first pass's and the old
+# recipe's runs measured it.
+disjoint() { echo "--keep_ratio=$(awk "BEGIN { print 1 / $1 }")"; }
 # Rounds of L local steps, 2000 steps per worker in all.
 steps() { echo "--rounds=$((2000 / $1)) --local_steps=$1"; }
 
@@ -81,7 +91,7 @@ grid() {
     for momentum in 0.7 0.8 0.9; do
       # shellcheck disable=SC2046
       run "grid-4w-lr0.7-m$momentum-L50" 4 "$seed" $(steps 50) \
-        --deal=rolling --outer_lr=0.7 --outer_momentum=$momentum
+        --deal=rolling --outer_lr=0.7 --outer_momentum=$momentum $(disjoint 4)
     done
   done
   grid4
@@ -98,27 +108,27 @@ grid4() {
     for workers in 2 4; do
       # shellcheck disable=SC2046
       run "grid-${workers}w-lr1.0-m0.7-L50" "$workers" "$seed" $(steps 50) \
-        --deal=rolling --outer_lr=1.0 --outer_momentum=0.7
+        --deal=rolling --outer_lr=1.0 --outer_momentum=0.7 $(disjoint "$workers")
     done
   done
   # shellcheck disable=SC2046
   {
-    run grid-4w-lr1.0-m0.6-L50 4 1 $(steps 50) --deal=rolling --outer_lr=1.0 --outer_momentum=0.6
-    run grid-4w-lr0.7-m0.7-L25 4 1 $(steps 25) --deal=rolling --outer_lr=0.7 --outer_momentum=0.7
-    run grid-4w-lr1.0-m0.7-L25 4 1 $(steps 25) --deal=rolling --outer_lr=1.0 --outer_momentum=0.7
+    run grid-4w-lr1.0-m0.6-L50 4 1 $(steps 50) --deal=rolling --outer_lr=1.0 --outer_momentum=0.6 $(disjoint 4)
+    run grid-4w-lr0.7-m0.7-L25 4 1 $(steps 25) --deal=rolling --outer_lr=0.7 --outer_momentum=0.7 $(disjoint 4)
+    run grid-4w-lr1.0-m0.7-L25 4 1 $(steps 25) --deal=rolling --outer_lr=1.0 --outer_momentum=0.7 $(disjoint 4)
     run grid-4w-lr0.7-m0.7-L50-coordinator-state 4 1 $(steps 50) --deal=rolling \
-      --outer_lr=0.7 --outer_momentum=0.7 --optimizer_state=coordinator
+      --outer_lr=0.7 --outer_momentum=0.7 --optimizer_state=coordinator $(disjoint 4)
     for scaling in none correction; do
       run "grid-4w-lr0.7-m0.7-L50-scaling-$scaling" 4 1 $(steps 50) --deal=rolling \
-        --outer_lr=0.7 --outer_momentum=0.7 --scaling=$scaling
+        --outer_lr=0.7 --outer_momentum=0.7 --scaling=$scaling $(disjoint 4)
     done
     for seed in 3 4 5; do
       for workers in 2 4; do
         run "score-${workers}w-lr0.7-m0.7" "$workers" "$seed" $(steps 50) \
-          --outer_lr=0.7 --outer_momentum=0.7
+          --outer_lr=0.7 --outer_momentum=0.7 $(disjoint "$workers")
       done
     done
-    run score-8w-lr0.7-m0.7 8 3 $(steps 50) --outer_lr=0.7 --outer_momentum=0.7
+    run score-8w-lr0.7-m0.7 8 3 $(steps 50) --outer_lr=0.7 --outer_momentum=0.7 $(disjoint 8)
     for workers in 2 4; do
       run "diloco-${workers}w-lr0.7-m0.7" "$workers" 3 $(steps 50) --mode=local_sgd \
         --optimizer_state=worker --outer_lr=0.7 --outer_momentum=0.7
@@ -139,9 +149,23 @@ score() {
     for workers in 2 4; do
       # shellcheck disable=SC2046
       run "old-default-${workers}w" "$workers" 3 $(steps 50) \
-        --deal=random --outer_lr=1 --outer_momentum=0
+        --deal=random --outer_lr=1 --outer_momentum=0 $(disjoint "$workers")
     done
   done
+}
+
+split() {
+  local seed
+  for seed in 1 2; do
+    # shellcheck disable=SC2046
+    run grid-4w-lr1.0-m0.7-L50-half 4 "$seed" $(steps 50) --keep_ratio=0.5
+  done
+  for seed in $seeds; do
+    # shellcheck disable=SC2046
+    run quarters-4w 4 "$seed" $(steps 50) $(disjoint 4)
+  done
+  # shellcheck disable=SC2046
+  run eighths-8w 8 3 $(steps 50) $(disjoint 8)
 }
 
 diloco() {
@@ -194,9 +218,10 @@ for section in "$@"; do
     grid) grid ;;
     grid4) grid4 ;;
     score) score ;;
+    split) split ;;
     diloco) diloco ;;
     plain) plain ;;
     plot) /usr/bin/python3 bench/plot.py default_recipe "$summary" "$rounds_csv" "$out" ;;
-    *) echo "unknown section $section: grid, grid4, score, diloco, plain or plot" >&2; exit 2 ;;
+    *) echo "unknown section $section: grid, grid4, score, split, diloco, plain or plot" >&2; exit 2 ;;
   esac
 done

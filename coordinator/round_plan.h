@@ -19,7 +19,8 @@ namespace twist::coordinator {
 // given capacities (declared or learned; used unless spec.quota() is
 // QUOTA_EQUAL), which share out the equal quotas' total. Quotas per
 // layer: heads_per_worker / ffn_columns_per_worker when set, else keep_ratio
-// when set, else an even split (ceil(k / n)). Errors as AssignUnits.
+// when set, else half of each layer (common::DefaultQuota). Errors as
+// AssignUnits.
 absl::StatusOr<std::vector<common::SubnetUnits>> PlanRound(
     const twist::v1::JobSpec& spec, const common::ModelConfig& config,
     int32_t round, const std::vector<double>& capacities);

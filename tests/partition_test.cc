@@ -216,10 +216,13 @@ TEST(QuotaTest, KeepRatioRoundsAndKeepsAtLeastOneUnit) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(QuotaTest, DefaultQuotaSplitsEvenlyOrCovers) {
+TEST(QuotaTest, DefaultQuotaIsHalfALayerOrAllOfItAlone) {
+  EXPECT_EQ(DefaultQuota(8, 1), 8);
   EXPECT_EQ(DefaultQuota(8, 2), 4);
-  EXPECT_EQ(DefaultQuota(8, 3), 3);
-  EXPECT_EQ(DefaultQuota(4, 8), 1);
+  EXPECT_EQ(DefaultQuota(8, 3), 4);
+  EXPECT_EQ(DefaultQuota(4, 8), 2);
+  EXPECT_EQ(DefaultQuota(3, 4), 2);
+  EXPECT_EQ(DefaultQuota(1, 2), 1);
 }
 
 TEST(QuotaTest, CapacityProportionalQuotas) {

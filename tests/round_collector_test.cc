@@ -63,7 +63,7 @@ class RoundCollectorTest : public ::testing::Test {
     }
   }
 
-  // Slots of round kRound for n workers w1..wn with the default even split.
+  // Slots of round kRound for n workers w1..wn with the default quotas.
   std::vector<SlotSpec> Slots(int n) {
     twist::v1::JobSpec spec;
     spec.set_seed(3);
@@ -284,7 +284,7 @@ TEST_F(RoundCollectorTest, MergeAppliesExactlyTheMeanUpdate) {
     EXPECT_EQ(w.parameters(),
               common::SubnetConfig(Config(), slots[s].units).NumParameters());
   }
-  // Everything moves by +1, exactly: the even split of 2 heads and 32
+  // Everything moves by +1, exactly: the default split of 2 heads and 32
   // columns over 2 workers is disjoint, and both move the replicated tensors.
   for (const auto& [name, t] : params_) {
     EXPECT_TRUE(t.equal(*before.Find(name) + 1.0)) << name;

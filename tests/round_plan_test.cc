@@ -79,19 +79,49 @@ TEST(PlanRoundTest, DefaultSplitIsDisjointAndCoversEveryUnit) {
   }
 }
 
+TEST(PlanRoundTest, PastTwoWorkersEachHoldsHalfOfEveryLayer) {
+  // 4 workers, each with half of every layer (2 of 4 heads, 32 of 64
+  // columns): every unit is held, by two workers each under rolling windows.
+  for (auto deal : {twist::v1::DEAL_RANDOM, twist::v1::DEAL_ROLLING}) {
+    JobSpec spec = Spec();
+    spec.set_deal(deal);
+    const std::vector<SubnetUnits> plan = Plan(spec, 3, {1.0, 1.0, 1.0, 1.0});
+    ASSERT_EQ(plan.size(), 4u);
+    for (int l = 0; l < 2; ++l) {
+      for (int w = 0; w < 4; ++w) {
+        EXPECT_EQ(Units(plan[w], l, true).size(), 2u) << w;
+        EXPECT_EQ(Units(plan[w], l, false).size(), 32u) << w;
+      }
+      std::vector<int> heads = AllHeld(plan, l, true);
+      std::vector<int> columns = AllHeld(plan, l, false);
+      if (deal == twist::v1::DEAL_ROLLING) {
+        std::vector<int> twice;
+        for (int u : Iota(4)) twice.insert(twice.end(), {u, u});
+        EXPECT_EQ(heads, twice);
+      }
+      heads.erase(std::unique(heads.begin(), heads.end()), heads.end());
+      EXPECT_EQ(heads, Iota(4));
+      columns.erase(std::unique(columns.begin(), columns.end()), columns.end());
+      EXPECT_EQ(columns, Iota(64));
+    }
+  }
+}
+
 TEST(PlanRoundTest, UnevenDefaultSplitStillCoversEveryUnit) {
-  // 4 heads over 3 workers: ceil(4 / 3) = 2 each, 6 places for 4 heads.
-  const std::vector<SubnetUnits> plan = Plan(Spec(), 1, {1.0, 1.0, 1.0});
-  ASSERT_EQ(plan.size(), 3u);
+  // 3 heads a layer over 3 workers: ceil(3 / 2) = 2 each, 6 places for 3.
+  auto plan = PlanRound(Spec(), ModelConfig::Full(2, 3, 12, 8, 16), 1,
+                        {1.0, 1.0, 1.0});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->size(), 3u);
   for (int l = 0; l < 2; ++l) {
-    std::vector<int> heads = AllHeld(plan, l, true);
+    std::vector<int> heads = AllHeld(*plan, l, true);
     EXPECT_EQ(heads.size(), 6u);
     heads.erase(std::unique(heads.begin(), heads.end()), heads.end());
-    EXPECT_EQ(heads, Iota(4));
-    std::vector<int> columns = AllHeld(plan, l, false);
-    EXPECT_EQ(columns.size(), 66u);  // ceil(64 / 3) = 22 each
+    EXPECT_EQ(heads, Iota(3));
+    std::vector<int> columns = AllHeld(*plan, l, false);
+    EXPECT_EQ(columns.size(), 72u);  // ceil(48 / 2) = 24 each
     columns.erase(std::unique(columns.begin(), columns.end()), columns.end());
-    EXPECT_EQ(columns, Iota(64));
+    EXPECT_EQ(columns, Iota(48));
   }
 }
 
@@ -149,7 +179,7 @@ TEST(PlanRoundTest, UnequalQuotasGiveMoreUnitsToABiggerCapacity) {
       const std::vector<SubnetUnits> plan = Plan(spec, 1, {1.0, 3.0});
       ASSERT_EQ(plan.size(), 2u);
       for (int l = 0; l < 2; ++l) {
-        // The even split's 4 heads and 64 columns, dealt 1 : 3.
+        // Two workers' default total, 4 heads and 64 columns, dealt 1 : 3.
         EXPECT_EQ(Units(plan[0], l, true).size(), 1u);
         EXPECT_EQ(Units(plan[1], l, true).size(), 3u);
         EXPECT_EQ(Units(plan[0], l, false).size(), 16u);

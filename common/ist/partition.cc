@@ -172,8 +172,8 @@ absl::StatusOr<std::vector<int>> QuotasFromCapacities(
 }
 
 int DefaultQuota(int num_units, int num_workers) {
-  if (num_workers <= 0) return num_units;
-  return (num_units + num_workers - 1) / num_workers;
+  if (num_workers <= 1) return num_units;
+  return (num_units + 1) / 2;
 }
 
 absl::StatusOr<UnitAssignment> RollingWindows(int num_units,

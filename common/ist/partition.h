@@ -66,8 +66,11 @@ absl::StatusOr<std::vector<int>> QuotasFromKeepRatio(int num_units,
 absl::StatusOr<std::vector<int>> QuotasFromCapacities(
     int num_units, const std::vector<double>& capacities, int total);
 
-// Default quota when a job gives neither counts nor a keep ratio:
-// ceil(num_units / num_workers), a disjoint split when it divides evenly.
+// Default quota when a job gives neither counts nor a keep ratio: half of
+// the layer's units, ceil(num_units / 2), or all of them for one worker. Two
+// workers split the layer; with more, each unit is held by about n / 2 of
+// them and their changes are averaged (subnetworks narrower than half a layer
+// train markedly worse: docs/job-spec.md, "The default recipe").
 int DefaultQuota(int num_units, int num_workers);
 
 }  // namespace twist::common

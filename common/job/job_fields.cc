@@ -125,10 +125,10 @@ std::vector<JobField> TrainingFields() {
 std::vector<JobField> SubnetworkFields() {
   // clang-format off
   return {
-    {"heads_per_worker", "heads_per_worker", "", nullptr, "even split", {}, "",
+    {"heads_per_worker", "heads_per_worker", "", nullptr, "half of each layer", {}, "",
      "heads of each layer per worker"},
     {"ffn_columns_per_worker", "ffn_columns_per_worker", "", nullptr,
-     "even split", {}, "", "FFN columns of each layer per worker"},
+     "half of each layer", {}, "", "FFN columns of each layer per worker"},
     {"keep_ratio", "keep_ratio", "", nullptr, "", {}, "",
      "fraction of each layer's units per worker, used when the counts are 0"},
     {"capacity_weighted", "capacity_weighted", "false", nullptr, "", {}, "",

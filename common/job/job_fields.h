@@ -75,7 +75,7 @@ absl::Status SetFieldFromOption(const JobField& field, const std::string& value,
 // The option as users write it: "--lr", "--mode=twist|local_sgd",
 // "--init_from=FILE"; empty for fields without one.
 std::string OptionSpelling(const JobField& field);
-// The default as docs/job-spec.md shows it: "20", "`twist`", "even split".
+// The default as docs/job-spec.md shows it: "20", "`twist`", "half of each layer".
 std::string ShownDefault(const JobField& field);
 // The field table of docs/job-spec.md, one row per field, with its header.
 std::string JobFieldsMarkdownTable();
