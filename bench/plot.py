@@ -207,7 +207,8 @@ def default_recipe(summary_path, rounds_path, out):
     """Validation loss against wall time and against bytes moved, seed 3 of
     every run of bench/default_recipe.sh but the grid and the first pass's
     recipe (learning rate 0.7), the plain loop included (its bytes are zero:
-    a horizontal line at its final loss on the bytes plot)."""
+    a horizontal line at its final loss on the bytes plot); the disjoint
+    splits (quarters-4w, eighths-8w) dash-dotted."""
     series = collections.defaultdict(list)  # label -> [(seconds, bytes, val)]
     for r in csv.DictReader(open(rounds_path)):
         if r["seed"] == "3" and r["val_loss"] and r.get("elapsed_seconds") \
@@ -222,7 +223,8 @@ def default_recipe(summary_path, rounds_path, out):
         for label, points in sorted(series.items()):
             points.sort()
             keep = [p for p in points if p[column] > 0 or not logx]
-            style = ":" if label.startswith("old-") else ("--" if label.startswith("diloco") else "-")
+            style = (":" if label.startswith("old-") else "--" if label.startswith("diloco")
+                     else "-." if label.startswith(("quarters", "eighths")) else "-")
             ax.plot([p[column] for p in keep], [p[2] for p in keep], style, label=label, linewidth=1)
         if plain:
             if logx:

@@ -143,14 +143,19 @@ def learning(s):
 worker in 40 rounds of 50), one thread per worker, every run on the same 2
 cores; every final model scored on the same 200 validation batches. The
 defaults (rolling deal, Nesterov outer step with learning rate 1 and
-momentum 0.7) were chosen on the grid below (seeds 1-2) and are scored on
-seeds 3-5 against the plain PyTorch loop on the same seeds (one thread: its
-fastest setting on this machine); `first_pass` is the recipe chosen before
-the second pass at 4 workers (learning rate 0.7, momentum 0.7), scored the
-same way. DiLoCo is `local_sgd` with worker-resident state and the same outer
-step. Figures: `docs/bench/default_recipe_val_vs_{time,bytes}.png`.
+momentum 0.7, each worker holding half of every layer) were chosen on the
+grid below (seeds 1-2) and are scored on seeds 3-5 against the plain PyTorch
+loop on the same seeds (one thread: its fastest setting on this machine).
+`disjoint` (quarters-4w, eighths-8w) is the same recipe with the disjoint
+split the default was before, each of n workers holding 1/n of every layer;
+the grid's 4-worker rows and `first_pass` (the recipe chosen before the
+second pass at 4 workers, learning rate 0.7, momentum 0.7) ran with it, and
+`old_default` (random deal, plain merging) too. DiLoCo is `local_sgd` with
+worker-resident state and the same outer step. Figures:
+`docs/bench/default_recipe_val_vs_{time,bytes}.png`.
 """, "| key | nats/byte | seeds |", "|---|---|---|"]
     for key in ("default_twist_2w_vs_plain", "default_twist_4w_vs_plain", "default_twist_8w_vs_plain",
+                "disjoint_twist_4w_vs_plain", "disjoint_twist_8w_vs_plain",
                 "first_pass_twist_2w_vs_plain", "first_pass_twist_4w_vs_plain",
                 "first_pass_twist_8w_vs_plain",
                 "old_default_twist_2w_vs_plain", "old_default_twist_4w_vs_plain",

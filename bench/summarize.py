@@ -358,6 +358,8 @@ def learning(path):
     for key, label in (("default_twist_2w_vs_plain", "default-2w"),
                        ("default_twist_4w_vs_plain", "default-4w"),
                        ("default_twist_8w_vs_plain", "default-8w"),
+                       ("disjoint_twist_4w_vs_plain", "quarters-4w"),
+                       ("disjoint_twist_8w_vs_plain", "eighths-8w"),
                        ("old_default_twist_2w_vs_plain", "old-default-2w"),
                        ("old_default_twist_4w_vs_plain", "old-default-4w"),
                        ("diloco_2w_vs_plain", "diloco-2w"),

@@ -107,6 +107,26 @@ TEST(PlanRoundTest, PastTwoWorkersEachHoldsHalfOfEveryLayer) {
   }
 }
 
+// keep_ratio 1/n names the disjoint split, the default before half of each
+// layer: 4 workers with a quarter each, every unit held once.
+TEST(PlanRoundTest, KeepRatioOfOneOverNIsTheDisjointSplit) {
+  for (auto deal : {twist::v1::DEAL_RANDOM, twist::v1::DEAL_ROLLING}) {
+    JobSpec spec = Spec();
+    spec.set_deal(deal);
+    spec.set_keep_ratio(0.25);
+    const std::vector<SubnetUnits> plan = Plan(spec, 5, {1.0, 1.0, 1.0, 1.0});
+    ASSERT_EQ(plan.size(), 4u);
+    for (int l = 0; l < 2; ++l) {
+      for (int w = 0; w < 4; ++w) {
+        EXPECT_EQ(Units(plan[w], l, true).size(), 1u) << w;
+        EXPECT_EQ(Units(plan[w], l, false).size(), 16u) << w;
+      }
+      EXPECT_EQ(AllHeld(plan, l, true), Iota(4)) << "layer " << l;
+      EXPECT_EQ(AllHeld(plan, l, false), Iota(64)) << "layer " << l;
+    }
+  }
+}
+
 TEST(PlanRoundTest, UnevenDefaultSplitStillCoversEveryUnit) {
   // 3 heads a layer over 3 workers: ceil(3 / 2) = 2 each, 6 places for 3.
   auto plan = PlanRound(Spec(), ModelConfig::Full(2, 3, 12, 8, 16), 1,
