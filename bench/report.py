@@ -196,21 +196,29 @@ def unequal_workers(s):
 another); in the `half-` runs
 worker 2 is held to half a core by a cgroup's CPU quota (1.5 cores of work
 in all: the floor of the round-time ratio is 1.33). Median round time over
-rounds 2-40, each worker's median compute seconds and share of the dealt
-parameters, and the final loss on the 200 validation batches.
-""", "| run | quota | median round s | vs equal | rejected | worker 1 compute s, share | worker 2 compute s, share | final val loss |",
-           "|---|---|---|---|---|---|---|---|"]
+rounds 2-40, each worker's median compute seconds, share of the dealt
+parameters and local steps, and the final loss on the 200 validation batches.
+`half-learned` shares the learned quota out as units (`quota_in: units`),
+`half-steps` as local steps (`quota_in: local_steps`); `unequal_round_ratio`
+is half-steps' median round over equal's, `unequal_round_ratio_units`
+half-learned's.
+""", "| run | quota | shared as | median round s | vs equal | rejected | worker 1 compute s, share, steps | worker 2 compute s, share, steps | final val loss |",
+           "|---|---|---|---|---|---|---|---|---|"]
     base = s["runs"]["equal"]["median_round_s"]
     for label, r in s["runs"].items():
         ws = list(r["workers"].values())
-        cells = " | ".join(f"{w['median_compute_s']:.2f}, {w['median_parameter_share']:.2f}" for w in ws)
-        out.append(f"| {label} | {r['quota']} | {r['median_round_s']:.2f} | {r['median_round_s'] / base:.3f} | "
-                   f"{r['rejected_updates']} | {cells} | {r['final_val_loss']:.4f} |")
-    if "half_learned_final_val_loss_mean" in s:
-        seeds = ", ".join(f"seed {k} {v:.4f}" for k, v in s["half_learned_final_val_loss_by_seed"].items())
-        out += ["", f"The learned deal at half a core, by seed: {seeds}; mean "
-                f"**{s['half_learned_final_val_loss_mean']:.4f}** (equal workers: the `learning` "
-                "section's `default-2w`, the same job in process)."]
+        cells = " | ".join(f"{w['median_compute_s']:.2f}, {w['median_parameter_share']:.2f}, "
+                           f"{fmt(w.get('median_local_steps'), 0)}" for w in ws)
+        shared = r.get("quota_in", "QUOTA_IN_UNITS").replace("QUOTA_IN_", "").lower()
+        out.append(f"| {label} | {r['quota']} | {shared} | {r['median_round_s']:.2f} | "
+                   f"{r['median_round_s'] / base:.3f} | {r['rejected_updates']} | {cells} | "
+                   f"{r['final_val_loss']:.4f} |")
+    for key, name in (("half_learned", "units"), ("half_steps", "local steps")):
+        if key + "_final_val_loss_mean" in s:
+            seeds = ", ".join(f"seed {k} {v:.4f}" for k, v in s[key + "_final_val_loss_by_seed"].items())
+            out += ["", f"The learned quota in {name} at half a core, by seed: {seeds}; mean "
+                    f"**{s[key + '_final_val_loss_mean']:.4f}** (equal workers: the `learning` "
+                    "section's `default-2w`, the same job in process)."]
     return out
 
 
@@ -620,7 +628,7 @@ bash bench/run.sh --all   # and learning, optimizer state, bytes against BPE, GP
                ("learning", "default_twist_2w_vs_plain", "default recipe, 2 workers - plain loop, nats/byte (target +0.01)"),
                ("learning", "default_twist_4w_vs_plain", "default recipe, 4 workers - plain loop, nats/byte (target +0.03)"),
                ("learning", "default_twist_8w_vs_plain", "default recipe, 8 workers - plain loop, nats/byte"),
-               ("unequal_workers", "unequal_round_ratio", "one of 2 workers at half a core, learned quotas: median round / equal workers' (target 1.5, floor 1.33)"),
+               ("unequal_workers", "unequal_round_ratio", "one of 2 workers at half a core, learned quota in local steps: median round / equal workers' (target 1.5, floor 1.33)"),
                ("gpt2_small", "coordinator_peak_vs_model_bytes", "GPT-2 small: coordinator peak / model bytes (target 4)"),
                ("gpt2_small", "worker_half_vs_full_memory", "GPT-2 small: worker at keep 1/2 / keep 1 (target 0.7)"),
                ("gpt2_small", "worker_half_bf16_gb", "GPT-2 small: keep-1/2 bfloat16 worker peak, GB (target 3.5)"),

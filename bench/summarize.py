@@ -265,18 +265,20 @@ def unequal_workers(rows):
     base = rows["equal"]["median_round_s"]
     out = {"runs": {k: {x: v for x, v in r.items() if x != "rounds"} for k, r in rows.items()},
            "rounds": {k: r["rounds"] for k, r in rows.items()}}
-    for label, key in (("half-learned", "unequal_round_ratio"),
+    for label, key in (("half-learned", "unequal_round_ratio_units"),
+                       ("half-steps", "unequal_round_ratio"),
                        ("half-equal", "unequal_round_ratio_equal_quota")):
         if label in rows:
             out[key] = round(rows[label]["median_round_s"] / base, 3)
             out[key + "_rejected"] = rows[label]["rejected_updates"]
-    # The learned deal's loss over seeds: half-learned is seed 3,
-    # half-learned-seedN seed N.
-    learned = {int(k.rsplit("seed", 1)[1]) if "seed" in k else 3: r["final_val_loss"]
-               for k, r in rows.items() if k.startswith("half-learned")}
-    if learned:
-        out["half_learned_final_val_loss_by_seed"] = {str(k): v for k, v in sorted(learned.items())}
-        out["half_learned_final_val_loss_mean"] = round(statistics.mean(learned.values()), 5)
+    # The learned deals' losses over seeds: half-learned and half-steps are
+    # seed 3, half-learned-seedN and half-steps-seedN seed N.
+    for prefix, key in (("half-learned", "half_learned"), ("half-steps", "half_steps")):
+        by_seed = {int(k.rsplit("seed", 1)[1]) if "seed" in k else 3: r["final_val_loss"]
+                   for k, r in rows.items() if k.startswith(prefix)}
+        if by_seed:
+            out[key + "_final_val_loss_by_seed"] = {str(k): v for k, v in sorted(by_seed.items())}
+            out[key + "_final_val_loss_mean"] = round(statistics.mean(by_seed.values()), 5)
     return out
 
 

@@ -8,6 +8,8 @@
 #                  cores of work in all), equal quotas
 #   half-learned   the same, quota: learned (units in proportion to the speeds
 #                  the coordinator measures)
+#   half-steps     the same, quota: learned with quota_in: local_steps (equal
+#                  units, local steps in proportion to the speeds)
 # For each: the median round time over rounds 2-40 (the first round has no
 # measured speed), updates the straggler deadline rejected, each worker's
 # median compute seconds and share of the parameters, and the final model's
@@ -15,10 +17,10 @@
 # "JSON {...}" lines; `unequal_round_ratio` is half-learned's median round time
 # over equal's (the floor is 2 / 1.5 = 1.33).
 #
-#   bash bench/unequal_workers.sh BUILD_DIR DATA_DIR   (about 10 minutes; root,
+#   bash bench/unequal_workers.sh BUILD_DIR DATA_DIR   (about 12 minutes; root,
 #   for the cgroup; exits 77 without)
-#   TWIST_SEEDS="4 5" bash bench/unequal_workers.sh ...  (the half-learned job
-#   at other seeds only, about 3 minutes each)
+#   TWIST_SEEDS="4 5" bash bench/unequal_workers.sh ...  (the half-learned and
+#   half-steps jobs at other seeds only, about 6 minutes a seed)
 set -euo pipefail
 build=$(readlink -f "${1:?usage: unequal_workers.sh BUILD_DIR DATA_DIR}")
 data=$(readlink -f "${2:?usage: unequal_workers.sh BUILD_DIR DATA_DIR}")
@@ -67,17 +69,19 @@ per_worker = {}
 for r in rounds:
     total = sum(w["parameters"] for w in r["workers"])
     for w in r["workers"]:
-        d = per_worker.setdefault(w["worker_name"], {"compute_s": [], "share": []})
+        d = per_worker.setdefault(w["worker_name"], {"compute_s": [], "share": [], "steps": []})
         d["compute_s"].append(w["compute_s"])
         d["share"].append(w["parameters"] / total)
+        d["steps"].append(int(w["tokens"]) // (12 * 64))
 print("JSON " + json.dumps({
     "bench": "unequal_workers", "label": label, "worker_2_speed": speed,
-    "quota": job["spec"]["quota"],
+    "quota": job["spec"]["quota"], "quota_in": job["spec"].get("quota_in", "QUOTA_IN_UNITS"),
     "median_round_s": statistics.median(r["duration_s"] for r in rounds),
     "rejected_updates": job["rejected_updates_total"],
     "final_val_loss": float(loss),
     "workers": {name: {"median_compute_s": round(statistics.median(d["compute_s"]), 3),
-                       "median_parameter_share": round(statistics.median(d["share"]), 3)}
+                       "median_parameter_share": round(statistics.median(d["share"]), 3),
+                       "median_local_steps": statistics.median(d["steps"])}
                 for name, d in sorted(per_worker.items())},
     "rounds": [{"round": r["round"], "duration_s": r["duration_s"],
                 "compute_s": [w["compute_s"] for w in r["workers"]],
@@ -95,7 +99,9 @@ for seed in ${TWIST_SEEDS:-3}; do
     run equal full
     run half-equal half
     run half-learned half --quota=learned
+    run half-steps half --quota=learned --quota_in=local_steps
   else
     run "half-learned-seed$seed" half --quota=learned --seed="$seed"
+    run "half-steps-seed$seed" half --quota=learned --quota_in=local_steps --seed="$seed"
   fi
 done

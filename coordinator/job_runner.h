@@ -106,6 +106,7 @@ class JobRunner {
   struct RoundPlan {
     std::vector<twist::v1::WorkerInfo> workers;
     std::vector<common::SubnetUnits> units;
+    std::vector<int32_t> local_steps;  // each slot's (LocalStepsPerSlot)
     // How each slot's update travels: with compression, the units it will
     // not hold next round if the same workers are live then, and no codes in
     // the rounds that flush the workers' residuals.

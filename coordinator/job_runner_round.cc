@@ -89,6 +89,8 @@ absl::StatusOr<JobRunner::RoundPlan> JobRunner::Plan(int32_t round) {
   }
   TWIST_ASSIGN_OR_RETURN(plan.units,
                          PlanRound(spec_, config_, round, capacities));
+  TWIST_ASSIGN_OR_RETURN(plan.local_steps,
+                         LocalStepsPerSlot(spec_, capacities));
   TWIST_ASSIGN_OR_RETURN(plan.update_forms,
                          UpdateForms(round, plan.units, capacities));
   return plan;
@@ -228,6 +230,7 @@ absl::StatusOr<std::shared_ptr<RoundCollector>> JobRunner::Deal(
       h.set_job_id(job_id_);
       h.set_round(round);
       h.set_slot(static_cast<int32_t>(i));
+      h.set_local_steps(plan.local_steps[i]);
       *h.mutable_spec() = spec_;
       *h.mutable_units() = common::ToProto(plan.units[i]);
       *h.mutable_tensors() = common::DescribeTensors(a->tensors);

@@ -183,6 +183,17 @@ absl::Status ValidateSubnetworks(const JobSpec& spec) {
                "heads_per_worker, ffn_columns_per_worker, keep_ratio, quota "
                "and capacity_weighted, or use mode twist");
   }
+  if (!twist::v1::QuotaIn_IsValid(spec.quota_in())) {
+    return Bad("quota_in", "must be units or local_steps");
+  }
+  if (spec.quota_in() == twist::v1::QUOTA_IN_LOCAL_STEPS &&
+      spec.optimizer().state() == twist::v1::OPTIMIZER_STATE_COORDINATOR) {
+    return Bad("quota_in",
+               "local_steps needs the optimizer state on the workers: with "
+               "optimizer.state coordinator every unit's step count advances "
+               "by the job's local_steps a round; use optimizer.state worker "
+               "(the default) or quota_in units");
+  }
   if (spec.scaling() != twist::v1::SCALING_INVERSE_KEEP_RATIO &&
       spec.scaling() != twist::v1::SCALING_NONE &&
       spec.scaling() != twist::v1::SCALING_CORRECTION) {
@@ -288,6 +299,13 @@ absl::Status ValidateOverlap(const JobSpec& spec) {
                "optimizer.state coordinator the moments arrive with the "
                "assignment, after the steps ahead; use optimizer.state worker "
                "(the default) or overlap_steps 0");
+  }
+  if (spec.overlap_steps() > 0 &&
+      spec.quota_in() == twist::v1::QUOTA_IN_LOCAL_STEPS) {
+    return Bad("overlap_steps",
+               "cannot go with quota_in local_steps: a worker trains its "
+               "steps ahead before its next assignment says how many local "
+               "steps it has; use overlap_steps 0 or quota_in units");
   }
   return absl::OkStatus();
 }

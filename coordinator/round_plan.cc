@@ -1,5 +1,10 @@
 #include "coordinator/round_plan.h"
 
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
 #include "common/ist/partition.h"
 #include "common/base/status_macros.h"
 
@@ -24,7 +29,10 @@ absl::StatusOr<std::vector<int>> Quotas(const twist::v1::JobSpec& spec,
   } else {
     equal.assign(n, common::DefaultQuota(num_units, n));
   }
-  if (spec.quota() == twist::v1::QUOTA_EQUAL || n <= 1) return equal;
+  if (spec.quota() == twist::v1::QUOTA_EQUAL || n <= 1 ||
+      spec.quota_in() == twist::v1::QUOTA_IN_LOCAL_STEPS) {
+    return equal;
+  }
   int total = 0;
   for (int q : equal) total += q;
   return common::QuotasFromCapacities(num_units, capacities, total);
@@ -66,6 +74,30 @@ absl::StatusOr<std::vector<common::SubnetUnits>> PlanRound(
     }
   }
   return plan;
+}
+
+absl::StatusOr<std::vector<int32_t>> LocalStepsPerSlot(
+    const twist::v1::JobSpec& spec, const std::vector<double>& capacities) {
+  const int n = static_cast<int>(capacities.size());
+  std::vector<int32_t> steps(n, spec.local_steps());
+  if (spec.quota() == twist::v1::QUOTA_EQUAL ||
+      spec.quota_in() != twist::v1::QUOTA_IN_LOCAL_STEPS || n <= 1) {
+    return steps;
+  }
+  double sum = 0;
+  for (double c : capacities) {
+    if (!(c > 0) || !std::isfinite(c)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "capacity ", c, " is not a positive number: cannot share out "
+          "local steps"));
+    }
+    sum += c;
+  }
+  for (int w = 0; w < n; ++w) {
+    const double share = spec.local_steps() * n * capacities[w] / sum;
+    steps[w] = static_cast<int32_t>(std::max(1.0, std::round(share)));
+  }
+  return steps;
 }
 
 }  // namespace twist::coordinator

@@ -25,6 +25,15 @@ absl::StatusOr<std::vector<common::SubnetUnits>> PlanRound(
     const twist::v1::JobSpec& spec, const common::ModelConfig& config,
     int32_t round, const std::vector<double>& capacities);
 
+// Each slot's local steps this round: spec.local_steps() for every slot,
+// unless an unequal quota shares out local steps (quota_in:
+// QUOTA_IN_LOCAL_STEPS; PlanRound then gives every slot the equal quotas):
+// local_steps * n * c_w / sum(c), rounded, at least 1, so a round holds
+// about the work of n equal workers. InvalidArgument on a capacity that is
+// not a positive number.
+absl::StatusOr<std::vector<int32_t>> LocalStepsPerSlot(
+    const twist::v1::JobSpec& spec, const std::vector<double>& capacities);
+
 }  // namespace twist::coordinator
 
 #endif  // TWIST_COORDINATOR_ROUND_PLAN_H_

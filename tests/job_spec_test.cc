@@ -505,6 +505,33 @@ TEST(ValidateJobSpecTest, EachBrokenRuleIsRefusedNamingTheFieldAndTheFix) {
       {"quota unspecified",
        [](JobSpec* s, auto*) { s->set_quota(twist::v1::QUOTA_UNSPECIFIED); },
        kBad, "quota: must be equal, declared or learned"},
+      {"quota_in out of range",
+       [](JobSpec* s, auto*) {
+         s->set_quota_in(static_cast<twist::v1::QuotaIn>(7));
+       },
+       kBad, "quota_in: must be units or local_steps"},
+      {"quota_in local_steps with coordinator-kept state",
+       [](JobSpec* s, auto*) {
+         s->set_quota(twist::v1::QUOTA_LEARNED);
+         s->set_quota_in(twist::v1::QUOTA_IN_LOCAL_STEPS);
+         s->mutable_optimizer()->set_state(
+             twist::v1::OPTIMIZER_STATE_COORDINATOR);
+       },
+       kBad,
+       "quota_in: local_steps needs the optimizer state on the workers: with "
+       "optimizer.state coordinator every unit's step count advances by the "
+       "job's local_steps a round; use optimizer.state worker (the default) "
+       "or quota_in units"},
+      {"quota_in local_steps with overlap_steps",
+       [](JobSpec* s, auto*) {
+         s->set_quota(twist::v1::QUOTA_LEARNED);
+         s->set_quota_in(twist::v1::QUOTA_IN_LOCAL_STEPS);
+         s->set_overlap_steps(2);
+       },
+       kBad,
+       "overlap_steps: cannot go with quota_in local_steps: a worker trains "
+       "its steps ahead before its next assignment says how many local steps "
+       "it has; use overlap_steps 0 or quota_in units"},
       {"scaling",
        [](JobSpec* s, auto*) {
          s->set_scaling(twist::v1::SCALING_UNSPECIFIED);

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <vector>
 
@@ -209,6 +210,43 @@ TEST(PlanRoundTest, UnequalQuotasGiveMoreUnitsToABiggerCapacity) {
       }
     }
   }
+}
+
+// quota_in: local_steps keeps the equal quotas' units and shares out local
+// steps instead: in proportion to the capacities, about n * local_steps in
+// all, at least 1 each.
+TEST(PlanRoundTest, QuotaInLocalStepsKeepsUnitsEqualAndSharesOutSteps) {
+  for (auto quota : {twist::v1::QUOTA_DECLARED, twist::v1::QUOTA_LEARNED}) {
+    JobSpec spec = Spec();
+    spec.set_quota(quota);
+    spec.set_quota_in(twist::v1::QUOTA_IN_LOCAL_STEPS);
+    spec.set_local_steps(50);
+    const std::vector<SubnetUnits> plan = Plan(spec, 1, {1.0, 3.0});
+    ASSERT_EQ(plan.size(), 2u);
+    for (int w = 0; w < 2; ++w) {
+      EXPECT_EQ(Units(plan[w], 0, true).size(), 2u);
+      EXPECT_EQ(Units(plan[w], 0, false).size(), 32u);
+    }
+    EXPECT_EQ(*LocalStepsPerSlot(spec, {1.0, 3.0}),
+              (std::vector<int32_t>{25, 75}));
+    EXPECT_EQ(*LocalStepsPerSlot(spec, {2.0, 1.0, 1.0}),
+              (std::vector<int32_t>{75, 38, 38}));  // 37.5 rounds up
+    EXPECT_EQ(*LocalStepsPerSlot(spec, {1.0, 1000.0}),
+              (std::vector<int32_t>{1, 100}));
+    EXPECT_EQ(*LocalStepsPerSlot(spec, {5.0}), (std::vector<int32_t>{50}));
+    EXPECT_FALSE(LocalStepsPerSlot(spec, {1.0, 0.0}).ok());
+    EXPECT_FALSE(LocalStepsPerSlot(spec, {1.0, std::nan("")}).ok());
+  }
+  // Units shared out (the default), or equal quotas: the job's steps.
+  JobSpec spec = Spec();
+  spec.set_local_steps(50);
+  spec.set_quota(twist::v1::QUOTA_LEARNED);
+  EXPECT_EQ(*LocalStepsPerSlot(spec, {1.0, 3.0}),
+            (std::vector<int32_t>{50, 50}));
+  spec.set_quota(twist::v1::QUOTA_EQUAL);
+  spec.set_quota_in(twist::v1::QUOTA_IN_LOCAL_STEPS);
+  EXPECT_EQ(*LocalStepsPerSlot(spec, {1.0, 3.0}),
+            (std::vector<int32_t>{50, 50}));
 }
 
 TEST(PlanRoundTest, CapacitiesAreIgnoredWithEqualQuotas) {

@@ -22,6 +22,13 @@ bool CoordinatorKeepsState(const twist::v1::JobSpec& spec) {
   return spec.optimizer().state() == twist::v1::OPTIMIZER_STATE_COORDINATOR;
 }
 
+// This round's local steps: the header's (an unequal quota shared out as
+// local steps), or the job's from a coordinator that does not set them.
+int32_t LocalStepsOf(const twist::v1::AssignmentHeader& header) {
+  return header.local_steps() > 0 ? header.local_steps()
+                                  : header.spec().local_steps();
+}
+
 // How the header asks this round's update to travel.
 common::UpdateForm UpdateFormOf(const twist::v1::AssignmentHeader& header) {
   common::UpdateForm form;
@@ -360,6 +367,7 @@ absl::StatusOr<TrainedSubnet> SubnetTrainer::Train(
   }
   common::LocalTrainingOptions options =
       common::TrainingOptionsOf(h.spec(), h.round(), h.slot());
+  options.steps = LocalStepsOf(h);
   options.should_stop = std::move(should_stop);
   if (ahead != nullptr) {
     options.first_step = ahead->result.steps;
@@ -457,7 +465,7 @@ std::unique_ptr<SubnetTrainer::Ahead> SubnetTrainer::TakeAhead(
   if (ahead == nullptr || !ahead->trained ||
       ahead->incarnation != header.incarnation() ||
       ahead->job_id != header.job_id() || ahead->round != header.round() ||
-      ahead->result.steps >= header.spec().local_steps()) {
+      ahead->result.steps >= LocalStepsOf(header)) {
     return nullptr;
   }
   return ahead;

@@ -140,6 +140,10 @@ std::vector<JobField> SubnetworkFields() {
      "units per worker: the same for all, in proportion to the workers' "
      "`--capacity`, or to their speeds as measured over the last rounds "
      "([unequal workers](#unequal-workers))"},
+    {"quota_in", "quota_in", "QUOTA_IN_UNITS", nullptr, "`units`",
+     {{"units", "QUOTA_IN_UNITS"}, {"local_steps", "QUOTA_IN_LOCAL_STEPS"}}, "",
+     "what an unequal quota shares out: units (a slower worker holds a "
+     "narrower subnetwork) or local steps (the same units, fewer steps)"},
     {"scaling", "scaling", "SCALING_INVERSE_KEEP_RATIO", nullptr, "",
      {{"inverse_keep_ratio", "SCALING_INVERSE_KEEP_RATIO"},
       {"none", "SCALING_NONE"},
