@@ -351,12 +351,12 @@ TEST(ApplySpecOptionsTest, OptionNamesAreTheShortSpellings) {
         "max_workers", "round_deadline_s", "deadline_factor",
         "deadline_floor_s", "optimizer_state", "deal", "init_from",
         "activation", "transport_dtype", "compute_dtype", "compression",
-        "topk_fraction", "overlap_steps", "quota"}) {
+        "topk_fraction", "overlap_steps", "quota", "quota_in"}) {
     EXPECT_EQ(names.count(name), 1u) << name;
   }
   EXPECT_EQ(names.count("learning_rate"), 0u);
   EXPECT_EQ(names.count("spec"), 0u);
-  EXPECT_EQ(names.size(), 46u);
+  EXPECT_EQ(names.size(), 47u);
 }
 
 twist::v1::RoundRecord Round(int round, double train, double val,
