@@ -472,94 +472,62 @@ TEST_F(JobRunnerTest, SameSpecTwiceGivesTheSameModel) {
   EXPECT_FALSE(SameModel(a.model_path, c.model_path));
 }
 
-// quota: learned deals each worker units in proportion to its measured
-// speed: equal shares while both are equally fast, and within a few rounds
-// of one worker slowing down to a third of its speed, most units to the
-// other; every update is accepted and every unit held each round.
+// quota: learned follows a worker that slows down to a third of its speed:
+// equal shares while both are equally fast, and within a few rounds of the
+// slowdown a clearly smaller share for the slow one, every update accepted.
+// Shared out as units (quota_in: units) it holds fewer parameters; as local
+// steps it holds the same parameters and trains fewer steps (its tokens).
 TEST_F(JobRunnerTest, LearnedQuotasFollowAWorkerThatSlowsDown) {
-  twist::v1::JobSpec spec = Spec();
-  spec.set_rounds(9);
-  spec.set_min_workers(2);
-  spec.set_local_steps(3);
-  spec.set_eval_every(100);
-  spec.set_quota(twist::v1::QUOTA_LEARNED);
-  // Wide enough that most parameters are dealt, not replicated.
-  spec.mutable_model()->set_n_head(4);
-  spec.mutable_model()->set_n_embd(128);
-  std::vector<WorkerBehaviour> workers(2);
-  workers[0].name = "steady";
-  workers[1].name = "slowing";
-  workers[1].slowdown = 3;
-  workers[1].slow_from_round = 4;
-  const JobRun run = RunJob(spec, workers, JobDir("learned"));
-  ASSERT_TRUE(run.completed()) << run.status;
-  ASSERT_EQ(run.rounds.size(), 10u);
-  std::vector<double> share(10);  // the slowing worker's share of parameters
-  for (int r = 1; r <= 9; ++r) {
-    const auto& record = run.rounds[r];
-    ASSERT_EQ(record.workers_size(), 2) << "round " << r;
-    double steady = 0, slowing = 0;
-    for (const auto& w : record.workers()) {
-      EXPECT_TRUE(w.accepted()) << "round " << r << ": " << w.reason();
-      (w.worker_name() == "slowing" ? slowing : steady) = w.parameters();
+  for (auto quota_in :
+       {twist::v1::QUOTA_IN_UNITS, twist::v1::QUOTA_IN_LOCAL_STEPS}) {
+    const bool units = quota_in == twist::v1::QUOTA_IN_UNITS;
+    twist::v1::JobSpec spec = Spec();
+    spec.set_rounds(9);
+    spec.set_min_workers(2);
+    spec.set_local_steps(4);
+    spec.set_eval_every(100);
+    spec.set_quota(twist::v1::QUOTA_LEARNED);
+    spec.set_quota_in(quota_in);
+    // Wide enough that most parameters are dealt, not replicated.
+    spec.mutable_model()->set_n_head(4);
+    spec.mutable_model()->set_n_embd(128);
+    std::vector<WorkerBehaviour> workers(2);
+    workers[0].name = "steady";
+    workers[1].name = "slowing";
+    workers[1].slowdown = 3;
+    workers[1].slow_from_round = 4;
+    const JobRun run = RunJob(spec, workers,
+                              JobDir(units ? "learned-units" : "learned-steps"));
+    ASSERT_TRUE(run.completed()) << run.status;
+    ASSERT_EQ(run.rounds.size(), 10u);
+    // The slowing worker's share of the parameters (units) or tokens (steps).
+    std::vector<double> share(10);
+    for (int r = 1; r <= 9; ++r) {
+      const auto& record = run.rounds[r];
+      ASSERT_EQ(record.workers_size(), 2) << "round " << r;
+      double steady = 0, slowing = 0;
+      for (const auto& w : record.workers()) {
+        EXPECT_TRUE(w.accepted()) << "round " << r << ": " << w.reason();
+        const double measure = units ? w.parameters() : w.tokens();
+        (w.worker_name() == "slowing" ? slowing : steady) = measure;
+      }
+      if (!units) {
+        EXPECT_EQ(record.workers(0).parameters(),
+                  record.workers(1).parameters())
+            << "round " << r;
+      }
+      share[r] = slowing / (steady + slowing);
     }
-    share[r] = slowing / (steady + slowing);
-  }
-  // Equal shares first, then as fast as each other (in-process workers on
-  // shared cores: give or take 0.15; the slowdown's share is 0.25).
-  EXPECT_DOUBLE_EQ(share[1], 0.5);
-  for (int r = 2; r <= 4; ++r) {
-    EXPECT_NEAR(share[r], 0.5, 0.15) << "round " << r;
-  }
-  // Two rounds after the slowdown and from then on: a clearly smaller share.
-  for (int r = 6; r <= 9; ++r) {
-    EXPECT_LT(share[r], 0.42) << "round " << r;
-  }
-}
-
-// quota_in: local_steps shares the learned quota out as local steps: both
-// workers hold the same units every round, and within a few rounds of one
-// worker slowing down to a third of its speed it trains clearly fewer of the
-// round's steps (its tokens), every update accepted.
-TEST_F(JobRunnerTest, LearnedLocalStepsFollowAWorkerThatSlowsDown) {
-  twist::v1::JobSpec spec = Spec();
-  spec.set_rounds(9);
-  spec.set_min_workers(2);
-  spec.set_local_steps(4);
-  spec.set_eval_every(100);
-  spec.set_quota(twist::v1::QUOTA_LEARNED);
-  spec.set_quota_in(twist::v1::QUOTA_IN_LOCAL_STEPS);
-  spec.mutable_model()->set_n_head(4);
-  spec.mutable_model()->set_n_embd(128);
-  std::vector<WorkerBehaviour> workers(2);
-  workers[0].name = "steady";
-  workers[1].name = "slowing";
-  workers[1].slowdown = 3;
-  workers[1].slow_from_round = 4;
-  const JobRun run = RunJob(spec, workers, JobDir("learned-steps"));
-  ASSERT_TRUE(run.completed()) << run.status;
-  ASSERT_EQ(run.rounds.size(), 10u);
-  std::vector<double> share(10);  // the slowing worker's share of tokens
-  for (int r = 1; r <= 9; ++r) {
-    const auto& record = run.rounds[r];
-    ASSERT_EQ(record.workers_size(), 2) << "round " << r;
-    double steady = 0, slowing = 0;
-    for (const auto& w : record.workers()) {
-      EXPECT_TRUE(w.accepted()) << "round " << r << ": " << w.reason();
-      (w.worker_name() == "slowing" ? slowing : steady) = w.tokens();
+    // Equal shares first, then as fast as each other (in-process workers on
+    // shared cores: give or take 0.15; the slowdown's share is 0.25).
+    EXPECT_DOUBLE_EQ(share[1], 0.5) << units;
+    for (int r = 2; r <= 4; ++r) {
+      EXPECT_NEAR(share[r], 0.5, 0.15) << "round " << r << ", " << units;
     }
-    EXPECT_EQ(record.workers(0).parameters(), record.workers(1).parameters())
-        << "round " << r;
-    share[r] = slowing / (steady + slowing);
-  }
-  EXPECT_DOUBLE_EQ(share[1], 0.5);  // 4 steps each before any is measured
-  for (int r = 2; r <= 4; ++r) {
-    EXPECT_NEAR(share[r], 0.5, 0.15) << "round " << r;
-  }
-  // Two rounds after the slowdown and from then on: clearly fewer steps (a
-  // third of the speed: 2 of 8).
-  for (int r = 6; r <= 9; ++r) {
-    EXPECT_LT(share[r], 0.42) << "round " << r;
+    // Two rounds after the slowdown and from then on: a clearly smaller share.
+    for (int r = 6; r <= 9; ++r) {
+      EXPECT_LT(share[r], 0.42) << "round " << r << ", " << units;
+    }
   }
 }
 
