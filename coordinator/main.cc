@@ -236,7 +236,8 @@ int main(int argc, char** argv) {
                                     ":", http->port(), "/")
                      : std::string())
             << ", state in " << state_dir << ", "
-            << twist::common::AllocatorName();
+            << twist::common::AllocatorName() << ", merging on "
+            << twist::common::ParallelForThreads() << " thread(s)";
   // Scripts read the bound ports from this line (useful with port 0).
   std::printf("twist-coordinator ready grpc_port=%d http_port=%d\n", grpc_port,
               http ? http->port() : 0);

@@ -16,6 +16,7 @@
 
 #include "common/model/gpt.h"
 #include "common/ist/merge.h"
+#include "common/model/threads.h"
 #include "coordinator/round_merge.h"
 #include "common/ist/subnet.h"
 #include "common/ist/update_codec.h"
@@ -405,6 +406,9 @@ TEST_F(RoundCollectorTest, MergeIsTheSameBytesWhateverTheArrivalOrderAndThreads)
   do {
     for (int n : {1, 3}) {
       at::set_num_threads(n);
+      // The merge's loop really runs on n threads (the project's files are
+      // compiled with LibTorch's OpenMP).
+      ASSERT_EQ(common::ParallelForThreads(), n);
       auto shuffled = Collector(slots);
       for (int s : order) {
         ASSERT_TRUE(

@@ -3,6 +3,9 @@
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 
+#include <atomic>
+#include <memory>
+
 namespace twist::common {
 
 void ConfigureThreads(int threads) {
@@ -23,6 +26,20 @@ void ConfigureThreads(int threads) {
       // Already started by earlier tensor work: keep LibTorch's value.
     }
   }
+}
+
+int ParallelForThreads() {
+  const int threads = at::get_num_threads();
+  // One item per thread: each records which of the team ran it.
+  auto ran = std::make_unique<std::atomic<bool>[]>(threads);
+  at::parallel_for(0, threads, 1, [&](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; ++i) {
+      ran[at::get_thread_num() % threads].store(true);
+    }
+  });
+  int distinct = 0;
+  for (int i = 0; i < threads; ++i) distinct += ran[i].load() ? 1 : 0;
+  return distinct;
 }
 
 }  // namespace twist::common

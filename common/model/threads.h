@@ -12,6 +12,13 @@ namespace twist::common {
 // before any tensor work.
 void ConfigureThreads(int threads);
 
+// The threads at::parallel_for shares work out to from the calling thread:
+// at::get_num_threads() where the project is compiled with the OpenMP that
+// LibTorch uses, 1 where it is not (ATen/ParallelOpenMP.h runs the loop on the
+// calling thread then). The project's own parallel loops (the merge, the update
+// codec) run on this many threads.
+int ParallelForThreads();
+
 }  // namespace twist::common
 
 #endif  // TWIST_COMMON_MODEL_THREADS_H_
