@@ -53,22 +53,25 @@ def round_overhead(s):
 of every worker's slices, the finiteness check of every update as it is
 received, and the merge, for GPT shapes of 1M to 300M parameters and 2 to 16
 workers, against a `memcpy` of the bytes that move (every worker's slices out
-and back) in the same process; one thread, median of 3, and the minor page
-faults of one round (the buffers are pooled and reused from round to round).
-Each row names its recipe: `default` deals and merges as a spec that names
-neither (the rolling deal, Nesterov's outer step with its velocity), `old` as
-one that names the random deal and plain merging.
-""", "| model | workers | recipe | MB moved | partition | extract | check | merge | memcpy | ratio | page faults / round |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+and back) in the same process, median of 3, and the minor page faults of one
+round (the buffers are pooled and reused from round to round). Each row names
+its recipe: `default` deals and merges as a spec that names neither (the
+rolling deal, Nesterov's outer step with its velocity), `old` as one that
+names the random deal and plain merging; and its threads: both recipes on one,
+the default one again with the merge's tensors on 2 (the memcpy stays on one).
+""", "| model | workers | recipe | threads | MB moved | partition | extract | check | merge | memcpy | ratio | page faults / round |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in s["rows"]:
         out.append(f"| {r['model']} | {r['workers']} | {r.get('recipe', 'old')} | "
+                   f"{r.get('threads', 1)} | "
                    f"{mb(r['bytes_moved'])} | "
                    f"{r['partition_s'] * 1e3:.1f} ms | {r['extract_s'] * 1e3:.1f} ms | "
                    f"{r.get('check_s', 0) * 1e3:.1f} ms | {r['merge_s'] * 1e3:.1f} ms | "
                    f"{r['memcpy_s'] * 1e3:.1f} ms | {r['ratio']:.2f} | "
                    f"{r.get('page_faults_per_round', '-')} |")
     out.append("")
-    for suffix, name in (("", "the default recipe"), ("_old_recipe", "the old recipe")):
+    for suffix, name in (("", "the default recipe"), ("_old_recipe", "the old recipe"),
+                         ("_threads2", "the default recipe, merging on 2 threads")):
         if "round_overhead_vs_memcpy" + suffix in s:
             out.append(f"Median ratio at 100M-300M parameters, {name}: "
                        f"**{s['round_overhead_vs_memcpy' + suffix]:.2f}** "
@@ -621,6 +624,7 @@ bash bench/run.sh --all   # and learning, optimizer state, bytes against BPE, GP
     summary = [("transport", "transport_ratio_vs_tcp", "raw gRPC / raw TCP at the largest transfer"),
                ("round_overhead", "round_overhead_vs_memcpy", "round overhead / memcpy, 100M-300M, default recipe (target 2)"),
                ("round_overhead", "round_overhead_vs_memcpy_old_recipe", "the same, random deal and plain merging"),
+               ("round_overhead", "round_overhead_vs_memcpy_threads2", "the default recipe, merging on 2 threads"),
                ("worker_step", "cpp_vs_python_step_min", "PyTorch step / C++ step, worst of keep 1, 1/2, 1/4 at 1 and 2 threads (target 1.0)"),
                ("system", "overhead_share", "share of a round outside compute"),
                ("tokenizer", "bpe_encode_mb_per_s", "GPT-2 BPE MB/s on one core (target 5)"),

@@ -246,12 +246,12 @@ int main(int argc, char** argv) {
           memcpy_s, total / memcpy_s, faults_per_round);
       std::printf(
           "JSON {\"bench\": \"round_overhead\", \"model\": \"%s\", "
-          "\"mode\": \"%s\", \"recipe\": \"%s\", "
+          "\"mode\": \"%s\", \"recipe\": \"%s\", \"threads\": %d, "
           "\"parameters\": %lld, \"workers\": %d, \"bytes_moved\": %lld, "
           "\"partition_s\": %.6f, \"extract_s\": %.6f, \"check_s\": %.6f, "
           "\"merge_s\": %.6f, \"memcpy_s\": %.6f, \"ratio\": %.4f, "
           "\"page_faults_per_round\": %.1f}\n",
-          shape.name, mode.c_str(), recipe.c_str(),
+          shape.name, mode.c_str(), recipe.c_str(), threads,
           static_cast<long long>(config.NumParameters()), workers,
           static_cast<long long>(2 * bytes), steps.partition * per,
           steps.extract * per, steps.check * per, steps.merge * per, memcpy_s,

@@ -45,6 +45,9 @@ echo "== 2. round overhead"
 for recipe in default old; do
   "$build/bench/round_overhead_bench" --recipe=$recipe | tee -a "$log" | grep -v '^JSON'
 done
+# The default recipe again with the merge on 2 threads (the memcpy it is
+# compared with stays on one).
+"$build/bench/round_overhead_bench" --recipe=default --threads=2 | tee -a "$log" | grep -v '^JSON'
 echo "== 3. worker step"
 # The 2000-step Brown setting's model and batch (context 64, batch 12), at 1
 # and 2 threads. Alternating, three times each: summarize.py keeps each side's

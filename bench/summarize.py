@@ -52,12 +52,16 @@ def round_overhead(rows):
     rows = [r for r in rows if r["bench"] == "round_overhead"]
     if not rows:
         return None
-    # Rows before the benchmark named its recipe measured the old one.
+    # Rows before the benchmark named its recipe measured the old one; rows
+    # before it named its threads ran on one.
     for r in rows:
         r.setdefault("recipe", "old")
+        r.setdefault("threads", 1)
     out = {"rows": rows}
-    for recipe, suffix in (("default", ""), ("old", "_old_recipe")):
-        big = [r for r in rows if r["parameters"] >= 9e7 and r["recipe"] == recipe]
+    for recipe, threads, suffix in (("default", 1, ""), ("old", 1, "_old_recipe"),
+                                    ("default", 2, "_threads2")):
+        big = [r for r in rows if r["parameters"] >= 9e7 and r["recipe"] == recipe
+               and r["threads"] == threads]
         if big:
             out["round_overhead_vs_memcpy" + suffix] = round(
                 statistics.median(r["ratio"] for r in big), 3)
