@@ -358,6 +358,23 @@ void Merge(T* full, const Layout& lf, const Tiling& tiling,
         }
       }
       for (const Run& r : shared[tile]) {
+        if (lf.inner == 1) {
+          // A run of single elements (columns) is one loop over the run, each
+          // with its own count, rather than a loop of one element per
+          // position: the same arithmetic, vectorised.
+          const int64_t at = o * lf.along + r.from;
+          const T* d = sum + (r.from - first);
+          const int32_t* c = count.data() + r.from;
+          for (int64_t i = 0; i < r.length; ++i) {
+            if constexpr (Rule::kVelocity) {
+              rule.Step(full[at + i], d[i] / static_cast<T>(c[i]),
+                        velocity + at + i);
+            } else {
+              rule.Step(full[at + i], d[i] / static_cast<T>(c[i]), nullptr);
+            }
+          }
+          continue;
+        }
         for (int64_t a = r.from; a < r.from + r.length; ++a) {
           const T c = static_cast<T>(count[a]);
           const int64_t at = (o * lf.along + a) * lf.inner;
