@@ -357,34 +357,31 @@ void Merge(T* full, const Layout& lf, const Tiling& tiling,
                            velocity, rule, o, tile);
         }
       }
+      // The tile's shared positions get their step: d = sum / count.
+      auto step = [&](int64_t at, T d) {
+        if constexpr (Rule::kVelocity) {
+          rule.Step(full[at], d, velocity + at);
+        } else {
+          rule.Step(full[at], d, nullptr);
+        }
+      };
       for (const Run& r : shared[tile]) {
+        const T* d = sum + (r.from - first) * lf.inner;
         if (lf.inner == 1) {
-          // A run of single elements (columns) is one loop over the run, each
-          // with its own count, rather than a loop of one element per
-          // position: the same arithmetic, vectorised.
+          // A run of single elements (columns) is one loop, each position
+          // with its own count: the same arithmetic, vectorised.
           const int64_t at = o * lf.along + r.from;
-          const T* d = sum + (r.from - first);
           const int32_t* c = count.data() + r.from;
           for (int64_t i = 0; i < r.length; ++i) {
-            if constexpr (Rule::kVelocity) {
-              rule.Step(full[at + i], d[i] / static_cast<T>(c[i]),
-                        velocity + at + i);
-            } else {
-              rule.Step(full[at + i], d[i] / static_cast<T>(c[i]), nullptr);
-            }
+            step(at + i, d[i] / static_cast<T>(c[i]));
           }
           continue;
         }
-        for (int64_t a = r.from; a < r.from + r.length; ++a) {
-          const T c = static_cast<T>(count[a]);
-          const int64_t at = (o * lf.along + a) * lf.inner;
-          const T* d = sum + (a - first) * lf.inner;
+        for (int64_t a = 0; a < r.length; ++a) {
+          const T c = static_cast<T>(count[r.from + a]);
+          const int64_t at = (o * lf.along + r.from + a) * lf.inner;
           for (int64_t i = 0; i < lf.inner; ++i) {
-            if constexpr (Rule::kVelocity) {
-              rule.Step(full[at + i], d[i] / c, velocity + at + i);
-            } else {
-              rule.Step(full[at + i], d[i] / c, nullptr);
-            }
+            step(at + i, d[a * lf.inner + i] / c);
           }
         }
       }
