@@ -53,15 +53,24 @@ def round_overhead(s):
 of every worker's slices, the finiteness check of every update as it is
 received, and the merge, for GPT shapes of 1M to 300M parameters and 2 to 16
 workers, against a `memcpy` of the bytes that move (every worker's slices out
-and back) in the same process, median of 3, and the minor page faults of one
+and back, in pieces of at most 256 MB) in the same process, median of 3, and the minor page faults of one
 round (the buffers are pooled and reused from round to round). Each row names
 its recipe: `default` deals and merges as a spec that names neither (the
 rolling deal, Nesterov's outer step with its velocity), `old` as one that
 names the random deal and plain merging; and its threads: both recipes on one,
 the default one again with the merge's tensors on 2 (the memcpy stays on one).
+A configuration whose round tensors would not fit in 80% of the machine's
+available memory is skipped, and its row says what it needs; the medians
+leave it out.
 """, "| model | workers | recipe | threads | MB moved | partition | extract | check | merge | memcpy | ratio | page faults / round |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in s["rows"]:
+        if "ratio" not in r:  # too large for the machine's memory
+            out.append(f"| {r['model']} | {r['workers']} | {r['recipe']} | "
+                       f"{r['threads']} | skipped: needs about "
+                       f"{r['skipped_needs_bytes'] / 1e9:.1f} GB, "
+                       f"{r['available_bytes'] / 1e9:.1f} GB available | | | | | | | |")
+            continue
         out.append(f"| {r['model']} | {r['workers']} | {r.get('recipe', 'old')} | "
                    f"{r.get('threads', 1)} | "
                    f"{mb(r['bytes_moved'])} | "

@@ -14,7 +14,9 @@
 // One pool holds the round's tensors, as in the coordinator (trimmed once a
 // round). The first round fills it; the measured rounds reuse it, so their
 // page faults (minor faults per round, from getrusage) show whether a round
-// allocates. Prints a table and one JSON object per configuration.
+// allocates. Prints a table and one JSON object per configuration. A
+// configuration whose round tensors would not fit in 80% of the machine's
+// available memory is skipped with a line that says what it needs.
 //
 // --shape=gpt2 measures GPT-2 small instead (50304-token vocabulary, so a
 // third of its bytes sit in the replicated embedding), and --mode=local_sgd
@@ -32,6 +34,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <string>
 
 #include "absl/strings/numbers.h"
@@ -76,6 +79,37 @@ int64_t MinorFaults() {
   struct rusage usage;
   getrusage(RUSAGE_SELF, &usage);
   return usage.ru_minflt;
+}
+
+// The memory the system can hand out now (MemAvailable), in bytes; -1 if
+// /proc/meminfo does not say.
+int64_t AvailableBytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key, unit;
+  int64_t kib = 0;
+  while (in >> key >> kib) {
+    std::getline(in, unit);
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return -1;
+}
+
+// The memcpy of the round's bytes, out and back, as the baseline: copied in
+// pieces of at most 256 MB, so that the baseline of a large configuration
+// needs no second copy of its round tensors. A piece is far beyond the
+// caches, so the time per byte is that of one copy of all of them.
+double MemcpySeconds(int64_t bytes) {
+  const int64_t piece = std::min<int64_t>(bytes, int64_t{256} << 20);
+  std::vector<char> src(piece), dst(piece);
+  std::memset(src.data(), 1, piece);
+  std::memset(dst.data(), 2, piece);
+  return MedianSeconds(3, [&] {
+    for (int64_t done = 0; done < bytes; done += piece) {
+      const int64_t n = std::min(piece, bytes - done);
+      std::memcpy(dst.data(), src.data(), n);  // out
+      std::memcpy(src.data(), dst.data(), n);  // back
+    }
+  });
 }
 
 // Seconds of each step of one round, summed over the measured rounds.
@@ -143,6 +177,39 @@ int main(int argc, char** argv) {
       common::ApplyDefaults(&spec);
       const common::OuterStep outer_step = common::OuterStepOf(spec);
       const std::vector<double> capacities(workers, 1.0);
+      {
+        // What the rounds hold at once: the model, its velocity and the
+        // merge's sums (each at most the model's float32 bytes), the
+        // extracted slices (one shared extraction under local_sgd) and the
+        // updates.
+        const int64_t model_bytes = 4 * config.NumParameters();
+        int64_t slice_bytes = 0;
+        const std::vector<common::SubnetUnits> plan =
+            *coordinator::PlanRound(spec, config, 1, capacities);
+        for (const auto& units : plan) {
+          slice_bytes +=
+              4 * common::SubnetConfig(config, units).NumParameters();
+        }
+        const int64_t extracted =
+            mode == "local_sgd" ? slice_bytes / workers : slice_bytes;
+        const int64_t need = 3 * model_bytes + extracted + slice_bytes;
+        const int64_t available = bench::AvailableBytes();
+        if (available > 0 && need > available / 10 * 8) {
+          std::printf("%-6s %7d skipped: needs about %.1f GB, %.1f GB "
+                      "available (80%% of it may be used)\n",
+                      shape.name, workers, need / 1e9, available / 1e9);
+          std::printf(
+              "JSON {\"bench\": \"round_overhead\", \"model\": \"%s\", "
+              "\"mode\": \"%s\", \"recipe\": \"%s\", \"threads\": %d, "
+              "\"parameters\": %lld, \"workers\": %d, "
+              "\"skipped_needs_bytes\": %lld, \"available_bytes\": %lld}\n",
+              shape.name, mode.c_str(), recipe.c_str(), threads,
+              static_cast<long long>(config.NumParameters()), workers,
+              static_cast<long long>(need), static_cast<long long>(available));
+          std::fflush(stdout);
+          continue;
+        }
+      }
       common::TensorPool pool;
       common::NamedTensors velocity;
       bench::Steps steps;
@@ -228,13 +295,7 @@ int main(int argc, char** argv) {
         }
       }
       // The bytes that must move: every worker's slices out, and back.
-      std::vector<char> src(bytes), dst(bytes);
-      std::memset(src.data(), 1, bytes);
-      std::memset(dst.data(), 2, bytes);
-      const double memcpy_s = bench::MedianSeconds(3, [&] {
-        std::memcpy(dst.data(), src.data(), bytes);  // out
-        std::memcpy(src.data(), dst.data(), bytes);  // back
-      });
+      const double memcpy_s = bench::MemcpySeconds(bytes);
       const double per = 1.0 / rounds;
       const double total = steps.total() * per;
       const double faults_per_round = static_cast<double>(faults) * per;

@@ -61,7 +61,7 @@ def round_overhead(rows):
     for recipe, threads, suffix in (("default", 1, ""), ("old", 1, "_old_recipe"),
                                     ("default", 2, "_threads2")):
         big = [r for r in rows if r["parameters"] >= 9e7 and r["recipe"] == recipe
-               and r["threads"] == threads]
+               and r["threads"] == threads and "ratio" in r]
         if big:
             out["round_overhead_vs_memcpy" + suffix] = round(
                 statistics.median(r["ratio"] for r in big), 3)
