@@ -2,11 +2,13 @@
 #include "common/training/evaluation.h"
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "common/data/dataset.h"
 #include "common/training/local_training.h"
 #include "common/model/model_io.h"
+#include "common/model/threads.h"
 #include "gtest/gtest.h"
 #include "tests/test_models.h"
 
@@ -320,6 +322,52 @@ TEST(SubnetTest, ExtractKeepsUnitOrderAndCopies) {
   sliced->Find("transformer.wte.weight")->zero_();
   EXPECT_GT(params.Find("transformer.wte.weight")->abs().sum().item<double>(),
             0);
+}
+
+TEST(SubnetTest, ExtractionIsTheSameBytesOnAnyNumberOfThreads) {
+  const ModelConfig config = SmallConfig();
+  Gpt full = MakeModel(config, 9);
+  const NamedTensors params = ParameterTensors(*full);
+  SplitMix64 rng(40);
+  std::vector<SubnetUnits> slots;
+  for (int s = 0; s < 3; ++s) slots.push_back(RandomUnits(config, rng));
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  auto one = ExtractSubnets(config, params, slots, at::kFloat);
+  ASSERT_TRUE(one.ok()) << one.status();
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    at::set_num_threads(1);
+    auto serial = ExtractSubnets(config, params, slots, dtype);
+    ASSERT_TRUE(serial.ok()) << serial.status();
+    at::set_num_threads(3);
+    // The copies really run on 3 threads (the project's files are compiled
+    // with LibTorch's OpenMP).
+    ASSERT_EQ(ParallelForThreads(), 3);
+    auto parallel = ExtractSubnets(config, params, slots, dtype);
+    ASSERT_TRUE(parallel.ok()) << parallel.status();
+    for (size_t s = 0; s < slots.size(); ++s) {
+      ASSERT_EQ((*serial)[s].size(), (*parallel)[s].size());
+      for (const auto& [name, t] : (*serial)[s]) {
+        const at::Tensor& other = *(*parallel)[s].Find(name);
+        ASSERT_EQ(t.sizes(), other.sizes()) << name;
+        EXPECT_EQ(std::memcmp(t.data_ptr(), other.data_ptr(),
+                              t.numel() * t.element_size()),
+                  0)
+            << name << ", slot " << s << ", " << c10::toString(dtype);
+      }
+    }
+  }
+  at::set_num_threads(threads);
+  // And the slices are the model's values: slot 0's FFN output projection
+  // holds the columns of its units, in a layer where it has some.
+  int layer = 0;
+  while (slots[0].layers[layer].ffn_columns.empty()) ++layer;
+  const std::string proj =
+      "transformer.h." + std::to_string(layer) + ".mlp.c_proj.weight";
+  const auto& columns = slots[0].layers[layer].ffn_columns;
+  const at::Tensor want = params.Find(proj)->index_select(
+      1, torch::tensor(std::vector<int64_t>(columns.begin(), columns.end())));
+  EXPECT_TRUE((*one)[0].Find(proj)->equal(want));
 }
 
 TEST(SubnetTest, RejectsInvalidUnits) {

@@ -1,11 +1,9 @@
 #include "common/ist/merge.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <numeric>
 #include <optional>
 #include <string>
 
@@ -13,6 +11,7 @@
 #include "common/base/status_macros.h"
 #include "common/model/finite.h"
 #include "common/model/model_io.h"
+#include "common/model/threads.h"
 
 namespace twist::common {
 namespace {
@@ -148,26 +147,9 @@ absl::Status MergeUpdates(const ModelConfig& full, const NamedTensors& params,
     }
     MergeSlices(target, dim, indices, tensors, is_delta, count, sum, step, v);
   };
-  // Tensors dealt to the threads largest first, each to the least loaded
-  // (the token embedding alone is a third of GPT-2's bytes).
-  const int threads = std::max(1, at::get_num_threads());
-  std::vector<size_t> order(params.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return params[a].tensor.numel() > params[b].tensor.numel();
-  });
-  std::vector<std::vector<size_t>> bins(threads);
-  std::vector<int64_t> load(threads, 0);
-  for (size_t t : order) {
-    const size_t b = std::min_element(load.begin(), load.end()) - load.begin();
-    bins[b].push_back(t);
-    load[b] += params[t].tensor.numel();
-  }
-  at::parallel_for(0, threads, 1, [&](int64_t first, int64_t last) {
-    for (int64_t b = first; b < last; ++b) {
-      for (size_t t : bins[b]) merge_tensor(t);
-    }
-  });
+  std::vector<int64_t> costs;
+  for (const auto& [name, theta] : params) costs.push_back(theta.numel());
+  ForEachBalanced(costs, merge_tensor);
   return absl::OkStatus();
 }
 

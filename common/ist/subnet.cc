@@ -9,6 +9,7 @@
 #include "common/base/status_macros.h"
 #include "common/ist/slice_kernels.h"
 #include "common/model/model_io.h"
+#include "common/model/threads.h"
 
 namespace twist::common {
 namespace {
@@ -193,32 +194,50 @@ absl::StatusOr<std::vector<NamedTensors>> ExtractSubnets(
     }
   }
   torch::NoGradGuard no_grad;
+  // Every slice is allocated first, in the model's order (the pool is
+  // shared); then the tensors are filled on the threads, each tensor's
+  // slices by one thread.
   std::vector<NamedTensors> out(slots.size());
+  struct Fill {
+    const at::Tensor* tensor;
+    std::vector<SliceRule> rules;  // empty: replicated, a whole copy each
+    std::vector<at::Tensor> slices;
+  };
+  std::vector<Fill> fills;
+  std::vector<int64_t> costs;
   for (const auto& [name, tensor] : full_params) {
-    std::vector<SliceRule> rules;
+    Fill fill{&tensor, {}, {}};
     for (const auto& units : slots) {
       TWIST_ASSIGN_OR_RETURN(std::optional<SliceRule> rule,
                              SliceRuleFor(full, units, name));
       if (!rule) break;
-      rules.push_back(std::move(*rule));
+      fill.rules.push_back(std::move(*rule));
     }
-    if (rules.size() != slots.size()) {  // replicated: a whole copy each
-      for (size_t k = 0; k < slots.size(); ++k) {
-        out[k].Set(name, allocate(tensor.sizes()).copy_(tensor));
+    if (fill.rules.size() != slots.size()) fill.rules.clear();
+    int64_t elements = 0;
+    for (size_t k = 0; k < slots.size(); ++k) {
+      std::vector<int64_t> shape = tensor.sizes().vec();
+      if (!fill.rules.empty()) {
+        shape[fill.rules[k].dim] =
+            static_cast<int64_t>(fill.rules[k].index.size());
       }
-      continue;
+      fill.slices.push_back(allocate(shape));
+      out[k].Set(name, fill.slices.back());
+      elements += fill.slices.back().numel();
+    }
+    fills.push_back(std::move(fill));
+    costs.push_back(elements);
+  }
+  ForEachBalanced(costs, [&](size_t f) {
+    const Fill& fill = fills[f];
+    if (fill.rules.empty()) {
+      for (const at::Tensor& slice : fill.slices) slice.copy_(*fill.tensor);
+      return;
     }
     std::vector<const std::vector<int64_t>*> indices;
-    std::vector<at::Tensor> slices;
-    for (const auto& rule : rules) {
-      std::vector<int64_t> shape = tensor.sizes().vec();
-      shape[rule.dim] = static_cast<int64_t>(rule.index.size());
-      slices.push_back(allocate(shape));
-      indices.push_back(&rule.index);
-    }
-    GatherSlices(tensor, rules[0].dim, indices, slices);
-    for (size_t k = 0; k < slots.size(); ++k) out[k].Set(name, slices[k]);
-  }
+    for (const auto& rule : fill.rules) indices.push_back(&rule.index);
+    GatherSlices(*fill.tensor, fill.rules[0].dim, indices, fill.slices);
+  });
   return out;
 }
 

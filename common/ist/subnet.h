@@ -116,7 +116,9 @@ SubnetUnits UnitsNotIn(const SubnetUnits& units, const SubnetUnits& other);
 // Replicated tensors are copied too, so the result never aliases
 // `full_params`. With a `pool`, the slices go into its tensors where it has
 // free ones of the right shape (the last round's, once released) instead of
-// new memory. Errors: invalid units, a missing parameter, a parameter whose
+// new memory. The tensors are copied on at::parallel_for's threads, a
+// tensor's slices by one (ForEachBalanced); the bytes do not depend on the
+// thread count. Errors: invalid units, a missing parameter, a parameter whose
 // shape does not match `full`, a model the kernels do not support (CPU
 // float32/float64).
 absl::StatusOr<std::vector<NamedTensors>> ExtractSubnets(

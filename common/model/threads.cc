@@ -3,8 +3,10 @@
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
+#include <numeric>
 
 namespace twist::common {
 
@@ -40,6 +42,27 @@ int ParallelForThreads() {
   int distinct = 0;
   for (int i = 0; i < threads; ++i) distinct += ran[i].load() ? 1 : 0;
   return distinct;
+}
+
+void ForEachBalanced(const std::vector<int64_t>& costs,
+                     const std::function<void(size_t)>& task) {
+  const int threads = std::max(1, at::get_num_threads());
+  std::vector<size_t> order(costs.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return costs[a] > costs[b]; });
+  std::vector<std::vector<size_t>> bins(threads);
+  std::vector<int64_t> load(threads, 0);
+  for (size_t t : order) {
+    const size_t b = std::min_element(load.begin(), load.end()) - load.begin();
+    bins[b].push_back(t);
+    load[b] += costs[t];
+  }
+  at::parallel_for(0, threads, 1, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      for (size_t t : bins[b]) task(t);
+    }
+  });
 }
 
 }  // namespace twist::common

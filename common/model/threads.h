@@ -4,6 +4,11 @@
 #ifndef TWIST_COMMON_MODEL_THREADS_H_
 #define TWIST_COMMON_MODEL_THREADS_H_
 
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
 namespace twist::common {
 
 // Sets LibTorch's intra-op threads to `threads` (0: leave LibTorch's default,
@@ -18,6 +23,14 @@ void ConfigureThreads(int threads);
 // calling thread then). The project's own parallel loops (the merge, the update
 // codec) run on this many threads.
 int ParallelForThreads();
+
+// Runs task(i) once for every i < costs.size(), on at::parallel_for's
+// threads: tasks are dealt largest cost first, each to the thread with the
+// least cost so far (a tensor's bytes: GPT-2's token embedding alone is a
+// third of the model). Which thread runs a task depends on the thread count,
+// so a task must write only its own outputs.
+void ForEachBalanced(const std::vector<int64_t>& costs,
+                     const std::function<void(size_t)>& task);
 
 }  // namespace twist::common
 
