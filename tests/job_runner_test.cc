@@ -472,7 +472,7 @@ TEST_F(JobRunnerTest, SameSpecTwiceGivesTheSameModel) {
   EXPECT_FALSE(SameModel(a.model_path, c.model_path));
 }
 
-// quota: learned follows a worker that slows down to a third of its speed:
+// quota: learned follows a worker that slows down to a quarter of its speed:
 // equal shares while both are equally fast, and within a few rounds of the
 // slowdown a clearly smaller share for the slow one, every update accepted.
 // Shared out as units (quota_in: units) it holds fewer parameters; as local
@@ -494,7 +494,7 @@ TEST_F(JobRunnerTest, LearnedQuotasFollowAWorkerThatSlowsDown) {
     std::vector<WorkerBehaviour> workers(2);
     workers[0].name = "steady";
     workers[1].name = "slowing";
-    workers[1].slowdown = 3;
+    workers[1].slowdown = 4;
     workers[1].slow_from_round = 4;
     const JobRun run = RunJob(spec, workers,
                               JobDir(units ? "learned-units" : "learned-steps"));
@@ -519,15 +519,21 @@ TEST_F(JobRunnerTest, LearnedQuotasFollowAWorkerThatSlowsDown) {
       share[r] = slowing / (steady + slowing);
     }
     // Equal shares first, then as fast as each other (in-process workers on
-    // shared cores: give or take 0.15; the slowdown's share is 0.25).
+    // shared cores: give or take 0.15; the slowdown's share is 0.2).
     EXPECT_DOUBLE_EQ(share[1], 0.5) << units;
     for (int r = 2; r <= 4; ++r) {
       EXPECT_NEAR(share[r], 0.5, 0.15) << "round " << r << ", " << units;
     }
-    // Two rounds after the slowdown and from then on: a clearly smaller share.
+    // Two rounds after the slowdown and from then on: a clearly smaller share
+    // (with exact timings 0.30, 0.26, 0.23, 0.21; each round's timings on
+    // cores that other tests share move one round's share by up to about
+    // 0.1, so each round is held to 0.45 and the four together to 0.35).
+    double later = 0;
     for (int r = 6; r <= 9; ++r) {
-      EXPECT_LT(share[r], 0.42) << "round " << r << ", " << units;
+      EXPECT_LT(share[r], 0.45) << "round " << r << ", " << units;
+      later += share[r] / 4;
     }
+    EXPECT_LT(later, 0.35) << units;
   }
 }
 
