@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/free_memory.h"
 #include "common/base/status_macros.h"
+#include "common/ist/slice_kernels.h"
 #include "common/rpc/auth.h"
 #include "common/rpc/security.h"
 #include "common/rpc/rpc_util.h"
@@ -237,7 +238,10 @@ int main(int argc, char** argv) {
                      : std::string())
             << ", state in " << state_dir << ", "
             << twist::common::AllocatorName() << ", merging on "
-            << twist::common::ParallelForThreads() << " thread(s)";
+            << twist::common::ParallelForThreads() << " thread(s) with "
+            << twist::common::KernelIsaName(
+                   twist::common::ActiveKernelIsa())
+            << " kernels";
   // Scripts read the bound ports from this line (useful with port 0).
   std::printf("twist-coordinator ready grpc_port=%d http_port=%d\n", grpc_port,
               http ? http->port() : 0);

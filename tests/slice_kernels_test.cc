@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -148,6 +149,82 @@ TEST(SliceKernelsTest, BFloat16VelocityStepsLikeAFloatOneAndStoresItRounded) {
   EXPECT_FALSE(with_narrow.equal(full));
   EXPECT_TRUE(narrow.equal(wide.to(at::kBFloat16)));
   EXPECT_FALSE(wide.equal(narrow.to(at::kFloat)));  // rounding did happen
+}
+
+// The gathers and merges of every instruction set this CPU runs, against
+// the generic kernels', byte for byte: rows and columns, float32 and
+// bfloat16 slices and updates, plain and Nesterov steps with float32 and
+// bfloat16 velocities, on tensors long enough for every vector loop and its
+// tail.
+TEST(SliceKernelsTest, EveryInstructionSetGivesTheSameBytes) {
+  const std::vector<KernelIsa> isas = SupportedKernelIsas();
+  ASSERT_EQ(isas.front(), KernelIsa::kGeneric);
+  if (isas.size() == 1) {
+    GTEST_SKIP() << "this build or CPU has only the generic kernels";
+  }
+  const KernelIsa active = ActiveKernelIsa();
+  EXPECT_EQ(active, isas.back());  // the widest, unless chosen
+  at::manual_seed(8);
+  OuterStep nesterov;
+  nesterov.learning_rate = 0.7;
+  nesterov.momentum = 0.9;
+  // Everything one kernel set computes, as a list of tensors.
+  auto compute = [&]() {
+    std::vector<at::Tensor> out;
+    at::manual_seed(9);
+    for (const std::vector<int64_t>& shape :
+         std::vector<std::vector<int64_t>>{{6, 301, 40}, {64, 1001}}) {
+      const at::Tensor full = at::randn(shape);
+      const int64_t dim = 1;
+      const auto indices = MixedIndices(full.size(dim));
+      std::vector<int32_t> count(full.size(dim), 0);
+      for (const auto& index : indices) {
+        for (int64_t a : index) ++count[a];
+      }
+      for (at::ScalarType type : {at::kFloat, at::kBFloat16}) {
+        std::vector<at::Tensor> slices, updates;
+        for (const auto& index : indices) {
+          std::vector<int64_t> s = shape;
+          s[dim] = static_cast<int64_t>(index.size());
+          slices.push_back(at::empty(s, at::TensorOptions().dtype(type)));
+          updates.push_back((at::randn(s) * 0.01).to(type));
+        }
+        GatherSlices(full, dim, Pointers(indices), slices);
+        out.insert(out.end(), slices.begin(), slices.end());
+        const std::vector<bool> is_delta = {type == at::kBFloat16, false,
+                                            type == at::kBFloat16};
+        for (at::ScalarType velocity_type : {at::kFloat, at::kBFloat16}) {
+          for (const OuterStep& step : {OuterStep(), nesterov}) {
+            at::Tensor merged = full.clone();
+            at::Tensor velocity =
+                (at::randn(shape) * 0.01).to(velocity_type);
+            const at::Tensor sum = at::empty({SumElements(full, dim)});
+            MergeSlices(merged, dim, Pointers(indices), updates, is_delta,
+                        count, sum, step,
+                        step.momentum != 0 ? velocity : at::Tensor());
+            out.push_back(merged);
+            out.push_back(velocity);
+          }
+        }
+      }
+    }
+    return out;
+  };
+  ASSERT_TRUE(UseKernelIsa(KernelIsa::kGeneric));
+  const std::vector<at::Tensor> want = compute();
+  for (KernelIsa isa : isas) {
+    ASSERT_TRUE(UseKernelIsa(isa));
+    const std::vector<at::Tensor> got = compute();
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_EQ(got[i].scalar_type(), want[i].scalar_type());
+      EXPECT_EQ(std::memcmp(got[i].data_ptr(), want[i].data_ptr(),
+                            want[i].numel() * want[i].element_size()),
+                0)
+          << KernelIsaName(isa) << ", result " << i;
+    }
+  }
+  ASSERT_TRUE(UseKernelIsa(active));
 }
 
 TEST(SliceKernelsTest, MergeScratchIsOneTile) {

@@ -20,6 +20,26 @@
 
 namespace twist::common {
 
+// The instruction sets the kernels are compiled for. On x86-64 (GCC) the
+// kernels exist for each, and the widest the CPU runs is used: the merge is
+// bound by its arithmetic more than by memory (round_overhead_bench
+// --kernels compares them). The arithmetic is the same IEEE operations in
+// every set, with no fused multiply-add, so the bytes are the same too.
+enum class KernelIsa { kGeneric, kAvx2, kAvx512 };
+
+// The sets this build has kernels for and this CPU runs, narrowest first.
+std::vector<KernelIsa> SupportedKernelIsas();
+
+// The set the kernels use: the widest supported, unless UseKernelIsa chose.
+KernelIsa ActiveKernelIsa();
+
+// Uses `isa` from now on, in every thread; false (and no change) when it is
+// not supported.
+bool UseKernelIsa(KernelIsa isa);
+
+// "generic", "avx2" or "avx512", for logs.
+const char* KernelIsaName(KernelIsa isa);
+
 // True when `full` can be sliced and merged by these kernels with slices or
 // updates of element type `slice_type`.
 bool KernelSupports(const at::Tensor& full, at::ScalarType slice_type);
