@@ -58,21 +58,24 @@ round (the buffers are pooled and reused from round to round). Each row names
 its recipe: `default` deals and merges as a spec that names neither (the
 rolling deal, Nesterov's outer step with its velocity), `old` as one that
 names the random deal and plain merging; and its threads: both recipes on one,
-the default one again with the merge's tensors on 2 (the memcpy stays on one).
+the default one again with the merge's tensors on 2 (the memcpy stays on one);
+and the instruction set of its slicing and merging kernels (the widest the CPU
+runs; the default recipe again with the generic kernels, as on a CPU without
+AVX2; rows from before the kernels had several say generic).
 A configuration whose round tensors would not fit in 80% of the machine's
 available memory is skipped, and its row says what it needs; the medians
 leave it out.
-""", "| model | workers | recipe | threads | MB moved | partition | extract | check | merge | memcpy | ratio | page faults / round |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+""", "| model | workers | recipe | threads | kernels | MB moved | partition | extract | check | merge | memcpy | ratio | page faults / round |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in s["rows"]:
         if "ratio" not in r:  # too large for the machine's memory
             out.append(f"| {r['model']} | {r['workers']} | {r['recipe']} | "
-                       f"{r['threads']} | skipped: needs about "
+                       f"{r['threads']} | {r.get('kernels', 'generic')} | skipped: needs about "
                        f"{r['skipped_needs_bytes'] / 1e9:.1f} GB, "
                        f"{r['available_bytes'] / 1e9:.1f} GB available | | | | | | | |")
             continue
         out.append(f"| {r['model']} | {r['workers']} | {r.get('recipe', 'old')} | "
-                   f"{r.get('threads', 1)} | "
+                   f"{r.get('threads', 1)} | {r.get('kernels', 'generic')} | "
                    f"{mb(r['bytes_moved'])} | "
                    f"{r['partition_s'] * 1e3:.1f} ms | {r['extract_s'] * 1e3:.1f} ms | "
                    f"{r.get('check_s', 0) * 1e3:.1f} ms | {r['merge_s'] * 1e3:.1f} ms | "
@@ -80,7 +83,8 @@ leave it out.
                    f"{r.get('page_faults_per_round', '-')} |")
     out.append("")
     for suffix, name in (("", "the default recipe"), ("_old_recipe", "the old recipe"),
-                         ("_threads2", "the default recipe, merging on 2 threads")):
+                         ("_threads2", "the default recipe, merging on 2 threads"),
+                         ("_generic_kernels", "the default recipe, generic kernels")):
         if "round_overhead_vs_memcpy" + suffix in s:
             out.append(f"Median ratio at 100M-300M parameters, {name}: "
                        f"**{s['round_overhead_vs_memcpy' + suffix]:.2f}** "
@@ -634,6 +638,7 @@ bash bench/run.sh --all   # and learning, optimizer state, bytes against BPE, GP
                ("round_overhead", "round_overhead_vs_memcpy", "round overhead / memcpy, 100M-300M, default recipe (target 2)"),
                ("round_overhead", "round_overhead_vs_memcpy_old_recipe", "the same, random deal and plain merging"),
                ("round_overhead", "round_overhead_vs_memcpy_threads2", "the default recipe, merging on 2 threads"),
+               ("round_overhead", "round_overhead_vs_memcpy_generic_kernels", "the default recipe, generic kernels (a CPU without AVX2)"),
                ("worker_step", "cpp_vs_python_step_min", "PyTorch step / C++ step, worst of keep 1, 1/2, 1/4 at 1 and 2 threads (target 1.0)"),
                ("system", "overhead_share", "share of a round outside compute"),
                ("tokenizer", "bpe_encode_mb_per_s", "GPT-2 BPE MB/s on one core (target 5)"),

@@ -26,9 +26,12 @@
 // velocity); --recipe=old as one that names the random deal and plain
 // merging.
 //
+// --kernels=generic|avx2|avx512 picks the slicing and merging kernels'
+// instruction set (default: the widest this CPU runs; each row names its).
+//
 //   round_overhead_bench [--max_params=3e8] [--threads=1] [--rounds=3]
 //                        [--shape=NAME] [--mode=twist|local_sgd] [--workers=N]
-//                        [--recipe=default|old]
+//                        [--recipe=default|old] [--kernels=ISA]
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -125,12 +128,13 @@ int main(int argc, char** argv) {
   using namespace twist;
   double max_params = 3.1e8;
   int threads = 1, rounds = 3, only_workers = 0;
-  std::string only_shape, mode = "twist", recipe = "default";
+  std::string only_shape, mode = "twist", recipe = "default", kernels;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--shape=", 0) == 0) only_shape = a.substr(8);
     if (a.rfind("--mode=", 0) == 0) mode = a.substr(7);
     if (a.rfind("--recipe=", 0) == 0) recipe = a.substr(9);
+    if (a.rfind("--kernels=", 0) == 0) kernels = a.substr(10);
     if (a.rfind("--workers=", 0) == 0) {
       absl::SimpleAtoi(a.substr(10), &only_workers);
     }
@@ -140,6 +144,26 @@ int main(int argc, char** argv) {
     if (a.rfind("--rounds=", 0) == 0) absl::SimpleAtoi(a.substr(9), &rounds);
   }
   common::ConfigureThreads(threads);
+  if (!kernels.empty()) {
+    bool known = false;
+    for (common::KernelIsa isa : common::SupportedKernelIsas()) {
+      if (kernels == common::KernelIsaName(isa)) {
+        known = common::UseKernelIsa(isa);
+      }
+    }
+    if (!known) {
+      std::fprintf(stderr,
+                   "--kernels=%s is not an instruction set this build and CPU "
+                   "run; they are:",
+                   kernels.c_str());
+      for (common::KernelIsa isa : common::SupportedKernelIsas()) {
+        std::fprintf(stderr, " %s", common::KernelIsaName(isa));
+      }
+      std::fprintf(stderr, "\n");
+      return 2;
+    }
+  }
+  const char* isa = common::KernelIsaName(common::ActiveKernelIsa());
   torch::manual_seed(0);
   std::printf("%-6s %7s %8s %9s %9s %9s %9s %9s %9s %7s %8s\n", "model",
               "workers", "MB moved", "partition", "extract", "check", "merge",
@@ -201,9 +225,11 @@ int main(int argc, char** argv) {
           std::printf(
               "JSON {\"bench\": \"round_overhead\", \"model\": \"%s\", "
               "\"mode\": \"%s\", \"recipe\": \"%s\", \"threads\": %d, "
+              "\"kernels\": \"%s\", \"kernels_chosen\": %s, "
               "\"parameters\": %lld, \"workers\": %d, "
               "\"skipped_needs_bytes\": %lld, \"available_bytes\": %lld}\n",
-              shape.name, mode.c_str(), recipe.c_str(), threads,
+              shape.name, mode.c_str(), recipe.c_str(), threads, isa,
+              kernels.empty() ? "false" : "true",
               static_cast<long long>(config.NumParameters()), workers,
               static_cast<long long>(need), static_cast<long long>(available));
           std::fflush(stdout);
@@ -308,11 +334,13 @@ int main(int argc, char** argv) {
       std::printf(
           "JSON {\"bench\": \"round_overhead\", \"model\": \"%s\", "
           "\"mode\": \"%s\", \"recipe\": \"%s\", \"threads\": %d, "
+          "\"kernels\": \"%s\", \"kernels_chosen\": %s, "
           "\"parameters\": %lld, \"workers\": %d, \"bytes_moved\": %lld, "
           "\"partition_s\": %.6f, \"extract_s\": %.6f, \"check_s\": %.6f, "
           "\"merge_s\": %.6f, \"memcpy_s\": %.6f, \"ratio\": %.4f, "
           "\"page_faults_per_round\": %.1f}\n",
-          shape.name, mode.c_str(), recipe.c_str(), threads,
+          shape.name, mode.c_str(), recipe.c_str(), threads, isa,
+          kernels.empty() ? "false" : "true",
           static_cast<long long>(config.NumParameters()), workers,
           static_cast<long long>(2 * bytes), steps.partition * per,
           steps.extract * per, steps.check * per, steps.merge * per, memcpy_s,

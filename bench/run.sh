@@ -48,6 +48,8 @@ done
 # The default recipe again with the merge on 2 threads (the memcpy it is
 # compared with stays on one).
 "$build/bench/round_overhead_bench" --recipe=default --threads=2 | tee -a "$log" | grep -v '^JSON'
+# And on one thread with the generic kernels, as on a CPU without AVX2.
+"$build/bench/round_overhead_bench" --recipe=default --kernels=generic | tee -a "$log" | grep -v '^JSON'
 echo "== 3. worker step"
 # The 2000-step Brown setting's model and batch (context 64, batch 12), at 1
 # and 2 threads. Alternating, three times each: summarize.py keeps each side's

@@ -54,14 +54,21 @@ def round_overhead(rows):
         return None
     # Rows before the benchmark named its recipe measured the old one; rows
     # before it named its threads ran on one.
+    # Rows before the kernels had instruction sets ran the generic ones;
+    # `kernels_chosen` marks a pass told which set to use (--kernels).
     for r in rows:
         r.setdefault("recipe", "old")
         r.setdefault("threads", 1)
+        r.setdefault("kernels", "generic")
+        r.setdefault("kernels_chosen", False)
     out = {"rows": rows}
-    for recipe, threads, suffix in (("default", 1, ""), ("old", 1, "_old_recipe"),
-                                    ("default", 2, "_threads2")):
+    for recipe, threads, chosen, suffix in (
+            ("default", 1, False, ""), ("old", 1, False, "_old_recipe"),
+            ("default", 2, False, "_threads2"),
+            ("default", 1, True, "_generic_kernels")):
         big = [r for r in rows if r["parameters"] >= 9e7 and r["recipe"] == recipe
-               and r["threads"] == threads and "ratio" in r]
+               and r["threads"] == threads and r["kernels_chosen"] == chosen
+               and "ratio" in r]
         if big:
             out["round_overhead_vs_memcpy" + suffix] = round(
                 statistics.median(r["ratio"] for r in big), 3)
