@@ -638,7 +638,7 @@ bash bench/run.sh --all   # and learning, optimizer state, bytes against BPE, GP
                ("round_overhead", "round_overhead_vs_memcpy", "round overhead / memcpy, 100M-300M, default recipe (target 2)"),
                ("round_overhead", "round_overhead_vs_memcpy_old_recipe", "the same, random deal and plain merging"),
                ("round_overhead", "round_overhead_vs_memcpy_threads2", "the default recipe, merging on 2 threads"),
-               ("round_overhead", "round_overhead_vs_memcpy_generic_kernels", "the default recipe, generic kernels (a CPU without AVX2)"),
+               ("round_overhead", "round_overhead_vs_memcpy_generic_kernels", "the default recipe on the generic kernels, as on a CPU without AVX2"),
                ("worker_step", "cpp_vs_python_step_min", "PyTorch step / C++ step, worst of keep 1, 1/2, 1/4 at 1 and 2 threads (target 1.0)"),
                ("system", "overhead_share", "share of a round outside compute"),
                ("tokenizer", "bpe_encode_mb_per_s", "GPT-2 BPE MB/s on one core (target 5)"),
