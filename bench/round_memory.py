@@ -22,6 +22,10 @@ import sys
 import time
 import urllib.request
 
+# How long the job may take to appear before the submission is taken to have
+# failed.
+SUBMIT_WAIT_S = 120
+
 
 def status(pid, key):
     with open(f"/proc/{pid}/status") as f:
@@ -69,10 +73,14 @@ def main():
     seen = -1
     peak = 0
     last = None
+    started = time.monotonic()
     while True:
         try:
             job = json.load(urllib.request.urlopen(url))
         except urllib.error.HTTPError:
+            if time.monotonic() - started > SUBMIT_WAIT_S:
+                sys.exit(f"{label}: no job 1 after {SUBMIT_WAIT_S} s: the submission "
+                         "failed (twistctl's error above)")
             time.sleep(0.2)  # not submitted yet
             continue
         new = [r for r in job["rounds"] if r["round"] > seen]
